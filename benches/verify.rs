@@ -1,0 +1,2 @@
+//! Verification benchmarks (placeholder until the suite lands).
+fn main() {}

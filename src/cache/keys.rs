@@ -1,0 +1,397 @@
+//! The key verification cache: a sharded, read-mostly table of compact key
+//! entries holding, per key, the keyed tag of the secret that last passed
+//! argon2 (never the secret), the key's effective grant and its state.
+//!
+//! Layout: each shard is an `RwLock` over a slab of entries plus a
+//! `hashbrown::HashTable<u32>` of slab indices, so the hash table costs
+//! 5 bytes a bucket and the entries are stored once, densely. Grants
+//! (account + effective permissions) are interned per shard, so two threads
+//! verifying keys of the same account in different shards never touch the
+//! same reference count.
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use hashbrown::HashTable;
+use ipnet::IpNet;
+use subtle::ConstantTimeEq;
+
+use crate::digest::Tag;
+use crate::id::{AccountId, KeyId};
+use crate::principal::Grant;
+use crate::store::PhcString;
+
+const SHARDS: usize = 64;
+
+/// A slot for one accepted secret (current, or previous during a grace
+/// period): its tag once verified, its hash until then.
+#[derive(Debug, Clone)]
+pub(crate) struct SecretSlot {
+    pub(crate) tag: Option<Tag>,
+    pub(crate) hash: Option<PhcString>,
+}
+
+impl SecretSlot {
+    pub(crate) fn cold(hash: PhcString) -> Self {
+        Self {
+            tag: None,
+            hash: Some(hash),
+        }
+    }
+}
+
+/// Rarely needed parts of an entry, boxed to keep the common entry small.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extra {
+    /// Hash of the current secret, until a verification replaces it by a tag.
+    pub(crate) current_hash: Option<PhcString>,
+    /// The previous secret during a grace period, and when it stops working.
+    pub(crate) previous: Option<(SecretSlot, i64)>,
+    /// Allowed client networks (empty: any).
+    pub(crate) allowed: Box<[IpNet]>,
+}
+
+/// A cached key.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyEntry {
+    pub(crate) key_id: KeyId,
+    pub(crate) grant: Arc<Grant>,
+    /// Tag of the current secret, once verified on this instance.
+    pub(crate) tag: Option<Tag>,
+    pub(crate) generation: u32,
+    pub(crate) active: bool,
+    /// Unix nanoseconds; `i64::MAX` when the key never expires.
+    pub(crate) expires_at: i64,
+    /// Unix nanoseconds of the store read this entry reflects.
+    pub(crate) fetched_at: i64,
+    pub(crate) extra: Option<Box<Extra>>,
+}
+
+impl KeyEntry {
+    fn allowed(&self) -> &[IpNet] {
+        self.extra.as_deref().map_or(&[], |e| &e.allowed)
+    }
+
+    /// Whether `ip` may use the key.
+    pub(crate) fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
+        let allowed = self.allowed();
+        allowed.is_empty() || ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Keeps the tags of `old` that still describe the same secrets.
+    fn inherit_tags(&mut self, old: &KeyEntry) {
+        if old.generation == self.generation && self.tag.is_none() {
+            self.tag = old.tag;
+            if self.tag.is_some()
+                && let Some(extra) = self.extra.as_deref_mut()
+            {
+                extra.current_hash = None;
+            }
+        }
+        let old_prev = old.extra.as_deref().and_then(|e| e.previous.as_ref());
+        let new_prev = self.extra.as_deref_mut().and_then(|e| e.previous.as_mut());
+        if let (Some((old_slot, old_until)), Some((new_slot, new_until))) = (old_prev, new_prev)
+            && old_until == new_until
+            && old.generation == self.generation
+            && new_slot.tag.is_none()
+            && old_slot.tag.is_some()
+        {
+            new_slot.tag = old_slot.tag;
+            new_slot.hash = None;
+        }
+    }
+}
+
+/// What the cache can say about a presented secret without argon2.
+#[derive(Debug)]
+pub(crate) enum Warm {
+    /// The secret matches a verified tag; the entry's state follows.
+    Match {
+        grant: Arc<Grant>,
+        active: bool,
+        expires_at: i64,
+        ip_allowed: bool,
+    },
+    /// Every secret the key accepts has a verified tag and none matches.
+    Mismatch { account: AccountId },
+    /// A slot is still cold: argon2 must decide. Carries the hashes to try.
+    Cold {
+        current: Option<PhcString>,
+        previous: Option<PhcString>,
+        generation: u32,
+        account: AccountId,
+    },
+    /// Absent, or older than the propagation window.
+    Stale,
+}
+
+struct Shard {
+    table: HashTable<u32>,
+    slab: Vec<KeyEntry>,
+    grants: HashSet<Arc<Grant>, foldhash::fast::RandomState>,
+}
+
+/// The sharded key cache.
+pub(crate) struct KeyCache {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: foldhash::fast::RandomState,
+    max_per_shard: usize,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").field("len", &self.len()).finish()
+    }
+}
+
+impl KeyCache {
+    /// A cache holding at most about `max_entries` keys.
+    pub(crate) fn new(max_entries: usize) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                RwLock::new(Shard {
+                    table: HashTable::new(),
+                    slab: Vec::new(),
+                    grants: HashSet::default(),
+                })
+            })
+            .collect();
+        Self {
+            shards,
+            hasher: foldhash::fast::RandomState::default(),
+            max_per_shard: max_entries.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    #[inline]
+    fn locate(&self, id: &KeyId) -> (u64, usize) {
+        let h = self.hasher.hash_one(id);
+        // Bits 32..38 pick the shard: hashbrown uses the low bits for the
+        // bucket and the top 7 for control bytes, so neither is biased.
+        (h, ((h >> 32) as usize) % SHARDS)
+    }
+
+    fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
+        self.shards[shard].read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[shard].write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The hot path: checks `tag` against the entry for `id` in constant
+    /// time. Allocation-free.
+    #[inline]
+    pub(crate) fn check(
+        &self,
+        id: &KeyId,
+        tag: &Tag,
+        now: i64,
+        window: i64,
+        ip: Option<IpAddr>,
+    ) -> Warm {
+        let (h, s) = self.locate(id);
+        let shard = self.read(s);
+        let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id) else {
+            return Warm::Stale;
+        };
+        let e = &shard.slab[i as usize];
+        if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
+            return Warm::Stale;
+        }
+        let current = e.tag.map(|t| bool::from(t.ct_eq(tag)));
+        let prev = e
+            .extra
+            .as_deref()
+            .and_then(|x| x.previous.as_ref())
+            .filter(|(_, until)| now < *until);
+        let prev_match = prev.and_then(|(slot, _)| slot.tag.map(|t| bool::from(t.ct_eq(tag))));
+        if current == Some(true) || prev_match == Some(true) {
+            return Warm::Match {
+                grant: Arc::clone(&e.grant),
+                active: e.active,
+                expires_at: e.expires_at,
+                ip_allowed: e.ip_allowed(ip),
+            };
+        }
+        let prev_cold = prev.is_some() && prev_match.is_none();
+        if current.is_some() && !prev_cold {
+            return Warm::Mismatch {
+                account: e.grant.account,
+            };
+        }
+        Warm::Cold {
+            current: if current.is_none() {
+                e.extra.as_deref().and_then(|x| x.current_hash.clone())
+            } else {
+                None
+            },
+            previous: prev.and_then(|(slot, _)| slot.hash.clone()),
+            generation: e.generation,
+            account: e.grant.account,
+        }
+    }
+
+    /// Runs `f` on the fresh entry for `id`, if any.
+    pub(crate) fn with_fresh<R>(
+        &self,
+        id: &KeyId,
+        now: i64,
+        window: i64,
+        f: impl FnOnce(&KeyEntry) -> R,
+    ) -> Option<R> {
+        let (h, s) = self.locate(id);
+        let shard = self.read(s);
+        let &i = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id)?;
+        let e = &shard.slab[i as usize];
+        if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
+            return None;
+        }
+        Some(f(e))
+    }
+
+    /// Records that the secret with `tag` passed argon2 for the current
+    /// (`previous == false`) or previous secret of generation `generation`.
+    pub(crate) fn mark_verified(&self, id: &KeyId, generation: u32, previous: bool, tag: Tag) {
+        let (h, s) = self.locate(id);
+        let mut shard = self.write(s);
+        let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id) else {
+            return;
+        };
+        let e = &mut shard.slab[i as usize];
+        if e.generation != generation {
+            return;
+        }
+        if previous {
+            if let Some((slot, _)) = e.extra.as_deref_mut().and_then(|x| x.previous.as_mut()) {
+                slot.tag = Some(tag);
+                slot.hash = None;
+            }
+        } else {
+            e.tag = Some(tag);
+            if let Some(x) = e.extra.as_deref_mut() {
+                x.current_hash = None;
+            }
+        }
+        let empty = e.extra.as_deref().is_some_and(|x| {
+            x.current_hash.is_none() && x.previous.is_none() && x.allowed.is_empty()
+        });
+        if empty {
+            e.extra = None;
+        }
+    }
+
+    /// Inserts or replaces the entry for `entry.key_id`, keeping verified
+    /// tags that still apply. `grant` is interned per shard.
+    pub(crate) fn upsert(&self, mut entry: KeyEntry) {
+        let (h, s) = self.locate(&entry.key_id);
+        let mut guard = self.write(s);
+        let shard = &mut *guard;
+        entry.grant = intern(&mut shard.grants, entry.grant);
+        let id = entry.key_id;
+        if let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == id) {
+            let old = &mut shard.slab[i as usize];
+            if old.fetched_at > entry.fetched_at {
+                return; // a newer read already landed
+            }
+            entry.inherit_tags(old);
+            *old = entry;
+            return;
+        }
+        if shard.slab.len() >= self.max_per_shard {
+            let victim = shard.slab[(h as usize) % shard.slab.len()].key_id;
+            let vh = self.hasher.hash_one(victim);
+            remove_from(shard, &self.hasher, vh, &victim);
+        }
+        let idx = shard.slab.len() as u32;
+        shard.slab.push(entry);
+        let (table, slab) = (&mut shard.table, &shard.slab);
+        table.insert_unique(h, idx, |&i| self.hasher.hash_one(slab[i as usize].key_id));
+        if shard.grants.len() > 64 && shard.grants.len() > shard.slab.len() / 4 {
+            shard.grants.retain(|g| Arc::strong_count(g) > 1);
+        }
+    }
+
+    /// Marks the entry for `id` stale: the next use re-reads the store
+    /// (verified tags survive if the secret did not change).
+    pub(crate) fn invalidate(&self, id: &KeyId) {
+        let (h, s) = self.locate(id);
+        let mut shard = self.write(s);
+        if let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id) {
+            shard.slab[i as usize].fetched_at = i64::MIN;
+        }
+    }
+
+    /// Removes the entry for `id`.
+    pub(crate) fn remove(&self, id: &KeyId) {
+        let (h, s) = self.locate(id);
+        let mut shard = self.write(s);
+        remove_from(&mut shard, &self.hasher, h, id);
+    }
+
+    /// Marks every entry stale.
+    pub(crate) fn invalidate_all(&self) {
+        for s in 0..SHARDS {
+            self.write(s).slab.iter_mut().for_each(|e| e.fetched_at = i64::MIN);
+        }
+    }
+
+    /// Marks stale every entry whose grant belongs to `account`.
+    pub(crate) fn invalidate_account(&self, account: &AccountId) {
+        for s in 0..SHARDS {
+            self.write(s)
+                .slab
+                .iter_mut()
+                .filter(|e| e.grant.account == *account)
+                .for_each(|e| e.fetched_at = i64::MIN);
+        }
+    }
+
+    /// Number of cached keys.
+    pub(crate) fn len(&self) -> usize {
+        (0..SHARDS).map(|s| self.read(s).slab.len()).sum()
+    }
+
+    /// Bytes held by the cache's tables and entries (not counting shared
+    /// grants and rarely present boxed extras).
+    pub(crate) fn approx_bytes(&self) -> usize {
+        (0..SHARDS)
+            .map(|s| {
+                let g = self.read(s);
+                g.table.capacity() * (size_of::<u32>() + 1)
+                    + g.slab.capacity() * size_of::<KeyEntry>()
+                    + g.grants.capacity() * (size_of::<Arc<Grant>>() + 1)
+            })
+            .sum()
+    }
+}
+
+fn intern(
+    grants: &mut HashSet<Arc<Grant>, foldhash::fast::RandomState>,
+    grant: Arc<Grant>,
+) -> Arc<Grant> {
+    if let Some(existing) = grants.get(&*grant) {
+        return Arc::clone(existing);
+    }
+    grants.insert(Arc::clone(&grant));
+    grant
+}
+
+fn remove_from(shard: &mut Shard, hasher: &foldhash::fast::RandomState, h: u64, id: &KeyId) {
+    let slab = &shard.slab;
+    let Ok(found) = shard.table.find_entry(h, |&i| slab[i as usize].key_id == *id) else {
+        return;
+    };
+    let (idx, _) = found.remove();
+    let idx = idx as usize;
+    let last = shard.slab.len() - 1;
+    if idx != last {
+        let moved = hasher.hash_one(shard.slab[last].key_id);
+        if let Some(slot) = shard.table.find_mut(moved, |&i| i as usize == last) {
+            *slot = idx as u32;
+        }
+    }
+    shard.slab.swap_remove(idx);
+}

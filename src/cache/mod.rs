@@ -1,0 +1,10 @@
+//! In-process caches that make verification fast. Nothing in them is
+//! trusted once older than the propagation window.
+
+mod accounts;
+mod keys;
+mod sessions;
+
+pub(crate) use accounts::AccountCache;
+pub(crate) use keys::{Extra, KeyCache, KeyEntry, SecretSlot, Warm};
+pub(crate) use sessions::{SessionCache, SessionEntry};

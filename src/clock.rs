@@ -1,0 +1,77 @@
+//! The [`Clock`] every time reading goes through, so tests control time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use time::{Duration, OffsetDateTime};
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current UTC time.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that moves only when told to; clones share the same time.
+///
+/// ```
+/// use keyward::{Clock, ManualClock};
+/// let clock = ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC));
+/// clock.advance(time::Duration::seconds(31));
+/// assert_eq!(clock.now(), time::macros::datetime!(2030-01-01 0:00:31 UTC));
+/// ```
+#[derive(Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self(Arc::new(AtomicI64::new(to_nanos(start))))
+    }
+
+    /// Moves the clock forward (or back, for a negative `by`).
+    pub fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.whole_nanoseconds()).unwrap_or(i64::MAX);
+        self.0.fetch_add(by, Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `to`.
+    pub fn set(&self, to: OffsetDateTime) {
+        self.0.store(to_nanos(to), Ordering::SeqCst);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new(time::macros::datetime!(2030-01-01 0:00 UTC))
+    }
+}
+
+fn to_nanos(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        let n = self.0.load(Ordering::SeqCst);
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ManualClock").field(&self.now()).finish()
+    }
+}

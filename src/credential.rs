@@ -1,0 +1,399 @@
+//! The credential formats: key ids, key secrets, the single-string key form
+//! and session tokens. Parsing is strict, allocation-free and rejects
+//! malformed, truncated or mistyped strings by their checksum before any
+//! store access or hashing.
+//!
+//! | credential | format | length (prefix `kw`) |
+//! |---|---|---|
+//! | key id | `<prefix>_<17 base62>` (101 random bits, public) | 20 |
+//! | key secret | `<prefix>_sk_<43 base62><6 base62 CRC32>` (256 random bits) | 55 |
+//! | single-string key | `<prefix>_ak_<17 id base62><43 secret base62><6 CRC32>` | 72 |
+//! | session token | `<prefix>_st_<17 session base62><43 base62><6 CRC32>` | 72 |
+//! | session id | `<prefix>_ses_<17 base62>` (public) | 24 |
+//!
+//! The CRC32 covers every character before it (like GitHub's tokens), so a
+//! secret scanner can recognise keyward credentials with few false positives,
+//! and a session token is never accepted as a key secret or the reverse (the
+//! markers `sk`, `ak`, `st` differ and are covered by the checksum).
+
+use std::fmt;
+
+use crate::id::{KeyId, SessionId};
+use crate::random::{BASE62, fill_base62};
+use crate::secret::Secret;
+
+/// Length of the random part of key and session ids.
+pub(crate) const ID_RANDOM_LEN: usize = 17;
+/// Length of the random part of secrets (43 base62 characters ≥ 256 bits).
+pub(crate) const SECRET_RANDOM_LEN: usize = 43;
+const CHECKSUM_LEN: usize = 6;
+/// No credential keyward issues is longer than this; longer input is
+/// rejected before it is looked at.
+pub const MAX_CREDENTIAL_LEN: usize = 96;
+
+/// Why a presented credential string was rejected before any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MalformedCredential {
+    /// Longer than any credential keyward issues.
+    #[error("credential is too long")]
+    TooLong,
+    /// Wrong prefix, marker, length or characters.
+    #[error("credential is not in the expected format")]
+    Format,
+    /// The checksum does not match: truncated, mistyped or made up.
+    #[error("credential checksum does not match")]
+    Checksum,
+}
+
+/// Error for an invalid credential prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid credential prefix {0:?}: must be 1-8 characters of lowercase ASCII letters and digits")]
+pub struct InvalidPrefix(pub String);
+
+/// The prefix that starts every credential of a deployment (default `kw`):
+/// 1–8 lowercase ASCII letters and digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    len: u8,
+    bytes: [u8; 8],
+}
+
+impl Prefix {
+    /// Validates `p`.
+    ///
+    /// # Errors
+    /// [`InvalidPrefix`] when `p` is empty, longer than 8 characters or has
+    /// characters other than `a-z` and `0-9`.
+    pub fn new(p: &str) -> Result<Self, InvalidPrefix> {
+        let ok = (1..=8).contains(&p.len())
+            && p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !ok {
+            return Err(InvalidPrefix(p.chars().take(16).collect()));
+        }
+        let mut bytes = [0u8; 8];
+        bytes[..p.len()].copy_from_slice(p.as_bytes());
+        Ok(Self {
+            len: p.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The prefix text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl Default for Prefix {
+    fn default() -> Self {
+        Self {
+            len: 2,
+            bytes: *b"kw\0\0\0\0\0\0",
+        }
+    }
+}
+
+impl fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Prefix({:?})", self.as_str())
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// 256 bits of secret material in base62, as presented or issued. It is
+/// what the verifier hashes; it borrows from the presented string.
+#[derive(Clone, Copy)]
+pub(crate) struct SecretMaterial<'a>(pub(crate) &'a [u8]);
+
+impl fmt::Debug for SecretMaterial<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretMaterial([redacted])")
+    }
+}
+
+fn is_base62(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_alphanumeric)
+}
+
+fn crc_base62(data: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut v = crc32fast::hash(data);
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+    out
+}
+
+/// Checks the trailing 6-character checksum of `s` in constant time per
+/// length (the checksum is not secret, but there is no reason to branch).
+fn checksum_ok(s: &[u8]) -> bool {
+    let (body, sum) = s.split_at(s.len() - CHECKSUM_LEN);
+    crc_base62(body) == sum
+}
+
+/// Strips `<prefix>_<marker>_` from `s`.
+fn strip<'a>(s: &'a [u8], prefix: &Prefix, marker: &[u8]) -> Option<&'a [u8]> {
+    let p = prefix.as_str().as_bytes();
+    let rest = s.strip_prefix(p)?.strip_prefix(b"_")?;
+    if marker.is_empty() {
+        return Some(rest);
+    }
+    rest.strip_prefix(marker)?.strip_prefix(b"_")
+}
+
+/// Parses `<prefix>_<marker>_<random: n1><random: n2><crc>`, returning the
+/// two random parts.
+fn parse_checksummed<'a>(
+    s: &'a str,
+    prefix: &Prefix,
+    marker: &[u8],
+    n1: usize,
+    n2: usize,
+) -> Result<(&'a [u8], &'a [u8]), MalformedCredential> {
+    let b = s.as_bytes();
+    if b.len() > MAX_CREDENTIAL_LEN {
+        return Err(MalformedCredential::TooLong);
+    }
+    let body = strip(b, prefix, marker).ok_or(MalformedCredential::Format)?;
+    if body.len() != n1 + n2 + CHECKSUM_LEN || !is_base62(body) {
+        return Err(MalformedCredential::Format);
+    }
+    if !checksum_ok(b) {
+        return Err(MalformedCredential::Checksum);
+    }
+    Ok((&body[..n1], &body[n1..n1 + n2]))
+}
+
+fn assemble(prefix: &Prefix, marker: &str, parts: &[&[u8]]) -> String {
+    let mut s = String::with_capacity(MAX_CREDENTIAL_LEN);
+    s.push_str(prefix.as_str());
+    s.push('_');
+    s.push_str(marker);
+    s.push('_');
+    for p in parts {
+        // Parts are base62 ASCII by construction.
+        s.push_str(std::str::from_utf8(p).unwrap_or_default());
+    }
+    let sum = crc_base62(s.as_bytes());
+    s.push_str(std::str::from_utf8(&sum).unwrap_or_default());
+    s
+}
+
+/// Parses a key id `<prefix>_<17 base62>`.
+pub(crate) fn parse_key_id(s: &str, prefix: &Prefix) -> Result<KeyId, MalformedCredential> {
+    if s.len() > MAX_CREDENTIAL_LEN {
+        return Err(MalformedCredential::TooLong);
+    }
+    let body = strip(s.as_bytes(), prefix, b"").ok_or(MalformedCredential::Format)?;
+    if body.len() != ID_RANDOM_LEN || !is_base62(body) {
+        return Err(MalformedCredential::Format);
+    }
+    KeyId::new(s).map_err(|_| MalformedCredential::Format)
+}
+
+/// Parses a key secret, returning its secret material.
+pub(crate) fn parse_key_secret<'a>(
+    s: &'a str,
+    prefix: &Prefix,
+) -> Result<SecretMaterial<'a>, MalformedCredential> {
+    parse_checksummed(s, prefix, b"sk", 0, SECRET_RANDOM_LEN).map(|(_, m)| SecretMaterial(m))
+}
+
+/// Parses the single-string key form, returning the key id and the secret
+/// material.
+pub(crate) fn parse_combined_key<'a>(
+    s: &'a str,
+    prefix: &Prefix,
+) -> Result<(KeyId, SecretMaterial<'a>), MalformedCredential> {
+    let (id, m) = parse_checksummed(s, prefix, b"ak", ID_RANDOM_LEN, SECRET_RANDOM_LEN)?;
+    Ok((join_id(prefix, "", id)?, SecretMaterial(m)))
+}
+
+/// Parses a session token, returning the session id and secret material.
+pub(crate) fn parse_session_token<'a>(
+    s: &'a str,
+    prefix: &Prefix,
+) -> Result<(SessionId, SecretMaterial<'a>), MalformedCredential> {
+    let (id, m) = parse_checksummed(s, prefix, b"st", ID_RANDOM_LEN, SECRET_RANDOM_LEN)?;
+    let mut buf = [0u8; SessionId::MAX_LEN];
+    let n = write_id(&mut buf, prefix, "ses", id);
+    let sid = std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|s| SessionId::new(s).ok())
+        .ok_or(MalformedCredential::Format)?;
+    Ok((sid, SecretMaterial(m)))
+}
+
+/// Writes `<prefix>_[<marker>_]<random>` into `buf`, returning its length.
+fn write_id(buf: &mut [u8], prefix: &Prefix, marker: &str, random: &[u8]) -> usize {
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(prefix.as_str().as_bytes());
+    put(b"_");
+    if !marker.is_empty() {
+        put(marker.as_bytes());
+        put(b"_");
+    }
+    put(random);
+    n
+}
+
+fn join_id(prefix: &Prefix, marker: &str, random: &[u8]) -> Result<KeyId, MalformedCredential> {
+    let mut buf = [0u8; KeyId::MAX_LEN];
+    let n = write_id(&mut buf, prefix, marker, random);
+    std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|s| KeyId::new(s).ok())
+        .ok_or(MalformedCredential::Format)
+}
+
+/// A newly generated key id.
+pub(crate) fn new_key_id(prefix: &Prefix) -> KeyId {
+    let mut r = [0u8; ID_RANDOM_LEN];
+    fill_base62(&mut r);
+    // A validated prefix (≤ 8) plus 18 characters always fits a KeyId.
+    join_id(prefix, "", &r).unwrap_or_else(|_| unreachable!("key id always fits"))
+}
+
+/// A newly generated key secret.
+pub(crate) fn new_key_secret(prefix: &Prefix) -> Secret {
+    let mut r = zeroize::Zeroizing::new([0u8; SECRET_RANDOM_LEN]);
+    fill_base62(&mut r[..]);
+    Secret::from(assemble(prefix, "sk", &[&r[..]]))
+}
+
+/// The single-string form of a key id and its secret, for clients that can
+/// send only one header (`Authorization: Bearer <this>`) and for secret
+/// scanners.
+///
+/// # Errors
+/// [`MalformedCredential`] when `key_id` or `secret` is not a credential of
+/// this prefix.
+///
+/// ```
+/// # use keyward::{Keyward, MemoryStore, NewKey, Actor, PermissionSet};
+/// # tokio_test_block_on(async {
+/// let kw = Keyward::builder().store(MemoryStore::new()).build().unwrap();
+/// # let account = kw.create_account(&Actor::System, keyward::NewAccount::new("a", PermissionSet::new())).await.unwrap();
+/// let issued = kw.issue_key(&Actor::System, &account.id, NewKey::new("ci")).await.unwrap();
+/// let single = keyward::combine_key(kw.prefix(), &issued.key.id, &issued.secret).unwrap();
+/// assert!(single.expose().starts_with("kw_ak_"));
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub fn combine_key(
+    prefix: &Prefix,
+    key_id: &KeyId,
+    secret: &Secret,
+) -> Result<Secret, MalformedCredential> {
+    let id = parse_key_id(key_id.as_str(), prefix)?;
+    let m = parse_key_secret(secret.expose(), prefix)?;
+    let random = &id.as_str().as_bytes()[prefix.as_str().len() + 1..];
+    Ok(Secret::from(assemble(prefix, "ak", &[random, m.0])))
+}
+
+/// Splits the single-string form into the key id and the key secret.
+///
+/// # Errors
+/// [`MalformedCredential`] when `combined` is not a single-string key of
+/// this prefix.
+pub fn split_key(prefix: &Prefix, combined: &str) -> Result<(KeyId, Secret), MalformedCredential> {
+    let (id, m) = parse_combined_key(combined, prefix)?;
+    Ok((id, Secret::from(assemble(prefix, "sk", &[m.0]))))
+}
+
+/// A newly generated session: its id and bearer token.
+pub(crate) fn new_session_token(prefix: &Prefix) -> (SessionId, Secret) {
+    let mut id = [0u8; ID_RANDOM_LEN];
+    fill_base62(&mut id);
+    let mut r = zeroize::Zeroizing::new([0u8; SECRET_RANDOM_LEN]);
+    fill_base62(&mut r[..]);
+    let token = Secret::from(assemble(prefix, "st", &[&id, &r[..]]));
+    let mut buf = [0u8; SessionId::MAX_LEN];
+    let n = write_id(&mut buf, prefix, "ses", &id);
+    let sid = std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|s| SessionId::new(s).ok())
+        .unwrap_or_else(|| unreachable!("session id always fits"));
+    (sid, token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> Prefix {
+        Prefix::default()
+    }
+
+    #[test]
+    fn issued_credentials_parse_back() {
+        let id = new_key_id(&p());
+        assert_eq!(id.as_str().len(), 20);
+        assert_eq!(parse_key_id(id.as_str(), &p()), Ok(id));
+        let secret = new_key_secret(&p());
+        assert_eq!(secret.expose().len(), 55);
+        let m = parse_key_secret(secret.expose(), &p()).expect("parses");
+        assert_eq!(m.0, &secret.expose().as_bytes()[6..49]);
+        let combined = combine_key(&p(), &id, &secret).expect("combines");
+        let (id2, secret2) = split_key(&p(), combined.expose()).expect("splits");
+        assert_eq!((id2, secret2), (id, secret));
+        let (sid, token) = new_session_token(&p());
+        assert_eq!(parse_session_token(token.expose(), &p()).expect("parses").0, sid);
+    }
+
+    #[test]
+    fn markers_are_not_interchangeable() {
+        let secret = new_key_secret(&p());
+        let (_, token) = new_session_token(&p());
+        assert!(parse_session_token(secret.expose(), &p()).is_err());
+        assert!(parse_key_secret(token.expose(), &p()).is_err());
+        assert!(parse_combined_key(token.expose(), &p()).is_err());
+        // Same length, marker swapped: the checksum catches it.
+        let swapped = token.expose().replacen("_st_", "_ak_", 1);
+        assert_eq!(
+            parse_combined_key(&swapped, &p()).err(),
+            Some(MalformedCredential::Checksum)
+        );
+    }
+
+    #[test]
+    fn typos_and_truncation_are_rejected() {
+        let secret = new_key_secret(&p());
+        let s = secret.expose();
+        assert_eq!(
+            parse_key_secret(&s[..s.len() - 1], &p()).err(),
+            Some(MalformedCredential::Format)
+        );
+        let mut typo = s.as_bytes().to_vec();
+        typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).expect("ascii");
+        assert_eq!(parse_key_secret(&typo, &p()).err(), Some(MalformedCredential::Checksum));
+        let other = Prefix::new("acme").expect("valid");
+        assert!(parse_key_secret(s, &other).is_err());
+        assert_eq!(
+            parse_key_secret(&"x".repeat(200), &p()).err(),
+            Some(MalformedCredential::TooLong)
+        );
+    }
+
+    #[test]
+    fn prefix_rules() {
+        assert!(Prefix::new("acme2").is_ok());
+        for bad in ["", "ACME", "a_b", "toolongpx"] {
+            assert!(Prefix::new(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The service's [`Error`].
+
+use crate::credential::MalformedCredential;
+use crate::permission::{InvalidPermission, Permission, PermissionSet};
+use crate::store::StoreError;
+
+/// Why a permission set cannot be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantLimit {
+    /// The account does not have these permissions.
+    Account,
+    /// The acting principal does not hold these permissions itself.
+    Actor,
+}
+
+/// Errors of the [`Keyward`](crate::Keyward) service.
+///
+/// Authentication failures collapse into [`Error::Unauthorized`] toward a
+/// caller who did not present the key's correct secret: unknown key, wrong
+/// secret, deleted key and (for sessions) unknown, expired or ended sessions
+/// are indistinguishable. [`Error::KeyInactive`], [`Error::KeyExpired`] and
+/// [`Error::ClientNotAllowed`] are returned only to a caller who proved
+/// possession of the secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The credential was not in a valid format (400).
+    #[error("malformed credential: {0}")]
+    Malformed(#[from] MalformedCredential),
+    /// Unknown key, wrong secret, or an invalid session (401).
+    #[error("invalid credentials")]
+    Unauthorized,
+    /// The secret is correct but the key is deactivated (401).
+    #[error("the key is inactive")]
+    KeyInactive,
+    /// The secret is correct but the key has expired (401).
+    #[error("the key has expired")]
+    KeyExpired,
+    /// The secret is correct but the client address is not allowed (401).
+    #[error("the key may not be used from this address")]
+    ClientNotAllowed,
+    /// Too many failed attempts for this key on this instance (429).
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
+    /// The principal lacks a permission (403).
+    #[error("missing permission {permission}")]
+    Forbidden {
+        /// The permission required.
+        permission: Permission,
+    },
+    /// The principal may not act for the requested account (403).
+    #[error("not allowed to act for this account")]
+    AccountNotAllowed,
+    /// Permissions that cannot be granted (403 when beyond the actor, 422
+    /// when beyond the account).
+    #[error("permissions beyond what the {} holds: {}", match .limit { GrantLimit::Account => "account", GrantLimit::Actor => "acting principal" }, names(.permissions))]
+    NotGrantable {
+        /// Which limit was exceeded.
+        limit: GrantLimit,
+        /// The offending permissions.
+        permissions: PermissionSet,
+    },
+    /// A field of the request is invalid (422).
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No such record (404). Keys of other accounts are reported as absent.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Protected keys cannot be deleted (409).
+    #[error("the key is protected and cannot be deleted")]
+    Protected,
+    /// A concurrent change won (409); re-read and retry.
+    #[error("conflicting change: {0}")]
+    Conflict(&'static str),
+    /// The store is unavailable (503); nothing was changed.
+    #[error("store unavailable")]
+    Unavailable(#[source] StoreError),
+    /// An unexpected failure (500).
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn names(p: &PermissionSet) -> String {
+    p.iter().map(Permission::as_str).collect::<Vec<_>>().join(", ")
+}
+
+impl From<InvalidPermission> for Error {
+    fn from(e: InvalidPermission) -> Self {
+        Error::InvalidInput {
+            field: "permissions",
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Error::Unavailable(e),
+            StoreError::Conflict(what) => Error::Conflict(what),
+            StoreError::NotFound => Error::NotFound("record"),
+            StoreError::Backend(source) => Error::Internal(source),
+        }
+    }
+}
+
+/// Result alias of the service.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,47 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod account;
+mod api_key;
+mod audit;
+mod cache;
+mod clock;
+mod context;
+mod credential;
+mod digest;
+mod error;
+mod hash;
+mod id;
+mod inline_str;
+mod limiter;
+mod permission;
+mod principal;
+mod random;
+mod secret;
+mod service;
+mod session;
+mod usage;
+
+pub mod store;
+
+pub use account::{Account, NewAccount};
+pub use api_key::{ApiKey, KeyStatus};
+pub use audit::{AuditAction, AuditActor, AuditEvent};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{InvalidLabel, Label, VerifyContext};
+pub use credential::{InvalidPrefix, MAX_CREDENTIAL_LEN, MalformedCredential, Prefix, combine_key, split_key};
+pub use error::{Error, GrantLimit, Result};
+pub use hash::{HashParams, InvalidHashParams};
+pub use id::{AccountId, InvalidId, KeyId, SessionId};
+pub use limiter::AttemptLimit;
+pub use permission::{InvalidPermission, Permission, PermissionSet};
+pub use principal::Principal;
+pub use secret::Secret;
+pub use service::{
+    Actor, BuildError, Deleted, EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder,
+    ListKeys, LoginSession, NewKey, Rotated, UsageFilter, Updated,
+};
+pub use session::Session;
+pub use store::MemoryStore;

@@ -1,0 +1,86 @@
+//! [`Principal`]: who a verified request is.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::id::{AccountId, KeyId, SessionId};
+use crate::permission::{Permission, PermissionSet};
+
+/// The account and effective permissions a key grants, shared between the
+/// verification cache and the principals it hands out.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Grant {
+    pub(crate) account: AccountId,
+    pub(crate) permissions: PermissionSet,
+}
+
+/// The authenticated caller of a request: the key (and session, if any),
+/// the account it acts for and its effective permissions (the key's
+/// permissions ∩ the account's, as of verification).
+///
+/// Cloning is cheap and allocation-free.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub(crate) key_id: KeyId,
+    pub(crate) home: Arc<Grant>,
+    pub(crate) acting: Option<Arc<Grant>>,
+    pub(crate) session_id: Option<SessionId>,
+    pub(crate) client_ip: Option<IpAddr>,
+}
+
+impl Principal {
+    /// The key that authenticated.
+    pub fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    /// The account the request acts for: the key's own account, or a child
+    /// account selected with [`Keyward::act_for`](crate::Keyward::act_for).
+    pub fn account_id(&self) -> &AccountId {
+        &self.grant().account
+    }
+
+    /// The key's own account.
+    pub fn home_account_id(&self) -> &AccountId {
+        &self.home.account
+    }
+
+    /// The session, when the request presented a bearer session token.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        self.session_id.as_ref()
+    }
+
+    /// The client address the request came from, when known.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+
+    /// Effective permissions.
+    pub fn permissions(&self) -> &PermissionSet {
+        &self.grant().permissions
+    }
+
+    /// Whether the principal holds `permission`.
+    pub fn has(&self, permission: &Permission) -> bool {
+        self.permissions().contains(permission)
+    }
+
+    /// Succeeds when the principal holds `permission`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] naming the missing permission.
+    pub fn require(&self, permission: &Permission) -> Result<(), Error> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                permission: permission.clone(),
+            })
+        }
+    }
+
+    pub(crate) fn grant(&self) -> &Grant {
+        self.acting.as_deref().unwrap_or(&self.home)
+    }
+}

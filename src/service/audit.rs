@@ -1,0 +1,146 @@
+//! Audit events and usage queries.
+
+use time::OffsetDateTime;
+
+use super::keys::{decode_cursor, encode_cursor, page_limit};
+use super::{Actor, Keyward};
+use crate::audit::{AuditAction, AuditEvent};
+use crate::context::Label;
+use crate::error::{Error, Result};
+use crate::id::{AccountId, KeyId, SessionId};
+use crate::permission::Permission;
+use crate::random::fill_base62;
+use crate::store::{EventQuery, UsageQuery, UsageRecord};
+
+/// One page of audit events, newest first.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// The events.
+    pub items: Vec<AuditEvent>,
+    /// Cursor for the next (older) page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Which usage [`Keyward::usage`] returns.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UsageFilter {
+    /// Only this key (otherwise every key of the account).
+    pub key_id: Option<KeyId>,
+    /// Only this origin.
+    pub origin: Option<Label>,
+    /// Hours at or after this instant.
+    pub from: OffsetDateTime,
+    /// Hours before this instant.
+    pub to: OffsetDateTime,
+}
+
+impl UsageFilter {
+    /// Usage between `from` and `to`.
+    pub fn between(from: OffsetDateTime, to: OffsetDateTime) -> Self {
+        Self {
+            key_id: None,
+            origin: None,
+            from,
+            to,
+        }
+    }
+    /// Only `key`.
+    pub fn key(mut self, key: KeyId) -> Self {
+        self.key_id = Some(key);
+        self
+    }
+    /// Only `origin`.
+    pub fn origin(mut self, origin: Label) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+}
+
+impl Keyward {
+    /// Builds an audit event stamped now.
+    pub(crate) fn event(
+        &self,
+        action: AuditAction,
+        account_id: AccountId,
+        key_id: Option<KeyId>,
+        session_id: Option<SessionId>,
+        actor: Actor<'_>,
+        details: serde_json::Value,
+    ) -> AuditEvent {
+        let mut r = [0u8; 20];
+        fill_base62(&mut r);
+        AuditEvent {
+            id: format!("evt_{}", std::str::from_utf8(&r).unwrap_or_default()),
+            at: self.now(),
+            action,
+            account_id,
+            key_id,
+            session_id,
+            actor: actor.audit(),
+            client_ip: actor.client_ip(),
+            details,
+        }
+    }
+
+    /// Audit events of `account` (of one key when `key` is given), newest
+    /// first. Events of deleted keys remain.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad limit or cursor,
+    /// [`Error::Forbidden`] without `readApiKeys`, [`Error::NotFound`],
+    /// [`Error::Unavailable`].
+    pub async fn events(
+        &self,
+        actor: Actor<'_>,
+        account: &AccountId,
+        key: Option<&KeyId>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<EventPage> {
+        let limit = page_limit(limit)?;
+        let before = cursor.map(decode_cursor).transpose()?;
+        actor.authorize(account, &Permission::read_api_keys(), "account")?;
+        let query = EventQuery {
+            account_id: *account,
+            key_id: key.copied(),
+            before,
+            limit: limit + 1,
+        };
+        let mut items = self.inner.store.list_events(&query).await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|e| encode_cursor(e.at, &e.id))
+        } else {
+            None
+        };
+        Ok(EventPage { items, next_cursor })
+    }
+
+    /// Usage counts per key, origin, category and hour (flushes pending
+    /// counts first, so the answer includes every verification so far).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `from` is after `to`,
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
+    pub async fn usage(&self, actor: Actor<'_>, account: &AccountId, filter: UsageFilter) -> Result<Vec<UsageRecord>> {
+        if filter.from > filter.to {
+            return Err(Error::InvalidInput {
+                field: "from",
+                reason: "must not be after `to`".into(),
+            });
+        }
+        actor.authorize(account, &Permission::read_api_keys(), "account")?;
+        if let Err(e) = self.flush().await {
+            tracing::warn!(target: "keyward::usage", error = %e, "flush before usage query failed");
+        }
+        let query = UsageQuery {
+            account_id: *account,
+            key_id: filter.key_id,
+            origin: filter.origin.map(|o| o.as_str().to_owned()),
+            from: filter.from,
+            to: filter.to,
+        };
+        Ok(self.inner.store.usage(&query).await?)
+    }
+}

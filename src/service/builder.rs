@@ -1,0 +1,255 @@
+//! [`KeywardBuilder`].
+
+use std::sync::{Arc, Weak};
+
+use time::Duration;
+use tokio::sync::Semaphore;
+
+use super::{Inner, Keyward};
+use crate::cache::{AccountCache, KeyCache, SessionCache};
+use crate::clock::{Clock, SystemClock};
+use crate::credential::{InvalidPrefix, Prefix};
+use crate::digest::Digester;
+use crate::hash::{HashParams, Hasher, InvalidHashParams};
+use crate::limiter::{AttemptLimit, AttemptLimiter};
+use crate::store::{Change, KeyStore};
+use crate::usage::UsageAggregator;
+
+/// Why [`KeywardBuilder::build`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No store was given.
+    #[error("a store is required: call KeywardBuilder::store")]
+    MissingStore,
+    /// The prefix is invalid.
+    #[error(transparent)]
+    Prefix(#[from] InvalidPrefix),
+    /// The hashing parameters are invalid or above the ceiling.
+    #[error(transparent)]
+    HashParams(#[from] InvalidHashParams),
+    /// A duration is zero, negative or out of range.
+    #[error("invalid {0}: must be positive")]
+    Duration(&'static str),
+}
+
+/// Configures a [`Keyward`].
+#[derive(Debug)]
+pub struct KeywardBuilder {
+    store: Option<Arc<dyn KeyStore>>,
+    clock: Arc<dyn Clock>,
+    prefix: String,
+    hash: HashParams,
+    ceiling: HashParams,
+    window: Duration,
+    session_ttl: Duration,
+    max_grace: Duration,
+    attempt_limit: AttemptLimit,
+    max_concurrent_hashes: usize,
+    max_cached_keys: usize,
+    max_cached_sessions: usize,
+    flush_interval: Option<std::time::Duration>,
+}
+
+impl Default for KeywardBuilder {
+    fn default() -> Self {
+        Self {
+            store: None,
+            clock: Arc::new(SystemClock),
+            prefix: "kw".into(),
+            hash: HashParams::DEFAULT,
+            ceiling: HashParams::DEFAULT_CEILING,
+            window: Duration::seconds(30),
+            session_ttl: Duration::hours(1),
+            max_grace: Duration::days(7),
+            attempt_limit: AttemptLimit::default(),
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_cached_keys: 2_000_000,
+            max_cached_sessions: 1_000_000,
+            flush_interval: Some(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+impl KeywardBuilder {
+    /// The store (required).
+    pub fn store(mut self, store: impl KeyStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The store, already shared.
+    pub fn shared_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The credential prefix, 1–8 lowercase letters and digits (default
+    /// `kw`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Argon2id parameters for new hashes (default m = 8 MiB, t = 1, p = 1);
+    /// stored hashes with other parameters are upgraded on their next
+    /// successful verification.
+    pub fn hash_params(mut self, params: HashParams) -> Self {
+        self.hash = params;
+        self
+    }
+
+    /// The most expensive stored hash this instance will evaluate (default
+    /// m = 256 MiB, t = 16, p = 8).
+    pub fn hash_ceiling(mut self, ceiling: HashParams) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// The propagation window W (default 30 s): no cached entry older than
+    /// this is trusted.
+    pub fn propagation_window(mut self, w: Duration) -> Self {
+        self.window = w;
+        self
+    }
+
+    /// Session lifetime (default 1 h).
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// Longest grace period a rotation may give the old secret (default 7
+    /// days).
+    pub fn max_grace_period(mut self, max: Duration) -> Self {
+        self.max_grace = max;
+        self
+    }
+
+    /// Failed argon2 verifications allowed per key id (default 10, then one
+    /// per 6 s).
+    pub fn attempt_limit(mut self, limit: AttemptLimit) -> Self {
+        self.attempt_limit = limit;
+        self
+    }
+
+    /// Concurrent argon2 computations (default: the number of CPUs).
+    pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
+        self.max_concurrent_hashes = n.max(1);
+        self
+    }
+
+    /// Cached keys at most (default 2 000 000).
+    pub fn max_cached_keys(mut self, n: usize) -> Self {
+        self.max_cached_keys = n.max(1);
+        self
+    }
+
+    /// Cached sessions at most (default 1 000 000).
+    pub fn max_cached_sessions(mut self, n: usize) -> Self {
+        self.max_cached_sessions = n.max(1);
+        self
+    }
+
+    /// How often usage is flushed in the background (default 10 s; `None`
+    /// for explicit [`Keyward::flush`] only). The task runs when `build` is
+    /// called inside a Tokio runtime.
+    pub fn flush_interval(mut self, every: Option<std::time::Duration>) -> Self {
+        self.flush_interval = every;
+        self
+    }
+
+    /// Builds the service. Inside a Tokio runtime it also starts the usage
+    /// flusher and, when the store has a change feed, the task that applies
+    /// other instances' changes to the caches; both stop when the last
+    /// handle is dropped.
+    ///
+    /// # Errors
+    /// [`BuildError`] for a missing store or invalid settings.
+    pub fn build(self) -> Result<Keyward, BuildError> {
+        let store = self.store.ok_or(BuildError::MissingStore)?;
+        for (name, d) in [
+            ("propagation window", self.window),
+            ("session ttl", self.session_ttl),
+        ] {
+            if d <= Duration::ZERO {
+                return Err(BuildError::Duration(name));
+            }
+        }
+        if self.max_grace < Duration::ZERO {
+            return Err(BuildError::Duration("max grace period"));
+        }
+        let window_nanos = i64::try_from(self.window.whole_nanoseconds())
+            .map_err(|_| BuildError::Duration("propagation window"))?;
+        let feed = store.subscribe();
+        let kw = Keyward {
+            inner: Arc::new(Inner {
+                store,
+                clock: self.clock,
+                prefix: Prefix::new(&self.prefix)?,
+                hasher: Hasher::new(self.hash, self.ceiling)?,
+                digester: Digester::new(),
+                window: self.window,
+                window_nanos,
+                session_ttl: self.session_ttl,
+                max_grace: self.max_grace,
+                keys: KeyCache::new(self.max_cached_keys),
+                sessions: SessionCache::new(self.max_cached_sessions),
+                accounts: AccountCache::default(),
+                usage: UsageAggregator::default(),
+                limiter: AttemptLimiter::new(self.attempt_limit),
+                hash_slots: Semaphore::new(self.max_concurrent_hashes),
+            }),
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if let Some(every) = self.flush_interval {
+                rt.spawn(flush_loop(Arc::downgrade(&kw.inner), every));
+            }
+            if let Some(feed) = feed {
+                rt.spawn(feed_loop(Arc::downgrade(&kw.inner), feed));
+            }
+        }
+        Ok(kw)
+    }
+}
+
+async fn flush_loop(inner: Weak<Inner>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Err(e) = (Keyward { inner }).flush().await {
+            tracing::warn!(target: "keyward::usage", error = %e, "usage flush failed; counts kept for the next flush");
+        }
+    }
+}
+
+async fn feed_loop(inner: Weak<Inner>, mut feed: tokio::sync::broadcast::Receiver<Change>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let change = feed.recv().await;
+        let Some(inner) = inner.upgrade() else { return };
+        match change {
+            Ok(Change::Key(id)) => inner.keys.invalidate(&id),
+            Ok(Change::Session(id)) => inner.sessions.remove(&id),
+            Ok(Change::Account(id)) => {
+                inner.accounts.remove(&id);
+                inner.keys.invalidate_account(&id);
+            }
+            Ok(Change::Reset) | Err(RecvError::Lagged(_)) => {
+                inner.keys.invalidate_all();
+                inner.sessions.clear();
+                inner.accounts.clear();
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,664 @@
+//! Key management: issue, get, list, update, deactivate, activate, rotate,
+//! delete.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ipnet::IpNet;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use super::{Actor, Keyward, validate};
+use crate::api_key::{ApiKey, KeyStatus};
+use crate::audit::AuditAction;
+use crate::credential::{SecretMaterial, new_key_id, new_key_secret, parse_key_secret};
+use crate::error::{Error, Result};
+use crate::id::{AccountId, KeyId};
+use crate::permission::{Permission, PermissionSet};
+use crate::secret::Secret;
+use crate::store::{KeyQuery, PhcString, PreviousSecret, StoreError, StoredKey};
+use crate::usage::{nanos_to_time, time_to_nanos};
+
+/// What [`Keyward::issue_key`] needs. Build with [`NewKey::new`] and the
+/// setters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewKey {
+    /// Display name (1–200 characters).
+    pub name: String,
+    /// Free text (up to 2000 characters).
+    pub description: String,
+    /// Application label.
+    pub application: Option<String>,
+    /// Permissions (⊆ the account's, and ⊆ the acting principal's).
+    pub permissions: PermissionSet,
+    /// Expiry (must be in the future).
+    pub expires_at: Option<OffsetDateTime>,
+    /// Allowed client networks (empty: any).
+    pub allowed_cidrs: Vec<IpNet>,
+    /// Application-defined JSON object (≤ 16 KiB).
+    pub metadata: serde_json::Value,
+    /// Protected keys cannot be deleted. Only [`Actor::System`] may set it.
+    pub protected: bool,
+}
+
+impl NewKey {
+    /// A key named `name` with no permissions.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: String::new(),
+            application: None,
+            permissions: PermissionSet::new(),
+            expires_at: None,
+            allowed_cidrs: Vec::new(),
+            metadata: serde_json::Value::Object(Default::default()),
+            protected: false,
+        }
+    }
+    /// Sets the description.
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = d.into();
+        self
+    }
+    /// Sets the application label.
+    pub fn application(mut self, a: impl Into<String>) -> Self {
+        self.application = Some(a.into());
+        self
+    }
+    /// Sets the permissions.
+    pub fn permissions(mut self, p: PermissionSet) -> Self {
+        self.permissions = p;
+        self
+    }
+    /// Sets the expiry.
+    pub fn expires_at(mut self, at: OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+    /// Sets the allowed client networks.
+    pub fn allowed_cidrs(mut self, c: Vec<IpNet>) -> Self {
+        self.allowed_cidrs = c;
+        self
+    }
+    /// Sets the metadata.
+    pub fn metadata(mut self, m: serde_json::Value) -> Self {
+        self.metadata = m;
+        self
+    }
+    /// Marks the key protected.
+    pub fn protected(mut self, p: bool) -> Self {
+        self.protected = p;
+        self
+    }
+}
+
+/// A newly issued key and its secret, shown this once.
+#[derive(Debug)]
+pub struct IssuedKey {
+    /// The record.
+    pub key: ApiKey,
+    /// The secret; keyward keeps only its hash.
+    pub secret: Secret,
+}
+
+/// Changes to a key; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct KeyUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New application label (`Some(None)` clears it).
+    pub application: Option<Option<String>>,
+    /// New permissions.
+    pub permissions: Option<PermissionSet>,
+    /// New expiry (`Some(None)` clears it).
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    /// Activate or deactivate.
+    pub status: Option<KeyStatus>,
+    /// New allowed networks.
+    pub allowed_cidrs: Option<Vec<IpNet>>,
+    /// New metadata.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl KeyUpdate {
+    /// No changes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Renames.
+    pub fn name(mut self, n: impl Into<String>) -> Self {
+        self.name = Some(n.into());
+        self
+    }
+    /// Sets the description.
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = Some(d.into());
+        self
+    }
+    /// Sets or clears the application label.
+    pub fn application(mut self, a: Option<String>) -> Self {
+        self.application = Some(a);
+        self
+    }
+    /// Replaces the permissions.
+    pub fn permissions(mut self, p: PermissionSet) -> Self {
+        self.permissions = Some(p);
+        self
+    }
+    /// Sets or clears the expiry.
+    pub fn expires_at(mut self, at: Option<OffsetDateTime>) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+    /// Activates or deactivates.
+    pub fn status(mut self, s: KeyStatus) -> Self {
+        self.status = Some(s);
+        self
+    }
+    /// Replaces the allowed networks.
+    pub fn allowed_cidrs(mut self, c: Vec<IpNet>) -> Self {
+        self.allowed_cidrs = Some(c);
+        self
+    }
+    /// Replaces the metadata.
+    pub fn metadata(mut self, m: serde_json::Value) -> Self {
+        self.metadata = Some(m);
+        self
+    }
+}
+
+/// The result of an update.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    /// The key after the update.
+    pub key: ApiKey,
+    /// When the update revoked something (deactivation, fewer permissions,
+    /// earlier expiry, narrower networks): the instant it is effective on
+    /// every instance.
+    pub effective_by: Option<OffsetDateTime>,
+}
+
+/// The result of a rotation.
+#[derive(Debug)]
+pub struct Rotated {
+    /// The key after rotation.
+    pub key: ApiKey,
+    /// The new secret, shown this once.
+    pub secret: Secret,
+    /// Until when the previous secret still works (`None`: no grace).
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
+    /// When the previous secret stops working on every instance.
+    pub effective_by: OffsetDateTime,
+}
+
+/// The result of a deletion.
+#[derive(Debug, Clone, Copy)]
+pub struct Deleted {
+    /// The deleted key.
+    pub id: KeyId,
+    /// When the deletion is effective on every instance.
+    pub effective_by: OffsetDateTime,
+}
+
+/// Filters and page for [`Keyward::list_keys`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ListKeys {
+    /// Name contains (case-insensitive).
+    pub q: Option<String>,
+    /// Status filter.
+    pub status: Option<KeyStatus>,
+    /// Application filter.
+    pub application: Option<String>,
+    /// Page size, 1–100 (default 50).
+    pub limit: usize,
+    /// Cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+impl Default for ListKeys {
+    fn default() -> Self {
+        Self {
+            q: None,
+            status: None,
+            application: None,
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+impl ListKeys {
+    /// The first page of 50, unfiltered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Name contains `q`.
+    pub fn q(mut self, q: impl Into<String>) -> Self {
+        self.q = Some(q.into());
+        self
+    }
+    /// Only keys with `status`.
+    pub fn status(mut self, status: KeyStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+    /// Only keys of `application`.
+    pub fn application(mut self, a: impl Into<String>) -> Self {
+        self.application = Some(a.into());
+        self
+    }
+    /// Page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// Continue after `cursor`.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+}
+
+/// One page of keys.
+#[derive(Debug, Clone)]
+pub struct KeyPage {
+    /// The keys, ordered by creation time.
+    pub items: Vec<ApiKey>,
+    /// Pass to [`ListKeys::cursor`] for the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) fn encode_cursor(at: OffsetDateTime, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{}", time_to_nanos(at), id))
+}
+
+pub(crate) fn decode_cursor(c: &str) -> Result<(OffsetDateTime, String)> {
+    let bad = || Error::InvalidInput {
+        field: "cursor",
+        reason: "not a cursor returned by this API".into(),
+    };
+    if c.len() > 200 {
+        return Err(bad());
+    }
+    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (nanos, id) = raw.split_once('.').ok_or_else(bad)?;
+    let nanos: i64 = nanos.parse().map_err(|_| bad())?;
+    Ok((nanos_to_time(nanos), id.to_owned()))
+}
+
+pub(crate) fn page_limit(limit: usize) -> Result<usize> {
+    if (1..=100).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Error::InvalidInput {
+            field: "limit",
+            reason: "must be between 1 and 100".into(),
+        })
+    }
+}
+
+impl Keyward {
+    /// Issues a key for `account`. The secret is returned once; only its
+    /// argon2id hash is stored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (name, description, application, metadata,
+    /// networks, expiry in the past), [`Error::NotGrantable`],
+    /// [`Error::Forbidden`] without `writeApiKeys`, [`Error::NotFound`] for
+    /// an unknown or foreign account, [`Error::Unavailable`].
+    pub async fn issue_key(&self, actor: Actor<'_>, account: &AccountId, new: NewKey) -> Result<IssuedKey> {
+        let now = self.now();
+        validate::name(&new.name)?;
+        validate::description(&new.description)?;
+        if let Some(a) = &new.application {
+            validate::application(a)?;
+        }
+        validate::metadata(&new.metadata)?;
+        validate::cidrs(&new.allowed_cidrs)?;
+        validate::expiry(new.expires_at, now)?;
+        actor.authorize(account, &Permission::write_api_keys(), "account")?;
+        if new.protected && !matches!(actor, Actor::System) {
+            return Err(Error::InvalidInput {
+                field: "protected",
+                reason: "only the application itself may create protected keys".into(),
+            });
+        }
+        let (acct, _) = self
+            .load_account(account)
+            .await?
+            .ok_or(Error::NotFound("account"))?;
+        validate::grantable(&new.permissions, &acct.permissions, actor_permissions(actor))?;
+
+        let secret = new_key_secret(&self.inner.prefix);
+        let material = parse_key_secret(secret.expose(), &self.inner.prefix)?;
+        let tag = self.inner.digester.tag(material);
+        let hash = self.hash_secret(material).await?;
+        let key = ApiKey {
+            id: new_key_id(&self.inner.prefix),
+            account_id: *account,
+            name: new.name,
+            description: new.description,
+            application: new.application,
+            permissions: new.permissions,
+            status: KeyStatus::Active,
+            protected: new.protected,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            expires_at: new.expires_at,
+            allowed_cidrs: new.allowed_cidrs,
+            metadata: if new.metadata.is_null() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                new.metadata
+            },
+        };
+        let stored = StoredKey {
+            key,
+            secret_hash: hash,
+            generation: 0,
+            previous: None,
+            version: 1,
+        };
+        let event = self.event(
+            AuditAction::KeyCreated,
+            *account,
+            Some(stored.key.id),
+            None,
+            actor,
+            json!({ "name": stored.key.name, "permissions": stored.key.permissions }),
+        );
+        self.inner.store.insert_key(&stored, &event).await?;
+        self.cache_key(&stored, Some(tag), time_to_nanos(now)).await?;
+        Ok(IssuedKey {
+            key: stored.key,
+            secret,
+        })
+    }
+
+    /// The key's record.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when absent or in another account,
+    /// [`Error::Forbidden`] without `readApiKeys`, [`Error::Unavailable`].
+    pub async fn get_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<ApiKey> {
+        Ok(self.stored_for(actor, id, &Permission::read_api_keys()).await?.key)
+    }
+
+    /// A page of `account`'s keys.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad limit or cursor,
+    /// [`Error::Forbidden`], [`Error::NotFound`] for a foreign account,
+    /// [`Error::Unavailable`].
+    pub async fn list_keys(&self, actor: Actor<'_>, account: &AccountId, list: ListKeys) -> Result<KeyPage> {
+        let limit = page_limit(list.limit)?;
+        let after = match &list.cursor {
+            Some(c) => {
+                let (at, id) = decode_cursor(c)?;
+                let id = KeyId::new(&id).map_err(|_| Error::InvalidInput {
+                    field: "cursor",
+                    reason: "not a cursor returned by this API".into(),
+                })?;
+                Some((at, id))
+            }
+            None => None,
+        };
+        actor.authorize(account, &Permission::read_api_keys(), "account")?;
+        let query = KeyQuery {
+            name_contains: list.q.filter(|q| !q.is_empty()),
+            status: list.status,
+            application: list.application,
+            after,
+            limit: limit + 1,
+        };
+        let mut items = self.inner.store.list_keys(account, &query).await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|k| encode_cursor(k.created_at, k.id.as_str()))
+        } else {
+            None
+        };
+        Ok(KeyPage { items, next_cursor })
+    }
+
+    /// Applies `update`. Takes effect at once on this instance and within W
+    /// everywhere.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`], [`Error::NotGrantable`],
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`] when
+    /// the key changed concurrently, [`Error::Unavailable`].
+    pub async fn update_key(&self, actor: Actor<'_>, id: &KeyId, update: KeyUpdate) -> Result<Updated> {
+        let now = self.now();
+        if let Some(n) = &update.name {
+            validate::name(n)?;
+        }
+        if let Some(d) = &update.description {
+            validate::description(d)?;
+        }
+        if let Some(Some(a)) = &update.application {
+            validate::application(a)?;
+        }
+        if let Some(m) = &update.metadata {
+            validate::metadata(m)?;
+        }
+        if let Some(c) = &update.allowed_cidrs {
+            validate::cidrs(c)?;
+        }
+        if let Some(e) = update.expires_at {
+            validate::expiry(e, now)?;
+        }
+        let mut stored = self.stored_for(actor, id, &Permission::write_api_keys()).await?;
+        if let Some(p) = &update.permissions {
+            let (acct, _) = self
+                .load_account(&stored.key.account_id)
+                .await?
+                .ok_or(Error::NotFound("account"))?;
+            validate::grantable(p, &acct.permissions, actor_permissions(actor))?;
+        }
+        let before = stored.key.clone();
+        let k = &mut stored.key;
+        let mut changed: Vec<&'static str> = Vec::new();
+        macro_rules! set {
+            ($field:ident, $label:literal) => {
+                if let Some(v) = update.$field {
+                    if k.$field != v {
+                        k.$field = v;
+                        changed.push($label);
+                    }
+                }
+            };
+        }
+        set!(name, "name");
+        set!(description, "description");
+        set!(application, "application");
+        set!(permissions, "permissions");
+        set!(expires_at, "expires_at");
+        set!(status, "status");
+        set!(allowed_cidrs, "allowed_cidrs");
+        set!(metadata, "metadata");
+        if changed.is_empty() {
+            return Ok(Updated {
+                key: before,
+                effective_by: None,
+            });
+        }
+        k.updated_at = now;
+        let revokes = (before.status == KeyStatus::Active && k.status == KeyStatus::Inactive)
+            || !before.permissions.is_subset(&k.permissions)
+            || match (before.expires_at, k.expires_at) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(old), Some(new)) => new < old,
+            }
+            || (k.allowed_cidrs != before.allowed_cidrs && !k.allowed_cidrs.is_empty());
+        let action = match (before.status, k.status) {
+            (KeyStatus::Active, KeyStatus::Inactive) => AuditAction::KeyDeactivated,
+            (KeyStatus::Inactive, KeyStatus::Active) => AuditAction::KeyActivated,
+            _ => AuditAction::KeyUpdated,
+        };
+        let expected = stored.version;
+        stored.version += 1;
+        let event = self.event(
+            action,
+            stored.key.account_id,
+            Some(*id),
+            None,
+            actor,
+            json!({ "changed": changed }),
+        );
+        self.inner.store.update_key(&stored, expected, &event).await?;
+        self.cache_key(&stored, None, time_to_nanos(now)).await?;
+        Ok(Updated {
+            key: stored.key,
+            effective_by: revokes.then(|| self.effective_by(now)),
+        })
+    }
+
+    /// Deactivates a key (it can be reactivated).
+    ///
+    /// # Errors
+    /// As [`update_key`](Self::update_key).
+    pub async fn deactivate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
+        self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Inactive)).await
+    }
+
+    /// Reactivates a deactivated key.
+    ///
+    /// # Errors
+    /// As [`update_key`](Self::update_key).
+    pub async fn activate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
+        self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Active)).await
+    }
+
+    /// Issues a new secret. The old one keeps working for `grace_period`
+    /// (default none, at most the configured maximum); sessions opened with
+    /// it end with it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a negative or too long grace period,
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`],
+    /// [`Error::Unavailable`].
+    pub async fn rotate_key(&self, actor: Actor<'_>, id: &KeyId, grace_period: Option<Duration>) -> Result<Rotated> {
+        let now = self.now();
+        let grace = grace_period.unwrap_or(Duration::ZERO);
+        if grace < Duration::ZERO || grace > self.inner.max_grace {
+            return Err(Error::InvalidInput {
+                field: "grace_period_seconds",
+                reason: format!(
+                    "must be between 0 and {} seconds",
+                    self.inner.max_grace.whole_seconds()
+                ),
+            });
+        }
+        let mut stored = self.stored_for(actor, id, &Permission::write_api_keys()).await?;
+        let secret = new_key_secret(&self.inner.prefix);
+        let material = parse_key_secret(secret.expose(), &self.inner.prefix)?;
+        let tag = self.inner.digester.tag(material);
+        let hash = self.hash_secret(material).await?;
+        let until = (grace > Duration::ZERO).then(|| now + grace);
+        let old = std::mem::replace(&mut stored.secret_hash, hash);
+        stored.previous = until.map(|valid_until| PreviousSecret {
+            hash: old,
+            valid_until,
+        });
+        stored.generation = stored.generation.wrapping_add(1);
+        let expected = stored.version;
+        stored.version += 1;
+        stored.key.updated_at = now;
+        let event = self.event(
+            AuditAction::KeyRotated,
+            stored.key.account_id,
+            Some(*id),
+            None,
+            actor,
+            json!({ "grace_period_seconds": grace.whole_seconds() }),
+        );
+        self.inner.store.update_key(&stored, expected, &event).await?;
+        self.cache_key(&stored, Some(tag), time_to_nanos(now)).await?;
+        let everywhere = self.effective_by(now);
+        Ok(Rotated {
+            key: stored.key,
+            secret,
+            previous_secret_expires_at: until,
+            effective_by: until.map_or(everywhere, |u| u.max(everywhere)),
+        })
+    }
+
+    /// Deletes a key and its sessions. Protected keys are refused.
+    ///
+    /// # Errors
+    /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
+    /// [`Error::Unavailable`].
+    pub async fn delete_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Deleted> {
+        let now = self.now();
+        let stored = self.stored_for(actor, id, &Permission::write_api_keys()).await?;
+        if stored.key.protected {
+            return Err(Error::Protected);
+        }
+        let event = self.event(
+            AuditAction::KeyDeleted,
+            stored.key.account_id,
+            Some(*id),
+            None,
+            actor,
+            json!({ "name": stored.key.name }),
+        );
+        match self.inner.store.delete_key(id, &event).await {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.inner.keys.remove(id);
+        Ok(Deleted {
+            id: *id,
+            effective_by: self.effective_by(now),
+        })
+    }
+
+    /// The stored key, if `actor` may use `permission` on it.
+    pub(crate) async fn stored_for(&self, actor: Actor<'_>, id: &KeyId, permission: &Permission) -> Result<StoredKey> {
+        if let Actor::Principal(p) = actor {
+            p.require(permission)?;
+        }
+        let stored = self
+            .inner
+            .store
+            .get_key(id)
+            .await?
+            .ok_or(Error::NotFound("key"))?;
+        actor.authorize(&stored.key.account_id, permission, "key")?;
+        Ok(stored)
+    }
+
+    /// Hashes secret material with argon2id on a blocking thread, within
+    /// the concurrency bound.
+    async fn hash_secret(&self, m: SecretMaterial<'_>) -> Result<PhcString> {
+        let _permit = self
+            .inner
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(Box::new(e)))?;
+        let material = Zeroizing::new(m.0.to_vec());
+        let hasher = self.inner.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.hash(SecretMaterial(&material)))
+            .await
+            .map_err(|e| Error::Internal(Box::new(e)))?
+            .map_err(|e| Error::Internal(e.to_string().into()))
+    }
+}
+
+/// The permissions a principal holds, which bound what it may grant.
+fn actor_permissions<'a>(actor: Actor<'a>) -> Option<&'a PermissionSet> {
+    match actor {
+        Actor::System => None,
+        Actor::Principal(p) => Some(p.permissions()),
+    }
+}

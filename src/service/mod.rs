@@ -1,0 +1,155 @@
+//! [`Keyward`]: the service façade every adapter and application uses.
+
+mod accounts;
+mod actor;
+mod audit;
+mod builder;
+mod keys;
+mod loader;
+mod sessions;
+mod validate;
+mod verify;
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Semaphore;
+
+pub use actor::Actor;
+pub use builder::{BuildError, KeywardBuilder};
+pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
+pub use sessions::LoginSession;
+pub use audit::{EventPage, UsageFilter};
+
+use crate::cache::{AccountCache, KeyCache, SessionCache};
+use crate::clock::Clock;
+use crate::credential::Prefix;
+use crate::digest::Digester;
+use crate::hash::Hasher;
+use crate::limiter::AttemptLimiter;
+use crate::store::KeyStore;
+use crate::usage::{UsageAggregator, time_to_nanos};
+
+/// The keyward service: issue, verify, sessions, management, audit and
+/// usage, over any [`KeyStore`]. Cheap to clone (an `Arc`); put one in your
+/// web framework's state.
+///
+/// ```
+/// use keyward::{Actor, Keyward, MemoryStore, NewAccount, NewKey, PermissionSet, VerifyContext};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+/// let perms = PermissionSet::parse(["readApplications"])?;
+/// let account = kw.create_account(Actor::System, NewAccount::new("Acme", perms.clone())).await?;
+/// let issued = kw
+///     .issue_key(Actor::System, &account.id, NewKey::new("ci").permissions(perms))
+///     .await?;
+/// let principal = kw
+///     .verify(issued.key.id.as_str(), issued.secret.expose(), VerifyContext::new())
+///     .await?;
+/// assert_eq!(principal.account_id(), &account.id);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Keyward {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Keyward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyward")
+            .field("store", &self.inner.store)
+            .field("prefix", &self.inner.prefix)
+            .field("window", &self.inner.window)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) prefix: Prefix,
+    pub(crate) hasher: Hasher,
+    pub(crate) digester: Digester,
+    pub(crate) window: Duration,
+    pub(crate) window_nanos: i64,
+    pub(crate) session_ttl: Duration,
+    pub(crate) max_grace: Duration,
+    pub(crate) keys: KeyCache,
+    pub(crate) sessions: SessionCache,
+    pub(crate) accounts: AccountCache,
+    pub(crate) usage: UsageAggregator,
+    pub(crate) limiter: AttemptLimiter,
+    pub(crate) hash_slots: Semaphore,
+}
+
+impl Keyward {
+    /// A builder; only the store is required.
+    pub fn builder() -> KeywardBuilder {
+        KeywardBuilder::default()
+    }
+
+    /// The credential prefix of this deployment.
+    pub fn prefix(&self) -> &Prefix {
+        &self.inner.prefix
+    }
+
+    /// The propagation window W: the longest any instance trusts a cached
+    /// entry.
+    pub fn propagation_window(&self) -> Duration {
+        self.inner.window
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.inner.store
+    }
+
+    /// The current time according to the configured clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn now_nanos(&self) -> i64 {
+        time_to_nanos(self.inner.clock.now())
+    }
+
+    /// When a change made now is effective on every instance.
+    pub(crate) fn effective_by(&self, now: OffsetDateTime) -> OffsetDateTime {
+        now + self.inner.window
+    }
+
+    /// Number of keys in this instance's verification cache, and the bytes
+    /// its tables and entries occupy.
+    pub fn cache_stats(&self) -> (usize, usize) {
+        (self.inner.keys.len(), self.inner.keys.approx_bytes())
+    }
+
+    /// Writes the usage counted so far to the store in one batch. On
+    /// failure the counts are kept for the next flush; nothing is lost.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable) or another store
+    /// failure.
+    pub async fn flush(&self) -> crate::Result<()> {
+        let batch = self.inner.usage.drain();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.inner.store.record_usage(&batch).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.inner.usage.restore(batch);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Flushes usage; call it on shutdown.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    pub async fn shutdown(&self) -> crate::Result<()> {
+        self.flush().await
+    }
+}

@@ -1,0 +1,134 @@
+//! Sessions: login, logout.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{Actor, Keyward};
+use crate::audit::AuditAction;
+use crate::cache::SessionEntry;
+use crate::context::VerifyContext;
+use crate::credential::{new_session_token, parse_session_token};
+use crate::digest::session_digest;
+use crate::error::{Error, Result};
+use crate::principal::Principal;
+use crate::secret::Secret;
+use crate::session::Session;
+use crate::store::StoreError;
+use crate::usage::time_to_nanos;
+
+/// A session opened by [`Keyward::login`].
+#[derive(Debug)]
+pub struct LoginSession {
+    /// The bearer token, shown this once; only its digest is stored.
+    pub token: Secret,
+    /// The session record.
+    pub session: Session,
+}
+
+impl LoginSession {
+    /// When the session ends.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.session.expires_at
+    }
+}
+
+impl Keyward {
+    /// Opens a session with a key id and secret; the token then
+    /// authenticates as `Authorization: Bearer <token>` until it expires
+    /// (default 1 h), the holder logs out, or the key is deactivated,
+    /// deleted, expired or rotated without grace (within W).
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub async fn login(&self, key_id: &str, secret: &str, ctx: VerifyContext) -> Result<LoginSession> {
+        let principal = self.verify(key_id, secret, ctx).await?;
+        self.open_session(&principal).await
+    }
+
+    /// Opens a session for a principal verified with a key (not with a
+    /// session: sessions are not extended by logging in with them).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a session principal,
+    /// [`Error::Unauthorized`] when the key is gone, [`Error::Unavailable`].
+    pub async fn open_session(&self, principal: &Principal) -> Result<LoginSession> {
+        if principal.session_id().is_some() {
+            return Err(Error::InvalidInput {
+                field: "credentials",
+                reason: "log in with a key, not with a session".into(),
+            });
+        }
+        let now = self.now();
+        let key_id = *principal.key_id();
+        let generation = self
+            .inner
+            .keys
+            .with_fresh(&key_id, time_to_nanos(now), self.inner.window_nanos, |e| e.generation)
+            .ok_or(Error::Unauthorized)?;
+        let (id, token) = new_session_token(&self.inner.prefix);
+        let (_, material) = parse_session_token(token.expose(), &self.inner.prefix)?;
+        let session = Session {
+            id,
+            key_id,
+            account_id: *principal.home_account_id(),
+            created_at: now,
+            expires_at: now + self.inner.session_ttl,
+            key_generation: generation,
+            token_digest: session_digest(material),
+        };
+        let event = self.event(
+            AuditAction::Login,
+            session.account_id,
+            Some(key_id),
+            Some(id),
+            Actor::Principal(principal),
+            json!({ "expires_at": session.expires_at.unix_timestamp() }),
+        );
+        self.inner.store.insert_session(&session, &event).await.map_err(|e| match e {
+            StoreError::NotFound => Error::Unauthorized,
+            e => e.into(),
+        })?;
+        self.inner.sessions.insert(
+            id,
+            SessionEntry {
+                key_id,
+                digest: session.token_digest,
+                expires_at: time_to_nanos(session.expires_at),
+                key_generation: generation,
+                fetched_at: time_to_nanos(now),
+            },
+        );
+        Ok(LoginSession { token, session })
+    }
+
+    /// Ends the principal's session: its token stops working at once on
+    /// this instance and within W everywhere.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the principal did not authenticate with
+    /// a session, [`Error::Unauthorized`] when it already ended,
+    /// [`Error::Unavailable`].
+    pub async fn logout(&self, principal: &Principal) -> Result<()> {
+        let Some(id) = principal.session_id().copied() else {
+            return Err(Error::InvalidInput {
+                field: "credentials",
+                reason: "logout needs a session token".into(),
+            });
+        };
+        let event = self.event(
+            AuditAction::Logout,
+            *principal.home_account_id(),
+            Some(*principal.key_id()),
+            Some(id),
+            Actor::Principal(principal),
+            serde_json::Value::Null,
+        );
+        let result = self.inner.store.delete_session(&id, &event).await;
+        self.inner.sessions.remove(&id);
+        match result {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(Error::Unauthorized),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Verification: keys, the single-string form, sessions, bearer tokens.
+
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::Keyward;
+use crate::cache::{SessionEntry, Warm};
+use crate::context::VerifyContext;
+use crate::credential::{
+    MalformedCredential, SecretMaterial, parse_combined_key, parse_key_id, parse_key_secret,
+    parse_session_token,
+};
+use crate::digest::session_digest;
+use crate::error::{Error, Result};
+use crate::hash::Checked;
+use crate::id::{AccountId, KeyId};
+use crate::principal::{Grant, Principal};
+use crate::store::PhcString;
+use crate::usage::time_to_nanos;
+
+/// What a cold verification found.
+enum ColdOutcome {
+    Matched {
+        previous: bool,
+        rehashed: Option<PhcString>,
+    },
+    Mismatch,
+}
+
+impl Keyward {
+    /// Verifies a key id and secret (`x-api-key` / `x-api-secret`).
+    ///
+    /// Warm (the secret verified on this instance within W) this is one
+    /// cache lookup, one keyed BLAKE3 digest and one constant-time compare,
+    /// and allocates nothing. Cold it reads the store and runs argon2 on a
+    /// blocking thread, bounded in concurrency and per key by the failed
+    /// attempt limit.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] before any lookup for a malformed credential;
+    /// [`Error::Unauthorized`] for an unknown key or a wrong secret (the
+    /// same error, so a caller without the secret learns nothing about the
+    /// key); [`Error::KeyInactive`], [`Error::KeyExpired`],
+    /// [`Error::ClientNotAllowed`] only with the correct secret;
+    /// [`Error::TooManyAttempts`]; [`Error::Unavailable`] when the store is
+    /// needed and down (fail closed).
+    ///
+    /// # Timing
+    /// What response time can still reveal: whether the key id exists and
+    /// whether this instance has a verified tag for it (an unknown id costs
+    /// a store lookup, a known cold key an argon2 run, a warm key neither).
+    /// Key ids are public identifiers, so this reveals nothing that grants
+    /// access. Whether a key is inactive, expired or restricted is checked
+    /// only after the secret matched, so it is not observable without it.
+    pub async fn verify(&self, key_id: &str, secret: &str, ctx: VerifyContext) -> Result<Principal> {
+        let id = parse_key_id(key_id, &self.inner.prefix)?;
+        let material = parse_key_secret(secret, &self.inner.prefix)?;
+        self.verify_material(id, material, ctx).await
+    }
+
+    /// Verifies the single-string key form (see
+    /// [`combine_key`](crate::combine_key)).
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub async fn verify_combined(&self, credential: &str, ctx: VerifyContext) -> Result<Principal> {
+        let (id, material) = parse_combined_key(credential, &self.inner.prefix)?;
+        self.verify_material(id, material, ctx).await
+    }
+
+    /// Verifies an `Authorization: Bearer` value: a session token or the
+    /// single-string key form.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify) and [`verify_session`](Self::verify_session).
+    pub async fn verify_bearer(&self, token: &str, ctx: VerifyContext) -> Result<Principal> {
+        let p = self.inner.prefix.as_str();
+        let marker = token
+            .strip_prefix(p)
+            .and_then(|r| r.strip_prefix('_'))
+            .and_then(|r| r.get(..3));
+        match marker {
+            Some("st_") => self.verify_session(token, ctx).await,
+            Some("ak_") => self.verify_combined(token, ctx).await,
+            _ if token.len() > crate::credential::MAX_CREDENTIAL_LEN => {
+                Err(MalformedCredential::TooLong.into())
+            }
+            _ => Err(MalformedCredential::Format.into()),
+        }
+    }
+
+    async fn verify_material(
+        &self,
+        id: KeyId,
+        m: SecretMaterial<'_>,
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
+        let tag = self.inner.digester.tag(m);
+        let w = self.inner.window_nanos;
+        let mut loaded = false;
+        let mut hashed = false;
+        loop {
+            let now = self.now_nanos();
+            match self.inner.keys.check(&id, &tag, now, w, ctx.client_ip) {
+                Warm::Match {
+                    grant,
+                    active,
+                    expires_at,
+                    ip_allowed,
+                } => return self.conclude(id, grant, active, expires_at, ip_allowed, now, ctx),
+                Warm::Mismatch { account } => {
+                    self.inner
+                        .usage
+                        .record(id, &account, ctx.origin, ctx.category, now, false);
+                    return Err(Error::Unauthorized);
+                }
+                Warm::Cold {
+                    current,
+                    previous,
+                    generation,
+                    account,
+                } if !hashed => {
+                    hashed = true;
+                    match self.check_cold(id, m, current, previous, now).await? {
+                        ColdOutcome::Matched { previous, rehashed } => {
+                            self.inner.keys.mark_verified(&id, generation, previous, tag);
+                            if let Some(phc) = rehashed {
+                                self.store_rehash(&id, generation, phc).await;
+                            }
+                        }
+                        ColdOutcome::Mismatch => {
+                            self.inner
+                                .usage
+                                .record(id, &account, ctx.origin, ctx.category, now, false);
+                            return Err(Error::Unauthorized);
+                        }
+                    }
+                }
+                Warm::Stale if !loaded => {
+                    loaded = true;
+                    if !self.load_key(&id).await? {
+                        return Err(Error::Unauthorized);
+                    }
+                }
+                // The entry changed under us twice in a row; refuse rather
+                // than loop.
+                _ => return Err(Error::Unauthorized),
+            }
+        }
+    }
+
+    /// The decision once the secret matched: state checks, usage, principal.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn conclude(
+        &self,
+        id: KeyId,
+        grant: Arc<Grant>,
+        active: bool,
+        expires_at: i64,
+        ip_allowed: bool,
+        now: i64,
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
+        let verdict = if !active {
+            Err(Error::KeyInactive)
+        } else if now >= expires_at {
+            Err(Error::KeyExpired)
+        } else if !ip_allowed {
+            Err(Error::ClientNotAllowed)
+        } else {
+            Ok(())
+        };
+        self.inner.usage.record(
+            id,
+            &grant.account,
+            ctx.origin,
+            ctx.category,
+            now,
+            verdict.is_ok(),
+        );
+        verdict.map(|()| Principal {
+            key_id: id,
+            home: grant,
+            acting: None,
+            session_id: None,
+            client_ip: ctx.client_ip,
+        })
+    }
+
+    /// Runs argon2 against the cold hashes on a blocking thread.
+    async fn check_cold(
+        &self,
+        id: KeyId,
+        m: SecretMaterial<'_>,
+        current: Option<PhcString>,
+        previous: Option<PhcString>,
+        now: i64,
+    ) -> Result<ColdOutcome> {
+        if let Err(retry_after_secs) = self.inner.limiter.check(&id, now) {
+            return Err(Error::TooManyAttempts { retry_after_secs });
+        }
+        let permit = self
+            .inner
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(Box::new(e)))?;
+        let material = Zeroizing::new(m.0.to_vec());
+        let hasher = self.inner.hasher.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let m = SecretMaterial(&material);
+            for (previous, phc) in [(false, current), (true, previous)] {
+                let Some(phc) = phc else { continue };
+                match hasher.check(&phc, m)? {
+                    Checked::Match { rehash } => {
+                        let rehashed = (rehash && !previous)
+                            .then(|| hasher.hash(m).ok())
+                            .flatten();
+                        return Ok(ColdOutcome::Matched { previous, rehashed });
+                    }
+                    Checked::Mismatch => {}
+                }
+            }
+            Ok::<_, crate::hash::StoredHashError>(ColdOutcome::Mismatch)
+        })
+        .await;
+        drop(permit);
+        match result {
+            Ok(Ok(ColdOutcome::Mismatch)) => {
+                self.inner.limiter.failed(&id, now);
+                Ok(ColdOutcome::Mismatch)
+            }
+            Ok(Ok(matched)) => {
+                self.inner.limiter.succeeded(&id);
+                Ok(matched)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: "keyward::verify", key_id = %id, error = %e, "stored hash unusable");
+                Err(Error::Internal(Box::new(e)))
+            }
+            Err(e) => Err(Error::Internal(Box::new(e))),
+        }
+    }
+
+    /// Verifies a session token (`Authorization: Bearer`).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for a malformed token; [`Error::Unauthorized`]
+    /// for an unknown, expired or ended session, or when its key is
+    /// deactivated, deleted, expired or rotated without grace period;
+    /// [`Error::ClientNotAllowed`]; [`Error::Unavailable`].
+    pub async fn verify_session(&self, token: &str, ctx: VerifyContext) -> Result<Principal> {
+        let (sid, m) = parse_session_token(token, &self.inner.prefix)?;
+        let digest = session_digest(m);
+        let w = self.inner.window_nanos;
+        let now = self.now_nanos();
+        let entry = match self.inner.sessions.get_fresh(&sid, now, w) {
+            Some(e) => e,
+            None => {
+                let Some(s) = self.inner.store.get_session(&sid).await? else {
+                    return Err(Error::Unauthorized);
+                };
+                let e = SessionEntry {
+                    key_id: s.key_id,
+                    digest: s.token_digest,
+                    expires_at: time_to_nanos(s.expires_at),
+                    key_generation: s.key_generation,
+                    fetched_at: now,
+                };
+                self.inner.sessions.insert(sid, e.clone());
+                e
+            }
+        };
+        if !bool::from(entry.digest.ct_eq(&digest)) || now >= entry.expires_at {
+            return Err(Error::Unauthorized);
+        }
+        let state = |e: &crate::cache::KeyEntry| {
+            let previous_until = e
+                .extra
+                .as_deref()
+                .and_then(|x| x.previous.as_ref())
+                .map_or(i64::MIN, |(_, until)| *until);
+            (
+                Arc::clone(&e.grant),
+                e.active && now < e.expires_at,
+                e.ip_allowed(ctx.client_ip),
+                e.generation,
+                previous_until,
+            )
+        };
+        let key = match self.inner.keys.with_fresh(&entry.key_id, now, w, state) {
+            Some(s) => Some(s),
+            None if self.load_key(&entry.key_id).await? => {
+                self.inner.keys.with_fresh(&entry.key_id, now, w, state)
+            }
+            None => None,
+        };
+        let Some((grant, usable, ip_allowed, generation, previous_until)) = key else {
+            return Err(Error::Unauthorized);
+        };
+        let generation_ok = entry.key_generation == generation
+            || (entry.key_generation.wrapping_add(1) == generation && now < previous_until);
+        if !usable || !generation_ok {
+            return Err(Error::Unauthorized);
+        }
+        self.inner.usage.record(
+            entry.key_id,
+            &grant.account,
+            ctx.origin,
+            ctx.category,
+            now,
+            ip_allowed,
+        );
+        if !ip_allowed {
+            return Err(Error::ClientNotAllowed);
+        }
+        Ok(Principal {
+            key_id: entry.key_id,
+            home: grant,
+            acting: None,
+            session_id: Some(sid),
+            client_ip: ctx.client_ip,
+        })
+    }
+
+    /// The principal acting for `account`: its own account, or a direct
+    /// child of it (`x-account-id`). Effective permissions become the
+    /// principal's ∩ the child account's.
+    ///
+    /// # Errors
+    /// [`Error::AccountNotAllowed`] for any other account (existing or
+    /// not); [`Error::Unavailable`].
+    pub async fn act_for(&self, principal: &Principal, account: &AccountId) -> Result<Principal> {
+        if account == principal.home_account_id() {
+            let mut p = principal.clone();
+            p.acting = None;
+            return Ok(p);
+        }
+        let Some((child, _)) = self.load_account(account).await? else {
+            return Err(Error::AccountNotAllowed);
+        };
+        if child.parent.as_ref() != Some(principal.home_account_id()) {
+            return Err(Error::AccountNotAllowed);
+        }
+        let mut p = principal.clone();
+        p.acting = Some(Arc::new(Grant {
+            account: child.id,
+            permissions: principal.home.permissions.intersection(&child.permissions),
+        }));
+        Ok(p)
+    }
+
+    /// Replaces the stored hash by one with the configured parameters, if
+    /// the key did not change meanwhile. Best effort: failures are logged.
+    async fn store_rehash(&self, id: &KeyId, generation: u32, phc: PhcString) {
+        let result = async {
+            let Some(mut stored) = self.inner.store.get_key(id).await? else {
+                return Ok(());
+            };
+            if stored.generation != generation {
+                return Ok(());
+            }
+            let expected = stored.version;
+            stored.secret_hash = phc;
+            stored.version += 1;
+            let event = self.event(
+                crate::audit::AuditAction::KeyRehashed,
+                stored.key.account_id,
+                Some(*id),
+                None,
+                super::Actor::System,
+                serde_json::Value::Null,
+            );
+            self.inner.store.update_key(&stored, expected, &event).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(target: "keyward::verify", key_id = %id, error = %e, "hash upgrade failed; will retry on a later verification");
+        }
+    }
+}

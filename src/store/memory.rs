@@ -1,0 +1,235 @@
+//! [`MemoryStore`]: an in-process store for tests, examples and
+//! single-instance services that need no persistence.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{
+    EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+};
+use crate::account::Account;
+use crate::api_key::ApiKey;
+use crate::audit::AuditEvent;
+use crate::id::{AccountId, KeyId, SessionId};
+use crate::session::Session;
+
+#[derive(Debug, Default)]
+struct Inner {
+    accounts: HashMap<AccountId, Account>,
+    keys: HashMap<KeyId, StoredKey>,
+    sessions: HashMap<SessionId, Session>,
+    events: Vec<AuditEvent>,
+    usage: BTreeMap<(OffsetDateTime, KeyId, String, String), UsageRecord>,
+}
+
+/// A store kept in memory. Clones share the same data, so several
+/// [`Keyward`](crate::Keyward) instances built on clones behave like
+/// instances of a service sharing one database (without a change feed).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+    unavailable: Arc<AtomicBool>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every operation fail with [`StoreError::Unavailable`] (or work
+    /// again), to test how a service behaves when its database is down.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> StoreResult<MutexGuard<'_, Inner>> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("memory store set unavailable".into()));
+        }
+        // A panic while holding the lock cannot leave a half-written change:
+        // every method validates before it mutates.
+        Ok(self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.accounts.contains_key(&account.id) {
+            return Err(StoreError::Conflict("account id exists"));
+        }
+        g.accounts.insert(account.id, account.clone());
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        Ok(self.lock()?.accounts.get(id).cloned())
+    }
+
+    async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.keys.contains_key(&key.key.id) {
+            return Err(StoreError::Conflict("key id exists"));
+        }
+        g.keys.insert(key.key.id, key.clone());
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
+        Ok(self.lock()?.keys.get(id).cloned())
+    }
+
+    async fn update_key(
+        &self,
+        key: &StoredKey,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        let current = g.keys.get_mut(&key.key.id).ok_or(StoreError::NotFound)?;
+        if current.version != expected_version {
+            return Err(StoreError::Conflict("key changed since it was read"));
+        }
+        *current = key.clone();
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.keys.remove(id).is_none() {
+            return Err(StoreError::NotFound);
+        }
+        g.sessions.retain(|_, s| s.key_id != *id);
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        let g = self.lock()?;
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let mut keys: Vec<ApiKey> = g
+            .keys
+            .values()
+            .map(|k| &k.key)
+            .filter(|k| k.account_id == *account)
+            .filter(|k| q.status.is_none_or(|s| k.status == s))
+            .filter(|k| {
+                q.application
+                    .as_ref()
+                    .is_none_or(|a| k.application.as_ref() == Some(a))
+            })
+            .filter(|k| {
+                needle
+                    .as_ref()
+                    .is_none_or(|n| k.name.to_lowercase().contains(n.as_str()))
+            })
+            .filter(|k| {
+                q.after
+                    .as_ref()
+                    .is_none_or(|(at, id)| (k.created_at, k.id) > (*at, *id))
+            })
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| (k.created_at, k.id));
+        keys.truncate(q.limit);
+        Ok(keys)
+    }
+
+    async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.sessions.contains_key(&session.id) {
+            return Err(StoreError::Conflict("session id exists"));
+        }
+        if !g.keys.contains_key(&session.key_id) {
+            return Err(StoreError::NotFound);
+        }
+        g.sessions.insert(session.id, session.clone());
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
+        Ok(self.lock()?.sessions.get(id).cloned())
+    }
+
+    async fn delete_session(&self, id: &SessionId, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.sessions.remove(id).is_none() {
+            return Err(StoreError::NotFound);
+        }
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn purge_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let mut g = self.lock()?;
+        let before = g.sessions.len();
+        g.sessions.retain(|_, s| s.expires_at > now);
+        Ok((before - g.sessions.len()) as u64)
+    }
+
+    async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
+        let g = self.lock()?;
+        let mut events: Vec<AuditEvent> = g
+            .events
+            .iter()
+            .filter(|e| e.account_id == q.account_id)
+            .filter(|e| q.key_id.is_none_or(|k| e.key_id == Some(k)))
+            .filter(|e| {
+                q.before
+                    .as_ref()
+                    .is_none_or(|(at, id)| (e.at, &e.id) < (*at, id))
+            })
+            .cloned()
+            .collect();
+        events.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+        events.truncate(q.limit);
+        Ok(events)
+    }
+
+    async fn record_usage(&self, batch: &[UsageRecord]) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        for r in batch {
+            let slot = (r.hour, r.key_id, r.origin.clone(), r.category.clone());
+            let row = g.usage.entry(slot).or_insert_with(|| UsageRecord {
+                successes: 0,
+                failures: 0,
+                last_used_at: None,
+                ..r.clone()
+            });
+            row.successes += r.successes;
+            row.failures += r.failures;
+            row.last_used_at = row.last_used_at.max(r.last_used_at);
+            if let (Some(t), Some(k)) = (r.last_used_at, g.keys.get_mut(&r.key_id)) {
+                k.key.last_used_at = k.key.last_used_at.max(Some(t));
+            }
+        }
+        Ok(())
+    }
+
+    async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+        let g = self.lock()?;
+        let mut rows: Vec<UsageRecord> = g
+            .usage
+            .values()
+            .filter(|r| r.account_id == q.account_id)
+            .filter(|r| q.key_id.is_none_or(|k| r.key_id == k))
+            .filter(|r| q.origin.as_ref().is_none_or(|o| &r.origin == o))
+            .filter(|r| r.hour >= q.from && r.hour < q.to)
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.hour, a.key_id, &a.origin, &a.category).cmp(&(b.hour, b.key_id, &b.origin, &b.category))
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,232 @@
+//! Persistence: the [`KeyStore`] trait and its implementations.
+//!
+//! A store persists records and audit events and answers queries; it holds
+//! no policy (whether a key is valid is the service's decision). Every
+//! method that changes something takes the [`AuditEvent`] describing it and
+//! writes both atomically.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::account::Account;
+use crate::api_key::{ApiKey, KeyStatus};
+use crate::audit::AuditEvent;
+use crate::id::{AccountId, KeyId, SessionId};
+use crate::session::Session;
+
+mod memory;
+pub use memory::MemoryStore;
+
+#[cfg(feature = "test-suite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-suite")))]
+pub mod conformance;
+
+/// Errors a store reports. The service maps them; they never reach an HTTP
+/// body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend cannot be reached or did not answer; retrying later may
+    /// succeed. Nothing was written.
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A record with this id already exists, or it changed since it was read
+    /// (optimistic concurrency). Nothing was written.
+    #[error("conflicting change: {0}")]
+    Conflict(&'static str),
+    /// The record to change does not exist. Nothing was written.
+    #[error("record not found")]
+    NotFound,
+    /// The backend failed in another way (corrupt row, constraint, bug).
+    #[error("store backend error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A hashed secret: an argon2id PHC string. Never serialized, never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PhcString(pub String);
+
+impl fmt::Debug for PhcString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PhcString([redacted])")
+    }
+}
+
+/// The previous secret of a key rotated with a grace period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// Hash of the previous secret.
+    pub hash: PhcString,
+    /// The previous secret is accepted until this instant.
+    pub valid_until: OffsetDateTime,
+}
+
+/// A key as persisted: the public record plus its hashed secret(s).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    /// The public record.
+    pub key: ApiKey,
+    /// Hash of the current secret.
+    pub secret_hash: PhcString,
+    /// Incremented by every rotation.
+    pub generation: u32,
+    /// The previous secret during a rotation's grace period.
+    pub previous: Option<PreviousSecret>,
+    /// Incremented by every update; [`KeyStore::update_key`] refuses a write
+    /// whose expected version is stale.
+    pub version: u64,
+}
+
+/// Filters and keyset pagination for [`KeyStore::list_keys`]. Results are
+/// ordered by `(created_at, id)` ascending.
+#[derive(Debug, Clone, Default)]
+pub struct KeyQuery {
+    /// Only keys whose name contains this text (case-insensitive).
+    pub name_contains: Option<String>,
+    /// Only keys with this status.
+    pub status: Option<KeyStatus>,
+    /// Only keys with this application label.
+    pub application: Option<String>,
+    /// Only keys after this `(created_at, id)` position.
+    pub after: Option<(OffsetDateTime, KeyId)>,
+    /// At most this many keys.
+    pub limit: usize,
+}
+
+/// Filters and keyset pagination for [`KeyStore::list_events`]. Results are
+/// ordered by `(at, id)` descending (newest first).
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    /// Events of this account.
+    pub account_id: AccountId,
+    /// Only events about this key.
+    pub key_id: Option<KeyId>,
+    /// Only events before this `(at, id)` position.
+    pub before: Option<(OffsetDateTime, String)>,
+    /// At most this many events.
+    pub limit: usize,
+}
+
+/// Counts for one key, origin, category and hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The key.
+    pub key_id: KeyId,
+    /// The key's account.
+    pub account_id: AccountId,
+    /// Call origin label (`api`, `mcp`, ...).
+    pub origin: String,
+    /// Usage category label (`default`, `analytics`, `realtime`, ...).
+    pub category: String,
+    /// Start of the hour (UTC, minutes and seconds zero).
+    pub hour: OffsetDateTime,
+    /// Successful verifications.
+    pub successes: u64,
+    /// Failed verifications (wrong secret, inactive, expired, IP not allowed).
+    pub failures: u64,
+    /// Latest successful verification in this batch.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// Which usage [`KeyStore::usage`] returns.
+#[derive(Debug, Clone)]
+pub struct UsageQuery {
+    /// Usage of this account's keys.
+    pub account_id: AccountId,
+    /// Only this key.
+    pub key_id: Option<KeyId>,
+    /// Only this origin.
+    pub origin: Option<String>,
+    /// Hours at or after this instant.
+    pub from: OffsetDateTime,
+    /// Hours before this instant.
+    pub to: OffsetDateTime,
+}
+
+/// A change made elsewhere that cached state must drop, delivered by a
+/// store's change feed ([`KeyStore::subscribe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// A key changed (deactivated, deleted, rotated, permissions, expiry...).
+    Key(KeyId),
+    /// A session ended.
+    Session(SessionId),
+    /// An account's permissions changed.
+    Account(AccountId),
+    /// The feed may have missed changes: drop everything cached.
+    Reset,
+}
+
+/// Persistence for keyward. Implement it to bring your own database; run
+/// the conformance suite (feature `test-suite`) against your implementation.
+///
+/// Lookups return `Ok(None)` for an absent record; `Err` means the store
+/// failed. Every change is written atomically with its audit event.
+#[async_trait]
+pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
+    /// Inserts an account; [`StoreError::Conflict`] if the id exists.
+    async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()>;
+
+    /// The account with this id.
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+
+    /// Inserts a key; [`StoreError::Conflict`] if the id exists.
+    async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()>;
+
+    /// The key with this id.
+    async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>>;
+
+    /// Replaces a key whose stored version is `expected_version` with `key`
+    /// (whose `version` is the new one) and appends `event`;
+    /// [`StoreError::NotFound`] if absent, [`StoreError::Conflict`] if the
+    /// stored version differs.
+    async fn update_key(
+        &self,
+        key: &StoredKey,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Deletes a key and its sessions and appends `event`;
+    /// [`StoreError::NotFound`] if absent.
+    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()>;
+
+    /// Keys of an account matching `query`, ordered by `(created_at, id)`.
+    async fn list_keys(&self, account: &AccountId, query: &KeyQuery) -> StoreResult<Vec<ApiKey>>;
+
+    /// Inserts a session; [`StoreError::Conflict`] if the id exists.
+    async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()>;
+
+    /// The session with this id.
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>>;
+
+    /// Deletes a session and appends `event`; [`StoreError::NotFound`] if
+    /// absent.
+    async fn delete_session(&self, id: &SessionId, event: &AuditEvent) -> StoreResult<()>;
+
+    /// Deletes sessions that expired before `now`; returns how many.
+    async fn purge_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64>;
+
+    /// Audit events matching `query`, newest first.
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Adds a batch of usage counts (summing with existing rows of the same
+    /// key, origin, category and hour) and advances each key's
+    /// `last_used_at`, all in one write.
+    async fn record_usage(&self, batch: &[UsageRecord]) -> StoreResult<()>;
+
+    /// Usage rows matching `query`, ordered by hour, key, origin, category.
+    async fn usage(&self, query: &UsageQuery) -> StoreResult<Vec<UsageRecord>>;
+
+    /// A feed of changes made by other instances, if the store has one.
+    /// The default has none: the propagation window alone bounds staleness.
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
+}
