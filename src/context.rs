@@ -15,7 +15,9 @@ pub struct Label {
 
 /// Error for an invalid [`Label`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid label {0:?}: must be 1-32 characters of lowercase ASCII letters, digits, '_', '-', '.'")]
+#[error(
+    "invalid label {0:?}: must be 1-32 characters of lowercase ASCII letters, digits, '_', '-', '.'"
+)]
 pub struct InvalidLabel(pub String);
 
 const fn label_char_ok(c: u8) -> bool {

@@ -48,7 +48,9 @@ pub enum MalformedCredential {
 
 /// Error for an invalid credential prefix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid credential prefix {0:?}: must be 1-8 characters of lowercase ASCII letters and digits")]
+#[error(
+    "invalid credential prefix {0:?}: must be 1-8 characters of lowercase ASCII letters and digits"
+)]
 pub struct InvalidPrefix(pub String);
 
 /// The prefix that starts every credential of a deployment (default `kw`):
@@ -67,7 +69,8 @@ impl Prefix {
     /// characters other than `a-z` and `0-9`.
     pub fn new(p: &str) -> Result<Self, InvalidPrefix> {
         let ok = (1..=8).contains(&p.len())
-            && p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            && p.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !ok {
             return Err(InvalidPrefix(p.chars().take(16).collect()));
         }
@@ -351,7 +354,10 @@ mod tests {
         let (id2, secret2) = split_key(&p(), combined.expose()).expect("splits");
         assert_eq!((id2, secret2), (id, secret));
         let (sid, token) = new_session_token(&p());
-        assert_eq!(parse_session_token(token.expose(), &p()).expect("parses").0, sid);
+        assert_eq!(
+            parse_session_token(token.expose(), &p()).expect("parses").0,
+            sid
+        );
     }
 
     #[test]
@@ -380,7 +386,10 @@ mod tests {
         let mut typo = s.as_bytes().to_vec();
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).expect("ascii");
-        assert_eq!(parse_key_secret(&typo, &p()).err(), Some(MalformedCredential::Checksum));
+        assert_eq!(
+            parse_key_secret(&typo, &p()).err(),
+            Some(MalformedCredential::Checksum)
+        );
         let other = Prefix::new("acme").expect("valid");
         assert!(parse_key_secret(s, &other).is_err());
         assert_eq!(

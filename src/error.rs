@@ -89,7 +89,10 @@ pub enum Error {
 }
 
 fn names(p: &PermissionSet) -> String {
-    p.iter().map(Permission::as_str).collect::<Vec<_>>().join(", ")
+    p.iter()
+        .map(Permission::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl From<InvalidPermission> for Error {

@@ -122,14 +122,21 @@ impl Hasher {
 
     /// The argon2id PHC string of `m` with a fresh random salt. CPU heavy:
     /// call it on a blocking thread.
-    pub(crate) fn hash(&self, m: SecretMaterial<'_>) -> Result<PhcString, argon2::password_hash::Error> {
+    pub(crate) fn hash(
+        &self,
+        m: SecretMaterial<'_>,
+    ) -> Result<PhcString, argon2::password_hash::Error> {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.argon.clone());
         Ok(PhcString(argon.hash_password(m.0)?.to_string()))
     }
 
     /// Checks `m` against a stored hash. CPU heavy: call it on a blocking
     /// thread.
-    pub(crate) fn check(&self, phc: &PhcString, m: SecretMaterial<'_>) -> Result<Checked, StoredHashError> {
+    pub(crate) fn check(
+        &self,
+        phc: &PhcString,
+        m: SecretMaterial<'_>,
+    ) -> Result<Checked, StoredHashError> {
         let parsed = PasswordHash::new(&phc.0).map_err(|_| StoredHashError::Corrupt)?;
         if parsed.algorithm.as_str() != "argon2id" {
             return Err(StoredHashError::Corrupt);
@@ -170,10 +177,19 @@ mod tests {
         let h = Hasher::new(cheap(), HashParams::DEFAULT_CEILING).expect("valid");
         let phc = h.hash(SecretMaterial(b"material")).expect("hash");
         assert!(phc.0.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        assert_eq!(h.check(&phc, SecretMaterial(b"material")), Ok(Checked::Match { rehash: false }));
-        assert_eq!(h.check(&phc, SecretMaterial(b"materiaL")), Ok(Checked::Mismatch));
+        assert_eq!(
+            h.check(&phc, SecretMaterial(b"material")),
+            Ok(Checked::Match { rehash: false })
+        );
+        assert_eq!(
+            h.check(&phc, SecretMaterial(b"materiaL")),
+            Ok(Checked::Mismatch)
+        );
         let stronger = Hasher::new(
-            HashParams { memory_kib: 128, ..cheap() },
+            HashParams {
+                memory_kib: 128,
+                ..cheap()
+            },
             HashParams::DEFAULT_CEILING,
         )
         .expect("valid");
@@ -187,22 +203,40 @@ mod tests {
     fn refuses_hostile_and_corrupt_hashes() {
         let h = Hasher::new(cheap(), cheap()).expect("valid");
         let big = Hasher::new(
-            HashParams { memory_kib: 1024, ..cheap() },
+            HashParams {
+                memory_kib: 1024,
+                ..cheap()
+            },
             HashParams::DEFAULT_CEILING,
         )
         .expect("valid")
         .hash(SecretMaterial(b"m"))
         .expect("hash");
-        assert_eq!(h.check(&big, SecretMaterial(b"m")), Err(StoredHashError::OverCeiling));
+        assert_eq!(
+            h.check(&big, SecretMaterial(b"m")),
+            Err(StoredHashError::OverCeiling)
+        );
         let hostile = PhcString(
             "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
                 .into(),
         );
-        assert_eq!(h.check(&hostile, SecretMaterial(b"m")), Err(StoredHashError::OverCeiling));
+        assert_eq!(
+            h.check(&hostile, SecretMaterial(b"m")),
+            Err(StoredHashError::OverCeiling)
+        );
         assert_eq!(
             h.check(&PhcString("not a hash".into()), SecretMaterial(b"m")),
             Err(StoredHashError::Corrupt)
         );
-        assert!(Hasher::new(HashParams { memory_kib: 1, ..cheap() }, HashParams::DEFAULT_CEILING).is_err());
+        assert!(
+            Hasher::new(
+                HashParams {
+                    memory_kib: 1,
+                    ..cheap()
+                },
+                HashParams::DEFAULT_CEILING
+            )
+            .is_err()
+        );
     }
 }

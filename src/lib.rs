@@ -31,7 +31,9 @@ pub use api_key::{ApiKey, KeyStatus};
 pub use audit::{AuditAction, AuditActor, AuditEvent};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{InvalidLabel, Label, VerifyContext};
-pub use credential::{InvalidPrefix, MAX_CREDENTIAL_LEN, MalformedCredential, Prefix, combine_key, split_key};
+pub use credential::{
+    InvalidPrefix, MAX_CREDENTIAL_LEN, MalformedCredential, Prefix, combine_key, split_key,
+};
 pub use error::{Error, GrantLimit, Result};
 pub use hash::{HashParams, InvalidHashParams};
 pub use id::{AccountId, InvalidId, KeyId, SessionId};
@@ -41,7 +43,7 @@ pub use principal::Principal;
 pub use secret::Secret;
 pub use service::{
     Actor, BuildError, Deleted, EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder,
-    ListKeys, LoginSession, NewKey, Rotated, UsageFilter, Updated,
+    ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter,
 };
 pub use session::Session;
 pub use store::MemoryStore;

@@ -60,7 +60,9 @@ impl AttemptLimiter {
         let refills = u32::try_from(elapsed / step).unwrap_or(u32::MAX);
         if refills > 0 {
             b.used = b.used.saturating_sub(refills);
-            b.updated = b.updated.saturating_add(i64::from(refills).saturating_mul(step));
+            b.updated = b
+                .updated
+                .saturating_add(i64::from(refills).saturating_mul(step));
         }
     }
 
@@ -88,7 +90,10 @@ impl AttemptLimiter {
                 return;
             }
         }
-        let b = g.entry(*key).or_insert(Bucket { used: 0, updated: now });
+        let b = g.entry(*key).or_insert(Bucket {
+            used: 0,
+            updated: now,
+        });
         self.decay(b, now);
         b.used = b.used.saturating_add(1);
     }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Error returned for a malformed permission name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid permission name {name:?}: must be 1-64 characters of ASCII letters, digits, ':', '.', '_', '-'")]
+#[error(
+    "invalid permission name {name:?}: must be 1-64 characters of ASCII letters, digits, ':', '.', '_', '-'"
+)]
 pub struct InvalidPermission {
     /// The rejected name (truncated to 64 characters).
     pub name: String,
@@ -214,8 +216,14 @@ mod tests {
     fn set_algebra() {
         let a = PermissionSet::parse(["a", "b", "c"]).expect("valid");
         let b = PermissionSet::parse(["b", "c", "d"]).expect("valid");
-        assert_eq!(a.intersection(&b), PermissionSet::parse(["b", "c"]).expect("valid"));
-        assert_eq!(a.difference(&b), PermissionSet::parse(["a"]).expect("valid"));
+        assert_eq!(
+            a.intersection(&b),
+            PermissionSet::parse(["b", "c"]).expect("valid")
+        );
+        assert_eq!(
+            a.difference(&b),
+            PermissionSet::parse(["a"]).expect("valid")
+        );
         assert!(PermissionSet::parse(["b"]).expect("valid").is_subset(&a));
         assert!(!b.is_subset(&a));
         let json = serde_json::to_string(&a).expect("ser");

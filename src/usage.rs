@@ -110,7 +110,8 @@ impl UsageAggregator {
     /// Puts counts back after a failed flush, so nothing is lost.
     pub(crate) fn restore(&self, batch: Vec<UsageRecord>) {
         for r in batch {
-            let (Ok(origin), Ok(category)) = (Label::new(&r.origin), Label::new(&r.category)) else {
+            let (Ok(origin), Ok(category)) = (Label::new(&r.origin), Label::new(&r.category))
+            else {
                 continue;
             };
             let slot = Slot {
@@ -141,7 +142,11 @@ pub(crate) fn nanos_to_time(n: i64) -> OffsetDateTime {
 }
 
 pub(crate) fn time_to_nanos(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(if t.year() < 1970 { i64::MIN } else { i64::MAX })
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(if t.year() < 1970 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 #[cfg(test)]

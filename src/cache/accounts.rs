@@ -17,7 +17,12 @@ pub(crate) struct AccountCache {
 
 impl AccountCache {
     /// The account and when it was read, if read less than `window` ago.
-    pub(crate) fn get_fresh(&self, id: &AccountId, now: i64, window: i64) -> Option<(Account, i64)> {
+    pub(crate) fn get_fresh(
+        &self,
+        id: &AccountId,
+        now: i64,
+        window: i64,
+    ) -> Option<(Account, i64)> {
         let g = self.map.read().unwrap_or_else(|e| e.into_inner());
         g.get(id)
             .filter(|(_, at)| now >= *at && now.saturating_sub(*at) < window)
@@ -35,7 +40,10 @@ impl AccountCache {
 
     /// Forgets `id`.
     pub(crate) fn remove(&self, id: &AccountId) {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// Forgets everything.

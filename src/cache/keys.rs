@@ -142,7 +142,9 @@ pub(crate) struct KeyCache {
 
 impl std::fmt::Debug for KeyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyCache").field("len", &self.len()).finish()
+        f.debug_struct("KeyCache")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -178,7 +180,9 @@ impl KeyCache {
     }
 
     fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[shard].write().unwrap_or_else(|e| e.into_inner())
+        self.shards[shard]
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The hot path: checks `tag` against the entry for `id` in constant
@@ -194,7 +198,10 @@ impl KeyCache {
     ) -> Warm {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
-        let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id) else {
+        let Some(&i) = shard
+            .table
+            .find(h, |&i| shard.slab[i as usize].key_id == *id)
+        else {
             return Warm::Stale;
         };
         let e = &shard.slab[i as usize];
@@ -244,7 +251,9 @@ impl KeyCache {
     ) -> Option<R> {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
-        let &i = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id)?;
+        let &i = shard
+            .table
+            .find(h, |&i| shard.slab[i as usize].key_id == *id)?;
         let e = &shard.slab[i as usize];
         if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
             return None;
@@ -257,7 +266,10 @@ impl KeyCache {
     pub(crate) fn mark_verified(&self, id: &KeyId, generation: u32, previous: bool, tag: Tag) {
         let (h, s) = self.locate(id);
         let mut shard = self.write(s);
-        let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id) else {
+        let Some(&i) = shard
+            .table
+            .find(h, |&i| shard.slab[i as usize].key_id == *id)
+        else {
             return;
         };
         let e = &mut shard.slab[i as usize];
@@ -291,7 +303,10 @@ impl KeyCache {
         let shard = &mut *guard;
         entry.grant = intern(&mut shard.grants, entry.grant);
         let id = entry.key_id;
-        if let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == id) {
+        if let Some(&i) = shard
+            .table
+            .find(h, |&i| shard.slab[i as usize].key_id == id)
+        {
             let old = &mut shard.slab[i as usize];
             if old.fetched_at > entry.fetched_at {
                 return; // a newer read already landed
@@ -319,7 +334,10 @@ impl KeyCache {
     pub(crate) fn invalidate(&self, id: &KeyId) {
         let (h, s) = self.locate(id);
         let mut shard = self.write(s);
-        if let Some(&i) = shard.table.find(h, |&i| shard.slab[i as usize].key_id == *id) {
+        if let Some(&i) = shard
+            .table
+            .find(h, |&i| shard.slab[i as usize].key_id == *id)
+        {
             shard.slab[i as usize].fetched_at = i64::MIN;
         }
     }
@@ -334,7 +352,10 @@ impl KeyCache {
     /// Marks every entry stale.
     pub(crate) fn invalidate_all(&self) {
         for s in 0..SHARDS {
-            self.write(s).slab.iter_mut().for_each(|e| e.fetched_at = i64::MIN);
+            self.write(s)
+                .slab
+                .iter_mut()
+                .for_each(|e| e.fetched_at = i64::MIN);
         }
     }
 
@@ -381,7 +402,10 @@ fn intern(
 
 fn remove_from(shard: &mut Shard, hasher: &foldhash::fast::RandomState, h: u64, id: &KeyId) {
     let slab = &shard.slab;
-    let Ok(found) = shard.table.find_entry(h, |&i| slab[i as usize].key_id == *id) else {
+    let Ok(found) = shard
+        .table
+        .find_entry(h, |&i| slab[i as usize].key_id == *id)
+    else {
         return;
     };
     let (idx, _) = found.remove();

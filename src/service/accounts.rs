@@ -68,7 +68,9 @@ impl Keyward {
             json!({ "name": account.name, "parent": account.parent, "permissions": account.permissions }),
         );
         self.inner.store.insert_account(&account, &event).await?;
-        self.inner.accounts.insert(account.clone(), time_to_nanos(now));
+        self.inner
+            .accounts
+            .insert(account.clone(), time_to_nanos(now));
         Ok(account)
     }
 

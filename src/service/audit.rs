@@ -123,7 +123,12 @@ impl Keyward {
     /// # Errors
     /// [`Error::InvalidInput`] when `from` is after `to`,
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
-    pub async fn usage(&self, actor: Actor<'_>, account: &AccountId, filter: UsageFilter) -> Result<Vec<UsageRecord>> {
+    pub async fn usage(
+        &self,
+        actor: Actor<'_>,
+        account: &AccountId,
+        filter: UsageFilter,
+    ) -> Result<Vec<UsageRecord>> {
         if filter.from > filter.to {
             return Err(Error::InvalidInput {
                 field: "from",

@@ -312,7 +312,12 @@ impl Keyward {
     /// networks, expiry in the past), [`Error::NotGrantable`],
     /// [`Error::Forbidden`] without `writeApiKeys`, [`Error::NotFound`] for
     /// an unknown or foreign account, [`Error::Unavailable`].
-    pub async fn issue_key(&self, actor: Actor<'_>, account: &AccountId, new: NewKey) -> Result<IssuedKey> {
+    pub async fn issue_key(
+        &self,
+        actor: Actor<'_>,
+        account: &AccountId,
+        new: NewKey,
+    ) -> Result<IssuedKey> {
         let now = self.now();
         validate::name(&new.name)?;
         validate::description(&new.description)?;
@@ -333,7 +338,11 @@ impl Keyward {
             .load_account(account)
             .await?
             .ok_or(Error::NotFound("account"))?;
-        validate::grantable(&new.permissions, &acct.permissions, actor_permissions(actor))?;
+        validate::grantable(
+            &new.permissions,
+            &acct.permissions,
+            actor_permissions(actor),
+        )?;
 
         let secret = new_key_secret(&self.inner.prefix);
         let material = parse_key_secret(secret.expose(), &self.inner.prefix)?;
@@ -375,7 +384,8 @@ impl Keyward {
             json!({ "name": stored.key.name, "permissions": stored.key.permissions }),
         );
         self.inner.store.insert_key(&stored, &event).await?;
-        self.cache_key(&stored, Some(tag), time_to_nanos(now)).await?;
+        self.cache_key(&stored, Some(tag), time_to_nanos(now))
+            .await?;
         Ok(IssuedKey {
             key: stored.key,
             secret,
@@ -388,7 +398,10 @@ impl Keyward {
     /// [`Error::NotFound`] when absent or in another account,
     /// [`Error::Forbidden`] without `readApiKeys`, [`Error::Unavailable`].
     pub async fn get_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<ApiKey> {
-        Ok(self.stored_for(actor, id, &Permission::read_api_keys()).await?.key)
+        Ok(self
+            .stored_for(actor, id, &Permission::read_api_keys())
+            .await?
+            .key)
     }
 
     /// A page of `account`'s keys.
@@ -397,7 +410,12 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a bad limit or cursor,
     /// [`Error::Forbidden`], [`Error::NotFound`] for a foreign account,
     /// [`Error::Unavailable`].
-    pub async fn list_keys(&self, actor: Actor<'_>, account: &AccountId, list: ListKeys) -> Result<KeyPage> {
+    pub async fn list_keys(
+        &self,
+        actor: Actor<'_>,
+        account: &AccountId,
+        list: ListKeys,
+    ) -> Result<KeyPage> {
         let limit = page_limit(list.limit)?;
         let after = match &list.cursor {
             Some(c) => {
@@ -421,7 +439,9 @@ impl Keyward {
         let mut items = self.inner.store.list_keys(account, &query).await?;
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
-            items.last().map(|k| encode_cursor(k.created_at, k.id.as_str()))
+            items
+                .last()
+                .map(|k| encode_cursor(k.created_at, k.id.as_str()))
         } else {
             None
         };
@@ -435,7 +455,12 @@ impl Keyward {
     /// [`Error::InvalidInput`], [`Error::NotGrantable`],
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`] when
     /// the key changed concurrently, [`Error::Unavailable`].
-    pub async fn update_key(&self, actor: Actor<'_>, id: &KeyId, update: KeyUpdate) -> Result<Updated> {
+    pub async fn update_key(
+        &self,
+        actor: Actor<'_>,
+        id: &KeyId,
+        update: KeyUpdate,
+    ) -> Result<Updated> {
         let now = self.now();
         if let Some(n) = &update.name {
             validate::name(n)?;
@@ -455,7 +480,9 @@ impl Keyward {
         if let Some(e) = update.expires_at {
             validate::expiry(e, now)?;
         }
-        let mut stored = self.stored_for(actor, id, &Permission::write_api_keys()).await?;
+        let mut stored = self
+            .stored_for(actor, id, &Permission::write_api_keys())
+            .await?;
         if let Some(p) = &update.permissions {
             let (acct, _) = self
                 .load_account(&stored.key.account_id)
@@ -514,7 +541,10 @@ impl Keyward {
             actor,
             json!({ "changed": changed }),
         );
-        self.inner.store.update_key(&stored, expected, &event).await?;
+        self.inner
+            .store
+            .update_key(&stored, expected, &event)
+            .await?;
         self.cache_key(&stored, None, time_to_nanos(now)).await?;
         Ok(Updated {
             key: stored.key,
@@ -527,7 +557,8 @@ impl Keyward {
     /// # Errors
     /// As [`update_key`](Self::update_key).
     pub async fn deactivate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
-        self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Inactive)).await
+        self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Inactive))
+            .await
     }
 
     /// Reactivates a deactivated key.
@@ -535,7 +566,8 @@ impl Keyward {
     /// # Errors
     /// As [`update_key`](Self::update_key).
     pub async fn activate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
-        self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Active)).await
+        self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Active))
+            .await
     }
 
     /// Issues a new secret. The old one keeps working for `grace_period`
@@ -546,7 +578,12 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a negative or too long grace period,
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`],
     /// [`Error::Unavailable`].
-    pub async fn rotate_key(&self, actor: Actor<'_>, id: &KeyId, grace_period: Option<Duration>) -> Result<Rotated> {
+    pub async fn rotate_key(
+        &self,
+        actor: Actor<'_>,
+        id: &KeyId,
+        grace_period: Option<Duration>,
+    ) -> Result<Rotated> {
         let now = self.now();
         let grace = grace_period.unwrap_or(Duration::ZERO);
         if grace < Duration::ZERO || grace > self.inner.max_grace {
@@ -558,7 +595,9 @@ impl Keyward {
                 ),
             });
         }
-        let mut stored = self.stored_for(actor, id, &Permission::write_api_keys()).await?;
+        let mut stored = self
+            .stored_for(actor, id, &Permission::write_api_keys())
+            .await?;
         let secret = new_key_secret(&self.inner.prefix);
         let material = parse_key_secret(secret.expose(), &self.inner.prefix)?;
         let tag = self.inner.digester.tag(material);
@@ -581,8 +620,12 @@ impl Keyward {
             actor,
             json!({ "grace_period_seconds": grace.whole_seconds() }),
         );
-        self.inner.store.update_key(&stored, expected, &event).await?;
-        self.cache_key(&stored, Some(tag), time_to_nanos(now)).await?;
+        self.inner
+            .store
+            .update_key(&stored, expected, &event)
+            .await?;
+        self.cache_key(&stored, Some(tag), time_to_nanos(now))
+            .await?;
         let everywhere = self.effective_by(now);
         Ok(Rotated {
             key: stored.key,
@@ -599,7 +642,9 @@ impl Keyward {
     /// [`Error::Unavailable`].
     pub async fn delete_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Deleted> {
         let now = self.now();
-        let stored = self.stored_for(actor, id, &Permission::write_api_keys()).await?;
+        let stored = self
+            .stored_for(actor, id, &Permission::write_api_keys())
+            .await?;
         if stored.key.protected {
             return Err(Error::Protected);
         }
@@ -623,7 +668,12 @@ impl Keyward {
     }
 
     /// The stored key, if `actor` may use `permission` on it.
-    pub(crate) async fn stored_for(&self, actor: Actor<'_>, id: &KeyId, permission: &Permission) -> Result<StoredKey> {
+    pub(crate) async fn stored_for(
+        &self,
+        actor: Actor<'_>,
+        id: &KeyId,
+        permission: &Permission,
+    ) -> Result<StoredKey> {
         if let Actor::Principal(p) = actor {
             p.require(permission)?;
         }

@@ -19,7 +19,11 @@ impl Keyward {
     /// of the read.
     pub(crate) async fn load_account(&self, id: &AccountId) -> Result<Option<(Account, i64)>> {
         let now = self.now_nanos();
-        if let Some(hit) = self.inner.accounts.get_fresh(id, now, self.inner.window_nanos) {
+        if let Some(hit) = self
+            .inner
+            .accounts
+            .get_fresh(id, now, self.inner.window_nanos)
+        {
             return Ok(Some(hit));
         }
         let account = self.inner.store.get_account(id).await?;
@@ -69,18 +73,21 @@ pub(crate) fn entry_from(
     tag: Option<Tag>,
 ) -> KeyEntry {
     let k = &stored.key;
-    let previous = stored
-        .previous
-        .as_ref()
-        .map(|p| (SecretSlot::cold(p.hash.clone()), time_to_nanos(p.valid_until)));
-    let current_hash = tag.is_none().then(|| stored.secret_hash.clone());
-    let extra = (current_hash.is_some() || previous.is_some() || !k.allowed_cidrs.is_empty()).then(|| {
-        Box::new(Extra {
-            current_hash,
-            previous,
-            allowed: k.allowed_cidrs.clone().into_boxed_slice(),
-        })
+    let previous = stored.previous.as_ref().map(|p| {
+        (
+            SecretSlot::cold(p.hash.clone()),
+            time_to_nanos(p.valid_until),
+        )
     });
+    let current_hash = tag.is_none().then(|| stored.secret_hash.clone());
+    let extra =
+        (current_hash.is_some() || previous.is_some() || !k.allowed_cidrs.is_empty()).then(|| {
+            Box::new(Extra {
+                current_hash,
+                previous,
+                allowed: k.allowed_cidrs.clone().into_boxed_slice(),
+            })
+        });
     KeyEntry {
         key_id: k.id,
         grant: Arc::new(Grant {

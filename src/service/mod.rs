@@ -16,10 +16,10 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
 pub use actor::Actor;
+pub use audit::{EventPage, UsageFilter};
 pub use builder::{BuildError, KeywardBuilder};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
 pub use sessions::LoginSession;
-pub use audit::{EventPage, UsageFilter};
 
 use crate::cache::{AccountCache, KeyCache, SessionCache};
 use crate::clock::Clock;

@@ -40,7 +40,12 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`verify`](Self::verify).
-    pub async fn login(&self, key_id: &str, secret: &str, ctx: VerifyContext) -> Result<LoginSession> {
+    pub async fn login(
+        &self,
+        key_id: &str,
+        secret: &str,
+        ctx: VerifyContext,
+    ) -> Result<LoginSession> {
         let principal = self.verify(key_id, secret, ctx).await?;
         self.open_session(&principal).await
     }
@@ -63,7 +68,9 @@ impl Keyward {
         let generation = self
             .inner
             .keys
-            .with_fresh(&key_id, time_to_nanos(now), self.inner.window_nanos, |e| e.generation)
+            .with_fresh(&key_id, time_to_nanos(now), self.inner.window_nanos, |e| {
+                e.generation
+            })
             .ok_or(Error::Unauthorized)?;
         let (id, token) = new_session_token(&self.inner.prefix);
         let (_, material) = parse_session_token(token.expose(), &self.inner.prefix)?;
@@ -84,10 +91,14 @@ impl Keyward {
             Actor::Principal(principal),
             json!({ "expires_at": session.expires_at.unix_timestamp() }),
         );
-        self.inner.store.insert_session(&session, &event).await.map_err(|e| match e {
-            StoreError::NotFound => Error::Unauthorized,
-            e => e.into(),
-        })?;
+        self.inner
+            .store
+            .insert_session(&session, &event)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => Error::Unauthorized,
+                e => e.into(),
+            })?;
         self.inner.sessions.insert(
             id,
             SessionEntry {

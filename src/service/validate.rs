@@ -60,14 +60,20 @@ pub(crate) fn metadata(v: &serde_json::Value) -> Result<()> {
     }
     let len = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
     if len > MAX_METADATA_BYTES {
-        return Err(invalid("metadata", format!("must be at most {MAX_METADATA_BYTES} bytes")));
+        return Err(invalid(
+            "metadata",
+            format!("must be at most {MAX_METADATA_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn cidrs(c: &[IpNet]) -> Result<()> {
     if c.len() > MAX_CIDRS {
-        return Err(invalid("allowed_cidrs", format!("at most {MAX_CIDRS} networks")));
+        return Err(invalid(
+            "allowed_cidrs",
+            format!("at most {MAX_CIDRS} networks"),
+        ));
     }
     Ok(())
 }

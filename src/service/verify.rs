@@ -54,7 +54,12 @@ impl Keyward {
     /// Key ids are public identifiers, so this reveals nothing that grants
     /// access. Whether a key is inactive, expired or restricted is checked
     /// only after the secret matched, so it is not observable without it.
-    pub async fn verify(&self, key_id: &str, secret: &str, ctx: VerifyContext) -> Result<Principal> {
+    pub async fn verify(
+        &self,
+        key_id: &str,
+        secret: &str,
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
         let id = parse_key_id(key_id, &self.inner.prefix)?;
         let material = parse_key_secret(secret, &self.inner.prefix)?;
         self.verify_material(id, material, ctx).await
@@ -125,15 +130,22 @@ impl Keyward {
                     hashed = true;
                     match self.check_cold(id, m, current, previous, now).await? {
                         ColdOutcome::Matched { previous, rehashed } => {
-                            self.inner.keys.mark_verified(&id, generation, previous, tag);
+                            self.inner
+                                .keys
+                                .mark_verified(&id, generation, previous, tag);
                             if let Some(phc) = rehashed {
                                 self.store_rehash(&id, generation, phc).await;
                             }
                         }
                         ColdOutcome::Mismatch => {
-                            self.inner
-                                .usage
-                                .record(id, &account, ctx.origin, ctx.category, now, false);
+                            self.inner.usage.record(
+                                id,
+                                &account,
+                                ctx.origin,
+                                ctx.category,
+                                now,
+                                false,
+                            );
                             return Err(Error::Unauthorized);
                         }
                     }
@@ -216,9 +228,7 @@ impl Keyward {
                 let Some(phc) = phc else { continue };
                 match hasher.check(&phc, m)? {
                     Checked::Match { rehash } => {
-                        let rehashed = (rehash && !previous)
-                            .then(|| hasher.hash(m).ok())
-                            .flatten();
+                        let rehashed = (rehash && !previous).then(|| hasher.hash(m).ok()).flatten();
                         return Ok(ColdOutcome::Matched { previous, rehashed });
                     }
                     Checked::Mismatch => {}

@@ -49,7 +49,9 @@ impl MemoryStore {
 
     fn lock(&self) -> StoreResult<MutexGuard<'_, Inner>> {
         if self.unavailable.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("memory store set unavailable".into()));
+            return Err(StoreError::Unavailable(
+                "memory store set unavailable".into(),
+            ));
         }
         // A panic while holding the lock cannot leave a half-written change:
         // every method validates before it mutates.
@@ -228,7 +230,12 @@ impl KeyStore for MemoryStore {
             .cloned()
             .collect();
         rows.sort_by(|a, b| {
-            (a.hour, a.key_id, &a.origin, &a.category).cmp(&(b.hour, b.key_id, &b.origin, &b.category))
+            (a.hour, a.key_id, &a.origin, &a.category).cmp(&(
+                b.hour,
+                b.key_id,
+                &b.origin,
+                &b.category,
+            ))
         });
         Ok(rows)
     }
