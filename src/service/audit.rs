@@ -1,5 +1,7 @@
 //! Audit events and usage queries.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use time::OffsetDateTime;
 
 use super::keys::{decode_cursor, encode_cursor, page_limit};
@@ -68,10 +70,18 @@ impl Keyward {
         actor: Actor<'_>,
         details: serde_json::Value,
     ) -> AuditEvent {
-        let mut r = [0u8; 20];
+        // Ties on `at` (a manual clock, a coarse system clock) are broken by
+        // a per-process sequence, so listings show events in the order they
+        // were made; the random tail keeps ids unique across instances.
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let mut r = [0u8; 12];
         fill_base62(&mut r);
         AuditEvent {
-            id: format!("evt_{}", std::str::from_utf8(&r).unwrap_or_default()),
+            id: format!(
+                "evt_{seq:012}{}",
+                std::str::from_utf8(&r).unwrap_or_default()
+            ),
             at: self.now(),
             action,
             account_id,

@@ -1,0 +1,612 @@
+//! Key lifecycle through the service: issue, verify, update, deactivate,
+//! rotate, delete, and the errors a user relies on.
+
+mod common;
+
+use common::{fixture, perms};
+use keyward::{Actor, Error, GrantLimit, KeyStatus, KeyUpdate, ListKeys, NewKey, VerifyContext};
+use time::Duration;
+
+fn ctx() -> VerifyContext {
+    VerifyContext::new()
+}
+
+#[tokio::test]
+async fn issue_then_verify_gives_key_and_account_permissions() {
+    let f = fixture().await;
+    let issued =
+        f.kw.issue_key(
+            Actor::System,
+            &f.account.id,
+            NewKey::new("reader").permissions(perms(&["readApplications"])),
+        )
+        .await
+        .expect("issued");
+    assert!(issued.key.id.as_str().starts_with("kw_"));
+    assert!(issued.secret.expose().starts_with("kw_sk_"));
+    let p =
+        f.kw.verify(issued.key.id.as_str(), issued.secret.expose(), ctx())
+            .await
+            .expect("verifies");
+    assert_eq!(p.key_id(), &issued.key.id);
+    assert_eq!(p.account_id(), &f.account.id);
+    assert_eq!(p.permissions(), &perms(&["readApplications"]));
+    assert!(p.require(&keyward::Permission::write_api_keys()).is_err());
+}
+
+#[tokio::test]
+async fn unknown_key_and_wrong_secret_are_the_same_error() {
+    let f = fixture().await;
+    let other =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("other"))
+            .await
+            .expect("issued");
+    // Wrong secret (a valid secret of another key), cold and warm.
+    for _ in 0..2 {
+        let e =
+            f.kw.verify(f.admin.key.id.as_str(), other.secret.expose(), ctx())
+                .await
+                .expect_err("wrong secret");
+        assert!(matches!(e, Error::Unauthorized), "{e:?}");
+    }
+    // Unknown, well-formed key id.
+    let unknown = "kw_00000000000000000";
+    let e =
+        f.kw.verify(unknown, other.secret.expose(), ctx())
+            .await
+            .expect_err("unknown");
+    assert!(matches!(e, Error::Unauthorized), "{e:?}");
+    // Malformed input is rejected before any lookup.
+    f.store.set_unavailable(true);
+    let e =
+        f.kw.verify(unknown, "kw_sk_short", ctx())
+            .await
+            .expect_err("malformed");
+    assert!(matches!(e, Error::Malformed(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn deactivation_is_immediate_and_reported_only_with_the_right_secret() {
+    let f = fixture().await;
+    let k =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("k"))
+            .await
+            .expect("issued");
+    let updated =
+        f.kw.deactivate_key(Actor::System, &k.key.id)
+            .await
+            .expect("deactivated");
+    assert_eq!(updated.key.status, KeyStatus::Inactive);
+    assert_eq!(
+        updated.effective_by,
+        Some(f.kw.now() + f.kw.propagation_window())
+    );
+    let e =
+        f.kw.verify(k.key.id.as_str(), k.secret.expose(), ctx())
+            .await
+            .expect_err("inactive");
+    assert!(matches!(e, Error::KeyInactive), "{e:?}");
+    let e =
+        f.kw.verify(k.key.id.as_str(), f.admin.secret.expose(), ctx())
+            .await
+            .expect_err("wrong secret");
+    assert!(matches!(e, Error::Unauthorized), "{e:?}");
+    f.kw.activate_key(Actor::System, &k.key.id)
+        .await
+        .expect("reactivated");
+    f.kw.verify(k.key.id.as_str(), k.secret.expose(), ctx())
+        .await
+        .expect("works again");
+}
+
+#[tokio::test]
+async fn expiry_and_client_networks_apply() {
+    let f = fixture().await;
+    let k =
+        f.kw.issue_key(
+            Actor::System,
+            &f.account.id,
+            NewKey::new("k")
+                .expires_at(f.kw.now() + Duration::minutes(5))
+                .allowed_cidrs(vec!["10.0.0.0/8".parse().expect("cidr")]),
+        )
+        .await
+        .expect("issued");
+    let inside = ctx().client_ip("10.1.2.3".parse().expect("ip"));
+    let outside = ctx().client_ip("192.0.2.1".parse().expect("ip"));
+    f.kw.verify(k.key.id.as_str(), k.secret.expose(), inside)
+        .await
+        .expect("allowed network");
+    let e =
+        f.kw.verify(k.key.id.as_str(), k.secret.expose(), outside)
+            .await
+            .expect_err("other network");
+    assert!(matches!(e, Error::ClientNotAllowed), "{e:?}");
+    f.clock.advance(Duration::minutes(5));
+    let e =
+        f.kw.verify(k.key.id.as_str(), k.secret.expose(), inside)
+            .await
+            .expect_err("expired");
+    assert!(matches!(e, Error::KeyExpired), "{e:?}");
+}
+
+#[tokio::test]
+async fn rotation_with_and_without_grace() {
+    let f = fixture().await;
+    let k =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("k"))
+            .await
+            .expect("issued");
+    let r =
+        f.kw.rotate_key(Actor::System, &k.key.id, Some(Duration::minutes(10)))
+            .await
+            .expect("rotated");
+    assert_ne!(r.secret, k.secret);
+    assert_eq!(
+        r.previous_secret_expires_at,
+        Some(f.kw.now() + Duration::minutes(10))
+    );
+    for s in [&k.secret, &r.secret] {
+        f.kw.verify(k.key.id.as_str(), s.expose(), ctx())
+            .await
+            .expect("both work during grace");
+    }
+    f.clock.advance(Duration::minutes(10));
+    assert!(
+        f.kw.verify(k.key.id.as_str(), k.secret.expose(), ctx())
+            .await
+            .is_err()
+    );
+    f.kw.verify(k.key.id.as_str(), r.secret.expose(), ctx())
+        .await
+        .expect("new secret works");
+    let r2 =
+        f.kw.rotate_key(Actor::System, &k.key.id, None)
+            .await
+            .expect("rotated");
+    assert_eq!(r2.previous_secret_expires_at, None);
+    assert!(
+        f.kw.verify(k.key.id.as_str(), r.secret.expose(), ctx())
+            .await
+            .is_err()
+    );
+    let e =
+        f.kw.rotate_key(Actor::System, &k.key.id, Some(Duration::days(8)))
+            .await
+            .expect_err("too long");
+    assert!(matches!(
+        e,
+        Error::InvalidInput {
+            field: "grace_period_seconds",
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn delete_refuses_protected_and_removes_others_everywhere_here() {
+    let f = fixture().await;
+    let e =
+        f.kw.delete_key(Actor::System, &f.admin.key.id)
+            .await
+            .expect_err("protected");
+    assert!(matches!(e, Error::Protected));
+    let k =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("k"))
+            .await
+            .expect("issued");
+    f.kw.verify(k.key.id.as_str(), k.secret.expose(), ctx())
+        .await
+        .expect("works");
+    let d =
+        f.kw.delete_key(Actor::System, &k.key.id)
+            .await
+            .expect("deleted");
+    assert_eq!(d.effective_by, f.kw.now() + f.kw.propagation_window());
+    let e =
+        f.kw.verify(k.key.id.as_str(), k.secret.expose(), ctx())
+            .await
+            .expect_err("deleted");
+    assert!(matches!(e, Error::Unauthorized));
+    assert!(matches!(
+        f.kw.get_key(Actor::System, &k.key.id).await,
+        Err(Error::NotFound("key"))
+    ));
+}
+
+#[tokio::test]
+async fn principals_cannot_escalate_or_reach_other_accounts() {
+    let f = fixture().await;
+    let admin =
+        f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+            .await
+            .expect("admin");
+    let reader =
+        f.kw.issue_key(
+            Actor::Principal(&admin),
+            &f.account.id,
+            NewKey::new("writer").permissions(perms(&["writeApiKeys", "readApplications"])),
+        )
+        .await
+        .expect("admin can grant what it holds");
+    let writer =
+        f.kw.verify(reader.key.id.as_str(), reader.secret.expose(), ctx())
+            .await
+            .expect("writer");
+    let e =
+        f.kw.issue_key(
+            Actor::Principal(&writer),
+            &f.account.id,
+            NewKey::new("escalate").permissions(perms(&["writeApplications"])),
+        )
+        .await
+        .expect_err("escalation");
+    assert!(
+        matches!(
+            e,
+            Error::NotGrantable {
+                limit: GrantLimit::Actor,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e =
+        f.kw.issue_key(
+            Actor::System,
+            &f.account.id,
+            NewKey::new("beyond").permissions(perms(&["deleteEverything"])),
+        )
+        .await
+        .expect_err("beyond account");
+    assert!(
+        matches!(
+            e,
+            Error::NotGrantable {
+                limit: GrantLimit::Account,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // writer lacks readApiKeys
+    let e =
+        f.kw.get_key(Actor::Principal(&writer), &f.admin.key.id)
+            .await
+            .expect_err("forbidden");
+    assert!(matches!(e, Error::Forbidden { .. }), "{e:?}");
+    // Another account's keys are invisible.
+    let other =
+        f.kw.create_account(
+            Actor::System,
+            keyward::NewAccount::new("Other", perms(common::ALL)),
+        )
+        .await
+        .expect("account");
+    let foreign =
+        f.kw.issue_key(Actor::System, &other.id, NewKey::new("foreign"))
+            .await
+            .expect("issued");
+    let e =
+        f.kw.get_key(Actor::Principal(&admin), &foreign.key.id)
+            .await
+            .expect_err("foreign");
+    assert!(matches!(e, Error::NotFound("key")), "{e:?}");
+    let e =
+        f.kw.deactivate_key(Actor::Principal(&admin), &foreign.key.id)
+            .await
+            .expect_err("foreign");
+    assert!(matches!(e, Error::NotFound("key")), "{e:?}");
+}
+
+#[tokio::test]
+async fn effective_permissions_follow_the_account() {
+    let f = fixture().await;
+    let child =
+        f.kw.create_account(
+            Actor::System,
+            keyward::NewAccount::new("Child", perms(&["readApplications"])).parent(f.account.id),
+        )
+        .await
+        .expect("child");
+    let admin =
+        f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+            .await
+            .expect("admin");
+    let acting = f.kw.act_for(&admin, &child.id).await.expect("child ok");
+    assert_eq!(acting.account_id(), &child.id);
+    assert_eq!(acting.home_account_id(), &f.account.id);
+    assert_eq!(acting.permissions(), &perms(&["readApplications"]));
+    let stranger =
+        f.kw.create_account(
+            Actor::System,
+            keyward::NewAccount::new("Stranger", perms(&[])),
+        )
+        .await
+        .expect("account");
+    assert!(matches!(
+        f.kw.act_for(&admin, &stranger.id).await,
+        Err(Error::AccountNotAllowed)
+    ));
+}
+
+#[tokio::test]
+async fn bad_input_changes_nothing_and_writes_no_event() {
+    let f = fixture().await;
+    let before =
+        f.kw.events(Actor::System, &f.account.id, None, 100, None)
+            .await
+            .expect("events")
+            .items
+            .len();
+    let long = "x".repeat(201);
+    let cases: Vec<(NewKey, &str)> = vec![
+        (NewKey::new(""), "name"),
+        (NewKey::new("   "), "name"),
+        (NewKey::new(long.as_str()), "name"),
+        (NewKey::new("a\u{0}b"), "name"),
+        (
+            NewKey::new("k").expires_at(f.kw.now() - Duration::seconds(1)),
+            "expires_at",
+        ),
+        (
+            NewKey::new("k").metadata(serde_json::json!([1, 2])),
+            "metadata",
+        ),
+        (
+            NewKey::new("k").description("d".repeat(2001)),
+            "description",
+        ),
+    ];
+    for (new, field) in cases {
+        match f.kw.issue_key(Actor::System, &f.account.id, new).await {
+            Err(Error::InvalidInput { field: got, .. }) => assert_eq!(got, field),
+            other => panic!("expected invalid {field}, got {other:?}"),
+        }
+    }
+    let e =
+        f.kw.update_key(
+            Actor::System,
+            &f.admin.key.id,
+            KeyUpdate::new()
+                .name("renamed")
+                .expires_at(Some(f.kw.now() - Duration::seconds(1))),
+        )
+        .await
+        .expect_err("past expiry");
+    assert!(matches!(
+        e,
+        Error::InvalidInput {
+            field: "expires_at",
+            ..
+        }
+    ));
+    let key =
+        f.kw.get_key(Actor::System, &f.admin.key.id)
+            .await
+            .expect("key");
+    assert_eq!(key.name, "admin");
+    let after =
+        f.kw.events(Actor::System, &f.account.id, None, 100, None)
+            .await
+            .expect("events")
+            .items
+            .len();
+    assert_eq!(before, after);
+    assert!(matches!(
+        f.kw.list_keys(Actor::System, &f.account.id, ListKeys::new().limit(0))
+            .await,
+        Err(Error::InvalidInput { field: "limit", .. })
+    ));
+    assert!(matches!(
+        f.kw.list_keys(Actor::System, &f.account.id, ListKeys::new().cursor("!!"))
+            .await,
+        Err(Error::InvalidInput {
+            field: "cursor",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn list_filters_and_paginates() {
+    let f = fixture().await;
+    for i in 0..7 {
+        f.clock.advance(Duration::seconds(1));
+        let app = if i % 2 == 0 { "billing" } else { "crm" };
+        let k =
+            f.kw.issue_key(
+                Actor::System,
+                &f.account.id,
+                NewKey::new(format!("Service {i}")).application(app),
+            )
+            .await
+            .expect("issued");
+        if i == 3 {
+            f.kw.deactivate_key(Actor::System, &k.key.id)
+                .await
+                .expect("off");
+        }
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut q = ListKeys::new().q("service").limit(3);
+        if let Some(c) = cursor.take() {
+            q = q.cursor(c);
+        }
+        let page =
+            f.kw.list_keys(Actor::System, &f.account.id, q)
+                .await
+                .expect("page");
+        seen.extend(page.items.into_iter().map(|k| k.name));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..7).map(|i| format!("Service {i}")).collect::<Vec<_>>()
+    );
+    let inactive =
+        f.kw.list_keys(
+            Actor::System,
+            &f.account.id,
+            ListKeys::new().status(KeyStatus::Inactive),
+        )
+        .await
+        .expect("page");
+    assert_eq!(inactive.items.len(), 1);
+    assert_eq!(inactive.items[0].name, "Service 3");
+    let crm =
+        f.kw.list_keys(
+            Actor::System,
+            &f.account.id,
+            ListKeys::new().application("crm"),
+        )
+        .await
+        .expect("page");
+    assert_eq!(crm.items.len(), 3);
+}
+
+#[tokio::test]
+async fn every_change_is_audited_with_its_actor() {
+    let f = fixture().await;
+    let admin =
+        f.kw.verify(
+            f.admin.key.id.as_str(),
+            f.admin.secret.expose(),
+            ctx().client_ip("198.51.100.4".parse().expect("ip")),
+        )
+        .await
+        .expect("admin");
+    let k =
+        f.kw.issue_key(Actor::Principal(&admin), &f.account.id, NewKey::new("k"))
+            .await
+            .expect("issued");
+    let by = Actor::Principal(&admin);
+    f.kw.update_key(by, &k.key.id, KeyUpdate::new().name("k2"))
+        .await
+        .expect("renamed");
+    f.kw.deactivate_key(by, &k.key.id).await.expect("off");
+    f.kw.activate_key(by, &k.key.id).await.expect("on");
+    f.kw.rotate_key(by, &k.key.id, None).await.expect("rotated");
+    f.kw.delete_key(by, &k.key.id).await.expect("deleted");
+    let page =
+        f.kw.events(by, &f.account.id, Some(&k.key.id), 100, None)
+            .await
+            .expect("events");
+    let actions: Vec<&str> = page.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "key_deleted",
+            "key_rotated",
+            "key_activated",
+            "key_deactivated",
+            "key_updated",
+            "key_created"
+        ]
+    );
+    for e in &page.items {
+        assert_eq!(e.actor.key_id, Some(f.admin.key.id));
+        assert_eq!(e.client_ip, Some("198.51.100.4".parse().expect("ip")));
+    }
+}
+
+#[tokio::test]
+async fn usage_is_counted_in_memory_and_flushed_in_batches() {
+    let f = fixture().await;
+    let mcp = ctx().origin(keyward::Label::MCP);
+    for _ in 0..3 {
+        f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+            .await
+            .expect("ok");
+    }
+    f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), mcp)
+        .await
+        .expect("ok");
+    let wrong = "kw_sk_".to_string() + &"A".repeat(49);
+    let _ = f.kw.verify(f.admin.key.id.as_str(), &wrong, ctx()).await;
+    // Nothing reaches the store until a flush.
+    let stored =
+        f.kw.get_key(keyward::Actor::System, &f.admin.key.id)
+            .await
+            .expect("key");
+    assert_eq!(stored.last_used_at, None);
+    f.kw.flush().await.expect("flushed");
+    let stored =
+        f.kw.get_key(Actor::System, &f.admin.key.id)
+            .await
+            .expect("key");
+    assert_eq!(stored.last_used_at, Some(f.kw.now()));
+    let rows =
+        f.kw.usage(
+            Actor::System,
+            &f.account.id,
+            keyward::UsageFilter::between(
+                f.kw.now() - Duration::hours(1),
+                f.kw.now() + Duration::hours(1),
+            )
+            .key(f.admin.key.id),
+        )
+        .await
+        .expect("usage");
+    let api = rows.iter().find(|r| r.origin == "api").expect("api row");
+    let mcp = rows.iter().find(|r| r.origin == "mcp").expect("mcp row");
+    assert_eq!((api.successes, mcp.successes), (3, 1));
+    // The malformed secret was rejected before lookup, so it counts nowhere.
+    assert_eq!(api.failures, 0);
+}
+
+#[tokio::test]
+async fn a_failed_flush_loses_nothing() {
+    let f = fixture().await;
+    f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+        .await
+        .expect("ok");
+    f.store.set_unavailable(true);
+    assert!(matches!(f.kw.flush().await, Err(Error::Unavailable(_))));
+    f.store.set_unavailable(false);
+    f.kw.flush().await.expect("flushed");
+    let rows =
+        f.kw.usage(
+            Actor::System,
+            &f.account.id,
+            keyward::UsageFilter::between(
+                f.kw.now() - Duration::hours(1),
+                f.kw.now() + Duration::hours(1),
+            ),
+        )
+        .await
+        .expect("usage");
+    assert_eq!(rows.iter().map(|r| r.successes).sum::<u64>(), 1);
+}
+
+#[tokio::test]
+async fn store_outage_fails_closed_after_the_window() {
+    let f = fixture().await;
+    f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+        .await
+        .expect("warm");
+    f.store.set_unavailable(true);
+    f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+        .await
+        .expect("cached entry younger than W still works");
+    f.clock.advance(f.kw.propagation_window());
+    let e =
+        f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+            .await
+            .expect_err("fails closed");
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    let e =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("x"))
+            .await
+            .expect_err("management fails");
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+    f.store.set_unavailable(false);
+    f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+        .await
+        .expect("recovers");
+}
