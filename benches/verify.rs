@@ -1,2 +1,296 @@
-//! Verification benchmarks (placeholder until the suite lands).
-fn main() {}
+//! Verification benchmarks: warm, cold (argon2 at the default parameters),
+//! malformed, wrong secret, session; 10 000 and 1 000 000 cached keys; two
+//! threads; and the floor (one keyed digest + one HashMap lookup + one
+//! constant-time compare) measured in the same run.
+//!
+//! `cargo bench --bench verify`
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use keyward::{
+    Actor, HashParams, Keyward, ManualClock, MemoryStore, NewAccount, NewKey, PermissionSet,
+    VerifyContext,
+};
+use subtle::ConstantTimeEq;
+
+/// Polls a future that completes without waiting (warm paths).
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(f).poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("expected a warm, non-waiting path"),
+    }
+}
+
+struct Population {
+    kw: Keyward,
+    store: MemoryStore,
+    clock: ManualClock,
+    account: keyward::AccountId,
+    creds: Vec<(String, String)>,
+}
+
+/// `n` keys issued through the public API and cached (issuance warms the
+/// cache). Bulk issuance uses the cheapest argon2 parameters to keep setup
+/// short; the cached entries are identical whatever the parameters.
+fn populate(rt: &tokio::runtime::Runtime, n: usize) -> Population {
+    let started = Instant::now();
+    let store = MemoryStore::new();
+    let clock = ManualClock::default();
+    let kw = Keyward::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .hash_params(HashParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .propagation_window(time::Duration::days(1))
+        .flush_interval(None)
+        .build()
+        .expect("config");
+    let perms = PermissionSet::parse(["readApplications", "writeApplications"]).expect("valid");
+    let account = rt
+        .block_on(kw.create_account(Actor::System, NewAccount::new("bench", perms.clone())))
+        .expect("account")
+        .id;
+    let creds = rt.block_on(async {
+        let mut tasks = Vec::new();
+        let workers = 8;
+        for w in 0..workers {
+            let kw = kw.clone();
+            let perms = perms.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(n / workers + 1);
+                for i in (w..n).step_by(workers) {
+                    let k = kw
+                        .issue_key(
+                            Actor::System,
+                            &account,
+                            NewKey::new(format!("key {i}")).permissions(perms.clone()),
+                        )
+                        .await
+                        .expect("issued");
+                    out.push((k.key.id.to_string(), k.secret.expose().to_owned()));
+                }
+                out
+            }));
+        }
+        let mut all = Vec::with_capacity(n);
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        all
+    });
+    let (len, bytes) = kw.cache_stats();
+    eprintln!(
+        "populated {len} keys in {:.1?}; cache tables and entries: {:.1} MiB, {} bytes per key",
+        started.elapsed(),
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes / len.max(1)
+    );
+    Population {
+        kw,
+        store,
+        clock,
+        account,
+        creds,
+    }
+}
+
+fn floor(c: &mut Criterion, n: usize, label: &str) {
+    c.bench_function(&format!("floor/digest+lookup+ct_eq/{label}"), |b| {
+        floor_iter(b, n)
+    });
+}
+
+/// One keyed BLAKE3 of a 32-byte secret, one HashMap lookup, one ct_eq.
+fn floor_iter(b: &mut criterion::Bencher<'_>, n: usize) {
+    let key = [7u8; 32];
+    let mut map: HashMap<String, [u8; 32], foldhash::fast::RandomState> = HashMap::default();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("kw_{i:017}");
+        let secret = [i as u8; 32];
+        map.insert(id.clone(), *blake3::keyed_hash(&key, &secret).as_bytes());
+        ids.push((id, secret));
+    }
+    let mut i = 0usize;
+    b.iter(|| {
+        i = (i + 7919) % ids.len();
+        let (id, secret) = &ids[i];
+        let tag = blake3::keyed_hash(&key, black_box(secret));
+        let stored = map.get(black_box(id.as_str())).expect("present");
+        black_box(bool::from(stored.ct_eq(tag.as_bytes())))
+    });
+}
+
+fn warm(c: &mut Criterion, pop: fn() -> &'static Population, label: &str) {
+    let ctx = VerifyContext::new();
+    let mut i = 0usize;
+    c.bench_function(&format!("verify/warm/{label}"), |b| {
+        let pop = pop();
+        let n = pop.creds.len();
+        b.iter(|| {
+            i = (i + 7919) % n;
+            let (id, secret) = &pop.creds[i];
+            black_box(ready(pop.kw.verify(black_box(id), black_box(secret), ctx)).expect("ok"))
+        })
+    });
+}
+
+fn two_threads(c: &mut Criterion, pop: fn() -> &'static Population, label: &str) {
+    let ctx = VerifyContext::new();
+    let mut group = c.benchmark_group(format!("verify/warm/{label}"));
+    for threads in [1usize, 2] {
+        group.bench_function(
+            format!("{threads} thread(s), time per verify per thread"),
+            |b| {
+                let pop = pop();
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for t in 0..threads {
+                            let kw = pop.kw.clone();
+                            let creds = &pop.creds;
+                            s.spawn(move || {
+                                let n = creds.len();
+                                let mut i = t * n / threads;
+                                for _ in 0..iters {
+                                    i = (i + 7919) % n;
+                                    let (id, secret) = &creds[i];
+                                    black_box(ready(kw.verify(id, secret, ctx)).expect("ok"));
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+/// Populations are built on first use, so a filtered run (for example
+/// `cargo bench --bench verify -- 10k`) builds only what it measures.
+fn small() -> &'static Population {
+    static P: OnceLock<Population> = OnceLock::new();
+    P.get_or_init(|| populate(runtime(), 10_000))
+}
+
+fn big() -> &'static Population {
+    static P: OnceLock<Population> = OnceLock::new();
+    P.get_or_init(|| populate(runtime(), 1_000_000))
+}
+
+fn ten_thousand(c: &mut Criterion) {
+    floor(c, 10_000, "10k keys");
+    warm(c, small, "10k keys");
+    two_threads(c, small, "10k keys");
+}
+
+fn one_million(c: &mut Criterion) {
+    floor(c, 1_000_000, "1M keys");
+    warm(c, big, "1M keys");
+    two_threads(c, big, "1M keys");
+}
+
+fn rejections_and_sessions(c: &mut Criterion) {
+    let ctx = VerifyContext::new();
+    c.bench_function("verify/wrong secret (warm key)", |b| {
+        let pop = small();
+        let (id, _) = &pop.creds[0];
+        let wrong = &pop.creds[1].1;
+        b.iter(|| black_box(ready(pop.kw.verify(id, black_box(wrong), ctx)).is_err()))
+    });
+    c.bench_function("verify/malformed (checksum fails)", |b| {
+        let pop = small();
+        let (id, secret) = &pop.creds[0];
+        let mut typo = secret.clone().into_bytes();
+        typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).expect("ascii");
+        b.iter(|| black_box(ready(pop.kw.verify(id, black_box(&typo), ctx)).is_err()))
+    });
+    c.bench_function("verify/malformed (too short)", |b| {
+        let pop = small();
+        let (id, _) = &pop.creds[0];
+        b.iter(|| black_box(ready(pop.kw.verify(id, black_box("kw_sk_abc"), ctx)).is_err()))
+    });
+    c.bench_function("verify/session (warm)", |b| {
+        let pop = small();
+        let (id, secret) = &pop.creds[0];
+        let session = runtime()
+            .block_on(pop.kw.login(id, secret, ctx))
+            .expect("login");
+        let token = session.token.expose().to_owned();
+        b.iter(|| black_box(ready(pop.kw.verify_session(black_box(&token), ctx)).expect("ok")))
+    });
+}
+
+fn cold(c: &mut Criterion) {
+    // A fresh instance on the same store for every iteration, so each
+    // verification reads the store and runs argon2id at the default
+    // parameters.
+    let ctx = VerifyContext::new();
+    let d = HashParams::DEFAULT;
+    let mut group = c.benchmark_group("verify/cold");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function(
+        format!(
+            "argon2id m={} t={} p={}",
+            d.memory_kib, d.iterations, d.parallelism
+        ),
+        |b| {
+            let pop = small();
+            let rt = runtime();
+            let fresh = || {
+                Keyward::builder()
+                    .store(pop.store.clone())
+                    .clock(pop.clock.clone())
+                    .flush_interval(None)
+                    .build()
+                    .expect("config")
+            };
+            let key = rt
+                .block_on(fresh().issue_key(Actor::System, &pop.account, NewKey::new("cold")))
+                .expect("issued");
+            let (id, secret) = (key.key.id.to_string(), key.secret.expose().to_owned());
+            b.iter_batched(
+                fresh,
+                |kw| rt.block_on(kw.verify(&id, &secret, ctx)).expect("ok"),
+                BatchSize::PerIteration,
+            )
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(
+    verify,
+    ten_thousand,
+    rejections_and_sessions,
+    cold,
+    one_million
+);
+criterion_main!(verify);

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A short label for usage accounting: 1–32 characters of lowercase ASCII
 /// letters, digits, `_`, `-`, `.`. Copy and allocation-free.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Label {
     len: u8,
     bytes: [u8; 32],
@@ -73,9 +73,24 @@ impl Label {
         Self::try_const(s).ok_or_else(|| InvalidLabel(s.chars().take(40).collect()))
     }
 
+    /// A cheap fingerprint for hashing on the hot path (first 8 bytes and
+    /// the length; labels are few and short).
+    #[inline]
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.bytes[..8]);
+        u64::from_le_bytes(first) ^ (u64::from(self.len) << 59)
+    }
+
     /// The label text.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+impl std::hash::Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.bytes[..self.len as usize]);
     }
 }
 

@@ -84,7 +84,12 @@ impl Prefix {
 
     /// The prefix text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
     }
 }
 
@@ -120,8 +125,24 @@ impl fmt::Debug for SecretMaterial<'_> {
     }
 }
 
+/// Value of each base62 character, 0xFF for every other byte.
+const BASE62_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 62 {
+        t[BASE62[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_base62(bytes: &[u8]) -> bool {
-    bytes.iter().all(u8::is_ascii_alphanumeric)
+    // Branch-free over the whole input: OR of all table values.
+    bytes
+        .iter()
+        .fold(0u8, |acc, &b| acc | (BASE62_VALUE[b as usize] & 0x80))
+        == 0
 }
 
 fn crc_base62(data: &[u8]) -> [u8; CHECKSUM_LEN] {
@@ -134,16 +155,21 @@ fn crc_base62(data: &[u8]) -> [u8; CHECKSUM_LEN] {
     out
 }
 
-/// Checks the trailing 6-character checksum of `s` in constant time per
-/// length (the checksum is not secret, but there is no reason to branch).
+/// Checks the trailing 6-character checksum of `s` (already known to be
+/// base62): decodes it and compares it with the CRC32 of what precedes it.
+#[inline]
 fn checksum_ok(s: &[u8]) -> bool {
     let (body, sum) = s.split_at(s.len() - CHECKSUM_LEN);
-    crc_base62(body) == sum
+    let presented = sum.iter().fold(0u64, |acc, &c| {
+        acc * 62 + u64::from(BASE62_VALUE[c as usize])
+    });
+    presented == u64::from(crc32fast::hash(body))
 }
 
 /// Strips `<prefix>_<marker>_` from `s`.
+#[inline]
 fn strip<'a>(s: &'a [u8], prefix: &Prefix, marker: &[u8]) -> Option<&'a [u8]> {
-    let p = prefix.as_str().as_bytes();
+    let p = prefix.as_bytes();
     let rest = s.strip_prefix(p)?.strip_prefix(b"_")?;
     if marker.is_empty() {
         return Some(rest);
@@ -198,7 +224,8 @@ pub(crate) fn parse_key_id(s: &str, prefix: &Prefix) -> Result<KeyId, MalformedC
     if body.len() != ID_RANDOM_LEN || !is_base62(body) {
         return Err(MalformedCredential::Format);
     }
-    KeyId::new(s).map_err(|_| MalformedCredential::Format)
+    // Prefix, '_' and base62 are all valid id characters: no re-validation.
+    KeyId::from_valid(s).ok_or(MalformedCredential::Format)
 }
 
 /// Parses a key secret, returning its secret material.
@@ -227,10 +254,7 @@ pub(crate) fn parse_session_token<'a>(
     let (id, m) = parse_checksummed(s, prefix, b"st", ID_RANDOM_LEN, SECRET_RANDOM_LEN)?;
     let mut buf = [0u8; SessionId::MAX_LEN];
     let n = write_id(&mut buf, prefix, "ses", id);
-    let sid = std::str::from_utf8(&buf[..n])
-        .ok()
-        .and_then(|s| SessionId::new(s).ok())
-        .ok_or(MalformedCredential::Format)?;
+    let sid = SessionId::from_valid_bytes(&buf[..n]).ok_or(MalformedCredential::Format)?;
     Ok((sid, SecretMaterial(m)))
 }
 
@@ -241,7 +265,7 @@ fn write_id(buf: &mut [u8], prefix: &Prefix, marker: &str, random: &[u8]) -> usi
         buf[n..n + bytes.len()].copy_from_slice(bytes);
         n += bytes.len();
     };
-    put(prefix.as_str().as_bytes());
+    put(prefix.as_bytes());
     put(b"_");
     if !marker.is_empty() {
         put(marker.as_bytes());

@@ -46,6 +46,20 @@ macro_rules! define_id {
                 InlineStr::new(s).map(Self).ok_or(err)
             }
 
+            /// Wraps an id whose characters the caller already validated.
+            #[inline]
+            #[allow(dead_code)]
+            pub(crate) fn from_valid(s: &str) -> Option<Self> {
+                Self::from_valid_bytes(s.as_bytes())
+            }
+
+            /// Wraps ASCII bytes whose characters the caller already validated.
+            #[inline]
+            #[allow(dead_code)]
+            pub(crate) fn from_valid_bytes(b: &[u8]) -> Option<Self> {
+                InlineStr::from_ascii(b).map(Self)
+            }
+
             /// The id as a string slice.
             pub fn as_str(&self) -> &str {
                 self.0.as_str()

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Up to `N` ASCII bytes stored inline.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct InlineStr<const N: usize> {
     len: u8,
     bytes: [u8; N],
@@ -24,10 +24,32 @@ impl<const N: usize> InlineStr<N> {
         })
     }
 
+    /// Copies bytes known to be ASCII; `None` when longer than `N`.
+    #[inline]
+    pub(crate) fn from_ascii(b: &[u8]) -> Option<Self> {
+        if b.len() > N || !b.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; N];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(Self {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
     /// The string.
     pub(crate) fn as_str(&self) -> &str {
         // Only ASCII is ever stored (checked in `new`), so this cannot fail.
         std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
+    }
+}
+
+/// Hashes only the used bytes (unused bytes are always zero, so this agrees
+/// with the derived `Eq`), which keeps the hot path's hashing short.
+impl<const N: usize> std::hash::Hash for InlineStr<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.bytes[..self.len as usize]);
     }
 }
 

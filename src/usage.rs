@@ -2,10 +2,10 @@
 //! on the verification path (no allocation once a slot exists, no store
 //! write) and flushed to the store in batches.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
+use hashbrown::HashTable;
 use time::OffsetDateTime;
 
 use crate::context::Label;
@@ -31,7 +31,7 @@ struct Counts {
     last_used: i64,
 }
 
-type Shard = Mutex<HashMap<Slot, Counts, foldhash::fast::RandomState>>;
+type Shard = Mutex<HashTable<(Slot, Counts)>>;
 
 /// Counts not yet flushed.
 pub(crate) struct UsageAggregator {
@@ -48,13 +48,30 @@ impl std::fmt::Debug for UsageAggregator {
 impl Default for UsageAggregator {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
 
 impl UsageAggregator {
+    /// The slot's hash and shard: one keyed hash of the key id, mixed with
+    /// the hour and the labels' fingerprints (cheap on the hot path).
+    #[inline]
+    fn locate(&self, slot: &Slot) -> (u64, usize) {
+        let k = self.hasher.hash_one(slot.key);
+        let mixed = (k
+            ^ (slot.hour as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ slot
+                .origin
+                .fingerprint()
+                .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            ^ slot.category.fingerprint().rotate_left(29))
+        .wrapping_mul(0x1656_67B1_9E37_79F9);
+        let h = mixed ^ (mixed >> 29);
+        (h, ((k >> 32) as usize) % SHARDS)
+    }
+
     /// Counts one verification of `key` at `now` (unix nanoseconds).
     #[inline]
     pub(crate) fn record(
@@ -72,20 +89,35 @@ impl UsageAggregator {
             category,
             hour: now.div_euclid(HOUR_NANOS),
         };
-        let shard = &self.shards[(self.hasher.hash_one(key) >> 32) as usize % SHARDS];
-        let mut g = shard.lock().unwrap_or_else(|e| e.into_inner());
-        let c = g.entry(slot).or_insert(Counts {
-            account: *account,
-            successes: 0,
-            failures: 0,
-            last_used: i64::MIN,
-        });
-        if success {
-            c.successes += 1;
-            c.last_used = c.last_used.max(now);
-        } else {
-            c.failures += 1;
-        }
+        self.add(
+            slot,
+            account,
+            u64::from(success),
+            u64::from(!success),
+            if success { now } else { i64::MIN },
+        );
+    }
+
+    fn add(&self, slot: Slot, account: &AccountId, successes: u64, failures: u64, last_used: i64) {
+        let (h, shard) = self.locate(&slot);
+        let mut g = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+        let entry = g.entry(h, |(s, _)| *s == slot, |(s, _)| self.locate(s).0);
+        let (_, c) = entry
+            .or_insert_with(|| {
+                (
+                    slot,
+                    Counts {
+                        account: *account,
+                        successes: 0,
+                        failures: 0,
+                        last_used: i64::MIN,
+                    },
+                )
+            })
+            .into_mut();
+        c.successes += successes;
+        c.failures += failures;
+        c.last_used = c.last_used.max(last_used);
     }
 
     /// Takes every count, leaving the aggregator empty.
@@ -120,19 +152,8 @@ impl UsageAggregator {
                 category,
                 hour: time_to_nanos(r.hour).div_euclid(HOUR_NANOS),
             };
-            let shard = &self.shards[(self.hasher.hash_one(r.key_id) >> 32) as usize % SHARDS];
-            let mut g = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let c = g.entry(slot).or_insert(Counts {
-                account: r.account_id,
-                successes: 0,
-                failures: 0,
-                last_used: i64::MIN,
-            });
-            c.successes += r.successes;
-            c.failures += r.failures;
-            if let Some(t) = r.last_used_at {
-                c.last_used = c.last_used.max(time_to_nanos(t));
-            }
+            let last_used = r.last_used_at.map_or(i64::MIN, time_to_nanos);
+            self.add(slot, &r.account_id, r.successes, r.failures, last_used);
         }
     }
 }

@@ -26,17 +26,23 @@ fn ready<F: Future>(f: F) -> F::Output {
 async fn warm_verify_allocates_nothing() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let f = fixture().await;
-    let key = f
-        .kw
-        .issue_key(Actor::System, &f.account.id, NewKey::new("k"))
-        .await
-        .expect("issued");
-    let session = f
-        .kw
-        .login(key.key.id.as_str(), key.secret.expose(), VerifyContext::new())
+    let key =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("k"))
+            .await
+            .expect("issued");
+    let session =
+        f.kw.login(
+            key.key.id.as_str(),
+            key.secret.expose(),
+            VerifyContext::new(),
+        )
         .await
         .expect("login");
-    let (id, secret, token) = (key.key.id.as_str(), key.secret.expose(), session.token.expose());
+    let (id, secret, token) = (
+        key.key.id.as_str(),
+        key.secret.expose(),
+        session.token.expose(),
+    );
     let ctx = VerifyContext::new().client_ip("192.0.2.9".parse().expect("ip"));
     // Warm up: the first verification of the hour creates the usage slot.
     f.kw.verify(id, secret, ctx).await.expect("warm");
@@ -54,12 +60,11 @@ async fn warm_verify_allocates_nothing() {
     }
     let sessions = dhat::HeapStats::get();
     // Wrong secrets for a warm key and malformed input allocate nothing too.
-    let wrong = f
-        .kw
-        .issue_key(Actor::System, &f.account.id, NewKey::new("other"))
-        .await
-        .expect("issued")
-        .secret;
+    let wrong =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("other"))
+            .await
+            .expect("issued")
+            .secret;
     let before_wrong = dhat::HeapStats::get();
     for _ in 0..1000 {
         assert!(ready(f.kw.verify(id, wrong.expose(), ctx)).is_err());
@@ -67,7 +72,19 @@ async fn warm_verify_allocates_nothing() {
     }
     let after_wrong = dhat::HeapStats::get();
 
-    assert_eq!(keys.total_blocks - before.total_blocks, 0, "warm key verify allocated");
-    assert_eq!(sessions.total_blocks - keys.total_blocks, 0, "warm session verify allocated");
-    assert_eq!(after_wrong.total_blocks - before_wrong.total_blocks, 0, "rejections allocated");
+    assert_eq!(
+        keys.total_blocks - before.total_blocks,
+        0,
+        "warm key verify allocated"
+    );
+    assert_eq!(
+        sessions.total_blocks - keys.total_blocks,
+        0,
+        "warm session verify allocated"
+    );
+    assert_eq!(
+        after_wrong.total_blocks - before_wrong.total_blocks,
+        0,
+        "rejections allocated"
+    );
 }

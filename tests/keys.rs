@@ -610,3 +610,84 @@ async fn store_outage_fails_closed_after_the_window() {
         .await
         .expect("recovers");
 }
+
+#[tokio::test]
+async fn stored_hashes_are_upgraded_after_a_successful_verify() {
+    let f = fixture().await;
+    let stronger = keyward::HashParams {
+        memory_kib: 128,
+        ..common::TEST_HASH
+    };
+    let upgraded = keyward::Keyward::builder()
+        .store(f.store.clone())
+        .clock(f.clock.clone())
+        .hash_params(stronger)
+        .flush_interval(None)
+        .build()
+        .expect("config");
+    let read = |store: keyward::MemoryStore, id: keyward::KeyId| async move {
+        keyward::store::KeyStore::get_key(&store, &id)
+            .await
+            .expect("store")
+            .expect("present")
+            .secret_hash
+    };
+    assert!(
+        read(f.store.clone(), f.admin.key.id)
+            .await
+            .0
+            .contains("m=64,")
+    );
+    upgraded
+        .verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+        .await
+        .expect("verifies with the old parameters");
+    assert!(
+        read(f.store.clone(), f.admin.key.id)
+            .await
+            .0
+            .contains("m=128,")
+    );
+    // Still the same secret, and the upgrade is audited.
+    f.clock.advance(f.kw.propagation_window());
+    f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+        .await
+        .expect("still verifies");
+    let events =
+        f.kw.events(Actor::System, &f.account.id, Some(&f.admin.key.id), 1, None)
+            .await
+            .expect("events");
+    assert_eq!(events.items[0].action, keyward::AuditAction::KeyRehashed);
+}
+
+#[tokio::test]
+async fn wrong_secret_floods_on_a_cold_key_are_limited() {
+    let f = fixture().await;
+    // A second instance has no verified tag: every wrong secret costs argon2.
+    let cold = common::service(&f.store, &f.clock);
+    let wrong =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("x"))
+            .await
+            .expect("issued")
+            .secret;
+    let mut limited = 0;
+    for _ in 0..20 {
+        match cold
+            .verify(f.admin.key.id.as_str(), wrong.expose(), ctx())
+            .await
+        {
+            Err(Error::Unauthorized) => {}
+            Err(Error::TooManyAttempts { retry_after_secs }) => {
+                assert!(retry_after_secs > 0);
+                limited += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(limited, 10, "the default budget is 10 failures");
+    // The budget refills with time; the right secret then works.
+    f.clock.advance(Duration::seconds(6));
+    cold.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+        .await
+        .expect("refilled");
+}

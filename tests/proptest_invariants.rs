@@ -98,31 +98,30 @@ proptest! {
 #[tokio::test]
 async fn secrets_never_leak_into_debug_or_serialized_records() {
     let f = fixture().await;
-    let issued = f
-        .kw
-        .issue_key(Actor::System, &f.account.id, NewKey::new("k"))
-        .await
-        .expect("issued");
-    let session = f
-        .kw
-        .login(issued.key.id.as_str(), issued.secret.expose(), VerifyContext::new())
+    let issued =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("k"))
+            .await
+            .expect("issued");
+    let session =
+        f.kw.login(
+            issued.key.id.as_str(),
+            issued.secret.expose(),
+            VerifyContext::new(),
+        )
         .await
         .expect("login");
-    let principal = f
-        .kw
-        .verify_bearer(session.token.expose(), VerifyContext::new())
-        .await
-        .expect("bearer");
-    let rotated = f
-        .kw
-        .rotate_key(Actor::System, &issued.key.id, Some(Duration::minutes(1)))
-        .await
-        .expect("rotated");
-    let events = f
-        .kw
-        .events(Actor::System, &f.account.id, None, 100, None)
-        .await
-        .expect("events");
+    let principal =
+        f.kw.verify_bearer(session.token.expose(), VerifyContext::new())
+            .await
+            .expect("bearer");
+    let rotated =
+        f.kw.rotate_key(Actor::System, &issued.key.id, Some(Duration::minutes(1)))
+            .await
+            .expect("rotated");
+    let events =
+        f.kw.events(Actor::System, &f.account.id, None, 100, None)
+            .await
+            .expect("events");
     let stored = keyward::store::KeyStore::get_key(&f.store, &issued.key.id)
         .await
         .expect("store")

@@ -28,7 +28,7 @@ use crate::digest::Digester;
 use crate::hash::Hasher;
 use crate::limiter::AttemptLimiter;
 use crate::store::KeyStore;
-use crate::usage::{UsageAggregator, time_to_nanos};
+use crate::usage::UsageAggregator;
 
 /// The keyward service: issue, verify, sessions, management, audit and
 /// usage, over any [`KeyStore`]. Cheap to clone (an `Arc`); put one in your
@@ -110,8 +110,9 @@ impl Keyward {
         self.inner.clock.now()
     }
 
+    #[inline]
     pub(crate) fn now_nanos(&self) -> i64 {
-        time_to_nanos(self.inner.clock.now())
+        self.inner.clock.now_unix_nanos()
     }
 
     /// When a change made now is effective on every instance.

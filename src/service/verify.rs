@@ -12,10 +12,10 @@ use crate::credential::{
     MalformedCredential, SecretMaterial, parse_combined_key, parse_key_id, parse_key_secret,
     parse_session_token,
 };
-use crate::digest::session_digest;
+use crate::digest::{Tag, session_digest};
 use crate::error::{Error, Result};
 use crate::hash::Checked;
-use crate::id::{AccountId, KeyId};
+use crate::id::{AccountId, KeyId, SessionId};
 use crate::principal::{Grant, Principal};
 use crate::store::PhcString;
 use crate::usage::time_to_nanos;
@@ -65,6 +65,32 @@ impl Keyward {
         self.verify_material(id, material, ctx).await
     }
 
+    /// The warm path, synchronous and allocation-free: `None` when the
+    /// cache cannot decide (absent, stale or cold entry).
+    #[inline]
+    fn verify_warm(&self, id: KeyId, tag: &Tag, ctx: VerifyContext) -> Option<Result<Principal>> {
+        let now = self.now_nanos();
+        match self
+            .inner
+            .keys
+            .check(&id, tag, now, self.inner.window_nanos, ctx.client_ip)
+        {
+            Warm::Match {
+                grant,
+                active,
+                expires_at,
+                ip_allowed,
+            } => Some(self.conclude(id, grant, active, expires_at, ip_allowed, now, ctx)),
+            Warm::Mismatch { account } => {
+                self.inner
+                    .usage
+                    .record(id, &account, ctx.origin, ctx.category, now, false);
+                Some(Err(Error::Unauthorized))
+            }
+            Warm::Cold { .. } | Warm::Stale => None,
+        }
+    }
+
     /// Verifies the single-string key form (see
     /// [`combine_key`](crate::combine_key)).
     ///
@@ -103,6 +129,21 @@ impl Keyward {
         ctx: VerifyContext,
     ) -> Result<Principal> {
         let tag = self.inner.digester.tag(m);
+        if let Some(decided) = self.verify_warm(id, &tag, ctx) {
+            return decided;
+        }
+        // The slow path's future is large (store reads, argon2 on a blocking
+        // thread); boxing it keeps the warm path's future small.
+        Box::pin(self.verify_slow(id, m, tag, ctx)).await
+    }
+
+    async fn verify_slow(
+        &self,
+        id: KeyId,
+        m: SecretMaterial<'_>,
+        tag: Tag,
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
         let w = self.inner.window_nanos;
         let mut loaded = false;
         let mut hashed = false;
@@ -265,8 +306,27 @@ impl Keyward {
     pub async fn verify_session(&self, token: &str, ctx: VerifyContext) -> Result<Principal> {
         let (sid, m) = parse_session_token(token, &self.inner.prefix)?;
         let digest = session_digest(m);
-        let w = self.inner.window_nanos;
         let now = self.now_nanos();
+        if let Some(entry) = self
+            .inner
+            .sessions
+            .get_fresh(&sid, now, self.inner.window_nanos)
+        {
+            if let Some(decided) = self.session_decision(sid, &entry, &digest, now, ctx, false) {
+                return decided;
+            }
+        }
+        Box::pin(self.verify_session_slow(sid, digest, now, ctx)).await
+    }
+
+    async fn verify_session_slow(
+        &self,
+        sid: SessionId,
+        digest: [u8; 32],
+        now: i64,
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
+        let w = self.inner.window_nanos;
         let entry = match self.inner.sessions.get_fresh(&sid, now, w) {
             Some(e) => e,
             None => {
@@ -284,8 +344,33 @@ impl Keyward {
                 e
             }
         };
-        if !bool::from(entry.digest.ct_eq(&digest)) || now >= entry.expires_at {
+        if self
+            .inner
+            .keys
+            .with_fresh(&entry.key_id, now, w, |_| ())
+            .is_none()
+            && !self.load_key(&entry.key_id).await?
+        {
             return Err(Error::Unauthorized);
+        }
+        self.session_decision(sid, &entry, &digest, now, ctx, true)
+            .unwrap_or(Err(Error::Unauthorized))
+    }
+
+    /// Decides a session from its cached entry and its key's fresh cache
+    /// entry; `None` when the key entry is missing or stale (and
+    /// `final_try` is false).
+    fn session_decision(
+        &self,
+        sid: SessionId,
+        entry: &SessionEntry,
+        digest: &[u8; 32],
+        now: i64,
+        ctx: VerifyContext,
+        final_try: bool,
+    ) -> Option<Result<Principal>> {
+        if !bool::from(entry.digest.ct_eq(digest)) || now >= entry.expires_at {
+            return Some(Err(Error::Unauthorized));
         }
         let state = |e: &crate::cache::KeyEntry| {
             let previous_until = e
@@ -301,20 +386,17 @@ impl Keyward {
                 previous_until,
             )
         };
-        let key = match self.inner.keys.with_fresh(&entry.key_id, now, w, state) {
-            Some(s) => Some(s),
-            None if self.load_key(&entry.key_id).await? => {
-                self.inner.keys.with_fresh(&entry.key_id, now, w, state)
-            }
-            None => None,
-        };
-        let Some((grant, usable, ip_allowed, generation, previous_until)) = key else {
-            return Err(Error::Unauthorized);
+        let Some((grant, usable, ip_allowed, generation, previous_until)) = self
+            .inner
+            .keys
+            .with_fresh(&entry.key_id, now, self.inner.window_nanos, state)
+        else {
+            return final_try.then_some(Err(Error::Unauthorized));
         };
         let generation_ok = entry.key_generation == generation
             || (entry.key_generation.wrapping_add(1) == generation && now < previous_until);
         if !usable || !generation_ok {
-            return Err(Error::Unauthorized);
+            return Some(Err(Error::Unauthorized));
         }
         self.inner.usage.record(
             entry.key_id,
@@ -325,15 +407,15 @@ impl Keyward {
             ip_allowed,
         );
         if !ip_allowed {
-            return Err(Error::ClientNotAllowed);
+            return Some(Err(Error::ClientNotAllowed));
         }
-        Ok(Principal {
+        Some(Ok(Principal {
             key_id: entry.key_id,
             home: grant,
             acting: None,
             session_id: Some(sid),
             client_ip: ctx.client_ip,
-        })
+        }))
     }
 
     /// The principal acting for `account`: its own account, or a direct
