@@ -9,6 +9,13 @@ pub(crate) const TAG_LEN: usize = 16;
 /// A keyed tag of a secret that passed argon2; compared in constant time.
 pub(crate) type Tag = [u8; TAG_LEN];
 
+/// Compares two tags in constant time (one 128-bit comparison).
+#[inline]
+pub(crate) fn tags_equal(a: &Tag, b: &Tag) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(u128::from_le_bytes(*a).ct_eq(&u128::from_le_bytes(*b)))
+}
+
 /// Keyed BLAKE3 under a per-process random key: the cache keeps these tags,
 /// never secrets, and they are useless outside this process.
 pub(crate) struct Digester {

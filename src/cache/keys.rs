@@ -16,9 +16,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 use ipnet::IpNet;
-use subtle::ConstantTimeEq;
 
-use crate::digest::Tag;
+use crate::digest::{Tag, tags_equal};
 use crate::id::{AccountId, KeyId};
 use crate::principal::Grant;
 use crate::store::PhcString;
@@ -208,13 +207,13 @@ impl KeyCache {
         if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
             return Warm::Stale;
         }
-        let current = e.tag.map(|t| bool::from(t.ct_eq(tag)));
+        let current = e.tag.map(|t| tags_equal(&t, tag));
         let prev = e
             .extra
             .as_deref()
             .and_then(|x| x.previous.as_ref())
             .filter(|(_, until)| now < *until);
-        let prev_match = prev.and_then(|(slot, _)| slot.tag.map(|t| bool::from(t.ct_eq(tag))));
+        let prev_match = prev.and_then(|(slot, _)| slot.tag.map(|t| tags_equal(&t, tag)));
         if current == Some(true) || prev_match == Some(true) {
             return Warm::Match {
                 grant: Arc::clone(&e.grant),
