@@ -223,11 +223,19 @@ async fn flush_loop(inner: Weak<Inner>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    loop {
+    let purge_every = (600 / every.as_secs().max(1)).max(1);
+    for n in 1u64.. {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        if let Err(e) = (Keyward { inner }).flush().await {
+        let kw = Keyward { inner };
+        if let Err(e) = kw.flush().await {
             tracing::warn!(target: "keyward::usage", error = %e, "usage flush failed; counts kept for the next flush");
+        }
+        // Expired sessions are useless; remove them about every 10 minutes.
+        if n % purge_every == 0
+            && let Err(e) = kw.inner.store.purge_expired_sessions(kw.now()).await
+        {
+            tracing::warn!(target: "keyward::sessions", error = %e, "purging expired sessions failed");
         }
     }
 }
