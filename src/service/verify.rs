@@ -353,6 +353,9 @@ impl Keyward {
         {
             return Err(Error::Unauthorized);
         }
+        // The key entry may have just been read: decide at the current time,
+        // which is never earlier than that read.
+        let now = self.now_nanos();
         self.session_decision(sid, &entry, &digest, now, ctx, true)
             .unwrap_or(Err(Error::Unauthorized))
     }
