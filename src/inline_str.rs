@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Up to `N` ASCII bytes stored inline.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct InlineStr<const N: usize> {
     len: u8,
     bytes: [u8; N],
@@ -37,6 +37,20 @@ impl<const N: usize> fmt::Debug for InlineStr<N> {
     }
 }
 
+// Ordered as the strings are (byte-wise), not by length first, so ids sort
+// the same in memory and in SQL (`ORDER BY id`).
+impl<const N: usize> PartialOrd for InlineStr<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<const N: usize> Ord for InlineStr<N> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,3 +64,4 @@ mod tests {
         assert_eq!(InlineStr::<8>::new("").expect("empty fits").as_str(), "");
     }
 }
+
