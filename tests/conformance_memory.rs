@@ -1,1 +1,5 @@
-//! placeholder
+//! The store conformance suite on [`MemoryStore`].
+
+use keyward::MemoryStore;
+
+keyward::store_conformance_tests!(async { MemoryStore::new() });
