@@ -90,3 +90,38 @@ pub async fn issue(kw: &Keyward, account: &keyward::AccountId, name: &str) -> Is
     .await
     .expect("issue")
 }
+
+/// A Postgres store in `schema` with `options` applied on top of the
+/// defaults (small pool, fast failure).
+pub async fn pg_store(
+    url: &str,
+    schema: &str,
+    tweak: impl FnOnce(keyward::store::PostgresOptions) -> keyward::store::PostgresOptions,
+) -> keyward::store::PostgresStore {
+    let options = keyward::store::PostgresOptions::new()
+        .schema(schema)
+        .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(2));
+    keyward::store::PostgresStore::connect_with(url, tweak(options))
+        .await
+        .expect("connect")
+}
+
+/// Retries `check` (every 2 ms) until it returns true or `limit` passes;
+/// returns how long it took, or `None` on timeout.
+pub async fn time_until<F, Fut>(limit: std::time::Duration, mut check: F) -> Option<std::time::Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
