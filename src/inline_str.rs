@@ -64,4 +64,3 @@ mod tests {
         assert_eq!(InlineStr::<8>::new("").expect("empty fits").as_str(), "");
     }
 }
-

@@ -32,7 +32,10 @@ async fn fresh() -> Option<SchemaStore> {
     Some(SchemaStore { store, url, schema })
 }
 
-keyward::store_conformance_tests!(fresh(), teardown = |s: SchemaStore| async move {
-    s.store.close().await;
-    common::drop_schema(&s.url, &s.schema).await;
-});
+keyward::store_conformance_tests!(
+    fresh(),
+    teardown = |s: SchemaStore| async move {
+        s.store.close().await;
+        common::drop_schema(&s.url, &s.schema).await;
+    }
+);

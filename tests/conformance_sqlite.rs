@@ -26,6 +26,8 @@ keyward::store_conformance_tests!(fresh());
 mod in_memory {
     use keyward::store::SqliteStore;
     keyward::store_conformance_tests!(async {
-        SqliteStore::connect("sqlite::memory:").await.expect("connect")
+        SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("connect")
     });
 }

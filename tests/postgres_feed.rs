@@ -32,10 +32,19 @@ async fn revocation_reaches_other_instance_through_feed() {
     for i in 0..100 {
         let key = common::issue(&a, &account.id, &format!("k{i}")).await;
         let (id, secret) = (key.key.id.as_str(), key.secret.expose());
-        b.verify(id, secret, VerifyContext::new()).await.expect("B warm");
-        b.verify(id, secret, VerifyContext::new()).await.expect("B warm");
-        a.deactivate_key(Actor::System, &key.key.id).await.expect("deactivate");
-        assert!(rejects(&a, id, secret).await, "A accepted after its own revoke returned");
+        b.verify(id, secret, VerifyContext::new())
+            .await
+            .expect("B warm");
+        b.verify(id, secret, VerifyContext::new())
+            .await
+            .expect("B warm");
+        a.deactivate_key(Actor::System, &key.key.id)
+            .await
+            .expect("deactivate");
+        assert!(
+            rejects(&a, id, secret).await,
+            "A accepted after its own revoke returned"
+        );
         let d = common::time_until(LIMIT, || rejects(&b, id, secret))
             .await
             .expect("B never rejected within the bound");
@@ -63,14 +72,21 @@ async fn without_feed_the_window_bounds_staleness() {
     let b = common::service(Arc::new(store_b.clone()), Some(clock.clone()), 30);
     let (_, key) = common::account_and_key(&a).await;
     let (id, secret) = (key.key.id.as_str(), key.secret.expose());
-    b.verify(id, secret, VerifyContext::new()).await.expect("B warm");
-    a.deactivate_key(Actor::System, &key.key.id).await.expect("deactivate");
+    b.verify(id, secret, VerifyContext::new())
+        .await
+        .expect("B warm");
+    a.deactivate_key(Actor::System, &key.key.id)
+        .await
+        .expect("deactivate");
     assert!(rejects(&a, id, secret).await);
     clock.advance(time::Duration::seconds(29));
     // Within W, B may still accept (it has no feed): that is the contract.
     let _ = b.verify(id, secret, VerifyContext::new()).await;
     clock.advance(time::Duration::seconds(1));
-    assert!(rejects(&b, id, secret).await, "B accepted once W had passed");
+    assert!(
+        rejects(&b, id, secret).await,
+        "B accepted once W had passed"
+    );
     drop((a, b));
     store_a.close().await;
     store_b.close().await;
@@ -106,7 +122,9 @@ async fn killed_listener_still_rejects_within_window() {
     for round in 0..3 {
         let key = common::issue(&a, &account.id, &format!("k{round}")).await;
         let (id, secret) = (key.key.id.as_str(), key.secret.expose());
-        b.verify(id, secret, VerifyContext::new()).await.expect("B warm");
+        b.verify(id, secret, VerifyContext::new())
+            .await
+            .expect("B warm");
         let killed: Vec<bool> = sqlx::query_scalar(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
         )
@@ -115,7 +133,9 @@ async fn killed_listener_still_rejects_within_window() {
         .await
         .expect("terminate");
         assert!(!killed.is_empty(), "no listener to kill");
-        a.deactivate_key(Actor::System, &key.key.id).await.expect("deactivate");
+        a.deactivate_key(Actor::System, &key.key.id)
+            .await
+            .expect("deactivate");
         let d = common::time_until(LIMIT, || rejects(&b, id, secret))
             .await
             .expect("B never rejected after its listener was killed");
@@ -171,7 +191,11 @@ async fn concurrent_verifiers_see_no_success_after_deactivate_returns() {
             let mut successes = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let started = Instant::now();
-                if kw.verify(id.as_str(), &secret, VerifyContext::new()).await.is_ok() {
+                if kw
+                    .verify(id.as_str(), &secret, VerifyContext::new())
+                    .await
+                    .is_ok()
+                {
                     successes.push(started);
                 }
                 tokio::task::yield_now().await;
@@ -180,7 +204,9 @@ async fn concurrent_verifiers_see_no_success_after_deactivate_returns() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    kw.deactivate_key(Actor::System, &id).await.expect("deactivate");
+    kw.deactivate_key(Actor::System, &id)
+        .await
+        .expect("deactivate");
     let returned = Instant::now();
     // Let the feed deliver the change back to this instance while verifiers
     // keep going (its invalidation forces store reloads racing the cache).

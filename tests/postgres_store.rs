@@ -37,21 +37,34 @@ async fn database_down_then_back() {
     let clock = ManualClock::default();
     let kw = common::service(Arc::new(store.clone()), Some(clock.clone()), 30);
     let (account, key) = common::account_and_key(&kw).await;
-    let verify = || kw.verify(key.key.id.as_str(), key.secret.expose(), VerifyContext::new());
+    let verify = || {
+        kw.verify(
+            key.key.id.as_str(),
+            key.secret.expose(),
+            VerifyContext::new(),
+        )
+    };
     verify().await.expect("verifies while up");
 
     proxy.down();
     clock.advance(time::Duration::seconds(10));
-    verify().await.expect("cached < W ago: still verifies while down");
+    verify()
+        .await
+        .expect("cached < W ago: still verifies while down");
     let r = kw.deactivate_key(Actor::System, &key.key.id).await;
     assert!(matches!(r, Err(Error::Unavailable(_))), "got {r:?}");
-    let r = kw.issue_key(Actor::System, &account.id, NewKey::new("new")).await;
+    let r = kw
+        .issue_key(Actor::System, &account.id, NewKey::new("new"))
+        .await;
     assert!(matches!(r, Err(Error::Unavailable(_))), "got {r:?}");
     let r = store.get_key(&key.key.id).await;
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "got {r:?}");
     clock.advance(time::Duration::seconds(21));
     let r = verify().await;
-    assert!(matches!(r, Err(Error::Unavailable(_))), "after W it must fail closed: {r:?}");
+    assert!(
+        matches!(r, Err(Error::Unavailable(_))),
+        "after W it must fail closed: {r:?}"
+    );
 
     proxy.up();
     verify().await.expect("recovers without restart");
@@ -74,7 +87,10 @@ async fn database_down_then_back() {
     // as a set. Nothing was written while the database was down.
     let mut actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     actions.sort_unstable();
-    assert_eq!(actions, ["account_created", "key_created", "key_deactivated"]);
+    assert_eq!(
+        actions,
+        ["account_created", "key_created", "key_deactivated"]
+    );
     drop(kw);
     store.close().await;
     direct.close().await;
@@ -123,7 +139,11 @@ async fn concurrent_instances_migrate_once() {
     let (_, key) = common::account_and_key(&kw).await;
     let other = common::service(Arc::new(stores[5].clone()), None, 30);
     other
-        .verify(key.key.id.as_str(), key.secret.expose(), VerifyContext::new())
+        .verify(
+            key.key.id.as_str(),
+            key.secret.expose(),
+            VerifyContext::new(),
+        )
         .await
         .expect("shared schema");
     for s in stores {

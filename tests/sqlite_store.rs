@@ -23,9 +23,15 @@ async fn survives_restart() {
         let kw = common::service(Arc::new(store.clone()), None, 30);
         let (account, kept) = common::account_and_key(&kw).await;
         let deleted = common::issue(&kw, &account.id, "gone").await;
-        kw.delete_key(Actor::System, &deleted.key.id).await.expect("delete");
-        kw.deactivate_key(Actor::System, &kept.key.id).await.expect("deactivate");
-        kw.activate_key(Actor::System, &kept.key.id).await.expect("activate");
+        kw.delete_key(Actor::System, &deleted.key.id)
+            .await
+            .expect("delete");
+        kw.deactivate_key(Actor::System, &kept.key.id)
+            .await
+            .expect("deactivate");
+        kw.activate_key(Actor::System, &kept.key.id)
+            .await
+            .expect("activate");
         let events = kw
             .events(Actor::System, &account.id, None, 100, None)
             .await
@@ -40,14 +46,25 @@ async fn survives_restart() {
     let store: Arc<dyn KeyStore> = keyward::store::connect(&url).await.expect("reopen");
     let kw = common::service(store, None, 30);
     let p = kw
-        .verify(kept.key.id.as_str(), kept.secret.expose(), VerifyContext::new())
+        .verify(
+            kept.key.id.as_str(),
+            kept.secret.expose(),
+            VerifyContext::new(),
+        )
         .await
         .expect("key still verifies after restart");
     assert_eq!(p.account_id(), &account.id);
     let r = kw
-        .verify(deleted.key.id.as_str(), deleted.secret.expose(), VerifyContext::new())
+        .verify(
+            deleted.key.id.as_str(),
+            deleted.secret.expose(),
+            VerifyContext::new(),
+        )
         .await;
-    assert!(matches!(r, Err(Error::Unauthorized)), "deleted key came back: {r:?}");
+    assert!(
+        matches!(r, Err(Error::Unauthorized)),
+        "deleted key came back: {r:?}"
+    );
     let events = kw
         .events(Actor::System, &account.id, None, 100, None)
         .await
@@ -72,7 +89,11 @@ async fn no_success_after_deactivate_returns() {
             let mut successes = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let started = Instant::now();
-                if kw.verify(id.as_str(), &secret, VerifyContext::new()).await.is_ok() {
+                if kw
+                    .verify(id.as_str(), &secret, VerifyContext::new())
+                    .await
+                    .is_ok()
+                {
                     successes.push(started);
                 }
                 tokio::task::yield_now().await;
@@ -81,7 +102,9 @@ async fn no_success_after_deactivate_returns() {
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    kw.deactivate_key(Actor::System, &id).await.expect("deactivate");
+    kw.deactivate_key(Actor::System, &id)
+        .await
+        .expect("deactivate");
     let returned = Instant::now();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -90,7 +113,10 @@ async fn no_success_after_deactivate_returns() {
         let successes = t.await.expect("task");
         total += successes.len();
         let late = successes.iter().filter(|s| **s > returned).count();
-        assert_eq!(late, 0, "verification started after deactivate returned succeeded");
+        assert_eq!(
+            late, 0,
+            "verification started after deactivate returned succeeded"
+        );
     }
     assert!(total > 0, "the verifiers never ran before the deactivation");
 }
@@ -99,11 +125,18 @@ async fn no_success_after_deactivate_returns() {
 async fn connect_dispatches_on_scheme() {
     assert!(keyward::store::connect("memory:").await.is_ok());
     assert!(keyward::store::connect("sqlite::memory:").await.is_ok());
-    let err = keyward::store::connect("mysql://localhost/db").await.expect_err("unknown");
-    assert!(err.to_string().contains("backend") || format!("{err:?}").contains("unknown store URL scheme"));
+    let err = keyward::store::connect("mysql://localhost/db")
+        .await
+        .expect_err("unknown");
+    assert!(
+        err.to_string().contains("backend")
+            || format!("{err:?}").contains("unknown store URL scheme")
+    );
     #[cfg(not(feature = "postgres"))]
     {
-        let err = keyward::store::connect("postgres://localhost/db").await.expect_err("disabled");
+        let err = keyward::store::connect("postgres://localhost/db")
+            .await
+            .expect_err("disabled");
         assert!(format!("{err:?}").contains("feature"));
     }
 }

@@ -45,11 +45,10 @@ pub use events::{
     list_events_newest_first_with_cursor_and_key_filter,
 };
 pub use keys::{
-    delete_key_removes_key_and_sessions, delete_key_twice_is_not_found,
-    get_absent_returns_none, insert_key_conflicts, insert_key_round_trips_every_field,
-    list_keys_filters, list_keys_orders_and_paginates, list_keys_scoped_to_account,
-    update_key_absent_is_not_found, update_key_refuses_stale_version,
-    update_key_replaces_record,
+    delete_key_removes_key_and_sessions, delete_key_twice_is_not_found, get_absent_returns_none,
+    insert_key_conflicts, insert_key_round_trips_every_field, list_keys_filters,
+    list_keys_orders_and_paginates, list_keys_scoped_to_account, update_key_absent_is_not_found,
+    update_key_refuses_stale_version, update_key_replaces_record,
 };
 pub use sessions::{
     delete_session_then_not_found, insert_session_for_absent_key_is_not_found,

@@ -98,10 +98,7 @@ impl PostgresStore {
             if !options::plain_identifier(schema) {
                 return Err(StoreError::Backend("invalid schema name".into()));
             }
-            let mut conn = base
-                .connect()
-                .await
-                .map_err(|e| map_err(e, "connect"))?;
+            let mut conn = base.connect().await.map_err(|e| map_err(e, "connect"))?;
             let created = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
             )))

@@ -36,8 +36,10 @@ pub(crate) fn map_err(e: sqlx::Error, conflict: &'static str) -> StoreError {
 /// busy/locked, PostgreSQL connection exceptions (class 08), shutdown and
 /// startup (57P01–57P03), too many connections (53300).
 fn unavailable_code(code: &str) -> bool {
-    matches!(code, "5" | "6" | "261" | "517" | "53300" | "57P01" | "57P02" | "57P03")
-        || code.starts_with("08")
+    matches!(
+        code,
+        "5" | "6" | "261" | "517" | "53300" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
 }
 
 /// A corrupt or unexpected value read back from the database.

@@ -109,7 +109,10 @@ pub async fn pg_store(
 
 /// Retries `check` (every 2 ms) until it returns true or `limit` passes;
 /// returns how long it took, or `None` on timeout.
-pub async fn time_until<F, Fut>(limit: std::time::Duration, mut check: F) -> Option<std::time::Duration>
+pub async fn time_until<F, Fut>(
+    limit: std::time::Duration,
+    mut check: F,
+) -> Option<std::time::Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -22,17 +22,25 @@ impl Proxy {
         let addr = listener.local_addr().expect("addr");
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = watch::channel(0u64);
-        let p = Self { addr, up: up.clone(), cut: cut.clone() };
+        let p = Self {
+            addr,
+            up: up.clone(),
+            cut: cut.clone(),
+        };
         tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
                 if !up.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
                 }
                 let mut cut_rx = cut.subscribe();
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(target).await else { return };
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
                     tokio::select! {

@@ -12,7 +12,10 @@ pub async fn insert_account_round_trips(store: &dyn KeyStore) {
     let mut top = account();
     top.parent = None;
     store
-        .insert_account(&top, &event(AuditAction::AccountCreated, top.id, None, top.created_at))
+        .insert_account(
+            &top,
+            &event(AuditAction::AccountCreated, top.id, None, top.created_at),
+        )
         .await
         .expect("insert_account");
     assert_eq!(store.get_account(&top.id).await.expect("get"), Some(top));
@@ -25,9 +28,19 @@ pub async fn insert_account_conflicts(store: &dyn KeyStore) {
     let mut again = a.clone();
     again.name = "Other".into();
     let r = store
-        .insert_account(&again, &event(AuditAction::AccountCreated, a.id, None, a.created_at))
+        .insert_account(
+            &again,
+            &event(AuditAction::AccountCreated, a.id, None, a.created_at),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "got {r:?}");
-    assert_eq!(store.get_account(&a.id).await.expect("get"), Some(a.clone()));
-    assert_eq!(events_of(store, a.id).await.len(), 1, "rejected change wrote an event");
+    assert_eq!(
+        store.get_account(&a.id).await.expect("get"),
+        Some(a.clone())
+    );
+    assert_eq!(
+        events_of(store, a.id).await.len(),
+        1,
+        "rejected change wrote an event"
+    );
 }

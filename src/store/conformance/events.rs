@@ -19,7 +19,10 @@ pub async fn events_written_with_each_change(store: &dyn KeyStore) {
     let mut next = k.clone();
     next.version += 1;
     let upd = event(AuditAction::KeyDeactivated, a.id, Some(k.key.id), at(2, 0));
-    store.update_key(&next, k.version, &upd).await.expect("update");
+    store
+        .update_key(&next, k.version, &upd)
+        .await
+        .expect("update");
     let stale = event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(3, 0));
     assert!(store.update_key(&next, k.version, &stale).await.is_err());
     let s = session(&k, at(3600, 0));
@@ -34,9 +37,16 @@ pub async fn events_written_with_each_change(store: &dyn KeyStore) {
     let del2 = event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(8, 0));
     assert!(store.delete_key(&k.key.id, &del2).await.is_err());
 
-    let ids: Vec<String> = events_of(store, a.id).await.into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> = events_of(store, a.id)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(ids.len(), 6);
-    assert_eq!(&ids[..4], [&del.id, &logout.id, &login.id, &upd.id].map(String::clone));
+    assert_eq!(
+        &ids[..4],
+        [&del.id, &logout.id, &login.id, &upd.id].map(String::clone)
+    );
     for rejected in [&stale.id, &missing.id, &del2.id] {
         assert!(!ids.contains(rejected), "rejected change wrote its event");
     }
@@ -53,15 +63,14 @@ pub async fn list_events_newest_first_with_cursor_and_key_filter(store: &dyn Key
     insert_key(store, &k1).await;
     insert_key(store, &k2).await;
     insert_key(store, &plain_key(other.id, "theirs", at(1, 0))).await;
-    let mut v1 = k1.version;
-    for i in 0..5 {
+    for i in 0..5u64 {
         // Pairs of events share an instant, so ties are ordered by id.
-        let t = at(10 + i / 2, 0);
+        let t = at(10 + (i as i64) / 2, 0);
+        let v = k1.version + i;
         let mut next = k1.clone();
-        next.version = v1 + 1;
+        next.version = v + 1;
         let e = event(AuditAction::KeyUpdated, a.id, Some(k1.key.id), t);
-        store.update_key(&next, v1, &e).await.expect("update");
-        v1 += 1;
+        store.update_key(&next, v, &e).await.expect("update");
     }
     let del = event(AuditAction::KeyDeleted, a.id, Some(k2.key.id), at(20, 0));
     store.delete_key(&k2.key.id, &del).await.expect("delete");
@@ -77,7 +86,12 @@ pub async fn list_events_newest_first_with_cursor_and_key_filter(store: &dyn Key
     let mut before = None;
     loop {
         let page = store
-            .list_events(&EventQuery { account_id: a.id, key_id: None, before: before.clone(), limit: 2 })
+            .list_events(&EventQuery {
+                account_id: a.id,
+                key_id: None,
+                before: before.clone(),
+                limit: 2,
+            })
             .await
             .expect("list_events");
         assert!(page.len() <= 2);
@@ -87,11 +101,21 @@ pub async fn list_events_newest_first_with_cursor_and_key_filter(store: &dyn Key
     }
     assert_eq!(pages, all);
 
-    let q = EventQuery { account_id: a.id, key_id: Some(k1.key.id), before: None, limit: 100 };
+    let q = EventQuery {
+        account_id: a.id,
+        key_id: Some(k1.key.id),
+        before: None,
+        limit: 100,
+    };
     let of_k1 = store.list_events(&q).await.expect("list_events");
     assert_eq!(of_k1.len(), 6);
     assert!(of_k1.iter().all(|e| e.key_id == Some(k1.key.id)));
-    let q = EventQuery { account_id: a.id, key_id: Some(k2.key.id), before: None, limit: 100 };
+    let q = EventQuery {
+        account_id: a.id,
+        key_id: Some(k2.key.id),
+        before: None,
+        limit: 100,
+    };
     let of_k2 = store.list_events(&q).await.expect("list_events");
     assert_eq!(of_k2.len(), 2, "events of a deleted key must remain");
     assert_eq!(of_k2[0], del);
@@ -103,7 +127,12 @@ pub async fn list_events_newest_first_with_cursor_and_key_filter(store: &dyn Key
 pub async fn event_round_trips_every_field(store: &dyn KeyStore) {
     let a = insert_account(store).await;
     let k = plain_key(a.id, "k", at(1, 0));
-    let mut e = event(AuditAction::KeyCreated, a.id, Some(k.key.id), at(3, 999_999));
+    let mut e = event(
+        AuditAction::KeyCreated,
+        a.id,
+        Some(k.key.id),
+        at(3, 999_999),
+    );
     e.actor = AuditActor {
         key_id: Some(k.key.id),
         session_id: Some(session_id()),
@@ -117,7 +146,10 @@ pub async fn event_round_trips_every_field(store: &dyn KeyStore) {
     let mut login = event(AuditAction::Login, a.id, Some(k.key.id), at(4, 1));
     login.client_ip = Some("192.0.2.7".parse::<IpAddr>().expect("ip"));
     login.details = serde_json::Value::Null;
-    store.insert_session(&s, &login).await.expect("insert_session");
+    store
+        .insert_session(&s, &login)
+        .await
+        .expect("insert_session");
     let all = events_of(store, a.id).await;
     assert_eq!(all.len(), 3);
     assert_eq!(all[0], login);

@@ -170,7 +170,10 @@ pub(super) async fn events_of(store: &dyn KeyStore, account: AccountId) -> Vec<A
 pub(super) async fn insert_account(store: &dyn KeyStore) -> Account {
     let a = account();
     store
-        .insert_account(&a, &event(AuditAction::AccountCreated, a.id, None, at(0, 0)))
+        .insert_account(
+            &a,
+            &event(AuditAction::AccountCreated, a.id, None, at(0, 0)),
+        )
         .await
         .expect("insert_account");
     a

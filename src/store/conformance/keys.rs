@@ -1,8 +1,8 @@
 //! Keys: insert, get, update (optimistic concurrency), delete, list.
 
 use super::fixtures::{
-    account_id, at, event, events_of, insert_account, insert_key, key, key_id, plain_key,
-    session, session_id,
+    account_id, at, event, events_of, insert_account, insert_key, key, key_id, plain_key, session,
+    session_id,
 };
 use crate::api_key::KeyStatus;
 use crate::audit::AuditAction;
@@ -18,7 +18,10 @@ pub async fn insert_key_round_trips_every_field(store: &dyn KeyStore) {
     assert_eq!(store.get_key(&full.key.id).await.expect("get"), Some(full));
     let plain = plain_key(a.id, "Plain", at(11, 0));
     insert_key(store, &plain).await;
-    assert_eq!(store.get_key(&plain.key.id).await.expect("get"), Some(plain));
+    assert_eq!(
+        store.get_key(&plain.key.id).await.expect("get"),
+        Some(plain)
+    );
 }
 
 /// A second key with the same id is a [`StoreError::Conflict`] and writes
@@ -30,18 +33,37 @@ pub async fn insert_key_conflicts(store: &dyn KeyStore) {
     let mut again = k.clone();
     again.key.name = "Two".into();
     let r = store
-        .insert_key(&again, &event(AuditAction::KeyCreated, a.id, Some(k.key.id), at(11, 0)))
+        .insert_key(
+            &again,
+            &event(AuditAction::KeyCreated, a.id, Some(k.key.id), at(11, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "got {r:?}");
     assert_eq!(store.get_key(&k.key.id).await.expect("get"), Some(k));
-    assert_eq!(events_of(store, a.id).await.len(), 2, "rejected change wrote an event");
+    assert_eq!(
+        events_of(store, a.id).await.len(),
+        2,
+        "rejected change wrote an event"
+    );
 }
 
 /// Lookups of absent records return `Ok(None)`.
 pub async fn get_absent_returns_none(store: &dyn KeyStore) {
-    assert!(store.get_account(&account_id()).await.expect("get").is_none());
+    assert!(
+        store
+            .get_account(&account_id())
+            .await
+            .expect("get")
+            .is_none()
+    );
     assert!(store.get_key(&key_id()).await.expect("get").is_none());
-    assert!(store.get_session(&session_id()).await.expect("get").is_none());
+    assert!(
+        store
+            .get_session(&session_id())
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 /// `update_key` replaces every field and the version.
@@ -61,17 +83,28 @@ pub async fn update_key_replaces_record(store: &dyn KeyStore) {
     });
     next.version = k.version + 1;
     store
-        .update_key(&next, k.version, &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(20, 0)))
+        .update_key(
+            &next,
+            k.version,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(20, 0)),
+        )
         .await
         .expect("update_key");
-    assert_eq!(store.get_key(&k.key.id).await.expect("get"), Some(next.clone()));
+    assert_eq!(
+        store.get_key(&k.key.id).await.expect("get"),
+        Some(next.clone())
+    );
     // And back: clearing optional fields works too.
     let mut cleared = plain_key(a.id, "Cleared", at(10, 0));
     cleared.key.id = k.key.id;
     cleared.key.last_used_at = next.key.last_used_at;
     cleared.version = next.version + 1;
     store
-        .update_key(&cleared, next.version, &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(21, 0)))
+        .update_key(
+            &cleared,
+            next.version,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(21, 0)),
+        )
         .await
         .expect("update_key");
     assert_eq!(store.get_key(&k.key.id).await.expect("get"), Some(cleared));
@@ -87,18 +120,37 @@ pub async fn update_key_refuses_stale_version(store: &dyn KeyStore) {
     next.key.name = "Renamed".into();
     next.version = k.version + 1;
     let r = store
-        .update_key(&next, k.version + 5, &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(20, 0)))
+        .update_key(
+            &next,
+            k.version + 5,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(20, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "got {r:?}");
-    assert_eq!(store.get_key(&k.key.id).await.expect("get"), Some(k.clone()));
-    assert_eq!(events_of(store, a.id).await.len(), 2, "rejected change wrote an event");
+    assert_eq!(
+        store.get_key(&k.key.id).await.expect("get"),
+        Some(k.clone())
+    );
+    assert_eq!(
+        events_of(store, a.id).await.len(),
+        2,
+        "rejected change wrote an event"
+    );
     // Two writers read version v; the second loses.
     store
-        .update_key(&next, k.version, &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(21, 0)))
+        .update_key(
+            &next,
+            k.version,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(21, 0)),
+        )
         .await
         .expect("first writer");
     let r = store
-        .update_key(&next, k.version, &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(22, 0)))
+        .update_key(
+            &next,
+            k.version,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(22, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "got {r:?}");
     assert_eq!(events_of(store, a.id).await.len(), 3);
@@ -109,11 +161,19 @@ pub async fn update_key_absent_is_not_found(store: &dyn KeyStore) {
     let a = insert_account(store).await;
     let k = plain_key(a.id, "Ghost", at(10, 0));
     let r = store
-        .update_key(&k, k.version, &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(20, 0)))
+        .update_key(
+            &k,
+            k.version,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(20, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
     assert!(store.get_key(&k.key.id).await.expect("get").is_none());
-    assert_eq!(events_of(store, a.id).await.len(), 1, "rejected change wrote an event");
+    assert_eq!(
+        events_of(store, a.id).await.len(),
+        1,
+        "rejected change wrote an event"
+    );
 }
 
 /// `delete_key` removes the key and its sessions (not other keys'
@@ -129,12 +189,23 @@ pub async fn delete_key_removes_key_and_sessions(store: &dyn KeyStore) {
     let s3 = session(&kept, at(7200, 0));
     for s in [&s1, &s2, &s3] {
         store
-            .insert_session(s, &event(AuditAction::Login, a.id, Some(s.key_id), at(12, 0)))
+            .insert_session(
+                s,
+                &event(AuditAction::Login, a.id, Some(s.key_id), at(12, 0)),
+            )
             .await
             .expect("insert_session");
     }
     store
-        .delete_key(&doomed.key.id, &event(AuditAction::KeyDeleted, a.id, Some(doomed.key.id), at(30, 0)))
+        .delete_key(
+            &doomed.key.id,
+            &event(
+                AuditAction::KeyDeleted,
+                a.id,
+                Some(doomed.key.id),
+                at(30, 0),
+            ),
+        )
         .await
         .expect("delete_key");
     assert!(store.get_key(&doomed.key.id).await.expect("get").is_none());
@@ -154,11 +225,17 @@ pub async fn delete_key_twice_is_not_found(store: &dyn KeyStore) {
     let k = plain_key(a.id, "Once", at(10, 0));
     insert_key(store, &k).await;
     store
-        .delete_key(&k.key.id, &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(20, 0)))
+        .delete_key(
+            &k.key.id,
+            &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(20, 0)),
+        )
         .await
         .expect("delete_key");
     let r = store
-        .delete_key(&k.key.id, &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(21, 0)))
+        .delete_key(
+            &k.key.id,
+            &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(21, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
     assert_eq!(events_of(store, a.id).await.len(), 3);
@@ -188,20 +265,41 @@ pub async fn list_keys_filters(store: &dyn KeyStore) {
     let ids = |v: Vec<crate::api_key::ApiKey>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
     let list = |q: KeyQuery| async move { store.list_keys(&a.id, &q).await.expect("list_keys") };
 
-    let q = KeyQuery { name_contains: Some("BILLING".into()), ..query() };
+    let q = KeyQuery {
+        name_contains: Some("BILLING".into()),
+        ..query()
+    };
     assert_eq!(ids(list(q).await), vec![k1.key.id, k2.key.id]);
-    let q = KeyQuery { name_contains: Some("été".into()), ..query() };
+    let q = KeyQuery {
+        name_contains: Some("été".into()),
+        ..query()
+    };
     assert_eq!(ids(list(q).await), vec![k3.key.id]);
     // LIKE wildcards are literal text.
-    let q = KeyQuery { name_contains: Some("%_".into()), ..query() };
+    let q = KeyQuery {
+        name_contains: Some("%_".into()),
+        ..query()
+    };
     assert_eq!(ids(list(q).await), vec![k4.key.id]);
-    let q = KeyQuery { name_contains: Some("_".into()), ..query() };
+    let q = KeyQuery {
+        name_contains: Some("_".into()),
+        ..query()
+    };
     assert_eq!(ids(list(q).await), vec![k4.key.id]);
-    let q = KeyQuery { status: Some(KeyStatus::Inactive), ..query() };
+    let q = KeyQuery {
+        status: Some(KeyStatus::Inactive),
+        ..query()
+    };
     assert_eq!(ids(list(q).await), vec![k2.key.id]);
-    let q = KeyQuery { status: Some(KeyStatus::Active), ..query() };
+    let q = KeyQuery {
+        status: Some(KeyStatus::Active),
+        ..query()
+    };
     assert_eq!(ids(list(q).await), vec![k1.key.id, k3.key.id, k4.key.id]);
-    let q = KeyQuery { application: Some("billing".into()), ..query() };
+    let q = KeyQuery {
+        application: Some("billing".into()),
+        ..query()
+    };
     assert_eq!(ids(list(q).await), vec![k1.key.id, k2.key.id]);
     let q = KeyQuery {
         application: Some("billing".into()),
@@ -210,7 +308,10 @@ pub async fn list_keys_filters(store: &dyn KeyStore) {
         ..query()
     };
     assert_eq!(ids(list(q).await), vec![k1.key.id]);
-    let q = KeyQuery { name_contains: Some("nothing".into()), ..query() };
+    let q = KeyQuery {
+        name_contains: Some("nothing".into()),
+        ..query()
+    };
     assert!(list(q).await.is_empty());
 }
 
@@ -234,7 +335,14 @@ pub async fn list_keys_orders_and_paginates(store: &dyn KeyStore) {
     let mut after = None;
     loop {
         let page = store
-            .list_keys(&a.id, &KeyQuery { after, limit: 3, ..KeyQuery::default() })
+            .list_keys(
+                &a.id,
+                &KeyQuery {
+                    after,
+                    limit: 3,
+                    ..KeyQuery::default()
+                },
+            )
             .await
             .expect("list_keys");
         assert!(page.len() <= 3);
@@ -249,10 +357,19 @@ pub async fn list_keys_orders_and_paginates(store: &dyn KeyStore) {
     assert_eq!(all.len(), 7);
     assert_eq!(all[0], {
         let first = expected[0].1;
-        keys.iter().find(|k| k.key.id == first).map(|k| k.key.clone()).expect("key")
+        keys.iter()
+            .find(|k| k.key.id == first)
+            .map(|k| k.key.clone())
+            .expect("key")
     });
     let none = store
-        .list_keys(&a.id, &KeyQuery { limit: 0, ..KeyQuery::default() })
+        .list_keys(
+            &a.id,
+            &KeyQuery {
+                limit: 0,
+                ..KeyQuery::default()
+            },
+        )
         .await
         .expect("list_keys");
     assert!(none.is_empty());
@@ -267,7 +384,13 @@ pub async fn list_keys_scoped_to_account(store: &dyn KeyStore) {
     insert_key(store, &ka).await;
     insert_key(store, &kb).await;
     let list = store.list_keys(&a.id, &query()).await.expect("list_keys");
-    assert_eq!(list.iter().map(|k| k.id).collect::<Vec<_>>(), vec![ka.key.id]);
-    let none = store.list_keys(&account_id(), &query()).await.expect("list_keys");
+    assert_eq!(
+        list.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![ka.key.id]
+    );
+    let none = store
+        .list_keys(&account_id(), &query())
+        .await
+        .expect("list_keys");
     assert!(none.is_empty());
 }

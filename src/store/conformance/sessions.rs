@@ -13,16 +13,26 @@ pub async fn session_round_trips_and_conflicts(store: &dyn KeyStore) {
     let mut s = session(&k, at(3600, 250));
     s.key_generation = 4;
     store
-        .insert_session(&s, &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)))
+        .insert_session(
+            &s,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)),
+        )
         .await
         .expect("insert_session");
-    let back = store.get_session(&s.id).await.expect("get").expect("present");
+    let back = store
+        .get_session(&s.id)
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(back.token_digest, s.token_digest);
     assert_eq!(back, s);
     let mut again = s.clone();
     again.token_digest = [7; 32];
     let r = store
-        .insert_session(&again, &event(AuditAction::Login, a.id, Some(k.key.id), at(3, 0)))
+        .insert_session(
+            &again,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(3, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "got {r:?}");
     assert_eq!(store.get_session(&s.id).await.expect("get"), Some(s));
@@ -35,7 +45,10 @@ pub async fn insert_session_for_absent_key_is_not_found(store: &dyn KeyStore) {
     let k = plain_key(a.id, "never stored", at(1, 0));
     let s = session(&k, at(3600, 0));
     let r = store
-        .insert_session(&s, &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)))
+        .insert_session(
+            &s,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
     assert!(store.get_session(&s.id).await.expect("get").is_none());
@@ -50,16 +63,25 @@ pub async fn delete_session_then_not_found(store: &dyn KeyStore) {
     insert_key(store, &k).await;
     let s = session(&k, at(3600, 0));
     store
-        .insert_session(&s, &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)))
+        .insert_session(
+            &s,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)),
+        )
         .await
         .expect("insert_session");
     store
-        .delete_session(&s.id, &event(AuditAction::Logout, a.id, Some(k.key.id), at(3, 0)))
+        .delete_session(
+            &s.id,
+            &event(AuditAction::Logout, a.id, Some(k.key.id), at(3, 0)),
+        )
         .await
         .expect("delete_session");
     assert!(store.get_session(&s.id).await.expect("get").is_none());
     let r = store
-        .delete_session(&s.id, &event(AuditAction::Logout, a.id, Some(k.key.id), at(4, 0)))
+        .delete_session(
+            &s.id,
+            &event(AuditAction::Logout, a.id, Some(k.key.id), at(4, 0)),
+        )
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
     let events = events_of(store, a.id).await;
@@ -78,14 +100,35 @@ pub async fn purge_expired_sessions_removes_only_expired(store: &dyn KeyStore) {
     let alive = session(&k, at(200, 1));
     for s in [&expired, &exactly_now, &alive] {
         store
-            .insert_session(s, &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)))
+            .insert_session(
+                s,
+                &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)),
+            )
             .await
             .expect("insert_session");
     }
-    let n = store.purge_expired_sessions(at(200, 0)).await.expect("purge");
+    let n = store
+        .purge_expired_sessions(at(200, 0))
+        .await
+        .expect("purge");
     assert_eq!(n, 2);
     assert!(store.get_session(&expired.id).await.expect("get").is_none());
-    assert!(store.get_session(&exactly_now.id).await.expect("get").is_none());
-    assert_eq!(store.get_session(&alive.id).await.expect("get"), Some(alive));
-    assert_eq!(store.purge_expired_sessions(at(200, 0)).await.expect("purge"), 0);
+    assert!(
+        store
+            .get_session(&exactly_now.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert_eq!(
+        store.get_session(&alive.id).await.expect("get"),
+        Some(alive)
+    );
+    assert_eq!(
+        store
+            .purge_expired_sessions(at(200, 0))
+            .await
+            .expect("purge"),
+        0
+    );
 }

@@ -40,18 +40,45 @@ pub async fn record_usage_sums_and_advances_last_used(store: &dyn KeyStore) {
     let k = plain_key(a.id, "k", at(1, 0));
     insert_key(store, &k).await;
     let used = hour(3) + Duration::minutes(5) + Duration::microseconds(17);
-    let first = UsageRecord { successes: 3, failures: 1, last_used_at: Some(used), ..rec(&k, "api", "default", 3) };
-    store.record_usage(&[first.clone()]).await.expect("record_usage");
+    let first = UsageRecord {
+        successes: 3,
+        failures: 1,
+        last_used_at: Some(used),
+        ..rec(&k, "api", "default", 3)
+    };
+    store
+        .record_usage(std::slice::from_ref(&first))
+        .await
+        .expect("record_usage");
     assert_eq!(
-        store.get_key(&k.key.id).await.expect("get").map(|s| s.key.last_used_at),
+        store
+            .get_key(&k.key.id)
+            .await
+            .expect("get")
+            .map(|s| s.key.last_used_at),
         Some(Some(used))
     );
     let later = used + Duration::minutes(1);
     let earlier = used - Duration::minutes(1);
     let batch = [
-        UsageRecord { successes: 2, failures: 0, last_used_at: Some(earlier), ..rec(&k, "api", "default", 3) },
-        UsageRecord { successes: 1, failures: 4, last_used_at: Some(later), ..rec(&k, "api", "default", 3) },
-        UsageRecord { successes: 0, failures: 2, last_used_at: None, ..rec(&k, "mcp", "default", 3) },
+        UsageRecord {
+            successes: 2,
+            failures: 0,
+            last_used_at: Some(earlier),
+            ..rec(&k, "api", "default", 3)
+        },
+        UsageRecord {
+            successes: 1,
+            failures: 4,
+            last_used_at: Some(later),
+            ..rec(&k, "api", "default", 3)
+        },
+        UsageRecord {
+            successes: 0,
+            failures: 2,
+            last_used_at: None,
+            ..rec(&k, "mcp", "default", 3)
+        },
     ];
     store.record_usage(&batch).await.expect("record_usage");
     store.record_usage(&[]).await.expect("empty batch");
@@ -59,19 +86,44 @@ pub async fn record_usage_sums_and_advances_last_used(store: &dyn KeyStore) {
     assert_eq!(rows.len(), 2);
     assert_eq!(
         rows[0],
-        UsageRecord { successes: 6, failures: 5, last_used_at: Some(later), ..rec(&k, "api", "default", 3) }
+        UsageRecord {
+            successes: 6,
+            failures: 5,
+            last_used_at: Some(later),
+            ..rec(&k, "api", "default", 3)
+        }
     );
     assert_eq!(
         rows[1],
-        UsageRecord { successes: 0, failures: 2, last_used_at: None, ..rec(&k, "mcp", "default", 3) }
+        UsageRecord {
+            successes: 0,
+            failures: 2,
+            last_used_at: None,
+            ..rec(&k, "mcp", "default", 3)
+        }
     );
-    let key = store.get_key(&k.key.id).await.expect("get").expect("present");
+    let key = store
+        .get_key(&k.key.id)
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(key.key.last_used_at, Some(later));
-    assert_eq!(key.version, k.version, "usage must not bump the key's version");
+    assert_eq!(
+        key.version, k.version,
+        "usage must not bump the key's version"
+    );
     // Older usage never moves last_used_at back.
-    let old = UsageRecord { successes: 1, last_used_at: Some(hour(1)), ..rec(&k, "api", "default", 1) };
+    let old = UsageRecord {
+        successes: 1,
+        last_used_at: Some(hour(1)),
+        ..rec(&k, "api", "default", 1)
+    };
     store.record_usage(&[old]).await.expect("record_usage");
-    let key = store.get_key(&k.key.id).await.expect("get").expect("present");
+    let key = store
+        .get_key(&k.key.id)
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(key.key.last_used_at, Some(later));
 }
 
@@ -90,7 +142,10 @@ pub async fn usage_filters_by_key_origin_and_time(store: &dyn KeyStore) {
         one(rec(&k1, "mcp", "default", 2)),
         one(rec(&k2, "api", "default", 2)),
         one(rec(&k2, "api", "default", 5)),
-        one(UsageRecord { account_id: account_id(), ..rec(&k2, "api", "default", 9) }),
+        one(UsageRecord {
+            account_id: account_id(),
+            ..rec(&k2, "api", "default", 9)
+        }),
     ];
     store.record_usage(&batch).await.expect("record_usage");
     let rows = store.usage(&all(a.id)).await.expect("usage");
@@ -100,16 +155,37 @@ pub async fn usage_filters_by_key_origin_and_time(store: &dyn KeyStore) {
     });
     assert_eq!(rows, expected);
 
-    let q = UsageQuery { key_id: Some(k1.key.id), ..all(a.id) };
+    let q = UsageQuery {
+        key_id: Some(k1.key.id),
+        ..all(a.id)
+    };
     assert_eq!(store.usage(&q).await.expect("usage").len(), 3);
-    let q = UsageQuery { origin: Some("mcp".into()), ..all(a.id) };
-    assert_eq!(store.usage(&q).await.expect("usage"), vec![batch[2].clone()]);
-    let q = UsageQuery { key_id: Some(k2.key.id), origin: Some("api".into()), ..all(a.id) };
+    let q = UsageQuery {
+        origin: Some("mcp".into()),
+        ..all(a.id)
+    };
+    assert_eq!(
+        store.usage(&q).await.expect("usage"),
+        vec![batch[2].clone()]
+    );
+    let q = UsageQuery {
+        key_id: Some(k2.key.id),
+        origin: Some("api".into()),
+        ..all(a.id)
+    };
     assert_eq!(store.usage(&q).await.expect("usage").len(), 2);
-    let q = UsageQuery { from: hour(2), to: hour(5), ..all(a.id) };
+    let q = UsageQuery {
+        from: hour(2),
+        to: hour(5),
+        ..all(a.id)
+    };
     let rows = store.usage(&q).await.expect("usage");
     assert_eq!(rows.len(), 2, "to is exclusive, from inclusive");
     assert!(rows.iter().all(|r| r.hour == hour(2)));
-    let q = UsageQuery { from: hour(6), to: hour(6), ..all(a.id) };
+    let q = UsageQuery {
+        from: hour(6),
+        to: hour(6),
+        ..all(a.id)
+    };
     assert!(store.usage(&q).await.expect("usage").is_empty());
 }

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool};
 use sqlx::Row;
+use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{broadcast, watch};
 
 use crate::id::{AccountId, KeyId, SessionId};

@@ -97,7 +97,6 @@ impl PostgresOptions {
 pub(super) fn plain_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
         && !s.as_bytes()[0].is_ascii_digit()
 }
