@@ -29,6 +29,8 @@ struct Fixture {
     id: String,
     secret: String,
     _guard: Option<Box<dyn std::any::Any>>,
+    /// `(url, schema)` to drop when done.
+    drop_schema: Option<(String, String)>,
 }
 
 async fn fixture(
@@ -56,6 +58,7 @@ async fn fixture(
         id: issued.key.id.as_str().to_owned(),
         secret: issued.secret.expose().to_owned(),
         _guard: guard,
+        drop_schema: None,
     }
 }
 
@@ -79,7 +82,9 @@ async fn fixtures() -> Vec<Fixture> {
             )
             .await
             .expect("postgres");
-            out.push(fixture("postgres", Arc::new(pg), None).await);
+            let mut f = fixture("postgres", Arc::new(pg), None).await;
+            f.drop_schema = Some((url, schema));
+            out.push(f);
         }
         _ => println!("skipped postgres: KEYWARD_TEST_POSTGRES_URL not set"),
     }
@@ -138,6 +143,24 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    rt.block_on(cleanup(fixtures));
+}
+
+async fn cleanup(fixtures: Vec<Fixture>) {
+    for f in fixtures {
+        let Some((_url, _schema)) = f.drop_schema.clone() else {
+            continue;
+        };
+        drop(f);
+        #[cfg(feature = "postgres")]
+        {
+            use sqlx::Connection;
+            if let Ok(mut c) = sqlx::PgConnection::connect(&_url).await {
+                let sql = format!("DROP SCHEMA IF EXISTS \"{_schema}\" CASCADE");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+            }
+        }
+    }
 }
 
 criterion_group!(benches, bench);
