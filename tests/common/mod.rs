@@ -33,6 +33,7 @@ pub fn schema_name() -> String {
 }
 
 /// Drops a test schema (best effort).
+#[cfg(feature = "postgres")]
 pub async fn drop_schema(url: &str, schema: &str) {
     use sqlx::Connection;
     if let Ok(mut c) = sqlx::PgConnection::connect(url).await {
@@ -91,6 +92,7 @@ pub async fn issue(kw: &Keyward, account: &keyward::AccountId, name: &str) -> Is
     .expect("issue")
 }
 
+#[cfg(feature = "postgres")]
 /// A Postgres store in `schema` with `options` applied on top of the
 /// defaults (small pool, fast failure).
 pub async fn pg_store(
