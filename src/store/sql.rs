@@ -260,3 +260,49 @@ pub(crate) fn last_used(batch: &[UsageRecord]) -> Vec<(KeyId, OffsetDateTime)> {
     }
     latest.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_duplicate_usage_slots() {
+        let key = KeyId::new("kw_a").expect("id");
+        let hour = time::macros::datetime!(2030-01-01 5:00 UTC);
+        let rec = |s, f, t: Option<OffsetDateTime>| UsageRecord {
+            key_id: key,
+            account_id: AccountId::new("acct_a").expect("id"),
+            origin: "api".into(),
+            category: "default".into(),
+            hour,
+            successes: s,
+            failures: f,
+            last_used_at: t,
+        };
+        let t1 = hour + time::Duration::minutes(1);
+        let t2 = hour + time::Duration::minutes(2);
+        let mut other = rec(1, 0, None);
+        other.origin = "mcp".into();
+        let merged = merge_usage(&[rec(1, 2, Some(t2)), rec(3, 4, Some(t1)), other]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!((merged[0].successes, merged[0].failures), (4, 6));
+        assert_eq!(merged[0].last_used_at, Some(t2));
+        assert_eq!(last_used(&merged), vec![(key, t2)]);
+    }
+
+    #[test]
+    fn maps_unavailable_codes() {
+        assert!(unavailable_code("08006"));
+        assert!(unavailable_code("57P01"));
+        assert!(unavailable_code("5"));
+        assert!(!unavailable_code("23505"));
+        assert!(matches!(
+            map_err(sqlx::Error::PoolTimedOut, "x"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map_err(sqlx::Error::RowNotFound, "x"),
+            StoreError::Backend(_)
+        ));
+    }
+}

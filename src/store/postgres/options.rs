@@ -100,3 +100,19 @@ pub(super) fn plain_identifier(s: &str) -> bool {
         && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
         && !s.as_bytes()[0].is_ascii_digit()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::plain_identifier;
+
+    #[test]
+    fn identifiers() {
+        assert!(plain_identifier("kw_test_01ab"));
+        assert!(plain_identifier("keyward_changes"));
+        assert!(!plain_identifier(""));
+        assert!(!plain_identifier("1abc"));
+        assert!(!plain_identifier("a\"b"));
+        assert!(!plain_identifier("a b"));
+        assert!(!plain_identifier(&"a".repeat(64)));
+    }
+}
