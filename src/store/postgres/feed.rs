@@ -1,6 +1,7 @@
 //! The PostgreSQL change feed: LISTEN/NOTIFY for speed, a poll of the
-//! `revocations` table as a backstop, [`Change::Reset`] whenever the
-//! listener lost its connection (notifications sent meanwhile are gone).
+//! `revocations` table as a backstop, and [`Change::Reset`] once listening
+//! again after the listener lost its connection (notifications sent
+//! meanwhile are gone).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -103,8 +104,11 @@ pub(super) async fn listen(
                     let _ = tx.send(Change::Reset);
                 }
                 Err(e) => {
+                    // No Reset yet: while the database is unreachable no
+                    // change can commit, and dropping the caches now would
+                    // fail verifications that entries younger than W can
+                    // still answer. The Reset follows the re-LISTEN.
                     tracing::debug!(target: "keyward::feed", error = %e, "listener failed");
-                    let _ = tx.send(Change::Reset);
                     break;
                 }
             }
@@ -121,6 +125,7 @@ pub(super) async fn poll(
     tx: broadcast::Sender<Change>,
     mut stop: watch::Receiver<()>,
 ) {
+    let every = every.max(Duration::from_millis(10));
     let mut last_seen: Option<i64> = None;
     let mut recent: HashSet<i64> = HashSet::new();
     let mut last_prune = tokio::time::Instant::now();
