@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Up to `N` ASCII bytes stored inline.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InlineStr<const N: usize> {
     len: u8,
     bytes: [u8; N],
@@ -56,6 +56,20 @@ impl<const N: usize> std::hash::Hash for InlineStr<N> {
 impl<const N: usize> fmt::Debug for InlineStr<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+// Ordered as the strings are (byte-wise), not by length first, so ids sort
+// the same in memory and in SQL (`ORDER BY id`).
+impl<const N: usize> PartialOrd for InlineStr<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<const N: usize> Ord for InlineStr<N> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 

@@ -65,6 +65,9 @@ pub(crate) struct KeyEntry {
     pub(crate) expires_at: i64,
     /// Unix nanoseconds of the store read this entry reflects.
     pub(crate) fetched_at: i64,
+    /// The stored record's version; a read of an older version never
+    /// replaces a newer one (a slow read racing a change).
+    pub(crate) version: u64,
     pub(crate) extra: Option<Box<Extra>>,
 }
 
@@ -307,8 +310,8 @@ impl KeyCache {
             .find(h, |&i| shard.slab[i as usize].key_id == id)
         {
             let old = &mut shard.slab[i as usize];
-            if old.fetched_at > entry.fetched_at {
-                return; // a newer read already landed
+            if (old.version, old.fetched_at) > (entry.version, entry.fetched_at) {
+                return; // a newer record or read already landed
             }
             entry.inherit_tags(old);
             *old = entry;

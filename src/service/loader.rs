@@ -99,6 +99,7 @@ pub(crate) fn entry_from(
         active: k.status == KeyStatus::Active,
         expires_at: k.expires_at.map_or(i64::MAX, time_to_nanos),
         fetched_at,
+        version: stored.version,
         extra,
     }
 }

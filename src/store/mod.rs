@@ -16,8 +16,25 @@ use crate::audit::AuditEvent;
 use crate::id::{AccountId, KeyId, SessionId};
 use crate::session::Session;
 
+mod connect;
 mod memory;
+pub use connect::connect;
 pub use memory::MemoryStore;
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStore;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresOptions, PostgresStore};
 
 #[cfg(feature = "test-suite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-suite")))]

@@ -1,0 +1,676 @@
+//! [`PostgresStore`]: the store for many instances (feature `postgres`),
+//! with a change feed so revocations reach every instance in milliseconds.
+//!
+//! Every change and its audit event are written in one transaction; a
+//! revoking change (key update, rotation, deletion, session end) also
+//! appends a row to `revocations` and `pg_notify`s the channel in that same
+//! transaction, so the notification exists if and only if the change
+//! committed. Migrations are applied on connect under sqlx's advisory lock,
+//! so several instances may start at once.
+
+mod feed;
+mod options;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, Row};
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch};
+
+pub use options::PostgresOptions;
+
+use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
+use super::{
+    Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery,
+    UsageRecord,
+};
+use crate::account::Account;
+use crate::api_key::ApiKey;
+use crate::audit::AuditEvent;
+use crate::id::{AccountId, KeyId, SessionId};
+use crate::session::Session;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A [`KeyStore`] on PostgreSQL with a LISTEN/NOTIFY change feed. Cheap to
+/// clone; the feed's background tasks stop when the last clone is dropped.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), keyward::store::StoreError> {
+/// use keyward::store::{PostgresOptions, PostgresStore};
+/// let store = PostgresStore::connect_with(
+///     "postgres://keyward@db/keyward",
+///     PostgresOptions::new().max_connections(20),
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    channel: Arc<str>,
+    feed: Option<Arc<Feed>>,
+}
+
+struct Feed {
+    tx: broadcast::Sender<Change>,
+    /// Dropped with the last store clone, which stops the feed tasks.
+    _stop: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("channel", &self.channel)
+            .field("feed", &self.feed.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects with the default [`PostgresOptions`] and applies pending
+    /// migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the server cannot be reached,
+    /// [`StoreError::Backend`] for a bad URL or a failed migration.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects with `options` and applies pending migrations. Inside a
+    /// Tokio runtime with the feed on, starts the feed's listener and
+    /// poller.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect); [`StoreError::Backend`] for an
+    /// invalid schema or channel name.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> StoreResult<Self> {
+        let mut base: PgConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| StoreError::Backend(Box::new(e)))?;
+        if !options::plain_identifier(&options.channel) {
+            return Err(StoreError::Backend("invalid channel name".into()));
+        }
+        if let Some(schema) = &options.schema {
+            if !options::plain_identifier(schema) {
+                return Err(StoreError::Backend("invalid schema name".into()));
+            }
+            let mut conn = base.connect().await.map_err(|e| map_err(e, "connect"))?;
+            let created = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&mut conn)
+            .await;
+            // Two instances creating the schema at once: one wins.
+            match created.map_err(|e| map_err(e, "schema exists")) {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let _ = conn.close().await;
+            base = base.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(base.clone().application_name(&options.application_name))
+            .await
+            .map_err(|e| map_err(e, "connect"))?;
+        MIGRATOR.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => map_err(e, "migration"),
+            e => StoreError::Backend(Box::new(e)),
+        })?;
+        let feed = match (options.feed, tokio::runtime::Handle::try_current()) {
+            (true, Ok(rt)) => {
+                let listener_pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
+                    .connect_lazy_with(
+                        base.application_name(&format!("{}-feed", options.application_name)),
+                    );
+                let (tx, _) = broadcast::channel(4096);
+                let (stop_tx, stop_rx) = watch::channel(());
+                rt.spawn(feed::listen(
+                    listener_pool,
+                    options.channel.clone(),
+                    tx.clone(),
+                    stop_rx.clone(),
+                ));
+                rt.spawn(feed::poll(
+                    pool.clone(),
+                    options.poll_interval,
+                    options.prune_after,
+                    tx.clone(),
+                    stop_rx,
+                ));
+                Some(Arc::new(Feed { tx, _stop: stop_tx }))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            pool,
+            channel: options.channel.into(),
+            feed,
+        })
+    }
+
+    /// The schema version (the latest applied migration).
+    ///
+    /// # Errors
+    /// As any store operation.
+    pub async fn schema_version(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "schema"))
+    }
+
+    /// The connection pool (for health checks and operational queries).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool; later operations fail with
+    /// [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await.map_err(|e| map_err(e, "begin"))
+    }
+
+    /// Records `change` in `revocations` and notifies the channel, inside
+    /// the caller's transaction.
+    async fn announce(&self, conn: &mut PgConnection, change: &Change) -> StoreResult<()> {
+        let (kind, id) = feed::kind_and_ref(change);
+        sqlx::query(
+            "WITH r AS (INSERT INTO revocations (kind, ref_id) VALUES ($2, $3) RETURNING id) \
+             SELECT pg_notify($1, $2 || ':' || $3) FROM r",
+        )
+        .bind(&*self.channel)
+        .bind(kind)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(|e| map_err(e, "revocation"))?;
+        Ok(())
+    }
+}
+
+const KEY_COLUMNS: &str = "id, account_id, name, description, application, \
+     permissions::text AS permissions, status, protected, created_at, updated_at, last_used_at, \
+     expires_at, allowed_cidrs::text AS allowed_cidrs, metadata::text AS metadata, secret_hash, \
+     generation, previous_hash, previous_valid_until, version";
+
+fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
+    let g = |e| map_err(e, "decode");
+    Ok(KeyRow {
+        id: r.try_get("id").map_err(g)?,
+        account_id: r.try_get("account_id").map_err(g)?,
+        name: r.try_get("name").map_err(g)?,
+        description: r.try_get("description").map_err(g)?,
+        application: r.try_get("application").map_err(g)?,
+        permissions: r.try_get("permissions").map_err(g)?,
+        status: r.try_get("status").map_err(g)?,
+        protected: r.try_get("protected").map_err(g)?,
+        created_at: r.try_get("created_at").map_err(g)?,
+        updated_at: r.try_get("updated_at").map_err(g)?,
+        last_used_at: r.try_get("last_used_at").map_err(g)?,
+        expires_at: r.try_get("expires_at").map_err(g)?,
+        allowed_cidrs: r.try_get("allowed_cidrs").map_err(g)?,
+        metadata: r.try_get("metadata").map_err(g)?,
+        secret_hash: r.try_get("secret_hash").map_err(g)?,
+        generation: r.try_get("generation").map_err(g)?,
+        previous_hash: r.try_get("previous_hash").map_err(g)?,
+        previous_valid_until: r.try_get("previous_valid_until").map_err(g)?,
+        version: r.try_get("version").map_err(g)?,
+    })
+}
+
+fn event_row(r: &PgRow) -> StoreResult<AuditEvent> {
+    let g = |e| map_err(e, "decode");
+    EventRow {
+        id: r.try_get("id").map_err(g)?,
+        at: r.try_get("at").map_err(g)?,
+        action: r.try_get("action").map_err(g)?,
+        account_id: r.try_get("account_id").map_err(g)?,
+        key_id: r.try_get("key_id").map_err(g)?,
+        session_id: r.try_get("session_id").map_err(g)?,
+        actor: r.try_get("actor").map_err(g)?,
+        client_ip: r.try_get("client_ip").map_err(g)?,
+        details: r.try_get("details").map_err(g)?,
+    }
+    .into_event()
+}
+
+fn usage_row(r: &PgRow) -> StoreResult<UsageRecord> {
+    let g = |e| map_err(e, "decode");
+    let key: String = r.try_get("key_id").map_err(g)?;
+    let account: String = r.try_get("account_id").map_err(g)?;
+    Ok(UsageRecord {
+        key_id: sql::id(&key, "usage.key_id")?,
+        account_id: sql::id(&account, "usage.account_id")?,
+        origin: r.try_get("origin").map_err(g)?,
+        category: r.try_get("category").map_err(g)?,
+        hour: r.try_get("hour").map_err(g)?,
+        successes: sql::to_u64(r.try_get("successes").map_err(g)?, "usage.successes")?,
+        failures: sql::to_u64(r.try_get("failures").map_err(g)?, "usage.failures")?,
+        last_used_at: r.try_get("last_used_at").map_err(g)?,
+    })
+}
+
+async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, actor, \
+         client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb)",
+    )
+    .bind(&e.id)
+    .bind(e.at)
+    .bind(e.action.as_str())
+    .bind(e.account_id.as_str())
+    .bind(e.key_id.as_ref().map(KeyId::as_str))
+    .bind(e.session_id.as_ref().map(SessionId::as_str))
+    .bind(sql::to_json(&e.actor)?)
+    .bind(e.client_ip.map(|ip| ip.to_string()))
+    .bind(sql::to_json(&e.details)?)
+    .execute(conn)
+    .await
+    .map_err(|e| map_err(e, "audit event id exists"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, parent, permissions, created_at) \
+             VALUES ($1, $2, $3, $4::jsonb, $5)",
+        )
+        .bind(account.id.as_str())
+        .bind(&account.name)
+        .bind(account.parent.as_ref().map(AccountId::as_str))
+        .bind(sql::to_json(&account.permissions)?)
+        .bind(account.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "account id exists"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, name, parent, permissions::text AS permissions, created_at \
+             FROM accounts WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        let Some(r) = row else { return Ok(None) };
+        let g = |e| map_err(e, "decode");
+        let id_: String = r.try_get("id").map_err(g)?;
+        let perms: String = r.try_get("permissions").map_err(g)?;
+        sql::account(
+            &id_,
+            r.try_get("name").map_err(g)?,
+            r.try_get("parent").map_err(g)?,
+            &perms,
+            r.try_get("created_at").map_err(g)?,
+        )
+        .map(Some)
+    }
+
+    async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
+        let c = KeyColumns::of(key)?;
+        let k = &key.key;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO keys (id, account_id, name, name_lower, description, application, \
+             permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
+             allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
+             previous_valid_until, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14::jsonb, \
+             $15::jsonb, $16, $17, $18, $19, $20)",
+        )
+        .bind(k.id.as_str())
+        .bind(k.account_id.as_str())
+        .bind(&k.name)
+        .bind(&c.name_lower)
+        .bind(&k.description)
+        .bind(k.application.as_deref())
+        .bind(&c.permissions)
+        .bind(sql::status_str(k.status))
+        .bind(k.protected)
+        .bind(k.created_at)
+        .bind(k.updated_at)
+        .bind(k.last_used_at)
+        .bind(k.expires_at)
+        .bind(&c.allowed_cidrs)
+        .bind(&c.metadata)
+        .bind(&key.secret_hash.0)
+        .bind(c.generation)
+        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
+        .bind(key.previous.as_ref().map(|p| p.valid_until))
+        .bind(c.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "key id exists"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        row.map(|r| key_row(&r)?.into_stored()).transpose()
+    }
+
+    async fn update_key(
+        &self,
+        key: &StoredKey,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let c = KeyColumns::of(key)?;
+        let k = &key.key;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE keys SET account_id = $1, name = $2, name_lower = $3, description = $4, \
+             application = $5, permissions = $6::jsonb, status = $7, protected = $8, \
+             created_at = $9, updated_at = $10, \
+             last_used_at = GREATEST(last_used_at, $11), expires_at = $12, \
+             allowed_cidrs = $13::jsonb, metadata = $14::jsonb, secret_hash = $15, \
+             generation = $16, previous_hash = $17, previous_valid_until = $18, version = $19 \
+             WHERE id = $20 AND version = $21",
+        )
+        .bind(k.account_id.as_str())
+        .bind(&k.name)
+        .bind(&c.name_lower)
+        .bind(&k.description)
+        .bind(k.application.as_deref())
+        .bind(&c.permissions)
+        .bind(sql::status_str(k.status))
+        .bind(k.protected)
+        .bind(k.created_at)
+        .bind(k.updated_at)
+        .bind(k.last_used_at)
+        .bind(k.expires_at)
+        .bind(&c.allowed_cidrs)
+        .bind(&c.metadata)
+        .bind(&key.secret_hash.0)
+        .bind(c.generation)
+        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
+        .bind(key.previous.as_ref().map(|p| p.valid_until))
+        .bind(c.version)
+        .bind(k.id.as_str())
+        .bind(sql::to_i64(expected_version)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "key update"))?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM keys WHERE id = $1")
+                .bind(k.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict("key changed since it was read"),
+                None => StoreError::NotFound,
+            });
+        }
+        insert_event(&mut tx, event).await?;
+        self.announce(&mut tx, &Change::Key(k.id)).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM keys WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM sessions WHERE key_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        insert_event(&mut tx, event).await?;
+        self.announce(&mut tx, &Change::Key(*id)).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = $1 \
+             AND ($2::text IS NULL OR strpos(name_lower, $2) > 0) \
+             AND ($3::text IS NULL OR status = $3) \
+             AND ($4::text IS NULL OR application = $4) \
+             AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::text)) \
+             ORDER BY created_at, id LIMIT $7"
+        )))
+        .bind(account.as_str())
+        .bind(needle.as_deref())
+        .bind(q.status.map(sql::status_str))
+        .bind(q.application.as_deref())
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| Ok(key_row(r)?.into_stored()?.key))
+            .collect()
+    }
+
+    async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO sessions (id, key_id, account_id, created_at, expires_at, \
+             key_generation, token_digest) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM keys WHERE id = $2)",
+        )
+        .bind(session.id.as_str())
+        .bind(session.key_id.as_str())
+        .bind(session.account_id.as_str())
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .bind(i64::from(session.key_generation))
+        .bind(&session.token_digest[..])
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "session id exists"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT id, key_id, account_id, created_at, expires_at, key_generation, \
+             token_digest FROM sessions WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        let Some(r) = row else { return Ok(None) };
+        let g = |e| map_err(e, "decode");
+        let sid: String = r.try_get("id").map_err(g)?;
+        let kid: String = r.try_get("key_id").map_err(g)?;
+        let aid: String = r.try_get("account_id").map_err(g)?;
+        let digest: Vec<u8> = r.try_get("token_digest").map_err(g)?;
+        Ok(Some(Session {
+            id: sql::id(&sid, "sessions.id")?,
+            key_id: sql::id(&kid, "sessions.key_id")?,
+            account_id: sql::id(&aid, "sessions.account_id")?,
+            created_at: r.try_get("created_at").map_err(g)?,
+            expires_at: r.try_get("expires_at").map_err(g)?,
+            key_generation: sql::to_u32(
+                r.try_get("key_generation").map_err(g)?,
+                "sessions.key_generation",
+            )?,
+            token_digest: digest
+                .try_into()
+                .map_err(|_| sql::corrupt("sessions.token_digest"))?,
+        }))
+    }
+
+    async fn delete_session(&self, id: &SessionId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        self.announce(&mut tx, &Change::Session(*id)).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn purge_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
+        let (before_at, before_id) = match &q.before {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(
+            "SELECT id, at, action, account_id, key_id, session_id, actor::text AS actor, \
+             client_ip, details::text AS details \
+             FROM audit_events WHERE account_id = $1 \
+             AND ($2::text IS NULL OR key_id = $2) \
+             AND ($3::timestamptz IS NULL OR (at, id) < ($3, $4::text)) \
+             ORDER BY at DESC, id DESC LIMIT $5",
+        )
+        .bind(q.account_id.as_str())
+        .bind(q.key_id.as_ref().map(KeyId::as_str))
+        .bind(before_at)
+        .bind(before_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn record_usage(&self, batch: &[UsageRecord]) -> StoreResult<()> {
+        let rows = sql::merge_usage(batch);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let latest = sql::last_used(&rows);
+        let mut keys = Vec::with_capacity(rows.len());
+        let mut origins = Vec::with_capacity(rows.len());
+        let mut categories = Vec::with_capacity(rows.len());
+        let mut hours = Vec::with_capacity(rows.len());
+        let mut accounts = Vec::with_capacity(rows.len());
+        let mut successes = Vec::with_capacity(rows.len());
+        let mut failures = Vec::with_capacity(rows.len());
+        let mut used = Vec::with_capacity(rows.len());
+        for r in &rows {
+            keys.push(r.key_id.as_str().to_owned());
+            origins.push(r.origin.clone());
+            categories.push(r.category.clone());
+            hours.push(r.hour);
+            accounts.push(r.account_id.as_str().to_owned());
+            successes.push(sql::to_i64(r.successes)?);
+            failures.push(sql::to_i64(r.failures)?);
+            used.push(r.last_used_at);
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO usage (key_id, origin, category, hour, account_id, successes, failures, \
+             last_used_at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+             $5::text[], $6::int8[], $7::int8[], $8::timestamptz[]) \
+             ON CONFLICT (key_id, origin, category, hour) DO UPDATE SET \
+             successes = usage.successes + EXCLUDED.successes, \
+             failures = usage.failures + EXCLUDED.failures, \
+             last_used_at = GREATEST(usage.last_used_at, EXCLUDED.last_used_at)",
+        )
+        .bind(&keys)
+        .bind(&origins)
+        .bind(&categories)
+        .bind(&hours)
+        .bind(&accounts)
+        .bind(&successes)
+        .bind(&failures)
+        .bind(&used)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "usage"))?;
+        if !latest.is_empty() {
+            let (ids, times): (Vec<String>, Vec<OffsetDateTime>) = latest
+                .into_iter()
+                .map(|(id, t)| (id.as_str().to_owned(), t))
+                .unzip();
+            sqlx::query(
+                "UPDATE keys SET last_used_at = GREATEST(keys.last_used_at, v.t) \
+                 FROM UNNEST($1::text[], $2::timestamptz[]) AS v(id, t) WHERE keys.id = v.id",
+            )
+            .bind(&ids)
+            .bind(&times)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "usage"))?;
+        }
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+        let rows = sqlx::query(
+            "SELECT key_id, origin, category, hour, account_id, successes, failures, \
+             last_used_at FROM usage WHERE account_id = $1 \
+             AND ($2::text IS NULL OR key_id = $2) AND ($3::text IS NULL OR origin = $3) \
+             AND hour >= $4 AND hour < $5 \
+             ORDER BY hour, key_id, origin, category",
+        )
+        .bind(q.account_id.as_str())
+        .bind(q.key_id.as_ref().map(KeyId::as_str))
+        .bind(q.origin.as_deref())
+        .bind(q.from)
+        .bind(q.to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(usage_row).collect()
+    }
+
+    fn subscribe(&self) -> Option<broadcast::Receiver<Change>> {
+        self.feed.as_ref().map(|f| f.tx.subscribe())
+    }
+}

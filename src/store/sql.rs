@@ -1,0 +1,308 @@
+//! Helpers shared by the SQL stores: error mapping, JSON columns, the
+//! neutral row shapes both backends decode into, and usage batch merging.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use super::{PhcString, PreviousSecret, StoreError, StoreResult, StoredKey, UsageRecord};
+use crate::account::Account;
+use crate::api_key::{ApiKey, KeyStatus};
+use crate::audit::{AuditAction, AuditActor, AuditEvent};
+use crate::id::{AccountId, KeyId, SessionId};
+
+/// Maps a sqlx error: connection trouble is [`StoreError::Unavailable`]
+/// (retrying later may work), a unique violation is
+/// [`StoreError::Conflict`] with `conflict` as its message, anything else
+/// is [`StoreError::Backend`].
+pub(crate) fn map_err(e: sqlx::Error, conflict: &'static str) -> StoreError {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        E::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(conflict),
+        E::Database(ref db) if db.code().is_some_and(|c| unavailable_code(&c)) => {
+            StoreError::Unavailable(Box::new(e))
+        }
+        other => StoreError::Backend(Box::new(other)),
+    }
+}
+
+/// Database error codes that mean "not now" rather than "never": SQLite
+/// busy/locked, PostgreSQL connection exceptions (class 08), shutdown and
+/// startup (57P01–57P03), too many connections (53300).
+fn unavailable_code(code: &str) -> bool {
+    matches!(
+        code,
+        "5" | "6" | "261" | "517" | "53300" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
+}
+
+/// A corrupt or unexpected value read back from the database.
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("unexpected stored value in {what}").into())
+}
+
+/// Serializes a JSON column.
+pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+/// Deserializes a JSON column.
+pub(crate) fn from_json<T: DeserializeOwned>(s: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|_| corrupt(what))
+}
+
+/// Parses an id column.
+pub(crate) fn id<T: FromStr>(s: &str, what: &str) -> StoreResult<T> {
+    s.parse().map_err(|_| corrupt(what))
+}
+
+/// A `u64` as a SQL BIGINT.
+pub(crate) fn to_i64(v: u64) -> StoreResult<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Backend("counter exceeds i64".into()))
+}
+
+/// A SQL BIGINT as a `u64`.
+pub(crate) fn to_u64(v: i64, what: &str) -> StoreResult<u64> {
+    u64::try_from(v).map_err(|_| corrupt(what))
+}
+
+/// A SQL BIGINT as a `u32`.
+pub(crate) fn to_u32(v: i64, what: &str) -> StoreResult<u32> {
+    u32::try_from(v).map_err(|_| corrupt(what))
+}
+
+/// The text stored for a status.
+pub(crate) fn status_str(s: KeyStatus) -> &'static str {
+    s.as_str()
+}
+
+/// The key row as read by either backend, before validation.
+pub(crate) struct KeyRow {
+    pub(crate) id: String,
+    pub(crate) account_id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) application: Option<String>,
+    pub(crate) permissions: String,
+    pub(crate) status: String,
+    pub(crate) protected: bool,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+    pub(crate) last_used_at: Option<OffsetDateTime>,
+    pub(crate) expires_at: Option<OffsetDateTime>,
+    pub(crate) allowed_cidrs: String,
+    pub(crate) metadata: String,
+    pub(crate) secret_hash: String,
+    pub(crate) generation: i64,
+    pub(crate) previous_hash: Option<String>,
+    pub(crate) previous_valid_until: Option<OffsetDateTime>,
+    pub(crate) version: i64,
+}
+
+impl KeyRow {
+    /// Validates the row into a [`StoredKey`].
+    pub(crate) fn into_stored(self) -> StoreResult<StoredKey> {
+        let status = match self.status.as_str() {
+            "active" => KeyStatus::Active,
+            "inactive" => KeyStatus::Inactive,
+            _ => return Err(corrupt("keys.status")),
+        };
+        let previous = match (self.previous_hash, self.previous_valid_until) {
+            (Some(hash), Some(valid_until)) => Some(PreviousSecret {
+                hash: PhcString(hash),
+                valid_until,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("keys.previous_hash")),
+        };
+        Ok(StoredKey {
+            key: ApiKey {
+                id: id(&self.id, "keys.id")?,
+                account_id: id(&self.account_id, "keys.account_id")?,
+                name: self.name,
+                description: self.description,
+                application: self.application,
+                permissions: from_json(&self.permissions, "keys.permissions")?,
+                status,
+                protected: self.protected,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+                last_used_at: self.last_used_at,
+                expires_at: self.expires_at,
+                allowed_cidrs: from_json(&self.allowed_cidrs, "keys.allowed_cidrs")?,
+                metadata: from_json(&self.metadata, "keys.metadata")?,
+            },
+            secret_hash: PhcString(self.secret_hash),
+            generation: to_u32(self.generation, "keys.generation")?,
+            previous,
+            version: to_u64(self.version, "keys.version")?,
+        })
+    }
+}
+
+/// The JSON and text columns of a key, encoded once for either backend.
+pub(crate) struct KeyColumns {
+    pub(crate) name_lower: String,
+    pub(crate) permissions: String,
+    pub(crate) allowed_cidrs: String,
+    pub(crate) metadata: String,
+    pub(crate) generation: i64,
+    pub(crate) version: i64,
+}
+
+impl KeyColumns {
+    pub(crate) fn of(k: &StoredKey) -> StoreResult<Self> {
+        Ok(Self {
+            name_lower: k.key.name.to_lowercase(),
+            permissions: to_json(&k.key.permissions)?,
+            allowed_cidrs: to_json(&k.key.allowed_cidrs)?,
+            metadata: to_json(&k.key.metadata)?,
+            generation: i64::from(k.generation),
+            version: to_i64(k.version)?,
+        })
+    }
+}
+
+/// Builds an account from its columns.
+pub(crate) fn account(
+    id_: &str,
+    name: String,
+    parent: Option<String>,
+    permissions: &str,
+    created_at: OffsetDateTime,
+) -> StoreResult<Account> {
+    Ok(Account {
+        id: id(id_, "accounts.id")?,
+        name,
+        parent: parent
+            .map(|p| id::<AccountId>(&p, "accounts.parent"))
+            .transpose()?,
+        permissions: from_json(permissions, "accounts.permissions")?,
+        created_at,
+    })
+}
+
+/// The audit event row as read by either backend.
+pub(crate) struct EventRow {
+    pub(crate) id: String,
+    pub(crate) at: OffsetDateTime,
+    pub(crate) action: String,
+    pub(crate) account_id: String,
+    pub(crate) key_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) actor: String,
+    pub(crate) client_ip: Option<String>,
+    pub(crate) details: String,
+}
+
+impl EventRow {
+    pub(crate) fn into_event(self) -> StoreResult<AuditEvent> {
+        Ok(AuditEvent {
+            id: self.id,
+            at: self.at,
+            action: AuditAction::parse(&self.action).ok_or_else(|| corrupt("audit.action"))?,
+            account_id: id(&self.account_id, "audit.account_id")?,
+            key_id: self
+                .key_id
+                .map(|k| id::<KeyId>(&k, "audit.key_id"))
+                .transpose()?,
+            session_id: self
+                .session_id
+                .map(|s| id::<SessionId>(&s, "audit.session_id"))
+                .transpose()?,
+            actor: from_json::<AuditActor>(&self.actor, "audit.actor")?,
+            client_ip: self
+                .client_ip
+                .map(|ip| ip.parse().map_err(|_| corrupt("audit.client_ip")))
+                .transpose()?,
+            details: from_json(&self.details, "audit.details")?,
+        })
+    }
+}
+
+/// Merges records of the same (key, origin, category, hour) so one
+/// multi-row upsert never touches a row twice.
+pub(crate) fn merge_usage(batch: &[UsageRecord]) -> Vec<UsageRecord> {
+    let mut out: Vec<UsageRecord> = Vec::with_capacity(batch.len());
+    let mut index: HashMap<(KeyId, &str, &str, OffsetDateTime), usize> = HashMap::new();
+    for r in batch {
+        let slot = (r.key_id, r.origin.as_str(), r.category.as_str(), r.hour);
+        match index.get(&slot) {
+            Some(&i) => {
+                let row = &mut out[i];
+                row.successes = row.successes.saturating_add(r.successes);
+                row.failures = row.failures.saturating_add(r.failures);
+                row.last_used_at = row.last_used_at.max(r.last_used_at);
+            }
+            None => {
+                index.insert(slot, out.len());
+                out.push(r.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The latest use of each key in a batch.
+pub(crate) fn last_used(batch: &[UsageRecord]) -> Vec<(KeyId, OffsetDateTime)> {
+    let mut latest: HashMap<KeyId, OffsetDateTime> = HashMap::new();
+    for r in batch {
+        if let Some(t) = r.last_used_at {
+            let e = latest.entry(r.key_id).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+    latest.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_duplicate_usage_slots() {
+        let key = KeyId::new("kw_a").expect("id");
+        let hour = time::macros::datetime!(2030-01-01 5:00 UTC);
+        let rec = |s, f, t: Option<OffsetDateTime>| UsageRecord {
+            key_id: key,
+            account_id: AccountId::new("acct_a").expect("id"),
+            origin: "api".into(),
+            category: "default".into(),
+            hour,
+            successes: s,
+            failures: f,
+            last_used_at: t,
+        };
+        let t1 = hour + time::Duration::minutes(1);
+        let t2 = hour + time::Duration::minutes(2);
+        let mut other = rec(1, 0, None);
+        other.origin = "mcp".into();
+        let merged = merge_usage(&[rec(1, 2, Some(t2)), rec(3, 4, Some(t1)), other]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!((merged[0].successes, merged[0].failures), (4, 6));
+        assert_eq!(merged[0].last_used_at, Some(t2));
+        assert_eq!(last_used(&merged), vec![(key, t2)]);
+    }
+
+    #[test]
+    fn maps_unavailable_codes() {
+        assert!(unavailable_code("08006"));
+        assert!(unavailable_code("57P01"));
+        assert!(unavailable_code("5"));
+        assert!(!unavailable_code("23505"));
+        assert!(matches!(
+            map_err(sqlx::Error::PoolTimedOut, "x"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            map_err(sqlx::Error::RowNotFound, "x"),
+            StoreError::Backend(_)
+        ));
+    }
+}

@@ -1,0 +1,600 @@
+//! [`SqliteStore`]: the embedded default store (feature `sqlite`).
+//!
+//! One file (or `sqlite::memory:`), WAL mode, a busy timeout, migrations
+//! embedded in the binary and applied on [`SqliteStore::connect`]. Every
+//! change and its audit event are written in one `BEGIN IMMEDIATE`
+//! transaction; a usage flush is one transaction of multi-row upserts.
+//! Times are stored as unix microseconds.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use time::OffsetDateTime;
+
+use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
+use super::{
+    EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+};
+use crate::account::Account;
+use crate::api_key::ApiKey;
+use crate::audit::AuditEvent;
+use crate::id::{AccountId, KeyId, SessionId};
+use crate::session::Session;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Usage rows per multi-row statement (8 parameters each, far below
+/// SQLite's limit of 32766).
+const USAGE_CHUNK: usize = 1000;
+
+/// A [`KeyStore`] on SQLite. Cheap to clone (a connection pool).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), keyward::store::StoreError> {
+/// let store = keyward::store::SqliteStore::connect("sqlite://keyward.db").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` —
+    /// `sqlite://path/to/file.db` or `sqlite::memory:` — in WAL mode with a
+    /// 5 s busy timeout, and applies pending migrations.
+    ///
+    /// An in-memory database lives in a single connection kept open for
+    /// the life of the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the file cannot be opened,
+    /// [`StoreError::Backend`] for a bad URL or a failed migration.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Backend(Box::new(e)))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        }
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| map_err(e, "connect"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    /// The schema version (the latest applied migration).
+    ///
+    /// # Errors
+    /// As any store operation.
+    pub async fn schema_version(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "schema"))
+    }
+
+    /// Closes the pool; later operations fail with
+    /// [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map_err(e, "begin"))
+    }
+}
+
+pub(crate) fn us(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1000)).unwrap_or(i64::MAX)
+}
+
+fn from_us(v: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1000)
+        .map_err(|_| sql::corrupt("timestamp"))
+}
+
+fn opt_from_us(v: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
+    v.map(from_us).transpose()
+}
+
+const KEY_COLUMNS: &str = "id, account_id, name, description, application, permissions, status, \
+     protected, created_at, updated_at, last_used_at, expires_at, allowed_cidrs, metadata, \
+     secret_hash, generation, previous_hash, previous_valid_until, version";
+
+fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
+    let g = |e| map_err(e, "decode");
+    Ok(KeyRow {
+        id: r.try_get("id").map_err(g)?,
+        account_id: r.try_get("account_id").map_err(g)?,
+        name: r.try_get("name").map_err(g)?,
+        description: r.try_get("description").map_err(g)?,
+        application: r.try_get("application").map_err(g)?,
+        permissions: r.try_get("permissions").map_err(g)?,
+        status: r.try_get("status").map_err(g)?,
+        protected: r.try_get("protected").map_err(g)?,
+        created_at: from_us(r.try_get("created_at").map_err(g)?)?,
+        updated_at: from_us(r.try_get("updated_at").map_err(g)?)?,
+        last_used_at: opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
+        expires_at: opt_from_us(r.try_get("expires_at").map_err(g)?)?,
+        allowed_cidrs: r.try_get("allowed_cidrs").map_err(g)?,
+        metadata: r.try_get("metadata").map_err(g)?,
+        secret_hash: r.try_get("secret_hash").map_err(g)?,
+        generation: r.try_get("generation").map_err(g)?,
+        previous_hash: r.try_get("previous_hash").map_err(g)?,
+        previous_valid_until: opt_from_us(r.try_get("previous_valid_until").map_err(g)?)?,
+        version: r.try_get("version").map_err(g)?,
+    })
+}
+
+fn event_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
+    let g = |e| map_err(e, "decode");
+    EventRow {
+        id: r.try_get("id").map_err(g)?,
+        at: from_us(r.try_get("at").map_err(g)?)?,
+        action: r.try_get("action").map_err(g)?,
+        account_id: r.try_get("account_id").map_err(g)?,
+        key_id: r.try_get("key_id").map_err(g)?,
+        session_id: r.try_get("session_id").map_err(g)?,
+        actor: r.try_get("actor").map_err(g)?,
+        client_ip: r.try_get("client_ip").map_err(g)?,
+        details: r.try_get("details").map_err(g)?,
+    }
+    .into_event()
+}
+
+fn usage_row(r: &SqliteRow) -> StoreResult<UsageRecord> {
+    let g = |e| map_err(e, "decode");
+    let key: String = r.try_get("key_id").map_err(g)?;
+    let account: String = r.try_get("account_id").map_err(g)?;
+    Ok(UsageRecord {
+        key_id: sql::id(&key, "usage.key_id")?,
+        account_id: sql::id(&account, "usage.account_id")?,
+        origin: r.try_get("origin").map_err(g)?,
+        category: r.try_get("category").map_err(g)?,
+        hour: from_us(r.try_get("hour").map_err(g)?)?,
+        successes: sql::to_u64(r.try_get("successes").map_err(g)?, "usage.successes")?,
+        failures: sql::to_u64(r.try_get("failures").map_err(g)?, "usage.failures")?,
+        last_used_at: opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
+    })
+}
+
+/// Appends `event` inside the caller's transaction.
+async fn insert_event(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, actor, \
+         client_ip, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&e.id)
+    .bind(us(e.at))
+    .bind(e.action.as_str())
+    .bind(e.account_id.as_str())
+    .bind(e.key_id.as_ref().map(KeyId::as_str))
+    .bind(e.session_id.as_ref().map(SessionId::as_str))
+    .bind(sql::to_json(&e.actor)?)
+    .bind(e.client_ip.map(|ip| ip.to_string()))
+    .bind(sql::to_json(&e.details)?)
+    .execute(conn)
+    .await
+    .map_err(|e| map_err(e, "audit event id exists"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, parent, permissions, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(account.id.as_str())
+        .bind(&account.name)
+        .bind(account.parent.as_ref().map(AccountId::as_str))
+        .bind(sql::to_json(&account.permissions)?)
+        .bind(us(account.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "account id exists"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, name, parent, permissions, created_at FROM accounts WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        let Some(r) = row else { return Ok(None) };
+        let g = |e| map_err(e, "decode");
+        let id_: String = r.try_get("id").map_err(g)?;
+        let perms: String = r.try_get("permissions").map_err(g)?;
+        sql::account(
+            &id_,
+            r.try_get("name").map_err(g)?,
+            r.try_get("parent").map_err(g)?,
+            &perms,
+            from_us(r.try_get("created_at").map_err(g)?)?,
+        )
+        .map(Some)
+    }
+
+    async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
+        let c = KeyColumns::of(key)?;
+        let k = &key.key;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO keys (id, account_id, name, name_lower, description, application, \
+             permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
+             allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
+             previous_valid_until, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(k.id.as_str())
+        .bind(k.account_id.as_str())
+        .bind(&k.name)
+        .bind(&c.name_lower)
+        .bind(&k.description)
+        .bind(k.application.as_deref())
+        .bind(&c.permissions)
+        .bind(sql::status_str(k.status))
+        .bind(k.protected)
+        .bind(us(k.created_at))
+        .bind(us(k.updated_at))
+        .bind(k.last_used_at.map(us))
+        .bind(k.expires_at.map(us))
+        .bind(&c.allowed_cidrs)
+        .bind(&c.metadata)
+        .bind(&key.secret_hash.0)
+        .bind(c.generation)
+        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
+        .bind(key.previous.as_ref().map(|p| us(p.valid_until)))
+        .bind(c.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "key id exists"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        row.map(|r| key_row(&r)?.into_stored()).transpose()
+    }
+
+    async fn update_key(
+        &self,
+        key: &StoredKey,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let c = KeyColumns::of(key)?;
+        let k = &key.key;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE keys SET account_id = ?, name = ?, name_lower = ?, description = ?, \
+             application = ?, permissions = ?, status = ?, protected = ?, created_at = ?, \
+             updated_at = ?, \
+             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? \
+                            ELSE last_used_at END, \
+             expires_at = ?, allowed_cidrs = ?, metadata = ?, secret_hash = ?, generation = ?, \
+             previous_hash = ?, previous_valid_until = ?, version = ? \
+             WHERE id = ? AND version = ?",
+        )
+        .bind(k.account_id.as_str())
+        .bind(&k.name)
+        .bind(&c.name_lower)
+        .bind(&k.description)
+        .bind(k.application.as_deref())
+        .bind(&c.permissions)
+        .bind(sql::status_str(k.status))
+        .bind(k.protected)
+        .bind(us(k.created_at))
+        .bind(us(k.updated_at))
+        .bind(k.last_used_at.map(us))
+        .bind(k.last_used_at.map(us))
+        .bind(k.expires_at.map(us))
+        .bind(&c.allowed_cidrs)
+        .bind(&c.metadata)
+        .bind(&key.secret_hash.0)
+        .bind(c.generation)
+        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
+        .bind(key.previous.as_ref().map(|p| us(p.valid_until)))
+        .bind(c.version)
+        .bind(k.id.as_str())
+        .bind(sql::to_i64(expected_version)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "key update"))?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM keys WHERE id = ?")
+                .bind(k.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict("key changed since it was read"),
+                None => StoreError::NotFound,
+            });
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM keys WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM sessions WHERE key_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = ? \
+             AND (? IS NULL OR instr(name_lower, ?) > 0) \
+             AND (? IS NULL OR status = ?) \
+             AND (? IS NULL OR application = ?) \
+             AND (? IS NULL OR (created_at, id) > (?, ?)) \
+             ORDER BY created_at, id LIMIT ?"
+        )))
+        .bind(account.as_str())
+        .bind(needle.as_deref())
+        .bind(needle.as_deref())
+        .bind(q.status.map(sql::status_str))
+        .bind(q.status.map(sql::status_str))
+        .bind(q.application.as_deref())
+        .bind(q.application.as_deref())
+        .bind(after_at)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| Ok(key_row(r)?.into_stored()?.key))
+            .collect()
+    }
+
+    async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO sessions (id, key_id, account_id, created_at, expires_at, \
+             key_generation, token_digest) \
+             SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?)",
+        )
+        .bind(session.id.as_str())
+        .bind(session.key_id.as_str())
+        .bind(session.account_id.as_str())
+        .bind(us(session.created_at))
+        .bind(us(session.expires_at))
+        .bind(i64::from(session.key_generation))
+        .bind(&session.token_digest[..])
+        .bind(session.key_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "session id exists"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT id, key_id, account_id, created_at, expires_at, key_generation, \
+             token_digest FROM sessions WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        let Some(r) = row else { return Ok(None) };
+        let g = |e| map_err(e, "decode");
+        let sid: String = r.try_get("id").map_err(g)?;
+        let kid: String = r.try_get("key_id").map_err(g)?;
+        let aid: String = r.try_get("account_id").map_err(g)?;
+        let digest: Vec<u8> = r.try_get("token_digest").map_err(g)?;
+        Ok(Some(Session {
+            id: sql::id(&sid, "sessions.id")?,
+            key_id: sql::id(&kid, "sessions.key_id")?,
+            account_id: sql::id(&aid, "sessions.account_id")?,
+            created_at: from_us(r.try_get("created_at").map_err(g)?)?,
+            expires_at: from_us(r.try_get("expires_at").map_err(g)?)?,
+            key_generation: sql::to_u32(
+                r.try_get("key_generation").map_err(g)?,
+                "sessions.key_generation",
+            )?,
+            token_digest: digest
+                .try_into()
+                .map_err(|_| sql::corrupt("sessions.token_digest"))?,
+        }))
+    }
+
+    async fn delete_session(&self, id: &SessionId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn purge_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(us(now))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
+        let (before_at, before_id) = match &q.before {
+            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(
+            "SELECT id, at, action, account_id, key_id, session_id, actor, client_ip, details \
+             FROM audit_events WHERE account_id = ? \
+             AND (? IS NULL OR key_id = ?) \
+             AND (? IS NULL OR (at, id) < (?, ?)) \
+             ORDER BY at DESC, id DESC LIMIT ?",
+        )
+        .bind(q.account_id.as_str())
+        .bind(q.key_id.as_ref().map(KeyId::as_str))
+        .bind(q.key_id.as_ref().map(KeyId::as_str))
+        .bind(before_at)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(event_row).collect()
+    }
+
+    async fn record_usage(&self, batch: &[UsageRecord]) -> StoreResult<()> {
+        let rows = sql::merge_usage(batch);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let latest = sql::last_used(&rows);
+        let mut tx = self.begin().await?;
+        for chunk in rows.chunks(USAGE_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO usage (key_id, origin, category, hour, account_id, successes, \
+                 failures, last_used_at) ",
+            );
+            let mut err = None;
+            qb.push_values(chunk, |mut b, r| {
+                let s = sql::to_i64(r.successes);
+                let f = sql::to_i64(r.failures);
+                let (s, f) = match (s, f) {
+                    (Ok(s), Ok(f)) => (s, f),
+                    (Err(e), _) | (_, Err(e)) => {
+                        err = Some(e);
+                        (0, 0)
+                    }
+                };
+                b.push_bind(r.key_id.as_str().to_owned())
+                    .push_bind(r.origin.clone())
+                    .push_bind(r.category.clone())
+                    .push_bind(us(r.hour))
+                    .push_bind(r.account_id.as_str().to_owned())
+                    .push_bind(s)
+                    .push_bind(f)
+                    .push_bind(r.last_used_at.map(us));
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+            qb.push(
+                " ON CONFLICT (key_id, origin, category, hour) DO UPDATE SET \
+                 successes = successes + excluded.successes, \
+                 failures = failures + excluded.failures, \
+                 last_used_at = CASE WHEN excluded.last_used_at IS NULL THEN last_used_at \
+                   WHEN last_used_at IS NULL OR excluded.last_used_at > last_used_at \
+                   THEN excluded.last_used_at ELSE last_used_at END",
+            );
+            qb.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "usage"))?;
+        }
+        for chunk in latest.chunks(USAGE_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("WITH v(id, t) AS (");
+            qb.push_values(chunk, |mut b, (id, t)| {
+                b.push_bind(id.as_str().to_owned()).push_bind(us(*t));
+            });
+            qb.push(
+                ") UPDATE keys SET last_used_at = CASE WHEN keys.last_used_at IS NULL \
+                 OR keys.last_used_at < v.t THEN v.t ELSE keys.last_used_at END \
+                 FROM v WHERE keys.id = v.id",
+            );
+            qb.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "usage"))?;
+        }
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+        let rows = sqlx::query(
+            "SELECT key_id, origin, category, hour, account_id, successes, failures, \
+             last_used_at FROM usage WHERE account_id = ? \
+             AND (? IS NULL OR key_id = ?) AND (? IS NULL OR origin = ?) \
+             AND hour >= ? AND hour < ? \
+             ORDER BY hour, key_id, origin, category",
+        )
+        .bind(q.account_id.as_str())
+        .bind(q.key_id.as_ref().map(KeyId::as_str))
+        .bind(q.key_id.as_ref().map(KeyId::as_str))
+        .bind(q.origin.as_deref())
+        .bind(q.origin.as_deref())
+        .bind(us(q.from))
+        .bind(us(q.to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(usage_row).collect()
+    }
+}
