@@ -16,7 +16,9 @@ use crate::audit::AuditEvent;
 use crate::id::{AccountId, KeyId, SessionId};
 use crate::session::Session;
 
+mod connect;
 mod memory;
+pub use connect::connect;
 pub use memory::MemoryStore;
 
 #[cfg(feature = "test-suite")]
