@@ -8,20 +8,20 @@ use std::sync::{Arc, Mutex};
 use keyward::{AccountId, Actor, Keyward, NewAccount, NewKey, PermissionSet};
 
 /// The well-known id of the admin account created on first start.
-pub const ADMIN_ACCOUNT: &str = "admin";
+pub(crate) const ADMIN_ACCOUNT: &str = "admin";
 
 /// `KEYWARD_DATABASE_URL` (default `sqlite://keyward.db`).
-pub fn database_url() -> String {
+pub(crate) fn database_url() -> String {
     std::env::var("KEYWARD_DATABASE_URL").unwrap_or_else(|_| "sqlite://keyward.db".into())
 }
 
 /// `KEYWARD_ADDR` (default `127.0.0.1:3000`).
-pub fn listen_addr() -> String {
+pub(crate) fn listen_addr() -> String {
     std::env::var("KEYWARD_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into())
 }
 
 /// Logs to stderr, `RUST_LOG` or `info`.
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -31,7 +31,7 @@ pub fn init_tracing() {
 }
 
 /// Opens the store and builds the service.
-pub fn keyward() -> Result<Keyward, Box<dyn Error>> {
+pub(crate) fn keyward() -> Result<Keyward, Box<dyn Error>> {
     let url = database_url();
     let store = keyward::store::connect(&url)?;
     tracing::info!(store = %url.split('?').next().unwrap_or_default(), "store opened");
@@ -42,7 +42,7 @@ pub fn keyward() -> Result<Keyward, Box<dyn Error>> {
 /// the demo uses and a protected admin key, prints the key id and secret
 /// once on stdout and writes them to `KEYWARD_ADMIN_CREDENTIALS` when set.
 /// Later starts print nothing secret.
-pub async fn bootstrap(kw: &Keyward) -> Result<(), Box<dyn Error>> {
+pub(crate) async fn bootstrap(kw: &Keyward) -> Result<(), Box<dyn Error>> {
     let admin = AccountId::new(ADMIN_ACCOUNT)?;
     match kw.get_account(Actor::System, &admin).await {
         Ok(_) => {
@@ -96,17 +96,17 @@ fn write_private(path: &str, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The demo's "applications", per account.
 #[derive(Debug, Clone, Default)]
-pub struct Applications(Arc<Mutex<HashMap<AccountId, Vec<String>>>>);
+pub(crate) struct Applications(Arc<Mutex<HashMap<AccountId, Vec<String>>>>);
 
 impl Applications {
     /// The account's applications.
-    pub fn list(&self, account: &AccountId) -> Vec<String> {
+    pub(crate) fn list(&self, account: &AccountId) -> Vec<String> {
         let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         g.get(account).cloned().unwrap_or_default()
     }
 
     /// Adds one.
-    pub fn add(&self, account: &AccountId, name: String) {
+    pub(crate) fn add(&self, account: &AccountId, name: String) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         g.entry(*account).or_default().push(name);
     }
@@ -115,7 +115,7 @@ impl Applications {
 /// Body of `POST /applications`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewApplication {
+pub(crate) struct NewApplication {
     /// The application's name.
-    pub name: String,
+    pub(crate) name: String,
 }
