@@ -303,8 +303,12 @@ impl Keyward {
         };
         let key = match self.inner.keys.with_fresh(&entry.key_id, now, w, state) {
             Some(s) => Some(s),
+            // The entry just loaded was read after `now`: check its
+            // freshness against the clock as it is now.
             None if self.load_key(&entry.key_id).await? => {
-                self.inner.keys.with_fresh(&entry.key_id, now, w, state)
+                self.inner
+                    .keys
+                    .with_fresh(&entry.key_id, self.now_nanos(), w, state)
             }
             None => None,
         };
