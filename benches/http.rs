@@ -96,9 +96,13 @@ fn bench(c: &mut Criterion) {
     let router = app(&s.kw);
     let mut g = c.benchmark_group("http/demo route (in-process, axum)");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("no auth", |b| {
+    g.bench_function("no auth (same headers sent)", |b| {
         b.to_async(&rt).iter(|| async {
-            let req = Request::get("/plain").body(Body::empty()).unwrap();
+            let req = Request::get("/plain")
+                .header("x-api-key", &s.key_id)
+                .header("x-api-secret", &s.secret)
+                .body(Body::empty())
+                .unwrap();
             let res = router.clone().oneshot(req).await.unwrap();
             assert!(res.status().is_success());
         });
@@ -128,14 +132,39 @@ fn bench(c: &mut Criterion) {
             }
         });
     });
+    g.bench_function("Keyward::verify alone (warm, for reference)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let p =
+                s.kw.verify(
+                    black_box(&s.key_id),
+                    black_box(&s.secret),
+                    keyward::VerifyContext::new(),
+                )
+                .await
+                .unwrap();
+            black_box(p);
+        });
+    });
     g.finish();
 }
 
 fn serve(addr: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // KEYWARD_BENCH_THREADS=1 serves on one thread (no contention).
+    let threads: usize = std::env::var("KEYWARD_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     rt.block_on(async {
         let s = setup().await;
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();

@@ -161,7 +161,7 @@ pub fn require(kw: &Keyward, permission: &str) -> RequirePermissionLayer {
         Permission::new(permission).unwrap_or_else(|e| panic!("keyward::http::axum::require: {e}"));
     RequirePermissionLayer {
         kw: kw.clone(),
-        permission,
+        permission: Arc::new(permission),
     }
 }
 
@@ -169,7 +169,7 @@ pub fn require(kw: &Keyward, permission: &str) -> RequirePermissionLayer {
 #[derive(Debug, Clone)]
 pub struct RequirePermissionLayer {
     kw: Keyward,
-    permission: Permission,
+    permission: Arc<Permission>,
 }
 
 impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
@@ -179,7 +179,7 @@ impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
         RequirePermission {
             inner,
             kw: self.kw.clone(),
-            permission: self.permission.clone(),
+            permission: Arc::clone(&self.permission),
         }
     }
 }
@@ -189,7 +189,7 @@ impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
 pub struct RequirePermission<Svc> {
     inner: Svc,
     kw: Keyward,
-    permission: Permission,
+    permission: Arc<Permission>,
 }
 
 impl<Svc> tower_service::Service<Request> for RequirePermission<Svc>
@@ -212,7 +212,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let kw = self.kw.clone();
-        let permission = self.permission.clone();
+        let permission = Arc::clone(&self.permission);
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let principal = match principal_of(&kw, &parts).await {
