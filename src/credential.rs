@@ -287,8 +287,8 @@ pub(crate) fn new_key_secret(prefix: &Prefix) -> Secret {
 /// # use keyward::{Keyward, MemoryStore, NewKey, Actor, PermissionSet};
 /// # tokio_test_block_on(async {
 /// let kw = Keyward::builder().store(MemoryStore::new()).build().unwrap();
-/// # let account = kw.create_account(&Actor::System, keyward::NewAccount::new("a", PermissionSet::new())).await.unwrap();
-/// let issued = kw.issue_key(&Actor::System, &account.id, NewKey::new("ci")).await.unwrap();
+/// # let account = kw.create_account(Actor::System, keyward::NewAccount::new("a", PermissionSet::new())).await.unwrap();
+/// let issued = kw.issue_key(Actor::System, &account.id, NewKey::new("ci")).await.unwrap();
 /// let single = keyward::combine_key(kw.prefix(), &issued.key.id, &issued.secret).unwrap();
 /// assert!(single.expose().starts_with("kw_ak_"));
 /// # });
