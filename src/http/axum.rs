@@ -124,6 +124,9 @@ where
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, HttpError> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(Some(p.clone()));
+        }
         let kw = Keyward::from_ref(state);
         let found = principal_of(&kw, parts).await?;
         if let Some(p) = &found {
