@@ -80,6 +80,7 @@ async fn guarded(p: Principal) -> &'static str {
 fn app(kw: &Keyward) -> Router {
     Router::new()
         .route("/plain", get(plain))
+        .route("/extract", get(guarded))
         .route(
             "/keyward",
             get(guarded).route_layer(require(kw, "readApplications")),
@@ -110,6 +111,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("keyward x-api-key + x-api-secret (warm)", |b| {
         b.to_async(&rt).iter(|| async {
             let req = Request::get("/keyward")
+                .header("x-api-key", &s.key_id)
+                .header("x-api-secret", &s.secret)
+                .body(Body::empty())
+                .unwrap();
+            let res = router.clone().oneshot(req).await.unwrap();
+            assert!(res.status().is_success());
+        });
+    });
+    g.bench_function("keyward extractor only, no permission layer (warm)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let req = Request::get("/extract")
                 .header("x-api-key", &s.key_id)
                 .header("x-api-secret", &s.secret)
                 .body(Body::empty())

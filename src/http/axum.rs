@@ -38,7 +38,7 @@ use axum::extract::{
     ConnectInfo, FromRef, FromRequestParts, OptionalFromRequestParts, RawPathParams, Request,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::any;
 
@@ -60,17 +60,23 @@ fn config(parts: &Parts) -> &HttpConfig {
         .map_or(&*DEFAULT_CONFIG, |c| &**c)
 }
 
-fn values<'a>(h: &'a HeaderMap, name: &'static str) -> Hv<'a> {
+// Pre-parsed names: a lookup by `&str` parses the name on every call.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const X_API_SECRET: HeaderName = HeaderName::from_static("x-api-secret");
+const X_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-account-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+fn values<'a>(h: &'a HeaderMap, name: &HeaderName) -> Hv<'a> {
     Hv::collect(h.get_all(name).iter().map(HeaderValue::as_bytes))
 }
 
 fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
     RequestHeaders {
-        api_key: values(h, "x-api-key"),
-        api_secret: values(h, "x-api-secret"),
-        authorization: values(h, "authorization"),
-        account_id: values(h, "x-account-id"),
-        content_type: values(h, "content-type"),
+        api_key: values(h, &X_API_KEY),
+        api_secret: values(h, &X_API_SECRET),
+        authorization: values(h, &header::AUTHORIZATION),
+        account_id: values(h, &X_ACCOUNT_ID),
+        content_type: values(h, &header::CONTENT_TYPE),
     }
 }
 
@@ -84,7 +90,7 @@ fn client_ip(cfg: &HttpConfig, parts: &Parts) -> Option<IpAddr> {
         peer,
         parts
             .headers
-            .get_all("x-forwarded-for")
+            .get_all(&X_FORWARDED_FOR)
             .iter()
             .map(HeaderValue::as_bytes),
     )
