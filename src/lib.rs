@@ -24,6 +24,9 @@ mod service;
 mod session;
 mod usage;
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
+pub mod http;
 pub mod store;
 
 pub use account::{Account, NewAccount};

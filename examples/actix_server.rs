@@ -1,0 +1,71 @@
+//! The keyward example server (actix-web), same contract as `server.rs`.
+//!
+//! ```sh
+//! KEYWARD_DATABASE_URL=sqlite://keyward.db cargo run --example actix_server --features actix,sqlite
+//! ```
+
+mod support;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use keyward::http::HttpConfig;
+use keyward::http::actix::{RequirePermission, scope};
+use keyward::{Keyward, Principal};
+use serde_json::json;
+use support::{Applications, NewApplication};
+
+async fn list_apps(apps: web::Data<Applications>, p: Principal) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(json!({ "account_id": p.account_id(), "items": apps.list(p.account_id()) }))
+}
+
+async fn create_app(
+    apps: web::Data<Applications>,
+    p: Principal,
+    new: web::Json<NewApplication>,
+) -> HttpResponse {
+    let new = new.into_inner();
+    apps.add(p.account_id(), new.name.clone());
+    HttpResponse::Created().json(json!({ "account_id": p.account_id(), "name": new.name }))
+}
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    support::init_tracing();
+    let kw: Keyward = support::keyward().await?;
+    support::bootstrap(&kw).await?;
+    let kw_data = web::Data::new(kw.clone());
+    let config = web::Data::new(HttpConfig::default());
+    let apps = web::Data::new(Applications::default());
+    let addr = support::listen_addr();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(kw_data.clone())
+            .app_data(config.clone())
+            .app_data(apps.clone())
+            .service(
+                web::resource("/applications")
+                    .route(
+                        web::get()
+                            .to(list_apps)
+                            .wrap(RequirePermission::new("readApplications")),
+                    )
+                    .route(
+                        web::post()
+                            .to(create_app)
+                            .wrap(RequirePermission::new("writeApplications")),
+                    ),
+            )
+            .service(scope(""))
+    })
+    .shutdown_timeout(30)
+    .bind(&addr)?;
+    for a in server.addrs() {
+        tracing::info!(addr = %a, "listening");
+    }
+    // actix-web stops accepting on SIGINT/SIGTERM and drains in-flight
+    // requests before `run` returns.
+    server.run().await?;
+    kw.shutdown().await?;
+    tracing::info!("usage flushed; bye");
+    Ok(())
+}

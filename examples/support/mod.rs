@@ -1,0 +1,122 @@
+//! Shared by the example servers: configuration, first-start bootstrap,
+//! the demo application store, shutdown signal.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+
+use keyward::{AccountId, Actor, Keyward, NewAccount, NewKey, PermissionSet};
+
+/// The well-known id of the admin account created on first start.
+pub(crate) const ADMIN_ACCOUNT: &str = "admin";
+
+/// `KEYWARD_DATABASE_URL` (default `sqlite://keyward.db`).
+pub(crate) fn database_url() -> String {
+    std::env::var("KEYWARD_DATABASE_URL").unwrap_or_else(|_| "sqlite://keyward.db".into())
+}
+
+/// `KEYWARD_ADDR` (default `127.0.0.1:3000`).
+pub(crate) fn listen_addr() -> String {
+    std::env::var("KEYWARD_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into())
+}
+
+/// Logs to stderr, `RUST_LOG` or `info`.
+pub(crate) fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Opens the store and builds the service.
+pub(crate) async fn keyward() -> Result<Keyward, Box<dyn Error>> {
+    let url = database_url();
+    let store = keyward::store::connect(&url).await?;
+    tracing::info!(store = %url.split('?').next().unwrap_or_default(), "store opened");
+    Ok(Keyward::builder().shared_store(store).build()?)
+}
+
+/// On first start (no `admin` account): creates it with every permission
+/// the demo uses and a protected admin key, prints the key id and secret
+/// once on stdout and writes them to `KEYWARD_ADMIN_CREDENTIALS` when set.
+/// Later starts print nothing secret.
+pub(crate) async fn bootstrap(kw: &Keyward) -> Result<(), Box<dyn Error>> {
+    let admin = AccountId::new(ADMIN_ACCOUNT)?;
+    match kw.get_account(Actor::System, &admin).await {
+        Ok(_) => {
+            tracing::info!("admin account exists; no credentials printed");
+            return Ok(());
+        }
+        Err(keyward::Error::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let perms = PermissionSet::parse([
+        "readApiKeys",
+        "writeApiKeys",
+        "readApplications",
+        "writeApplications",
+    ])?;
+    kw.create_account(
+        Actor::System,
+        NewAccount::new("Administrators", perms.clone()).id(admin),
+    )
+    .await?;
+    let issued = kw
+        .issue_key(
+            Actor::System,
+            &admin,
+            NewKey::new("admin")
+                .description("created on first start")
+                .permissions(perms)
+                .protected(true),
+        )
+        .await?;
+    tracing::info!(key_id = %issued.key.id, "admin account and key created");
+    println!("keyward: first start; admin key (shown once, store it now):");
+    println!("  x-api-key:    {}", issued.key.id);
+    println!("  x-api-secret: {}", issued.secret.expose());
+    if let Ok(path) = std::env::var("KEYWARD_ADMIN_CREDENTIALS") {
+        let json = serde_json::json!({ "id": issued.key.id, "secret": issued.secret.expose() });
+        write_private(&path, &serde_json::to_vec_pretty(&json)?)?;
+        tracing::info!(path = %path, "admin credentials written");
+    }
+    Ok(())
+}
+
+fn write_private(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(bytes)
+}
+
+/// The demo's "applications", per account.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Applications(Arc<Mutex<HashMap<AccountId, Vec<String>>>>);
+
+impl Applications {
+    /// The account's applications.
+    pub(crate) fn list(&self, account: &AccountId) -> Vec<String> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(account).cloned().unwrap_or_default()
+    }
+
+    /// Adds one.
+    pub(crate) fn add(&self, account: &AccountId, name: String) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.entry(*account).or_default().push(name);
+    }
+}
+
+/// Body of `POST /applications`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewApplication {
+    /// The application's name.
+    pub(crate) name: String,
+}

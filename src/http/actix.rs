@@ -1,0 +1,270 @@
+//! actix-web adapter: the [`Principal`] extractor, the [`RequirePermission`]
+//! middleware and the management [`scope`].
+//!
+//! ```no_run
+//! use actix_web::{App, web};
+//! use keyward::{Keyward, MemoryStore, Principal};
+//! use keyward::http::{HttpConfig, actix::{RequirePermission, scope}};
+//!
+//! async fn apps(p: Principal) -> String {
+//!     format!("applications of {}", p.account_id())
+//! }
+//!
+//! # fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+//! let app = App::new()
+//!     .app_data(web::Data::new(kw))
+//!     .app_data(web::Data::new(HttpConfig::default()))
+//!     .service(web::resource("/applications").wrap(RequirePermission::new("readApplications")).route(web::get().to(apps)))
+//!     .service(scope(""));
+//! # Ok(()) }
+//! ```
+//!
+//! Everything reads `web::Data<Keyward>` (a 500 naming the fix when it is
+//! missing) and `web::Data<HttpConfig>` (defaults when missing) from the
+//! app data. The verified principal is cached in the request extensions.
+//! `Option<Principal>` uses actix-web's blanket implementation: `None`
+//! whenever extraction fails, bad credentials included.
+
+use std::future::{Future, Ready, ready};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::LazyLock;
+
+use actix_web::body::EitherBody;
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::http::api::{self, Response};
+use crate::http::auth;
+use crate::http::body::Body;
+use crate::http::headers::{self, Hv, RequestHeaders};
+use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
+use crate::permission::Permission;
+use crate::principal::Principal;
+use crate::service::Keyward;
+
+static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
+
+const MISSING_STATE: &str =
+    "keyward: no web::Data<Keyward> in the app data; add .app_data(web::Data::new(keyward))";
+
+fn config(req: &HttpRequest) -> &HttpConfig {
+    req.app_data::<web::Data<HttpConfig>>()
+        .map_or(&*DEFAULT_CONFIG, |c| c.get_ref())
+}
+
+fn values<'a>(h: &'a HeaderMap, name: &'static str) -> Hv<'a> {
+    Hv::collect(h.get_all(name).map(|v| v.as_bytes()))
+}
+
+fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
+    RequestHeaders {
+        api_key: values(h, "x-api-key"),
+        api_secret: values(h, "x-api-secret"),
+        authorization: values(h, "authorization"),
+        account_id: values(h, "x-account-id"),
+        content_type: values(h, "content-type"),
+    }
+}
+
+fn client_ip(cfg: &HttpConfig, req: &HttpRequest) -> Option<IpAddr> {
+    headers::client_ip(
+        cfg,
+        req.peer_addr().map(|a| a.ip()),
+        req.headers()
+            .get_all("x-forwarded-for")
+            .map(|v| v.as_bytes()),
+    )
+}
+
+fn to_actix(r: Response) -> HttpResponse {
+    let mut b = HttpResponse::build(
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    for (name, value) in r.headers {
+        b.append_header((name, value));
+    }
+    b.body(r.body)
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        to_actix(self.clone().render())
+    }
+}
+
+/// The principal cached in the extensions, or verified now (and cached).
+async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, HttpError> {
+    if let Some(p) = req.extensions().get::<Principal>() {
+        return Ok(Some(p.clone()));
+    }
+    let Some(kw) = req.app_data::<web::Data<Keyward>>() else {
+        return Err(HttpError::misconfigured(MISSING_STATE));
+    };
+    let cfg = config(req);
+    let found = auth::authenticate(
+        kw.get_ref(),
+        cfg,
+        &gather(req.headers()),
+        client_ip(cfg, req),
+    )
+    .await?;
+    if let Some(p) = &found {
+        req.extensions_mut().insert(p.clone());
+    }
+    Ok(found)
+}
+
+impl FromRequest for Principal {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, HttpError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            principal_of(&req)
+                .await?
+                .ok_or_else(|| HttpError::missing_credentials(config(&req)))
+        })
+    }
+}
+
+/// Middleware letting a request through only when its principal holds the
+/// permission (401/403 otherwise), caching the principal for the
+/// handler's extractor. One line per resource:
+/// `web::resource("/applications").wrap(RequirePermission::new("readApplications"))`.
+#[derive(Debug, Clone)]
+pub struct RequirePermission {
+    permission: Permission,
+}
+
+impl RequirePermission {
+    /// Requires `permission`.
+    ///
+    /// # Panics
+    /// When `permission` is not a valid permission name (at app
+    /// construction).
+    pub fn new(permission: &str) -> Self {
+        let permission = Permission::new(permission)
+            .unwrap_or_else(|e| panic!("keyward::http::actix::RequirePermission: {e}"));
+        Self { permission }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequirePermission
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = RequirePermissionMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequirePermissionMiddleware {
+            service: Rc::new(service),
+            permission: self.permission.clone(),
+        }))
+    }
+}
+
+/// The service made by [`RequirePermission`].
+#[derive(Debug)]
+pub struct RequirePermissionMiddleware<S> {
+    service: Rc<S>,
+    permission: Permission,
+}
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+impl<S, B> Service<ServiceRequest> for RequirePermissionMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = LocalFuture<Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let permission = self.permission.clone();
+        Box::pin(async move {
+            let rejection = match principal_of(req.request()).await {
+                Ok(Some(p)) if p.has(&permission) => None,
+                Ok(Some(_)) => Some(HttpError::insufficient_scope(
+                    config(req.request()),
+                    permission.as_str(),
+                )),
+                Ok(None) => Some(HttpError::missing_credentials(config(req.request()))),
+                Err(e) => Some(e),
+            };
+            match rejection {
+                None => service
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_left_body),
+                Some(e) => Ok(req
+                    .into_response(to_actix(e.render()))
+                    .map_into_right_body()),
+            }
+        })
+    }
+}
+
+/// The management API (`/apikeys…`, `/auth/…`, `/openapi.json`) as a scope
+/// mounted at `path` (`""` for the root).
+pub fn scope(path: &str) -> actix_web::Scope {
+    let mut s = web::scope(path);
+    for p in api::paths() {
+        s = s.service(web::resource(p).route(
+            web::route().to(move |req: HttpRequest, body: web::Payload| serve(p, req, body)),
+        ));
+    }
+    s
+}
+
+fn declared_too_large(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+}
+
+async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let Some(kw) = req.app_data::<web::Data<Keyward>>().cloned() else {
+        return to_actix(HttpError::misconfigured(MISSING_STATE).render());
+    };
+    let cfg = config(&req);
+    let bytes = if declared_too_large(&req) {
+        None
+    } else {
+        match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+            Ok(Ok(b)) => Some(b),
+            _ => None,
+        }
+    };
+    let request = api::Request {
+        path,
+        method: req.method().as_str(),
+        id: req.match_info().get("id"),
+        query: req.query_string(),
+        headers: gather(req.headers()),
+        client_ip: client_ip(cfg, &req),
+        body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
+    };
+    to_actix(api::dispatch(kw.get_ref(), cfg, request).await)
+}

@@ -1,0 +1,391 @@
+//! `/apikeys…`: issue, list, get, update, delete, rotate, events, usage.
+
+use serde_json::{Map, Value, json};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use super::sessions::rfc3339;
+use super::{Op, Request, Response};
+use crate::api_key::{ApiKey, KeyStatus};
+use crate::context::Label;
+use crate::http::auth;
+use crate::http::body::{self, Fields};
+use crate::http::config::HttpConfig;
+use crate::http::error::HttpError;
+use crate::id::KeyId;
+use crate::permission::Permission;
+use crate::principal::Principal;
+use crate::service::{Actor, KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
+
+const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "application",
+    "permissions",
+    "expires_at",
+    "allowed_cidrs",
+    "metadata",
+];
+const UPDATE_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "application",
+    "permissions",
+    "expires_at",
+    "status",
+    "allowed_cidrs",
+    "metadata",
+];
+
+/// The key record in its serde form, as a JSON object.
+fn record(key: &ApiKey) -> Map<String, Value> {
+    match serde_json::to_value(key) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+pub(super) async fn handle(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    op: Op,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let permission = match op {
+        Op::ListKeys | Op::GetKey | Op::KeyEvents | Op::KeyUsage => Permission::read_api_keys(),
+        _ => Permission::write_api_keys(),
+    };
+    let p = auth::require(kw, cfg, &req.headers, req.client_ip).await?;
+    if !p.has(&permission) {
+        return Err(HttpError::insufficient_scope(cfg, permission.as_str()));
+    }
+    let svc = |e| HttpError::from_service(cfg, e);
+    let actor = Actor::Principal(&p);
+    match op {
+        Op::CreateKey => create(kw, cfg, &p, req).await,
+        Op::ListKeys => list(kw, cfg, &p, req).await,
+        _ => {
+            let id = key_id(cfg, req)?;
+            match op {
+                Op::GetKey => {
+                    let key = kw.get_key(actor, &id).await.map_err(svc)?;
+                    Ok(Response::json(200, &Value::Object(record(&key))))
+                }
+                Op::UpdateKey => update(kw, cfg, &p, &id, req).await,
+                Op::DeleteKey => {
+                    let d = kw.delete_key(actor, &id).await.map_err(svc)?;
+                    Ok(Response::json(
+                        200,
+                        &json!({ "id": d.id, "status": "deleted", "effective_by": rfc3339(d.effective_by) }),
+                    ))
+                }
+                Op::RotateKey => rotate(kw, cfg, &p, &id, req).await,
+                Op::KeyEvents => events(kw, cfg, &p, &id, req).await,
+                _ => usage(kw, cfg, &p, &id, req).await,
+            }
+        }
+    }
+}
+
+/// The `{id}` path parameter; an id that cannot exist is simply not found.
+fn key_id(cfg: &HttpConfig, req: &Request<'_>) -> Result<KeyId, HttpError> {
+    req.id
+        .and_then(|s| KeyId::new(s).ok())
+        .ok_or_else(|| HttpError::not_found(cfg, "key"))
+}
+
+async fn create(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    p: &Principal,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let map = body::object(
+        cfg,
+        req.body,
+        req.headers.content_type,
+        CREATE_FIELDS,
+        false,
+    )?;
+    let mut f = Fields { cfg, map };
+    let mut new = NewKey::new(f.required_string("name")?);
+    if let Some(d) = f.string("description")? {
+        new.description = d.unwrap_or_default();
+    }
+    new.application = f.string("application")?.flatten();
+    new.permissions = f
+        .permissions("permissions")?
+        .ok_or_else(|| HttpError::invalid_value(cfg, "permissions", "is required"))?;
+    new.expires_at = f.time("expires_at")?.flatten();
+    new.allowed_cidrs = f.cidrs("allowed_cidrs")?.unwrap_or_default();
+    if let Some(m) = f.object("metadata")? {
+        new.metadata = m;
+    }
+    let issued = kw
+        .issue_key(Actor::Principal(p), p.account_id(), new)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    let mut out = record(&issued.key);
+    out.insert("secret".into(), issued.secret.expose().into());
+    Ok(Response::json(201, &Value::Object(out)))
+}
+
+/// Parses a query string into `(name, value)` pairs, each name at most
+/// once and one of `allowed`.
+fn query<'q>(
+    cfg: &HttpConfig,
+    raw: &str,
+    allowed: &[&'q str],
+) -> Result<Vec<(&'q str, String)>, HttpError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|_| HttpError::invalid_query(cfg, "malformed query string"))?;
+    let mut out: Vec<(&'q str, String)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let Some(name) = allowed.iter().find(|a| **a == k) else {
+            let shown: String = k.chars().take(64).collect();
+            return Err(HttpError::invalid_query(
+                cfg,
+                format!(
+                    "unknown query parameter `{shown}`; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        };
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(HttpError::invalid_query(
+                cfg,
+                format!("query parameter `{name}` given more than once"),
+            ));
+        }
+        out.push((name, v));
+    }
+    Ok(out)
+}
+
+fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| {
+            HttpError::invalid_value(cfg, "limit", "must be an integer between 1 and 100")
+        })
+}
+
+fn page(items: Vec<Value>, next: Option<String>) -> Value {
+    json!({ "items": items, "next_cursor": next })
+}
+
+async fn list(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    p: &Principal,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let mut l = ListKeys::new();
+    for (name, v) in query(
+        cfg,
+        req.query,
+        &["q", "status", "application", "limit", "cursor"],
+    )? {
+        match name {
+            "q" => l.q = Some(v),
+            "status" => {
+                l.status = Some(match v.as_str() {
+                    "active" => KeyStatus::Active,
+                    "inactive" => KeyStatus::Inactive,
+                    _ => {
+                        return Err(HttpError::invalid_value(
+                            cfg,
+                            "status",
+                            "must be active or inactive",
+                        ));
+                    }
+                });
+            }
+            "application" => l.application = Some(v),
+            "limit" => l.limit = limit(cfg, &v)?,
+            _ => l.cursor = Some(v),
+        }
+    }
+    let page_ = kw
+        .list_keys(Actor::Principal(p), p.account_id(), l)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    let items = page_
+        .items
+        .iter()
+        .map(|k| Value::Object(record(k)))
+        .collect();
+    Ok(Response::json(200, &page(items, page_.next_cursor)))
+}
+
+async fn update(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    p: &Principal,
+    id: &KeyId,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let map = body::object(
+        cfg,
+        req.body,
+        req.headers.content_type,
+        UPDATE_FIELDS,
+        false,
+    )?;
+    let mut f = Fields { cfg, map };
+    let mut u = KeyUpdate::new();
+    u.name = match f.string("name")? {
+        None => None,
+        Some(Some(n)) => Some(n),
+        Some(None) => return Err(HttpError::invalid_value(cfg, "name", "must not be null")),
+    };
+    u.description = f.string("description")?.map(Option::unwrap_or_default);
+    u.application = f.string("application")?;
+    u.permissions = f.permissions("permissions")?;
+    u.expires_at = f.time("expires_at")?;
+    u.status = match f.string("status")? {
+        None => None,
+        Some(Some(s)) if s == "active" => Some(KeyStatus::Active),
+        Some(Some(s)) if s == "inactive" => Some(KeyStatus::Inactive),
+        Some(_) => {
+            return Err(HttpError::invalid_value(
+                cfg,
+                "status",
+                "must be active or inactive",
+            ));
+        }
+    };
+    u.allowed_cidrs = f.cidrs("allowed_cidrs")?;
+    u.metadata = f.object("metadata")?;
+    let updated = kw
+        .update_key(Actor::Principal(p), id, u)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    let mut out = record(&updated.key);
+    if let Some(at) = updated.effective_by {
+        out.insert("effective_by".into(), rfc3339(at));
+    }
+    Ok(Response::json(200, &Value::Object(out)))
+}
+
+async fn rotate(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    p: &Principal,
+    id: &KeyId,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let map = body::object(
+        cfg,
+        req.body,
+        req.headers.content_type,
+        &["grace_period_seconds"],
+        true,
+    )?;
+    let mut f = Fields { cfg, map };
+    let grace = f.seconds("grace_period_seconds")?.map(Duration::seconds);
+    let r = kw
+        .rotate_key(Actor::Principal(p), id, grace)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    let mut out = record(&r.key);
+    out.insert("secret".into(), r.secret.expose().into());
+    out.insert(
+        "previous_secret_expires_at".into(),
+        r.previous_secret_expires_at.map_or(Value::Null, rfc3339),
+    );
+    out.insert("effective_by".into(), rfc3339(r.effective_by));
+    Ok(Response::json(200, &Value::Object(out)))
+}
+
+async fn events(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    p: &Principal,
+    id: &KeyId,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let mut n = 50;
+    let mut cursor = None;
+    for (name, v) in query(cfg, req.query, &["limit", "cursor"])? {
+        if name == "limit" {
+            n = limit(cfg, &v)?;
+        } else {
+            cursor = Some(v);
+        }
+    }
+    let page_ = kw
+        .events(
+            Actor::Principal(p),
+            p.account_id(),
+            Some(id),
+            n,
+            cursor.as_deref(),
+        )
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    let items = page_
+        .items
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+        .collect();
+    Ok(Response::json(200, &page(items, page_.next_cursor)))
+}
+
+fn instant(cfg: &HttpConfig, field: &'static str, v: &str) -> Result<OffsetDateTime, HttpError> {
+    OffsetDateTime::parse(v, &Rfc3339)
+        .map_err(|_| HttpError::invalid_value(cfg, field, "must be an RFC 3339 date-time"))
+}
+
+async fn usage(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    p: &Principal,
+    id: &KeyId,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let mut from = None;
+    let mut to = None;
+    let mut origin = None;
+    for (name, v) in query(cfg, req.query, &["from", "to", "origin"])? {
+        match name {
+            "from" => from = Some(instant(cfg, "from", &v)?),
+            "to" => to = Some(instant(cfg, "to", &v)?),
+            _ => {
+                origin = Some(
+                    Label::new(&v)
+                        .map_err(|e| HttpError::invalid_value(cfg, "origin", e.to_string()))?,
+                );
+            }
+        }
+    }
+    let to = to.unwrap_or_else(|| kw.now());
+    let from = from.unwrap_or(to - Duration::days(1));
+    let mut filter = UsageFilter::between(from, to).key(*id);
+    filter.origin = origin;
+    // The key must be visible to the caller (404 otherwise).
+    kw.get_key(Actor::Principal(p), id)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    let rows = kw
+        .usage(Actor::Principal(p), p.account_id(), filter)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "hour": rfc3339(r.hour),
+                "origin": r.origin,
+                "category": r.category,
+                "successes": r.successes,
+                "failures": r.failures,
+            })
+        })
+        .collect();
+    Ok(Response::json(
+        200,
+        &json!({ "key_id": id, "from": rfc3339(from), "to": rfc3339(to), "items": items }),
+    ))
+}

@@ -1,0 +1,131 @@
+//! The management API: route table and dispatch. Adapters register every
+//! path of [`ROUTES`] and hand each request here, so both frameworks give
+//! the same answers byte for byte.
+
+mod keys;
+mod sessions;
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::http::body::Body;
+use crate::http::config::HttpConfig;
+use crate::http::error::HttpError;
+use crate::http::headers::RequestHeaders;
+use crate::service::Keyward;
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    CreateKey,
+    ListKeys,
+    GetKey,
+    UpdateKey,
+    DeleteKey,
+    RotateKey,
+    KeyEvents,
+    KeyUsage,
+    Login,
+    Logout,
+    Whoami,
+    OpenApi,
+}
+
+/// Every route: method, path (relative to where the router is mounted),
+/// operation.
+pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
+    ("POST", "/apikeys", Op::CreateKey),
+    ("GET", "/apikeys", Op::ListKeys),
+    ("GET", "/apikeys/{id}", Op::GetKey),
+    ("PATCH", "/apikeys/{id}", Op::UpdateKey),
+    ("DELETE", "/apikeys/{id}", Op::DeleteKey),
+    ("POST", "/apikeys/{id}/rotate", Op::RotateKey),
+    ("GET", "/apikeys/{id}/events", Op::KeyEvents),
+    ("GET", "/apikeys/{id}/usage", Op::KeyUsage),
+    ("POST", "/auth/login", Op::Login),
+    ("POST", "/auth/logout", Op::Logout),
+    ("GET", "/auth/whoami", Op::Whoami),
+    ("GET", "/openapi.json", Op::OpenApi),
+];
+
+/// The distinct paths of [`ROUTES`], in order.
+pub(crate) fn paths() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for (_, p, _) in ROUTES {
+        if !out.contains(p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A request as an adapter hands it over.
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    /// The matched path pattern from [`ROUTES`].
+    pub(crate) path: &'static str,
+    pub(crate) method: &'a str,
+    /// The `{id}` path parameter.
+    pub(crate) id: Option<&'a str>,
+    /// The raw query string (without `?`).
+    pub(crate) query: &'a str,
+    pub(crate) headers: RequestHeaders<'a>,
+    pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) body: Body<'a>,
+}
+
+/// A response for an adapter to write out as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    /// A JSON response. Management responses are never cached (some carry
+    /// a secret or a token).
+    pub(crate) fn json(status: u16, value: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type", "application/json".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn no_content() -> Self {
+        Self {
+            status: 204,
+            headers: vec![("cache-control", "no-store".to_owned())],
+            body: Vec::new(),
+        }
+    }
+}
+
+/// Answers one management API request.
+pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -> Response {
+    let op = ROUTES
+        .iter()
+        .find(|(m, p, _)| *p == req.path && *m == req.method)
+        .map(|(_, _, op)| *op);
+    let Some(op) = op else {
+        let allow: Vec<&str> = ROUTES
+            .iter()
+            .filter(|(_, p, _)| *p == req.path)
+            .map(|(m, _, _)| *m)
+            .collect();
+        return HttpError::method_not_allowed(cfg, allow.join(", ")).render();
+    };
+    let result = match op {
+        Op::OpenApi => Ok(Response::json(200, &crate::http::openapi::document())),
+        Op::Login => sessions::login(kw, cfg, &req).await,
+        Op::Logout => sessions::logout(kw, cfg, &req).await,
+        Op::Whoami => sessions::whoami(kw, cfg, &req).await,
+        op => keys::handle(kw, cfg, op, &req).await,
+    };
+    result.unwrap_or_else(HttpError::render)
+}

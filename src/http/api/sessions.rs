@@ -1,0 +1,94 @@
+//! `/auth/login`, `/auth/logout`, `/auth/whoami`.
+
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use super::{Request, Response};
+use crate::context::VerifyContext;
+use crate::http::auth;
+use crate::http::body::{self, Fields};
+use crate::http::config::HttpConfig;
+use crate::http::error::HttpError;
+use crate::http::headers::{self, Credentials};
+use crate::service::Keyward;
+
+pub(super) async fn login(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let mut ctx = VerifyContext::new();
+    ctx.client_ip = req.client_ip;
+    let svc = |e| HttpError::from_service(cfg, e);
+    let principal = match headers::credentials(cfg, &req.headers)? {
+        Some(Credentials::Key { id, secret }) => kw.verify(id, secret, ctx).await.map_err(svc)?,
+        Some(Credentials::Bearer(token)) => kw.verify_bearer(token, ctx).await.map_err(svc)?,
+        None => {
+            let map = body::object(
+                cfg,
+                req.body,
+                req.headers.content_type,
+                &["key", "secret"],
+                true,
+            )?;
+            if map.is_empty() {
+                return Err(HttpError::missing_credentials(cfg));
+            }
+            let mut f = Fields { cfg, map };
+            let key = f.required_string("key")?;
+            let secret = zeroize::Zeroizing::new(f.required_string("secret")?);
+            kw.verify(&key, &secret, ctx).await.map_err(svc)?
+        }
+    };
+    let session = kw.open_session(&principal).await.map_err(svc)?;
+    let expires_at = session.expires_at();
+    let expires_in = (expires_at - kw.now()).whole_seconds().max(0);
+    Ok(Response::json(
+        200,
+        &json!({
+            "token": session.token.expose(),
+            "token_type": "Bearer",
+            "expires_at": rfc3339(expires_at),
+            "expires_in": expires_in,
+        }),
+    ))
+}
+
+pub(super) async fn logout(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let principal = auth::require(kw, cfg, &req.headers, req.client_ip).await?;
+    if principal.session_id().is_none() {
+        return Err(HttpError::invalid_request(
+            cfg,
+            "logout needs Authorization: Bearer <session token>",
+        ));
+    }
+    kw.logout(&principal)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))?;
+    Ok(Response::no_content())
+}
+
+pub(super) async fn whoami(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    req: &Request<'_>,
+) -> Result<Response, HttpError> {
+    let p = auth::require(kw, cfg, &req.headers, req.client_ip).await?;
+    Ok(Response::json(
+        200,
+        &json!({
+            "account_id": p.account_id(),
+            "key_id": p.key_id(),
+            "session_id": p.session_id(),
+            "permissions": p.permissions(),
+        }),
+    ))
+}
+
+pub(super) fn rfc3339(t: time::OffsetDateTime) -> Value {
+    t.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
+}

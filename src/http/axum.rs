@@ -1,0 +1,299 @@
+//! axum adapter: the [`Principal`] extractor, the [`require`] layer and the
+//! management [`router`].
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use keyward::{Keyward, MemoryStore, Principal};
+//! use keyward::http::{HttpConfig, axum::{require, router}};
+//!
+//! async fn apps(p: Principal) -> String {
+//!     format!("applications of {}", p.account_id())
+//! }
+//!
+//! # fn app() -> Result<(), Box<dyn std::error::Error>> {
+//! let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+//! let app: Router = Router::new()
+//!     .route("/applications", get(apps).route_layer(require(&kw, "readApplications")))
+//!     .merge(router(kw.clone(), HttpConfig::default()))
+//!     .with_state(kw);
+//! # Ok(()) }
+//! ```
+//!
+//! The extractor needs `Keyward: FromRef<S>` of the router state `S`. It
+//! reads the [`HttpConfig`] from an `Extension<Arc<HttpConfig>>` layer
+//! when there is one (defaults otherwise) and caches the verified principal
+//! in the request extensions. `Option<Principal>` extracts `None` when no
+//! credentials were presented and rejects bad ones.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::{
+    ConnectInfo, FromRef, FromRequestParts, OptionalFromRequestParts, RawPathParams, Request,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response as AxumResponse};
+use axum::routing::any;
+
+use crate::http::api::{self, Response};
+use crate::http::auth;
+use crate::http::body::Body;
+use crate::http::headers::{self, Hv, RequestHeaders};
+use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
+use crate::permission::Permission;
+use crate::principal::Principal;
+use crate::service::Keyward;
+
+static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
+
+fn config(parts: &Parts) -> &HttpConfig {
+    parts
+        .extensions
+        .get::<Arc<HttpConfig>>()
+        .map_or(&*DEFAULT_CONFIG, |c| &**c)
+}
+
+// Pre-parsed names: a lookup by `&str` parses the name on every call.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const X_API_SECRET: HeaderName = HeaderName::from_static("x-api-secret");
+const X_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-account-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+fn values<'a>(h: &'a HeaderMap, name: &HeaderName) -> Hv<'a> {
+    Hv::collect(h.get_all(name).iter().map(HeaderValue::as_bytes))
+}
+
+fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
+    RequestHeaders {
+        api_key: values(h, &X_API_KEY),
+        api_secret: values(h, &X_API_SECRET),
+        authorization: values(h, &header::AUTHORIZATION),
+        account_id: values(h, &X_ACCOUNT_ID),
+        content_type: values(h, &header::CONTENT_TYPE),
+    }
+}
+
+fn client_ip(cfg: &HttpConfig, parts: &Parts) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    headers::client_ip(
+        cfg,
+        peer,
+        parts
+            .headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+fn to_axum(r: Response) -> AxumResponse {
+    let mut res = AxumResponse::new(AxumBody::from(r.body));
+    *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in r.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            res.headers_mut().append(name, v);
+        }
+    }
+    res
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> AxumResponse {
+        to_axum(self.render())
+    }
+}
+
+/// The principal cached in the extensions, or verified now.
+async fn principal_of(kw: &Keyward, parts: &Parts) -> Result<Option<Principal>, HttpError> {
+    if let Some(p) = parts.extensions.get::<Principal>() {
+        return Ok(Some(p.clone()));
+    }
+    let cfg = config(parts);
+    auth::authenticate(kw, cfg, &gather(&parts.headers), client_ip(cfg, parts)).await
+}
+
+impl<S> OptionalFromRequestParts<S> for Principal
+where
+    Keyward: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, HttpError> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(Some(p.clone()));
+        }
+        let kw = Keyward::from_ref(state);
+        let found = principal_of(&kw, parts).await?;
+        if let Some(p) = &found {
+            parts.extensions.insert(p.clone());
+        }
+        Ok(found)
+    }
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    Keyward: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        match <Principal as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await? {
+            Some(p) => Ok(p),
+            None => Err(HttpError::missing_credentials(config(parts))),
+        }
+    }
+}
+
+/// A layer that lets a request through only when its principal holds
+/// `permission` (401/403 otherwise), caching the principal for the
+/// handler's extractor. One line per route:
+/// `get(handler).route_layer(require(&kw, "readApplications"))`.
+///
+/// # Panics
+/// When `permission` is not a valid permission name (at router
+/// construction, like an invalid route path).
+pub fn require(kw: &Keyward, permission: &str) -> RequirePermissionLayer {
+    let permission =
+        Permission::new(permission).unwrap_or_else(|e| panic!("keyward::http::axum::require: {e}"));
+    RequirePermissionLayer {
+        kw: kw.clone(),
+        permission: Arc::new(permission),
+    }
+}
+
+/// The layer made by [`require`].
+#[derive(Debug, Clone)]
+pub struct RequirePermissionLayer {
+    kw: Keyward,
+    permission: Arc<Permission>,
+}
+
+impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
+    type Service = RequirePermission<Svc>;
+
+    fn layer(&self, inner: Svc) -> Self::Service {
+        RequirePermission {
+            inner,
+            kw: self.kw.clone(),
+            permission: Arc::clone(&self.permission),
+        }
+    }
+}
+
+/// The service made by [`RequirePermissionLayer`].
+#[derive(Debug, Clone)]
+pub struct RequirePermission<Svc> {
+    inner: Svc,
+    kw: Keyward,
+    permission: Arc<Permission>,
+}
+
+impl<Svc> tower_service::Service<Request> for RequirePermission<Svc>
+where
+    Svc: tower_service::Service<Request, Response = AxumResponse, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    type Response = AxumResponse;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<AxumResponse, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let kw = self.kw.clone();
+        let permission = Arc::clone(&self.permission);
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let principal = match principal_of(&kw, &parts).await {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    return Ok(HttpError::missing_credentials(config(&parts)).into_response());
+                }
+                Err(e) => return Ok(e.into_response()),
+            };
+            if !principal.has(&permission) {
+                return Ok(
+                    HttpError::insufficient_scope(config(&parts), permission.as_str())
+                        .into_response(),
+                );
+            }
+            parts.extensions.insert(principal);
+            inner.call(Request::from_parts(parts, body)).await
+        })
+    }
+}
+
+/// The management API (`/apikeys…`, `/auth/…`, `/openapi.json`) as a
+/// router to `merge` or `nest` into an application.
+pub fn router<S>(kw: Keyward, config: HttpConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let shared = Arc::new((kw, config));
+    let mut r = Router::new();
+    for path in api::paths() {
+        let shared = Arc::clone(&shared);
+        r = r.route(
+            path,
+            any(move |req: Request| {
+                let shared = Arc::clone(&shared);
+                async move { serve(&shared.0, &shared.1, path, req).await }
+            }),
+        );
+    }
+    r
+}
+
+fn declared_too_large(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+}
+
+async fn serve(kw: &Keyward, cfg: &HttpConfig, path: &'static str, req: Request) -> AxumResponse {
+    let (mut parts, body) = req.into_parts();
+    let id = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .and_then(|p| {
+            p.iter()
+                .find(|(k, _)| *k == "id")
+                .map(|(_, v)| v.to_owned())
+        });
+    let bytes = if declared_too_large(&parts.headers) {
+        None
+    } else {
+        axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok()
+    };
+    let request = api::Request {
+        path,
+        method: parts.method.as_str(),
+        id: id.as_deref(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: gather(&parts.headers),
+        client_ip: client_ip(cfg, &parts),
+        body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
+    };
+    to_axum(api::dispatch(kw, cfg, request).await)
+}

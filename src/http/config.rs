@@ -1,0 +1,74 @@
+//! [`HttpConfig`]: settings shared by both adapters.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// Settings of the HTTP adapters, stored beside the [`Keyward`](crate::Keyward)
+/// handle (axum: an `Extension<HttpConfig>` layer or [`HttpConfig`] in the
+/// management router; actix: `app_data(web::Data::new(config))`). Without
+/// one, the defaults apply: no trusted proxies, realm `keyward`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// Proxies whose `X-Forwarded-For` is believed. The client address is
+    /// the peer address unless the peer is one of these; then it is the
+    /// right-most `X-Forwarded-For` entry that is not a trusted proxy.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The realm in `WWW-Authenticate` challenges (default `keyward`).
+    pub realm: Arc<str>,
+    /// `Retry-After` seconds sent with 503 when the store is unavailable
+    /// (default 5).
+    pub unavailable_retry_after_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            realm: Arc::from("keyward"),
+            unavailable_retry_after_secs: 5,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The defaults: no trusted proxies, realm `keyward`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Believes `X-Forwarded-For` from these networks.
+    pub fn trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Sets the realm. It must be printable ASCII without `"` or `\`;
+    /// other characters are replaced by `_`.
+    pub fn realm(mut self, realm: &str) -> Self {
+        let clean: String = realm
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.realm = Arc::from(clean);
+        self
+    }
+
+    /// Sets the `Retry-After` of 503 responses.
+    pub fn unavailable_retry_after_secs(mut self, secs: u64) -> Self {
+        self.unavailable_retry_after_secs = secs;
+        self
+    }
+
+    pub(crate) fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}

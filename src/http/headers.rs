@@ -1,0 +1,258 @@
+//! Reading the authentication headers and the client address.
+
+use std::net::IpAddr;
+
+use crate::credential::MAX_CREDENTIAL_LEN;
+use crate::http::config::HttpConfig;
+use crate::http::error::HttpError;
+use crate::id::AccountId;
+
+/// The values of one request header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hv<'a> {
+    /// Not sent.
+    Absent,
+    /// Sent once.
+    One(&'a [u8]),
+    /// Sent several times.
+    Many,
+}
+
+impl<'a> Hv<'a> {
+    /// From every value of the header, in order.
+    pub(crate) fn collect(mut values: impl Iterator<Item = &'a [u8]>) -> Self {
+        match (values.next(), values.next()) {
+            (None, _) => Hv::Absent,
+            (Some(v), None) => Hv::One(v),
+            (Some(_), Some(_)) => Hv::Many,
+        }
+    }
+}
+
+/// The headers keyward reads, gathered by an adapter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestHeaders<'a> {
+    pub(crate) api_key: Hv<'a>,
+    pub(crate) api_secret: Hv<'a>,
+    pub(crate) authorization: Hv<'a>,
+    pub(crate) account_id: Hv<'a>,
+    pub(crate) content_type: Hv<'a>,
+}
+
+/// Presented credentials.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Credentials<'a> {
+    /// `x-api-key` + `x-api-secret`.
+    Key { id: &'a str, secret: &'a str },
+    /// `Authorization: Bearer …`.
+    Bearer(&'a str),
+}
+
+/// A header value as credential text: one value, visible ASCII, not
+/// longer than any credential.
+fn credential_text<'a>(
+    cfg: &HttpConfig,
+    name: &'static str,
+    v: &'a [u8],
+) -> Result<&'a str, HttpError> {
+    let v = v.trim_ascii();
+    if v.is_empty() {
+        return Err(HttpError::invalid_request(cfg, format!("{name} is empty")));
+    }
+    if v.len() > MAX_CREDENTIAL_LEN {
+        return Err(HttpError::invalid_request(
+            cfg,
+            format!("{name} is too long"),
+        ));
+    }
+    if !v.iter().all(u8::is_ascii_graphic) {
+        return Err(HttpError::invalid_request(
+            cfg,
+            format!("{name} must be visible ASCII"),
+        ));
+    }
+    std::str::from_utf8(v)
+        .map_err(|_| HttpError::invalid_request(cfg, format!("{name} must be visible ASCII")))
+}
+
+fn single<'a>(
+    cfg: &HttpConfig,
+    name: &'static str,
+    v: Hv<'a>,
+) -> Result<Option<&'a [u8]>, HttpError> {
+    match v {
+        Hv::Absent => Ok(None),
+        Hv::One(v) => Ok(Some(v)),
+        Hv::Many => Err(HttpError::invalid_request(
+            cfg,
+            format!("{name} was sent more than once"),
+        )),
+    }
+}
+
+/// The bearer token of an `Authorization` value, or `None` for another
+/// scheme (which keyward ignores).
+fn bearer<'a>(cfg: &HttpConfig, v: &'a [u8]) -> Result<Option<&'a str>, HttpError> {
+    let v = v.trim_ascii();
+    let (scheme, rest) = match v.iter().position(|&c| c == b' ') {
+        Some(i) => (&v[..i], &v[i..]),
+        None => (v, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Ok(None);
+    }
+    if rest.trim_ascii().len() > MAX_CREDENTIAL_LEN {
+        return Err(HttpError::invalid_request(
+            cfg,
+            "the bearer token is too long",
+        ));
+    }
+    credential_text(cfg, "the bearer token", rest).map(Some)
+}
+
+/// The credentials of a request: `Ok(None)` when none were presented,
+/// 400 when the headers are malformed or ambiguous.
+pub(crate) fn credentials<'a>(
+    cfg: &HttpConfig,
+    h: &RequestHeaders<'a>,
+) -> Result<Option<Credentials<'a>>, HttpError> {
+    let key = single(cfg, "x-api-key", h.api_key)?;
+    let secret = single(cfg, "x-api-secret", h.api_secret)?;
+    let auth = single(cfg, "authorization", h.authorization)?;
+    let token = match auth {
+        Some(v) => bearer(cfg, v)?,
+        None => None,
+    };
+    match (key, secret, token) {
+        (None, None, None) => Ok(None),
+        (None, None, Some(t)) => Ok(Some(Credentials::Bearer(t))),
+        (Some(_), Some(_), Some(_)) => Err(HttpError::invalid_request(
+            cfg,
+            "send either x-api-key and x-api-secret or Authorization: Bearer, not both",
+        )),
+        (Some(k), Some(s), None) => Ok(Some(Credentials::Key {
+            id: credential_text(cfg, "x-api-key", k)?,
+            secret: credential_text(cfg, "x-api-secret", s)?,
+        })),
+        (Some(_), None, _) => Err(HttpError::invalid_request(
+            cfg,
+            "x-api-key needs x-api-secret",
+        )),
+        (None, Some(_), _) => Err(HttpError::invalid_request(
+            cfg,
+            "x-api-secret needs x-api-key",
+        )),
+    }
+}
+
+/// The `x-account-id` header, if sent.
+pub(crate) fn account_id(
+    cfg: &HttpConfig,
+    h: &RequestHeaders<'_>,
+) -> Result<Option<AccountId>, HttpError> {
+    let Some(v) = single(cfg, "x-account-id", h.account_id)? else {
+        return Ok(None);
+    };
+    let s = std::str::from_utf8(v.trim_ascii())
+        .map_err(|_| HttpError::invalid_request(cfg, "x-account-id must be visible ASCII"))?;
+    AccountId::new(s)
+        .map(Some)
+        .map_err(|_| HttpError::invalid_request(cfg, "x-account-id is not a valid account id"))
+}
+
+/// The client address: the peer, or — when the peer is a trusted proxy —
+/// the right-most `X-Forwarded-For` entry that is not a trusted proxy.
+pub(crate) fn client_ip<'a>(
+    cfg: &HttpConfig,
+    peer: Option<IpAddr>,
+    forwarded_for: impl Iterator<Item = &'a [u8]>,
+) -> Option<IpAddr> {
+    let mut ip = peer?;
+    if !cfg.is_trusted(ip) {
+        return Some(ip);
+    }
+    // Headers in order, entries in order; walk from the right.
+    let values: Vec<&[u8]> = forwarded_for.collect();
+    for value in values.iter().rev() {
+        let Ok(text) = std::str::from_utf8(value) else {
+            return Some(ip);
+        };
+        for entry in text.rsplit(',') {
+            let Ok(hop) = entry.trim().parse::<IpAddr>() else {
+                return Some(ip);
+            };
+            ip = hop;
+            if !cfg.is_trusted(hop) {
+                return Some(hop);
+            }
+        }
+    }
+    Some(ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h<'a>(key: Hv<'a>, secret: Hv<'a>, auth: Hv<'a>) -> RequestHeaders<'a> {
+        RequestHeaders {
+            api_key: key,
+            api_secret: secret,
+            authorization: auth,
+            account_id: Hv::Absent,
+            content_type: Hv::Absent,
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_other_schemes_ignored() {
+        let cfg = HttpConfig::default();
+        for v in [&b"Bearer abc"[..], b"bearer abc", b"BEARER   abc "] {
+            let c = credentials(&cfg, &h(Hv::Absent, Hv::Absent, Hv::One(v))).expect("ok");
+            assert!(matches!(c, Some(Credentials::Bearer("abc"))), "{v:?}");
+        }
+        let c = credentials(&cfg, &h(Hv::Absent, Hv::Absent, Hv::One(b"Basic Zm9v"))).expect("ok");
+        assert!(c.is_none());
+        let e =
+            credentials(&cfg, &h(Hv::Absent, Hv::Absent, Hv::One(b"Bearer"))).expect_err("empty");
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn malformed_headers_are_400() {
+        let cfg = HttpConfig::default();
+        let long = vec![b'a'; 200];
+        for hs in [
+            h(Hv::One(b"k"), Hv::Absent, Hv::Absent),
+            h(Hv::Absent, Hv::One(b"s"), Hv::Absent),
+            h(Hv::Many, Hv::One(b"s"), Hv::Absent),
+            h(Hv::One(b"k"), Hv::One(b"s"), Hv::One(b"Bearer t")),
+            h(Hv::One("kü".as_bytes()), Hv::One(b"s"), Hv::Absent),
+            h(Hv::One(&long), Hv::One(b"s"), Hv::Absent),
+        ] {
+            let e = credentials(&cfg, &hs).expect_err("malformed");
+            assert_eq!(e.status(), 400);
+            assert_eq!(
+                e.www_authenticate().as_deref(),
+                Some("Bearer realm=\"keyward\", error=\"invalid_request\"")
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let client: IpAddr = "203.0.113.9".parse().expect("ip");
+        let xff = [&b"198.51.100.1, 203.0.113.9, 10.0.0.2"[..]];
+        let none = HttpConfig::default();
+        assert_eq!(client_ip(&none, Some(proxy), xff.into_iter()), Some(proxy));
+        let cfg = HttpConfig::default().trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
+        assert_eq!(client_ip(&cfg, Some(proxy), xff.into_iter()), Some(client));
+        assert_eq!(client_ip(&cfg, Some(client), xff.into_iter()), Some(client));
+        assert_eq!(
+            client_ip(&cfg, Some(proxy), [&b"junk"[..]].into_iter()),
+            Some(proxy)
+        );
+        assert_eq!(client_ip(&cfg, None, xff.into_iter()), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! HTTP adapters for axum (feature `axum`) and actix-web (feature `actix`),
+//! with one framework-neutral core so both give the same answers byte for
+//! byte.
+//!
+//! # Authenticating a request
+//!
+//! - `x-api-key` + `x-api-secret`, or `Authorization: Bearer <token>` where
+//!   the token is a session token from `POST /auth/login` or the
+//!   single-string key form (scheme case-insensitive). Credentials in the
+//!   query string are never read.
+//! - Optional `x-account-id`: act for the key's own account or a direct
+//!   child account (403 `account_not_allowed` otherwise).
+//! - The client address is the peer address; `X-Forwarded-For` is believed
+//!   only from [`HttpConfig::trusted_proxies`].
+//!
+//! | situation | status | `WWW-Authenticate` | `error` |
+//! |---|---|---|---|
+//! | no credentials | 401 | `Bearer realm="keyward"` | `missing_credentials` |
+//! | unknown key, wrong secret, inactive, expired, deleted, address not allowed, malformed or ended token | 401 | `Bearer realm="keyward", error="invalid_token"` | `invalid_credentials` |
+//! | one of the two key headers, key headers and bearer, a header twice, non-ASCII, too long | 400 | `Bearer realm="keyward", error="invalid_request"` | `invalid_request` |
+//! | missing permission | 403 | `Bearer realm="keyward", error="insufficient_scope", scope="<permission>"` | `insufficient_scope` |
+//! | `x-account-id` not allowed | 403 | | `account_not_allowed` |
+//! | too many failed attempts | 429 + `Retry-After` | | `too_many_attempts` |
+//! | store unavailable | 503 + `Retry-After` | | `unavailable` |
+//!
+//! All 401s for a presented credential are byte-identical, including
+//! inactive and expired keys: although the service tells those apart only
+//! to a caller holding the correct secret, the HTTP layer does not repeat
+//! it, so a leaked-then-revoked secret learns nothing, and clients need one
+//! code path. The usage counters and the audit log keep the distinction.
+//!
+//! Every error body is `{"error": "<code>", "message": "…"}` (422s add
+//! `"field"`), `Content-Type: application/json`; see [`HttpError`].
+//!
+//! # Management API
+//!
+//! Mounted with [`axum::router`] or [`actix::scope`]; the routes are listed
+//! by [`management_routes`] and described by `GET /openapi.json`.
+
+mod api;
+mod auth;
+mod body;
+mod config;
+mod error;
+mod headers;
+mod openapi;
+
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+
+pub(crate) use api::Response;
+pub use config::HttpConfig;
+pub use error::{HttpError, MAX_BODY_BYTES};
+
+/// `(method, path)` of every route of the management API, paths relative
+/// to where it is mounted, `{id}` for the key id.
+pub fn management_routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    api::ROUTES.iter().map(|(m, p, _)| (*m, *p))
+}
+
+/// The OpenAPI 3.1 document served at `GET /openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    openapi::document()
+}

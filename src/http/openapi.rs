@@ -1,0 +1,180 @@
+//! The OpenAPI 3.1 document of the management API (`GET /openapi.json`).
+//! Hand-written; a test keeps its paths and methods equal to the routes.
+
+use serde_json::{Value, json};
+
+fn err(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn id_param() -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } })
+}
+
+fn q(name: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "schema": schema })
+}
+
+fn common() -> Value {
+    json!({
+        "400": err("Malformed request or authentication headers"),
+        "401": err("Missing or invalid credentials (WWW-Authenticate: Bearer)"),
+        "403": err("Missing permission (error=\"insufficient_scope\") or account not allowed"),
+        "429": err("Too many failed attempts (Retry-After)"),
+        "503": err("Store unavailable (Retry-After)")
+    })
+}
+
+fn with_common(mut responses: Value) -> Value {
+    if let (Some(r), Value::Object(c)) = (responses.as_object_mut(), common()) {
+        for (k, v) in c {
+            r.entry(k).or_insert(v);
+        }
+    }
+    responses
+}
+
+fn body(schema: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+/// The document.
+pub(crate) fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "keyward management API", "version": env!("CARGO_PKG_VERSION") },
+        "security": [ { "apiKey": [], "apiSecret": [] }, { "bearer": [] } ],
+        "paths": {
+            "/apikeys": {
+                "post": {
+                    "operationId": "createKey", "summary": "Issue a key (writeApiKeys); the secret is shown once",
+                    "requestBody": body("NewKey"),
+                    "responses": with_common(json!({ "201": ok("The key and its secret", "IssuedKey"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+                },
+                "get": {
+                    "operationId": "listKeys", "summary": "List keys (readApiKeys)",
+                    "parameters": [
+                        q("q", json!({ "type": "string" })),
+                        q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
+                        q("application", json!({ "type": "string" })),
+                        q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
+                        q("cursor", json!({ "type": "string" }))
+                    ],
+                    "responses": with_common(json!({ "200": ok("A page of keys", "KeyPage"), "422": err("Invalid limit or cursor") }))
+                }
+            },
+            "/apikeys/{id}": {
+                "parameters": [ id_param() ],
+                "get": { "operationId": "getKey", "summary": "A key (readApiKeys)", "responses": with_common(json!({ "200": ok("The key", "ApiKey"), "404": err("No such key in this account") })) },
+                "patch": {
+                    "operationId": "updateKey", "summary": "Change a key (writeApiKeys)",
+                    "requestBody": body("KeyUpdate"),
+                    "responses": with_common(json!({ "200": ok("The key; effective_by when something was revoked", "UpdatedKey"), "404": err("No such key"), "409": err("Concurrent change"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+                },
+                "delete": { "operationId": "deleteKey", "summary": "Delete a key (writeApiKeys)", "responses": with_common(json!({ "200": ok("Deleted", "Deleted"), "404": err("No such key"), "409": err("Protected key") })) }
+            },
+            "/apikeys/{id}/rotate": {
+                "parameters": [ id_param() ],
+                "post": {
+                    "operationId": "rotateKey", "summary": "New secret, old one valid for the grace period (writeApiKeys)",
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Rotate" } } } },
+                    "responses": with_common(json!({ "200": ok("The key and its new secret", "RotatedKey"), "404": err("No such key"), "422": err("Invalid grace period") }))
+                }
+            },
+            "/apikeys/{id}/events": {
+                "parameters": [ id_param() ],
+                "get": {
+                    "operationId": "keyEvents", "summary": "Audit events of a key, newest first (readApiKeys)",
+                    "parameters": [ q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
+                    "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "422": err("Invalid limit or cursor") }))
+                }
+            },
+            "/apikeys/{id}/usage": {
+                "parameters": [ id_param() ],
+                "get": {
+                    "operationId": "keyUsage", "summary": "Hourly successes and failures by origin and category (readApiKeys)",
+                    "parameters": [ q("from", json!({ "type": "string", "format": "date-time" })), q("to", json!({ "type": "string", "format": "date-time" })), q("origin", json!({ "type": "string" })) ],
+                    "responses": with_common(json!({ "200": ok("Usage", "Usage"), "404": err("No such key"), "422": err("Invalid from, to or origin") }))
+                }
+            },
+            "/auth/login": {
+                "post": {
+                    "operationId": "login", "summary": "Open a session with a key (headers, or JSON {key, secret})",
+                    "security": [ { "apiKey": [], "apiSecret": [] }, {} ],
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Login" } } } },
+                    "responses": with_common(json!({ "200": ok("A bearer session token", "Session") }))
+                }
+            },
+            "/auth/logout": {
+                "post": { "operationId": "logout", "summary": "End the bearer session", "security": [ { "bearer": [] } ], "responses": with_common(json!({ "204": { "description": "The token no longer works" } })) }
+            },
+            "/auth/whoami": {
+                "get": { "operationId": "whoami", "summary": "The authenticated principal", "responses": with_common(json!({ "200": ok("The principal", "Whoami") })) }
+            },
+            "/openapi.json": {
+                "get": { "operationId": "openapi", "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1 document", "content": { "application/json": {} } } } }
+            }
+        },
+        "components": {
+            "securitySchemes": {
+                "apiKey": { "type": "apiKey", "in": "header", "name": "x-api-key" },
+                "apiSecret": { "type": "apiKey", "in": "header", "name": "x-api-secret" },
+                "bearer": { "type": "http", "scheme": "bearer", "description": "A session token from /auth/login, or the single-string key" }
+            },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error", "message"], "properties": { "error": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } },
+                "ApiKey": {
+                    "type": "object",
+                    "required": ["id", "account_id", "name", "description", "application", "permissions", "status", "protected", "created_at", "updated_at", "expires_at", "last_used_at", "allowed_cidrs", "metadata"],
+                    "properties": {
+                        "id": { "type": "string" }, "account_id": { "type": "string" }, "name": { "type": "string" },
+                        "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "permissions": { "type": "array", "items": { "type": "string" } },
+                        "status": { "type": "string", "enum": ["active", "inactive"] }, "protected": { "type": "boolean" },
+                        "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
+                        "expires_at": { "type": ["string", "null"], "format": "date-time" }, "last_used_at": { "type": ["string", "null"], "format": "date-time" },
+                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
+                    }
+                },
+                "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret"], "properties": { "secret": { "type": "string" } } } ] },
+                "UpdatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
+                "RotatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "previous_secret_expires_at", "effective_by"], "properties": { "secret": { "type": "string" }, "previous_secret_expires_at": { "type": ["string", "null"], "format": "date-time" }, "effective_by": { "type": "string", "format": "date-time" } } } ] },
+                "NewKey": {
+                    "type": "object", "additionalProperties": false, "required": ["name", "permissions"],
+                    "properties": {
+                        "name": { "type": "string" }, "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
+                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
+                    }
+                },
+                "KeyUpdate": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "name": { "type": "string" }, "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
+                        "status": { "type": "string", "enum": ["active", "inactive"] },
+                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
+                    }
+                },
+                "Rotate": { "type": "object", "additionalProperties": false, "properties": { "grace_period_seconds": { "type": "integer", "minimum": 0 } } },
+                "Deleted": { "type": "object", "required": ["id", "status", "effective_by"], "properties": { "id": { "type": "string" }, "status": { "const": "deleted" }, "effective_by": { "type": "string", "format": "date-time" } } },
+                "KeyPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } }, "next_cursor": { "type": ["string", "null"] } } },
+                "EventPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "type": "object" } }, "next_cursor": { "type": ["string", "null"] } } },
+                "Usage": {
+                    "type": "object", "required": ["key_id", "from", "to", "items"],
+                    "properties": {
+                        "key_id": { "type": "string" }, "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" },
+                        "items": { "type": "array", "items": { "type": "object", "properties": { "hour": { "type": "string", "format": "date-time" }, "origin": { "type": "string" }, "category": { "type": "string" }, "successes": { "type": "integer" }, "failures": { "type": "integer" } } } }
+                    }
+                },
+                "Login": { "type": "object", "additionalProperties": false, "required": ["key", "secret"], "properties": { "key": { "type": "string" }, "secret": { "type": "string" } } },
+                "Session": { "type": "object", "required": ["token", "token_type", "expires_at", "expires_in"], "properties": { "token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_at": { "type": "string", "format": "date-time" }, "expires_in": { "type": "integer" } } },
+                "Whoami": { "type": "object", "required": ["account_id", "key_id", "session_id", "permissions"], "properties": { "account_id": { "type": "string" }, "key_id": { "type": "string" }, "session_id": { "type": ["string", "null"] }, "permissions": { "type": "array", "items": { "type": "string" } } } }
+            }
+        }
+    })
+}

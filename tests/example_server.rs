@@ -1,0 +1,374 @@
+//! Runs the example servers as processes and walks a new user's path:
+//! start, read the bootstrap credentials, create a key, call a demo route,
+//! log in, call with the bearer token, deactivate, see 401, find the key
+//! inactive, stop with SIGTERM.
+//!
+//! The store is `KEYWARD_TEST_SERVER_DATABASE_URL` when set, a SQLite file
+//! in a temporary directory otherwise (then the server is restarted on it).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The example binary, built (a no-op when up to date) with the features
+/// this test was built with, so the library artifact is shared and never
+/// stale.
+fn example_binary(name: &str) -> PathBuf {
+    let features: Vec<&str> = [
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("postgres", cfg!(feature = "postgres")),
+        ("axum", cfg!(feature = "axum")),
+        ("actix", cfg!(feature = "actix")),
+        ("test-suite", cfg!(feature = "test-suite")),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(f, _)| *f)
+    .collect();
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--example",
+            name,
+            "--no-default-features",
+            "--features",
+        ])
+        .arg(features.join(","))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building example {name}");
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection).
+fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let payload = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        payload.len()
+    );
+    if body.is_some() {
+        head.push_str("content-type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(&payload)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Ok(Reply { status, body })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 4 + n..];
+    }
+    out
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn walk(example: &str) {
+    let bin = example_binary(example);
+    let dir = tempfile::tempdir().unwrap();
+    let creds_path = dir.path().join("admin.json");
+    let port = free_port();
+    // The servers' default store: a SQLite file (here in a temp directory).
+    let url = std::env::var("KEYWARD_TEST_SERVER_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("keyward.db").display()));
+    let server = start(&bin, &url, port, &creds_path, example);
+    let creds: Value = serde_json::from_slice(&std::fs::read(&creds_path).unwrap()).unwrap();
+    let admin_id = creds["id"].as_str().unwrap().to_owned();
+    let admin_secret = creds["secret"].as_str().unwrap().to_owned();
+    let admin = [
+        ("x-api-key", admin_id.as_str()),
+        ("x-api-secret", admin_secret.as_str()),
+    ];
+
+    let created = call(
+        port,
+        "POST",
+        "/apikeys",
+        &admin,
+        Some(&json!({"name": "first", "permissions": ["readApplications"]})),
+    )
+    .unwrap();
+    assert_eq!(created.status, 201);
+    let key = created.json();
+    let (id, secret) = (
+        key["id"].as_str().unwrap().to_owned(),
+        key["secret"].as_str().unwrap().to_owned(),
+    );
+    let mine = [
+        ("x-api-key", id.as_str()),
+        ("x-api-secret", secret.as_str()),
+    ];
+    let apps = call(port, "GET", "/applications", &mine, None).unwrap();
+    assert_eq!(apps.status, 200);
+    assert_eq!(apps.json()["account_id"], "admin");
+    assert_eq!(
+        call(
+            port,
+            "POST",
+            "/applications",
+            &mine,
+            Some(&json!({"name": "x"}))
+        )
+        .unwrap()
+        .status,
+        403
+    );
+    assert_eq!(
+        call(
+            port,
+            "POST",
+            "/applications",
+            &admin,
+            Some(&json!({"name": "billing"}))
+        )
+        .unwrap()
+        .status,
+        201
+    );
+    let login = call(port, "POST", "/auth/login", &mine, None).unwrap();
+    assert_eq!(login.status, 200);
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let apps = call(
+        port,
+        "GET",
+        "/applications",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(apps.status, 200);
+    assert_eq!(apps.json()["items"], json!(["billing"]));
+    let deact = call(
+        port,
+        "PATCH",
+        &format!("/apikeys/{id}"),
+        &admin,
+        Some(&json!({"status": "inactive"})),
+    )
+    .unwrap();
+    assert_eq!(deact.status, 200);
+    assert!(deact.json()["effective_by"].is_string());
+    assert_eq!(
+        call(port, "GET", "/applications", &mine, None)
+            .unwrap()
+            .status,
+        401
+    );
+    assert_eq!(
+        call(
+            port,
+            "GET",
+            "/applications",
+            &[("authorization", &bearer)],
+            None
+        )
+        .unwrap()
+        .status,
+        401
+    );
+    let list = call(port, "GET", "/apikeys?status=inactive", &admin, None).unwrap();
+    assert_eq!(list.status, 200);
+    let items = list.json()["items"].clone();
+    assert!(
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str() && k["status"] == "inactive")
+    );
+    assert_eq!(
+        call(
+            port,
+            "DELETE",
+            &format!("/apikeys/{admin_id}"),
+            &admin,
+            None
+        )
+        .unwrap()
+        .status,
+        409
+    );
+
+    let (status, stdout, stderr) = stop(server, example);
+    assert!(status.success(), "{example} exit {status:?}\n{stderr}");
+    // The admin secret is printed once on stdout, never logged; no other
+    // secret or token appears anywhere.
+    assert_eq!(stdout.matches(&admin_secret).count(), 1, "{stdout}");
+    for s in [&admin_secret, &secret, &token] {
+        assert!(!stderr.contains(s.as_str()), "secret in the log:\n{stderr}");
+    }
+    assert!(!stdout.contains(&secret) && !stdout.contains(&token));
+    assert!(stderr.contains("usage flushed"), "{stderr}");
+
+    // Restart on the same store: nothing secret is printed or written, the
+    // admin key still works and the deactivated key is still inactive.
+    if url.starts_with("memory:") {
+        return;
+    }
+    std::fs::remove_file(&creds_path).unwrap();
+    let server = start(&bin, &url, port, &creds_path, example);
+    let again = call(port, "GET", &format!("/apikeys/{id}"), &admin, None).unwrap();
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["status"], "inactive");
+    let (status, stdout, stderr) = stop(server, example);
+    assert!(status.success(), "{example} exit {status:?}\n{stderr}");
+    assert!(!creds_path.exists(), "credentials rewritten on restart");
+    for s in [&admin_secret, &secret, &token] {
+        assert!(!stdout.contains(s.as_str()) && !stderr.contains(s.as_str()));
+    }
+}
+
+/// Starts the example and waits until it answers.
+fn start(bin: &PathBuf, url: &str, port: u16, creds: &std::path::Path, example: &str) -> Server {
+    let child = Command::new(bin)
+        .env("KEYWARD_DATABASE_URL", url)
+        .env("KEYWARD_ADDR", format!("127.0.0.1:{port}"))
+        .env("KEYWARD_ADMIN_CREDENTIALS", creds)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = call(port, "GET", "/openapi.json", &[], None) {
+            assert_eq!(r.status, 200);
+            return server;
+        }
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "{example} exited early"
+        );
+        assert!(Instant::now() < deadline, "{example} not ready after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM: graceful stop; returns the exit status and the output.
+fn stop(mut server: Server, example: &str) -> (std::process::ExitStatus, String, String) {
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{example} did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    server
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stdout, stderr)
+}
+
+#[test]
+fn axum_example_server_walkthrough() {
+    walk("server");
+}
+
+#[cfg(feature = "actix")]
+#[test]
+fn actix_example_server_walkthrough() {
+    walk("actix_server");
+}

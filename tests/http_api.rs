@@ -1,0 +1,959 @@
+//! The HTTP contract: one table of cases run against both adapters
+//! in-process (axum through `tower::ServiceExt::oneshot`, actix-web through
+//! `actix_web::test`), then the error responses compared across the two
+//! byte for byte.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::{Service, ServiceResponse};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use keyward::http::HttpConfig;
+use keyward::{
+    AccountId, Actor, KeyId, Keyward, ManualClock, MemoryStore, NewAccount, NewKey, PermissionSet,
+    Principal,
+};
+use serde_json::{Value, json};
+use time::Duration;
+use tower::ServiceExt;
+
+const ALL: [&str; 4] = [
+    "readApiKeys",
+    "writeApiKeys",
+    "readApplications",
+    "writeApplications",
+];
+
+fn perms(p: &[&str]) -> PermissionSet {
+    PermissionSet::parse(p.iter().copied()).unwrap()
+}
+
+#[derive(Debug, Clone)]
+struct Cred {
+    id: String,
+    secret: String,
+}
+
+struct Fixture {
+    kw: Keyward,
+    clock: ManualClock,
+    store: MemoryStore,
+    keys: HashMap<&'static str, Cred>,
+}
+
+impl Fixture {
+    fn key(&self, name: &str) -> &Cred {
+        &self.keys[name]
+    }
+    fn id(&self, name: &str) -> &str {
+        &self.keys[name].id
+    }
+    fn config() -> HttpConfig {
+        HttpConfig::new().trusted_proxies(vec!["10.0.0.0/8".parse().unwrap()])
+    }
+}
+
+async fn issue(kw: &Keyward, account: &AccountId, new: NewKey) -> Cred {
+    let i = kw.issue_key(Actor::System, account, new).await.unwrap();
+    Cred {
+        id: i.key.id.to_string(),
+        secret: i.secret.expose().to_owned(),
+    }
+}
+
+async fn fixture() -> Fixture {
+    let clock = ManualClock::default();
+    let store = MemoryStore::new();
+    let build = |s: MemoryStore| {
+        Keyward::builder()
+            .store(s)
+            .clock(clock.clone())
+            .flush_interval(None)
+            .build()
+            .unwrap()
+    };
+    let kw = build(store.clone());
+    let acme = AccountId::new("acme").unwrap();
+    let child = AccountId::new("acme-eu").unwrap();
+    let other = AccountId::new("other").unwrap();
+    kw.create_account(Actor::System, NewAccount::new("Acme", perms(&ALL)).id(acme))
+        .await
+        .unwrap();
+    kw.create_account(
+        Actor::System,
+        NewAccount::new("Acme EU", perms(&ALL))
+            .id(child)
+            .parent(acme),
+    )
+    .await
+    .unwrap();
+    kw.create_account(
+        Actor::System,
+        NewAccount::new("Other", perms(&ALL)).id(other),
+    )
+    .await
+    .unwrap();
+    let mut keys = HashMap::new();
+    let now = kw.now();
+    for (name, account, p, extra) in [
+        ("admin", acme, &ALL[..], 0),
+        ("reader", acme, &["readApiKeys", "readApplications"][..], 0),
+        ("writer", acme, &["readApiKeys", "writeApiKeys"][..], 0),
+        ("noperm", acme, &[][..], 0),
+        ("inactive", acme, &ALL[..], 1),
+        ("expired", acme, &ALL[..], 2),
+        ("deleted", acme, &ALL[..], 3),
+        ("restricted", acme, &ALL[..], 4),
+        ("protected", acme, &ALL[..], 5),
+        ("victim", acme, &["readApplications"][..], 0),
+        ("rotatee", acme, &["readApplications"][..], 0),
+        ("patchee", acme, &["readApplications"][..], 0),
+        ("foreign", other, &ALL[..], 0),
+    ] {
+        let mut new = NewKey::new(name).permissions(perms(p));
+        match extra {
+            2 => new = new.expires_at(now + Duration::minutes(1)),
+            4 => new = new.allowed_cidrs(vec!["198.51.100.0/24".parse().unwrap()]),
+            5 => new = new.protected(true),
+            _ => {}
+        }
+        let cred = issue(&kw, &account, new).await;
+        let id = KeyId::new(&cred.id).unwrap();
+        match extra {
+            1 => {
+                kw.deactivate_key(Actor::System, &id).await.unwrap();
+            }
+            3 => {
+                kw.delete_key(Actor::System, &id).await.unwrap();
+            }
+            _ => {}
+        }
+        keys.insert(name, cred);
+    }
+    // A key this instance has never verified (cold: argon2 and the
+    // failed-attempt limit apply).
+    let other_instance = build(store.clone());
+    keys.insert(
+        "limited",
+        issue(
+            &other_instance,
+            &acme,
+            NewKey::new("limited").permissions(perms(&ALL)),
+        )
+        .await,
+    );
+    // Well-formed but unknown.
+    let elsewhere = build(MemoryStore::new());
+    elsewhere
+        .create_account(Actor::System, NewAccount::new("X", perms(&ALL)).id(acme))
+        .await
+        .unwrap();
+    keys.insert(
+        "unknown",
+        issue(&elsewhere, &acme, NewKey::new("x").permissions(perms(&ALL))).await,
+    );
+    clock.advance(Duration::minutes(2));
+    Fixture {
+        kw,
+        clock,
+        store,
+        keys,
+    }
+}
+
+// ---------------------------------------------------------------- requests
+
+#[derive(Debug, Clone)]
+struct Req {
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, Vec<u8>)>,
+    body: Vec<u8>,
+    peer: SocketAddr,
+}
+
+fn req(method: &'static str, path: impl Into<String>) -> Req {
+    Req {
+        method,
+        path: path.into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        peer: "203.0.113.7:40000".parse().unwrap(),
+    }
+}
+
+impl Req {
+    fn header(mut self, k: &'static str, v: impl AsRef<[u8]>) -> Self {
+        self.headers.push((k, v.as_ref().to_vec()));
+        self
+    }
+    fn key(self, c: &Cred) -> Self {
+        self.header("x-api-key", &c.id)
+            .header("x-api-secret", &c.secret)
+    }
+    fn bearer(self, t: &str) -> Self {
+        self.header("authorization", format!("Bearer {t}"))
+    }
+    fn json(self, v: Value) -> Self {
+        self.raw("application/json", serde_json::to_vec(&v).unwrap())
+    }
+    fn raw(mut self, ct: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        self = self.header("content-type", ct);
+        self.body = body.into();
+        self
+    }
+    fn peer(mut self, p: &str) -> Self {
+        self.peer = p.parse().unwrap();
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// What both adapters must agree on: status, keyward's headers, body.
+    fn contract(&self) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut h: Vec<_> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                [
+                    "content-type",
+                    "www-authenticate",
+                    "retry-after",
+                    "allow",
+                    "cache-control",
+                ]
+                .contains(&k.as_str())
+            })
+            .cloned()
+            .collect();
+        h.sort();
+        (self.status, h, self.body.clone())
+    }
+}
+
+trait Client {
+    const NAME: &'static str;
+    async fn send(&self, r: Req) -> Resp;
+}
+
+struct AxumClient(Router);
+
+impl Client for AxumClient {
+    const NAME: &'static str = "axum";
+    async fn send(&self, r: Req) -> Resp {
+        let mut b = axum::http::Request::builder().method(r.method).uri(&r.path);
+        for (k, v) in &r.headers {
+            b = b.header(*k, axum::http::HeaderValue::from_bytes(v).unwrap());
+        }
+        let mut request = b.body(axum::body::Body::from(r.body)).unwrap();
+        request.extensions_mut().insert(ConnectInfo(r.peer));
+        let res = self.0.clone().oneshot(request).await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+struct ActixClient<S>(S);
+
+impl<S, B> Client for ActixClient<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    const NAME: &'static str = "actix";
+    async fn send(&self, r: Req) -> Resp {
+        let mut t = actix_web::test::TestRequest::default()
+            .method(actix_web::http::Method::from_bytes(r.method.as_bytes()).unwrap())
+            .uri(&r.path)
+            .peer_addr(r.peer);
+        for (k, v) in &r.headers {
+            t = t.append_header((
+                *k,
+                actix_web::http::header::HeaderValue::from_bytes(v).unwrap(),
+            ));
+        }
+        let t = t.set_payload(r.body);
+        let res = actix_web::test::call_service(&self.0, t.to_request()).await;
+        let status = res.status().as_u16();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = actix_web::test::read_body(res).await.to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+// -------------------------------------------------------------------- apps
+
+async fn whoami_opt(p: Option<Principal>) -> String {
+    p.map_or_else(|| "anonymous".to_owned(), |p| p.key_id().to_string())
+}
+
+fn axum_app(kw: &Keyward) -> Router {
+    use axum::routing::get;
+    use keyward::http::axum::{require, router};
+    async fn apps(p: Principal) -> String {
+        format!("applications of {}", p.account_id())
+    }
+    Router::new()
+        .route(
+            "/applications",
+            get(apps).route_layer(require(kw, "readApplications")),
+        )
+        .route("/optional", get(whoami_opt))
+        .merge(router(kw.clone(), Fixture::config()))
+        .layer(axum::Extension(Arc::new(Fixture::config())))
+        .with_state(kw.clone())
+}
+
+macro_rules! actix_app {
+    ($kw:expr) => {{
+        use actix_web::{App, web};
+        use keyward::http::actix::{RequirePermission, scope};
+        async fn apps(p: Principal) -> String {
+            format!("applications of {}", p.account_id())
+        }
+        App::new()
+            .app_data(web::Data::new($kw.clone()))
+            .app_data(web::Data::new(Fixture::config()))
+            .service(
+                web::resource("/applications")
+                    .wrap(RequirePermission::new("readApplications"))
+                    .route(web::get().to(apps)),
+            )
+            .route("/optional", web::get().to(whoami_opt))
+            .service(scope(""))
+    }};
+}
+
+// ------------------------------------------------------------------- table
+
+/// One row: name, request, expected status, expected `error` code (for
+/// error responses), expected `WWW-Authenticate`.
+struct Case {
+    name: &'static str,
+    req: Req,
+    status: u16,
+    code: Option<&'static str>,
+    www: Option<&'static str>,
+}
+
+fn case(name: &'static str, req: Req, status: u16) -> Case {
+    Case {
+        name,
+        req,
+        status,
+        code: None,
+        www: None,
+    }
+}
+
+impl Case {
+    fn code(mut self, c: &'static str) -> Self {
+        self.code = Some(c);
+        self
+    }
+    fn www(mut self, w: &'static str) -> Self {
+        self.www = Some(w);
+        self
+    }
+}
+
+const PLAIN: &str = "Bearer realm=\"keyward\"";
+const INVALID_TOKEN: &str = "Bearer realm=\"keyward\", error=\"invalid_token\"";
+const INVALID_REQUEST: &str = "Bearer realm=\"keyward\", error=\"invalid_request\"";
+
+fn table(fx: &Fixture) -> Vec<Case> {
+    let admin = fx.key("admin");
+    let reader = fx.key("reader");
+    let writer = fx.key("writer");
+    let wrong = Cred {
+        id: admin.id.clone(),
+        secret: reader.secret.clone(),
+    };
+    let combined = keyward::combine_key(
+        fx.kw.prefix(),
+        &KeyId::new(&admin.id).unwrap(),
+        &keyward::Secret::from(admin.secret.clone()),
+    )
+    .unwrap();
+    let combined = combined.expose().to_owned();
+    let past = "2001-01-01T00:00:00Z";
+    vec![
+        // --- authenticating a request
+        case("no credentials", req("GET", "/auth/whoami"), 401).code("missing_credentials").www(PLAIN),
+        case("credentials in the query are ignored", req("GET", format!("/auth/whoami?x-api-key={}&x-api-secret={}&access_token={combined}", admin.id, admin.secret)), 401).code("missing_credentials").www(PLAIN),
+        case("key headers", req("GET", "/auth/whoami").key(admin), 200),
+        case("bearer single-string key, lowercase scheme", req("GET", "/auth/whoami").header("authorization", format!("bearer {combined}")), 200),
+        case("other scheme is not a credential", req("GET", "/auth/whoami").header("authorization", "Basic Zm9vOmJhcg=="), 401).code("missing_credentials").www(PLAIN),
+        case("only x-api-key", req("GET", "/auth/whoami").header("x-api-key", &admin.id), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("only x-api-secret", req("GET", "/auth/whoami").header("x-api-secret", &admin.secret), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("key and bearer", req("GET", "/auth/whoami").key(admin).bearer(&combined), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("x-api-key twice", req("GET", "/auth/whoami").key(admin).header("x-api-key", &admin.id), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("authorization twice", req("GET", "/auth/whoami").bearer(&combined).bearer(&combined), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("non-ASCII key", req("GET", "/auth/whoami").header("x-api-key", "kw_é".as_bytes()).header("x-api-secret", &admin.secret), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("over-long secret", req("GET", "/auth/whoami").header("x-api-key", &admin.id).header("x-api-secret", "a".repeat(300)), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("over-long bearer", req("GET", "/auth/whoami").bearer(&"a".repeat(300)), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("unknown key", req("GET", "/auth/whoami").key(fx.key("unknown")), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("wrong secret", req("GET", "/auth/whoami").key(&wrong), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("inactive key", req("GET", "/auth/whoami").key(fx.key("inactive")), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("expired key", req("GET", "/auth/whoami").key(fx.key("expired")), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("deleted key", req("GET", "/auth/whoami").key(fx.key("deleted")), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("address not allowed", req("GET", "/auth/whoami").key(fx.key("restricted")), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("malformed secret", req("GET", "/auth/whoami").header("x-api-key", &admin.id).header("x-api-secret", "kw_sk_nope"), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("malformed bearer", req("GET", "/auth/whoami").bearer("kw_st_nope"), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("forwarded-for from an untrusted peer is ignored", req("GET", "/auth/whoami").key(fx.key("restricted")).header("x-forwarded-for", "198.51.100.9"), 401).code("invalid_credentials"),
+        case("forwarded-for from a trusted proxy", req("GET", "/auth/whoami").key(fx.key("restricted")).header("x-forwarded-for", "198.51.100.9, 10.0.0.2").peer("10.0.0.1:5000"), 200),
+        case("x-account-id own", req("GET", "/auth/whoami").key(admin).header("x-account-id", "acme"), 200),
+        case("x-account-id child", req("GET", "/auth/whoami").key(admin).header("x-account-id", "acme-eu"), 200),
+        case("x-account-id foreign", req("GET", "/auth/whoami").key(admin).header("x-account-id", "other"), 403).code("account_not_allowed"),
+        case("x-account-id unknown", req("GET", "/auth/whoami").key(admin).header("x-account-id", "nobody"), 403).code("account_not_allowed"),
+        case("x-account-id malformed", req("GET", "/auth/whoami").key(admin).header("x-account-id", "no spaces allowed"), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("demo route with permission", req("GET", "/applications").key(reader), 200),
+        case("demo route without permission", req("GET", "/applications").key(fx.key("noperm")), 403).code("insufficient_scope").www("Bearer realm=\"keyward\", error=\"insufficient_scope\", scope=\"readApplications\""),
+        case("demo route without credentials", req("GET", "/applications"), 401).code("missing_credentials").www(PLAIN),
+        case("demo route with a bad key", req("GET", "/applications").key(&wrong), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("optional principal, none", req("GET", "/optional"), 200),
+        case("optional principal, present", req("GET", "/optional").key(admin), 200),
+        // --- management API: permissions
+        case("create without writeApiKeys", req("POST", "/apikeys").key(reader).json(json!({"name": "x", "permissions": []})), 403).code("insufficient_scope").www("Bearer realm=\"keyward\", error=\"insufficient_scope\", scope=\"writeApiKeys\""),
+        case("list without readApiKeys", req("GET", "/apikeys").key(fx.key("noperm")), 403).code("insufficient_scope"),
+        case("list without credentials", req("GET", "/apikeys"), 401).code("missing_credentials").www(PLAIN),
+        // --- create
+        case("create", req("POST", "/apikeys").key(admin).json(json!({"name": "ci", "description": "d", "application": "billing", "permissions": ["readApplications"], "expires_at": "2031-01-01T00:00:00Z", "allowed_cidrs": ["192.0.2.0/24", "2001:db8::1"], "metadata": {"team": "a"}})), 201),
+        case("create, minimal", req("POST", "/apikeys").key(admin).json(json!({"name": "min", "permissions": []})), 201),
+        case("create, text/plain", req("POST", "/apikeys").key(admin).raw("text/plain", "{}"), 415).code("unsupported_media_type"),
+        case("create, no content-type", { let mut r = req("POST", "/apikeys").key(admin); r.body = b"{}".to_vec(); r }, 415).code("unsupported_media_type"),
+        case("create, body over 64 KiB", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": [], "metadata": {"pad": "a".repeat(70_000)}})), 413).code("payload_too_large"),
+        case("create, not JSON", req("POST", "/apikeys").key(admin).raw("application/json", "{nope"), 400).code("invalid_body"),
+        case("create, not an object", req("POST", "/apikeys").key(admin).json(json!([1, 2])), 400).code("invalid_body"),
+        case("create, unknown field", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": [], "secret": "mine"})), 400).code("invalid_body"),
+        case("create, name missing", req("POST", "/apikeys").key(admin).json(json!({"permissions": []})), 422).code("invalid_value"),
+        case("create, empty name", req("POST", "/apikeys").key(admin).json(json!({"name": " ", "permissions": []})), 422).code("invalid_value"),
+        case("create, permissions not a list", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": "all"})), 422).code("invalid_value"),
+        case("create, bad permission name", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": ["no spaces"]})), 422).code("invalid_value"),
+        case("create, expiry in the past", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": [], "expires_at": past})), 422).code("invalid_value"),
+        case("create, expiry not a date", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": [], "expires_at": "tomorrow"})), 422).code("invalid_value"),
+        case("create, bad cidr", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": [], "allowed_cidrs": ["10.0.0.0/99"]})), 422).code("invalid_value"),
+        case("create, metadata not an object", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": [], "metadata": 3})), 422).code("invalid_value"),
+        case("create, beyond the principal", req("POST", "/apikeys").key(writer).json(json!({"name": "x", "permissions": ["readApplications"]})), 403).code("permission_not_held"),
+        case("create, beyond the account", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": ["launchRockets"]})), 403).code("permission_not_held"),
+        // --- list
+        case("list", req("GET", "/apikeys").key(admin), 200),
+        case("list, filters", req("GET", "/apikeys?q=ad&status=active&application=billing&limit=5").key(admin), 200),
+        case("list, limit 0", req("GET", "/apikeys?limit=0").key(admin), 422).code("invalid_value"),
+        case("list, limit 101", req("GET", "/apikeys?limit=101").key(admin), 422).code("invalid_value"),
+        case("list, limit not a number", req("GET", "/apikeys?limit=ten").key(admin), 422).code("invalid_value"),
+        case("list, bad cursor", req("GET", "/apikeys?cursor=garbage").key(admin), 422).code("invalid_value"),
+        case("list, bad status", req("GET", "/apikeys?status=gone").key(admin), 422).code("invalid_value"),
+        case("list, unknown parameter", req("GET", "/apikeys?sort=name").key(admin), 400).code("invalid_query"),
+        case("list, parameter twice", req("GET", "/apikeys?limit=1&limit=2").key(admin), 400).code("invalid_query"),
+        case("list, for the child account", req("GET", "/apikeys").key(admin).header("x-account-id", "acme-eu"), 200),
+        // --- get
+        case("get", req("GET", format!("/apikeys/{}", admin.id)).key(admin), 200),
+        case("get, other account", req("GET", format!("/apikeys/{}", fx.id("foreign"))).key(admin), 404).code("not_found"),
+        case("get, absent", req("GET", format!("/apikeys/{}", fx.id("deleted"))).key(admin), 404).code("not_found"),
+        case("get, not an id", req("GET", "/apikeys/..%20x").key(admin), 404).code("not_found"),
+        // --- update
+        case("update", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"name": "renamed", "description": "new", "application": null, "metadata": {"v": 2}})), 200),
+        case("update, expiry set", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"expires_at": "2031-06-01T00:00:00Z"})), 200),
+        case("update, expiry cleared", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"expires_at": null})), 200),
+        case("update, expiry in the past", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"expires_at": past})), 422).code("invalid_value"),
+        case("update, unknown field", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"protected": true})), 400).code("invalid_body"),
+        case("update, bad status", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"status": "paused"})), 422).code("invalid_value"),
+        case("update, null name", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"name": null})), 422).code("invalid_value"),
+        case("update, beyond the principal", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(writer).json(json!({"permissions": ["writeApplications"]})), 403).code("permission_not_held"),
+        case("update, other account", req("PATCH", format!("/apikeys/{}", fx.id("foreign"))).key(admin).json(json!({"name": "mine"})), 404).code("not_found"),
+        case("update, wrong content type", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).raw("application/x-www-form-urlencoded", "name=x"), 415).code("unsupported_media_type"),
+        case("update, deactivate", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"status": "inactive"})), 200),
+        // --- delete
+        case("delete", req("DELETE", format!("/apikeys/{}", fx.id("victim"))).key(admin), 200),
+        case("delete, again", req("DELETE", format!("/apikeys/{}", fx.id("victim"))).key(admin), 404).code("not_found"),
+        case("delete, protected", req("DELETE", format!("/apikeys/{}", fx.id("protected"))).key(admin), 409).code("protected"),
+        case("delete, other account", req("DELETE", format!("/apikeys/{}", fx.id("foreign"))).key(admin), 404).code("not_found"),
+        case("delete, without writeApiKeys", req("DELETE", format!("/apikeys/{}", fx.id("rotatee"))).key(reader), 403).code("insufficient_scope"),
+        // --- rotate
+        case("rotate, negative grace", req("POST", format!("/apikeys/{}/rotate", fx.id("rotatee"))).key(admin).json(json!({"grace_period_seconds": -1})), 422).code("invalid_value"),
+        case("rotate, grace not a number", req("POST", format!("/apikeys/{}/rotate", fx.id("rotatee"))).key(admin).json(json!({"grace_period_seconds": "1h"})), 422).code("invalid_value"),
+        case("rotate, unknown field", req("POST", format!("/apikeys/{}/rotate", fx.id("rotatee"))).key(admin).json(json!({"grace": 1})), 400).code("invalid_body"),
+        case("rotate, with grace", req("POST", format!("/apikeys/{}/rotate", fx.id("rotatee"))).key(admin).json(json!({"grace_period_seconds": 600})), 200),
+        case("rotate, no body", req("POST", format!("/apikeys/{}/rotate", fx.id("rotatee"))).key(admin), 200),
+        // --- events and usage
+        case("events", req("GET", format!("/apikeys/{}/events", fx.id("patchee"))).key(admin), 200),
+        case("events, limit 1", req("GET", format!("/apikeys/{}/events?limit=1", fx.id("patchee"))).key(admin), 200),
+        case("events, limit 500", req("GET", format!("/apikeys/{}/events?limit=500", fx.id("patchee"))).key(admin), 422).code("invalid_value"),
+        case("events, bad cursor", req("GET", format!("/apikeys/{}/events?cursor=%%%", fx.id("patchee"))).key(admin), 422).code("invalid_value"),
+        case("events, undecodable cursor", req("GET", format!("/apikeys/{}/events?cursor=abc", fx.id("patchee"))).key(admin), 422).code("invalid_value"),
+        case("events, without readApiKeys", req("GET", format!("/apikeys/{}/events", fx.id("patchee"))).key(fx.key("noperm")), 403).code("insufficient_scope"),
+        case("usage", req("GET", format!("/apikeys/{}/usage?from=2029-12-31T00:00:00Z&to=2030-01-02T00:00:00Z&origin=api", admin.id)).key(admin), 200),
+        case("usage, bad from", req("GET", format!("/apikeys/{}/usage?from=yesterday", admin.id)).key(admin), 422).code("invalid_value"),
+        case("usage, from after to", req("GET", format!("/apikeys/{}/usage?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", admin.id)).key(admin), 422).code("invalid_value"),
+        case("usage, other account", req("GET", format!("/apikeys/{}/usage", fx.id("foreign"))).key(admin), 404).code("not_found"),
+        // --- sessions
+        case("login, headers", req("POST", "/auth/login").key(admin), 200),
+        case("login, JSON body", req("POST", "/auth/login").json(json!({"key": admin.id, "secret": admin.secret})), 200),
+        case("login, JSON body with a wrong secret", req("POST", "/auth/login").json(json!({"key": admin.id, "secret": reader.secret})), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("login, JSON body with an unknown field", req("POST", "/auth/login").json(json!({"key": admin.id, "secret": admin.secret, "ttl": 5})), 400).code("invalid_body"),
+        case("login, nothing", req("POST", "/auth/login"), 401).code("missing_credentials").www(PLAIN),
+        case("login, wrong secret", req("POST", "/auth/login").key(&wrong), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("login, inactive key", req("POST", "/auth/login").key(fx.key("inactive")), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("logout with a key", req("POST", "/auth/logout").key(admin), 400).code("invalid_request"),
+        case("logout without credentials", req("POST", "/auth/logout"), 401).code("missing_credentials"),
+        // --- routing
+        case("openapi", req("GET", "/openapi.json"), 200),
+        case("method not allowed", req("PUT", "/apikeys").key(admin), 405).code("method_not_allowed"),
+    ]
+}
+
+async fn run_table<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> {
+    let mut out = Vec::new();
+    let secrets: Vec<&str> = fx.keys.values().map(|k| k.secret.as_str()).collect();
+    let before = fx
+        .kw
+        .list_keys(
+            Actor::System,
+            &AccountId::new("acme").unwrap(),
+            keyward::ListKeys::new().limit(100),
+        )
+        .await
+        .unwrap()
+        .items
+        .len();
+    let mut created = 0;
+    for case in table(fx) {
+        let res = c.send(case.req.clone()).await;
+        let ctx = format!("[{}] {}: {} {}", C::NAME, case.name, res.status, res.text());
+        assert_eq!(res.status, case.status, "{ctx}");
+        if res.status == 201 {
+            created += 1;
+        }
+        if res.status >= 400 {
+            assert_eq!(
+                res.header("content-type"),
+                Some("application/json"),
+                "{ctx}"
+            );
+            let body = res.json();
+            assert!(body["message"].is_string(), "{ctx}");
+            if let Some(code) = case.code {
+                assert_eq!(body["error"], code, "{ctx}");
+            }
+            assert_eq!(
+                res.header("www-authenticate"),
+                case.www.or(res.header("www-authenticate")),
+                "{ctx}"
+            );
+            if let Some(w) = case.www {
+                assert_eq!(res.header("www-authenticate"), Some(w), "{ctx}");
+            }
+            if res.status == 401 {
+                assert!(res.header("www-authenticate").is_some(), "{ctx}");
+            }
+            if res.status == 422 {
+                assert!(body["field"].is_string(), "{ctx}");
+            }
+            // No secret or token of any key in an error response.
+            for s in &secrets {
+                assert!(!res.text().contains(s), "{ctx}");
+                assert!(!format!("{:?}", res.headers).contains(s), "{ctx}");
+            }
+        }
+        out.push((case.name, res));
+    }
+    // Rejected requests changed nothing: only the two successful creates
+    // and the one delete show.
+    let after = fx
+        .kw
+        .list_keys(
+            Actor::System,
+            &AccountId::new("acme").unwrap(),
+            keyward::ListKeys::new().limit(100),
+        )
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(created, 2, "[{}]", C::NAME);
+    assert_eq!(after, before + 2 - 1, "[{}]", C::NAME);
+    out
+}
+
+fn by_name<'a>(rs: &'a [(&'static str, Resp)], name: &str) -> &'a Resp {
+    &rs.iter().find(|(n, _)| *n == name).unwrap().1
+}
+
+fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
+    // Byte-identical 401s for every presented but invalid credential.
+    let reference = by_name(rs, "unknown key").contract();
+    for name in [
+        "wrong secret",
+        "inactive key",
+        "expired key",
+        "deleted key",
+        "address not allowed",
+        "malformed secret",
+        "malformed bearer",
+    ] {
+        assert_eq!(by_name(rs, name).contract(), reference, "{name}");
+    }
+    assert_eq!(
+        reference.2,
+        br#"{"error":"invalid_credentials","message":"invalid credentials"}"#.to_vec()
+    );
+    // Records: the ApiKey serde form, never a hash.
+    let created = by_name(rs, "create").json();
+    let mut fields: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "account_id",
+            "allowed_cidrs",
+            "application",
+            "created_at",
+            "description",
+            "expires_at",
+            "id",
+            "last_used_at",
+            "metadata",
+            "name",
+            "permissions",
+            "protected",
+            "secret",
+            "status",
+            "updated_at"
+        ]
+    );
+    assert_eq!(created["expires_at"], "2031-01-01T00:00:00Z");
+    assert_eq!(
+        created["allowed_cidrs"],
+        json!(["192.0.2.0/24", "2001:db8::1/128"])
+    );
+    assert!(created["secret"].as_str().unwrap().starts_with("kw_sk_"));
+    assert_eq!(
+        by_name(rs, "create").header("cache-control"),
+        Some("no-store")
+    );
+    let got = by_name(rs, "get").json();
+    assert_eq!(got["id"], fx.id("admin"));
+    assert!(got.get("secret").is_none());
+    assert!(!by_name(rs, "get").text().contains("argon2"));
+    let list = by_name(rs, "list").json();
+    assert!(list["items"].as_array().unwrap().len() >= 10);
+    assert!(list["next_cursor"].is_null());
+    let child = by_name(rs, "list, for the child account").json();
+    assert_eq!(child["items"], json!([]));
+    assert_eq!(
+        by_name(rs, "x-account-id child").json()["account_id"],
+        "acme-eu"
+    );
+    let who = by_name(rs, "key headers").json();
+    assert_eq!(who["key_id"], fx.id("admin"));
+    assert_eq!(who["account_id"], "acme");
+    assert!(who["session_id"].is_null());
+    assert_eq!(
+        who["permissions"],
+        json!([
+            "readApiKeys",
+            "readApplications",
+            "writeApiKeys",
+            "writeApplications"
+        ])
+    );
+    assert_eq!(by_name(rs, "optional principal, none").text(), "anonymous");
+    assert_eq!(
+        by_name(rs, "optional principal, present").text(),
+        fx.id("admin")
+    );
+    let upd = by_name(rs, "update").json();
+    assert_eq!(upd["name"], "renamed");
+    assert!(upd["application"].is_null());
+    assert!(upd.get("effective_by").is_none());
+    assert!(
+        by_name(rs, "update, expiry set")
+            .json()
+            .get("effective_by")
+            .is_some()
+    );
+    assert!(by_name(rs, "update, expiry cleared").json()["expires_at"].is_null());
+    let deact = by_name(rs, "update, deactivate").json();
+    assert_eq!(deact["status"], "inactive");
+    assert!(deact["effective_by"].is_string());
+    let del = by_name(rs, "delete").json();
+    assert_eq!(del["id"], fx.id("victim"));
+    assert_eq!(del["status"], "deleted");
+    assert!(del["effective_by"].is_string());
+    let rot = by_name(rs, "rotate, with grace").json();
+    assert!(rot["secret"].as_str().unwrap().starts_with("kw_sk_"));
+    assert!(rot["previous_secret_expires_at"].is_string());
+    assert!(by_name(rs, "rotate, no body").json()["previous_secret_expires_at"].is_null());
+    let ev = by_name(rs, "events").json();
+    assert!(ev["items"].as_array().unwrap().len() >= 4);
+    let ev1 = by_name(rs, "events, limit 1").json();
+    assert_eq!(ev1["items"].as_array().unwrap().len(), 1);
+    assert!(ev1["next_cursor"].is_string());
+    let usage = by_name(rs, "usage").json();
+    assert!(usage["items"].is_array());
+    let login = by_name(rs, "login, headers").json();
+    assert_eq!(login["token_type"], "Bearer");
+    assert_eq!(login["expires_in"], 3600);
+    assert!(login["token"].as_str().unwrap().starts_with("kw_st_"));
+    assert!(login["expires_at"].is_string());
+    assert_eq!(
+        by_name(rs, "method not allowed").header("allow"),
+        Some("POST, GET")
+    );
+    let s503 = by_name(rs, "openapi").json();
+    assert_eq!(s503["openapi"], "3.1.0");
+}
+
+/// Flows that depend on order or time, and the 429/503 paths.
+async fn run_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> {
+    let mut out = Vec::new();
+    let admin = fx.key("admin");
+    // A new key, used, then a session, then deactivation.
+    let created = c
+        .send(
+            req("POST", "/apikeys")
+                .key(admin)
+                .json(json!({"name": "flow", "permissions": ["readApplications"]})),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let k = created.json();
+    let cred = Cred {
+        id: k["id"].as_str().unwrap().into(),
+        secret: k["secret"].as_str().unwrap().into(),
+    };
+    assert_eq!(
+        c.send(req("GET", "/applications").key(&cred)).await.status,
+        200
+    );
+    let login = c.send(req("POST", "/auth/login").key(&cred)).await;
+    assert_eq!(login.status, 200);
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    let who = c.send(req("GET", "/auth/whoami").bearer(&token)).await;
+    assert_eq!(who.status, 200);
+    assert!(
+        who.json()["session_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("kw_ses_")
+    );
+    assert_eq!(
+        c.send(req("GET", "/applications").bearer(&token))
+            .await
+            .status,
+        200
+    );
+    let again = c.send(req("POST", "/auth/login").bearer(&token)).await;
+    assert_eq!(again.status, 400, "login with a session: {}", again.text());
+    // Logout ends the session at once.
+    let out_ = c.send(req("POST", "/auth/logout").bearer(&token)).await;
+    assert_eq!(out_.status, 204);
+    assert!(out_.body.is_empty());
+    let ended = c.send(req("GET", "/auth/whoami").bearer(&token)).await;
+    assert_eq!(ended.status, 401);
+    out.push(("ended session", ended));
+    // A second session dies with the key's deactivation.
+    let token2 = c.send(req("POST", "/auth/login").key(&cred)).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deact = c
+        .send(
+            req("PATCH", format!("/apikeys/{}", cred.id))
+                .key(admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await;
+    assert_eq!(deact.status, 200);
+    let k401 = c.send(req("GET", "/applications").key(&cred)).await;
+    assert_eq!(k401.status, 401);
+    assert_eq!(k401.header("www-authenticate"), Some(INVALID_TOKEN));
+    out.push(("deactivated key", k401));
+    assert_eq!(
+        c.send(req("GET", "/applications").bearer(&token2))
+            .await
+            .status,
+        401
+    );
+    let list = c
+        .send(req("GET", "/apikeys?status=inactive&q=flow").key(admin))
+        .await;
+    assert_eq!(list.json()["items"][0]["id"], cred.id.as_str());
+    assert_eq!(list.json()["items"][0]["status"], "inactive");
+    // Pagination: follow next_cursor to the end.
+    let mut seen = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cur) => format!("/apikeys?limit=3&cursor={cur}"),
+            None => "/apikeys?limit=3".into(),
+        };
+        let page = c.send(req("GET", path).key(admin)).await.json();
+        seen += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(cur) => cursor = Some(cur.to_owned()),
+            None => break,
+        }
+    }
+    let all = c
+        .send(req("GET", "/apikeys?limit=100").key(admin))
+        .await
+        .json();
+    assert_eq!(seen, all["items"].as_array().unwrap().len());
+    // Too many failed attempts on a cold key: 429 with Retry-After.
+    let limited = fx.key("limited");
+    let wrong = Cred {
+        id: limited.id.clone(),
+        secret: admin.secret.clone(),
+    };
+    let mut last = None;
+    for _ in 0..12 {
+        let r = c.send(req("GET", "/auth/whoami").key(&wrong)).await;
+        assert!(r.status == 401 || r.status == 429, "{}", r.status);
+        last = Some(r);
+    }
+    let r429 = last.unwrap();
+    assert_eq!(r429.status, 429);
+    assert!(r429.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(r429.json()["error"], "too_many_attempts");
+    out.push(("429", r429));
+    // Store down: 503 with Retry-After, nothing of the store error leaks.
+    fx.store.set_unavailable(true);
+    let r503 = c.send(req("GET", "/apikeys").key(admin)).await;
+    fx.store.set_unavailable(false);
+    assert_eq!(r503.status, 503);
+    assert_eq!(r503.header("retry-after"), Some("5"));
+    assert!(!r503.text().contains("memory"));
+    assert_eq!(
+        r503.body,
+        br#"{"error":"unavailable","message":"the service is temporarily unavailable; retry later"}"#.to_vec()
+    );
+    out.push(("503", r503));
+    // Sessions expire (manual clock).
+    let token3 = c.send(req("POST", "/auth/login").key(admin)).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        c.send(req("GET", "/auth/whoami").bearer(&token3))
+            .await
+            .status,
+        200
+    );
+    fx.clock.advance(Duration::hours(2));
+    let expired = c.send(req("GET", "/auth/whoami").bearer(&token3)).await;
+    assert_eq!(expired.status, 401);
+    out.push(("expired session", expired));
+    out
+}
+
+#[actix_web::test]
+async fn same_contract_on_axum_and_actix() {
+    let fx_axum = fixture().await;
+    let axum_client = AxumClient(axum_app(&fx_axum.kw));
+    let axum_rs = run_table(&fx_axum, &axum_client).await;
+    check_bodies(&fx_axum, &axum_rs);
+    let axum_flows = run_flows(&fx_axum, &axum_client).await;
+
+    let fx_actix = fixture().await;
+    let svc = actix_web::test::init_service(actix_app!(fx_actix.kw)).await;
+    let actix_client = ActixClient(svc);
+    let actix_rs = run_table(&fx_actix, &actix_client).await;
+    check_bodies(&fx_actix, &actix_rs);
+    let actix_flows = run_flows(&fx_actix, &actix_client).await;
+
+    // Every error response is the same on both, byte for byte (success
+    // bodies differ only by the generated ids, secrets and times).
+    for ((name, a), (_, b)) in axum_rs
+        .iter()
+        .zip(&actix_rs)
+        .chain(axum_flows.iter().zip(&actix_flows))
+    {
+        if a.status >= 400 {
+            assert_eq!(a.contract(), b.contract(), "{name}");
+        } else {
+            assert_eq!(a.status, b.status, "{name}");
+        }
+    }
+    // 401s of both frameworks are identical to each other too.
+    assert_eq!(
+        by_name(&axum_rs, "expired key").contract(),
+        by_name(&actix_rs, "wrong secret").contract()
+    );
+}
+
+#[test]
+fn openapi_document_matches_the_routes() {
+    let doc = keyward::http::openapi_document();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "patch", "delete", "put", "head", "options"]
+                .contains(&method.as_str())
+            {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut served: Vec<(String, String)> = keyward::http::management_routes()
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served);
+    // Every $ref resolves.
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().unwrap();
+        assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
+    }
+}
