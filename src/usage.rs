@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use hashbrown::HashTable;
 use time::OffsetDateTime;
 
+use crate::cache::Padded;
 use crate::context::Label;
 use crate::id::{AccountId, KeyId};
 use crate::store::UsageRecord;
@@ -31,7 +32,7 @@ struct Counts {
     last_used: i64,
 }
 
-type Shard = Mutex<HashTable<(Slot, Counts)>>;
+type Shard = Padded<Mutex<HashTable<(Slot, Counts)>>>;
 
 /// Counts not yet flushed.
 pub(crate) struct UsageAggregator {
@@ -48,7 +49,9 @@ impl std::fmt::Debug for UsageAggregator {
 impl Default for UsageAggregator {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Padded(Mutex::new(HashTable::new())))
+                .collect(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }

@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use hashbrown::HashTable;
 use ipnet::IpNet;
 
+use super::Padded;
 use crate::digest::{Tag, tags_equal};
 use crate::id::{AccountId, KeyId};
 use crate::principal::Grant;
@@ -137,7 +138,7 @@ struct Shard {
 
 /// The sharded key cache.
 pub(crate) struct KeyCache {
-    shards: Box<[RwLock<Shard>]>,
+    shards: Box<[Padded<RwLock<Shard>>]>,
     hasher: foldhash::fast::RandomState,
     max_per_shard: usize,
 }
@@ -155,11 +156,11 @@ impl KeyCache {
     pub(crate) fn new(max_entries: usize) -> Self {
         let shards = (0..SHARDS)
             .map(|_| {
-                RwLock::new(Shard {
+                Padded(RwLock::new(Shard {
                     table: HashTable::new(),
                     slab: Vec::new(),
                     grants: HashSet::default(),
-                })
+                }))
             })
             .collect();
         Self {

@@ -3,8 +3,10 @@
 
 mod accounts;
 mod keys;
+mod padded;
 mod sessions;
 
 pub(crate) use accounts::AccountCache;
 pub(crate) use keys::{Extra, KeyCache, KeyEntry, SecretSlot, Warm};
+pub(crate) use padded::Padded;
 pub(crate) use sessions::{SessionCache, SessionEntry};

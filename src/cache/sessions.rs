@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::RwLock;
 
+use super::Padded;
 use crate::id::{KeyId, SessionId};
 
 const SHARDS: usize = 16;
@@ -18,7 +19,7 @@ pub(crate) struct SessionEntry {
     pub(crate) fetched_at: i64,
 }
 
-type Shard = RwLock<HashMap<SessionId, SessionEntry, foldhash::fast::RandomState>>;
+type Shard = Padded<RwLock<HashMap<SessionId, SessionEntry, foldhash::fast::RandomState>>>;
 
 /// The sharded session cache.
 pub(crate) struct SessionCache {
@@ -37,7 +38,7 @@ impl SessionCache {
     /// A cache holding at most about `max_entries` sessions.
     pub(crate) fn new(max_entries: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
             hasher: foldhash::fast::RandomState::default(),
             max_per_shard: max_entries.div_ceil(SHARDS).max(1),
         }
