@@ -105,9 +105,13 @@ impl Keyward {
         &self.inner.store
     }
 
-    /// The current time according to the configured clock.
+    /// The current time according to the configured clock, truncated to
+    /// microseconds: the precision every store keeps, so a record reads
+    /// back exactly as it was returned when it was written.
     pub fn now(&self) -> OffsetDateTime {
-        self.inner.clock.now()
+        let t = self.inner.clock.now();
+        t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(t)
     }
 
     #[inline]
