@@ -128,15 +128,18 @@ impl UsageAggregator {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let mut g = shard.lock().unwrap_or_else(|e| e.into_inner());
-            out.extend(g.drain().map(|(s, c)| UsageRecord {
-                key_id: s.key,
-                account_id: c.account,
-                origin: s.origin.as_str().to_owned(),
-                category: s.category.as_str().to_owned(),
-                hour: nanos_to_time(s.hour * HOUR_NANOS),
-                successes: c.successes,
-                failures: c.failures,
-                last_used_at: (c.last_used != i64::MIN).then(|| nanos_to_time(c.last_used)),
+            out.extend(g.drain().map(|(s, c)| {
+                UsageRecord {
+                    key_id: s.key,
+                    account_id: c.account,
+                    origin: s.origin.as_str().to_owned(),
+                    category: s.category.as_str().to_owned(),
+                    hour: nanos_to_time(s.hour * HOUR_NANOS),
+                    successes: c.successes,
+                    failures: c.failures,
+                    last_used_at: (c.last_used != i64::MIN)
+                        .then(|| nanos_to_time(c.last_used.div_euclid(1_000) * 1_000)),
+                }
             }));
         }
         out
