@@ -14,6 +14,15 @@
 //! ```sh
 //! KEYWARD_BENCH_SERVE=127.0.0.1:8080 cargo bench --bench http --features axum
 //! ```
+//!
+//! `KEYWARD_BENCH_THREADS=1` serves on a current-thread runtime; otherwise
+//! a multi-thread runtime with one worker per core. The loopback figure
+//! (`/plain` against `/keyward`, same headers sent to both):
+//!
+//! ```sh
+//! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/plain
+//! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/keyward
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;

@@ -350,9 +350,12 @@ fn axum_app(kw: &Keyward) -> Router {
 macro_rules! actix_app {
     ($kw:expr) => {{
         use actix_web::{App, web};
-        use keyward::http::actix::{RequirePermission, scope};
+        use keyward::http::actix::{OptionalPrincipal, RequirePermission, scope};
         async fn apps(p: Principal) -> String {
             format!("applications of {}", p.account_id())
+        }
+        async fn whoami_opt_actix(p: OptionalPrincipal) -> String {
+            whoami_opt(p.0).await
         }
         App::new()
             .app_data(web::Data::new($kw.clone()))
@@ -362,7 +365,7 @@ macro_rules! actix_app {
                     .wrap(RequirePermission::new("readApplications"))
                     .route(web::get().to(apps)),
             )
-            .route("/optional", web::get().to(whoami_opt))
+            .route("/optional", web::get().to(whoami_opt_actix))
             .service(scope(""))
     }};
 }
@@ -456,6 +459,8 @@ fn table(fx: &Fixture) -> Vec<Case> {
         case("demo route with a bad key", req("GET", "/applications").key(&wrong), 401).code("invalid_credentials").www(INVALID_TOKEN),
         case("optional principal, none", req("GET", "/optional"), 200),
         case("optional principal, present", req("GET", "/optional").key(admin), 200),
+        case("optional principal, bad credentials", req("GET", "/optional").key(&wrong), 401).code("invalid_credentials").www(INVALID_TOKEN),
+        case("optional principal, malformed credentials", req("GET", "/optional").header("x-api-key", &admin.id), 400).code("invalid_request").www(INVALID_REQUEST),
         // --- management API: permissions
         case("create without writeApiKeys", req("POST", "/apikeys").key(reader).json(json!({"name": "x", "permissions": []})), 403).code("insufficient_scope").www("Bearer realm=\"keyward\", error=\"insufficient_scope\", scope=\"writeApiKeys\""),
         case("list without readApiKeys", req("GET", "/apikeys").key(fx.key("noperm")), 403).code("insufficient_scope"),

@@ -23,8 +23,11 @@
 //! Everything reads `web::Data<Keyward>` (a 500 naming the fix when it is
 //! missing) and `web::Data<HttpConfig>` (defaults when missing) from the
 //! app data. The verified principal is cached in the request extensions.
-//! `Option<Principal>` uses actix-web's blanket implementation: `None`
-//! whenever extraction fails, bad credentials included.
+//! For an optional principal use [`OptionalPrincipal`]: `None` when no
+//! credentials were presented, the same rejection as [`Principal`] when
+//! bad or malformed ones were (as axum's `Option<Principal>`). actix-web's
+//! own `Option<Principal>` is a blanket implementation that turns every
+//! rejection into `None`, bad credentials included.
 
 use std::future::{Future, Ready, ready};
 use std::net::IpAddr;
@@ -41,7 +44,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use crate::http::api::{self, Response};
 use crate::http::auth;
 use crate::http::body::Body;
-use crate::http::headers::{self, Hv, RequestHeaders};
+use crate::http::headers::{self, RequestHeaders};
 use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
 use crate::permission::Permission;
 use crate::principal::Principal;
@@ -57,18 +60,8 @@ fn config(req: &HttpRequest) -> &HttpConfig {
         .map_or(&*DEFAULT_CONFIG, |c| c.get_ref())
 }
 
-fn values<'a>(h: &'a HeaderMap, name: &'static str) -> Hv<'a> {
-    Hv::collect(h.get_all(name).map(|v| v.as_bytes()))
-}
-
 fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
-    RequestHeaders {
-        api_key: values(h, "x-api-key"),
-        api_secret: values(h, "x-api-secret"),
-        authorization: values(h, "authorization"),
-        account_id: values(h, "x-account-id"),
-        content_type: values(h, "content-type"),
-    }
+    RequestHeaders::gather(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
 }
 
 fn client_ip(cfg: &HttpConfig, req: &HttpRequest) -> Option<IpAddr> {
@@ -134,6 +127,23 @@ impl FromRequest for Principal {
                 .await?
                 .ok_or_else(|| HttpError::missing_credentials(config(&req)))
         })
+    }
+}
+
+/// An optional principal: `None` when the request presented no
+/// credentials, the same rejection as [`Principal`] (401/400/429/503) when
+/// it presented bad or malformed ones. Use it instead of
+/// `Option<Principal>`, which actix-web resolves to `None` on any rejection.
+#[derive(Debug, Clone)]
+pub struct OptionalPrincipal(pub Option<Principal>);
+
+impl FromRequest for OptionalPrincipal {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, HttpError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { principal_of(&req).await.map(OptionalPrincipal) })
     }
 }
 

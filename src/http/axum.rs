@@ -45,7 +45,7 @@ use axum::routing::any;
 use crate::http::api::{self, Response};
 use crate::http::auth;
 use crate::http::body::Body;
-use crate::http::headers::{self, Hv, RequestHeaders};
+use crate::http::headers::{self, RequestHeaders};
 use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
 use crate::permission::Permission;
 use crate::principal::Principal;
@@ -60,24 +60,11 @@ fn config(parts: &Parts) -> &HttpConfig {
         .map_or(&*DEFAULT_CONFIG, |c| &**c)
 }
 
-// Pre-parsed names: a lookup by `&str` parses the name on every call.
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-const X_API_SECRET: HeaderName = HeaderName::from_static("x-api-secret");
-const X_ACCOUNT_ID: HeaderName = HeaderName::from_static("x-account-id");
+// Pre-parsed name: a lookup by `&str` parses the name on every call.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-fn values<'a>(h: &'a HeaderMap, name: &HeaderName) -> Hv<'a> {
-    Hv::collect(h.get_all(name).iter().map(HeaderValue::as_bytes))
-}
-
 fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
-    RequestHeaders {
-        api_key: values(h, &X_API_KEY),
-        api_secret: values(h, &X_API_SECRET),
-        authorization: values(h, &header::AUTHORIZATION),
-        account_id: values(h, &X_ACCOUNT_ID),
-        content_type: values(h, &header::CONTENT_TYPE),
-    }
+    RequestHeaders::gather(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
 }
 
 fn client_ip(cfg: &HttpConfig, parts: &Parts) -> Option<IpAddr> {

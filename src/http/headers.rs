@@ -19,13 +19,13 @@ pub(crate) enum Hv<'a> {
 }
 
 impl<'a> Hv<'a> {
-    /// From every value of the header, in order.
-    pub(crate) fn collect(mut values: impl Iterator<Item = &'a [u8]>) -> Self {
-        match (values.next(), values.next()) {
-            (None, _) => Hv::Absent,
-            (Some(v), None) => Hv::One(v),
-            (Some(_), Some(_)) => Hv::Many,
-        }
+    /// One more value of the header.
+    #[inline]
+    fn push(&mut self, v: &'a [u8]) {
+        *self = match *self {
+            Hv::Absent => Hv::One(v),
+            Hv::One(_) | Hv::Many => Hv::Many,
+        };
     }
 }
 
@@ -37,6 +37,32 @@ pub(crate) struct RequestHeaders<'a> {
     pub(crate) authorization: Hv<'a>,
     pub(crate) account_id: Hv<'a>,
     pub(crate) content_type: Hv<'a>,
+}
+
+impl<'a> RequestHeaders<'a> {
+    /// From every `(lower-case name, value)` of the request, in one pass:
+    /// cheaper than one map lookup per header keyward reads.
+    pub(crate) fn gather(all: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
+        let mut h = RequestHeaders {
+            api_key: Hv::Absent,
+            api_secret: Hv::Absent,
+            authorization: Hv::Absent,
+            account_id: Hv::Absent,
+            content_type: Hv::Absent,
+        };
+        for (name, v) in all {
+            let slot = match name {
+                "x-api-key" => &mut h.api_key,
+                "x-api-secret" => &mut h.api_secret,
+                "authorization" => &mut h.authorization,
+                "x-account-id" => &mut h.account_id,
+                "content-type" => &mut h.content_type,
+                _ => continue,
+            };
+            slot.push(v);
+        }
+        h
+    }
 }
 
 /// Presented credentials.
@@ -65,7 +91,11 @@ fn credential_text<'a>(
             format!("{name} is too long"),
         ));
     }
-    if !v.iter().all(u8::is_ascii_graphic) {
+    // Branch-free over the bytes (vectorises), unlike a short-circuiting
+    // `all`: visible ASCII is 0x21..=0x7e.
+    if v.iter()
+        .fold(false, |bad, &b| bad | (b.wrapping_sub(0x21) > 0x5d))
+    {
         return Err(HttpError::invalid_request(
             cfg,
             format!("{name} must be visible ASCII"),
