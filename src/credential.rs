@@ -136,17 +136,22 @@ const BASE62_VALUE: [u8; 256] = {
     t
 };
 
+/// Whether every byte is base62. Branch-free over the whole input (no
+/// early exit, no table), so the compiler vectorizes it.
 #[inline]
 fn is_base62(bytes: &[u8]) -> bool {
-    // Branch-free over the whole input: OR of all table values.
-    bytes
-        .iter()
-        .fold(0u8, |acc, &b| acc | (BASE62_VALUE[b as usize] & 0x80))
-        == 0
+    bytes.iter().fold(0u8, |bad, &b| {
+        let digit = b.wrapping_sub(b'0') < 10;
+        // `| 0x20` folds A-Z onto a-z and maps no other byte into a-z.
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        bad | u8::from(!(digit | letter))
+    }) == 0
 }
 
+/// The checksum: CRC-32C (Castagnoli; one hardware instruction per 8
+/// bytes on x86-64 and aarch64) of `data`, as 6 base62 characters.
 fn crc_base62(data: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let mut v = crc32fast::hash(data);
+    let mut v = crc32c::crc32c(data);
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(v % 62) as usize];
@@ -156,21 +161,28 @@ fn crc_base62(data: &[u8]) -> [u8; CHECKSUM_LEN] {
 }
 
 /// Checks the trailing 6-character checksum of `s` (already known to be
-/// base62): decodes it and compares it with the CRC32 of what precedes it.
+/// base62): decodes it and compares it with the CRC-32C of what precedes
+/// it.
 #[inline]
 fn checksum_ok(s: &[u8]) -> bool {
     let (body, sum) = s.split_at(s.len() - CHECKSUM_LEN);
     let presented = sum.iter().fold(0u64, |acc, &c| {
         acc * 62 + u64::from(BASE62_VALUE[c as usize])
     });
-    presented == u64::from(crc32fast::hash(body))
+    presented == u64::from(crc32c::crc32c(body))
 }
 
-/// Strips `<prefix>_<marker>_` from `s`.
+/// Strips `<prefix>_<marker>_` from `s`: the prefix is compared as one
+/// masked 8-byte word, the marker as a short fixed slice.
 #[inline]
 fn strip<'a>(s: &'a [u8], prefix: &Prefix, marker: &[u8]) -> Option<&'a [u8]> {
-    let p = prefix.as_bytes();
-    let rest = s.strip_prefix(p)?.strip_prefix(b"_")?;
+    let n = prefix.len as usize;
+    let head: &[u8; 8] = s.first_chunk()?;
+    let mask = u64::MAX >> (8 * (8 - n));
+    if u64::from_le_bytes(*head) & mask != u64::from_le_bytes(prefix.bytes) {
+        return None;
+    }
+    let rest = s[n..].strip_prefix(b"_")?;
     if marker.is_empty() {
         return Some(rest);
     }
@@ -220,8 +232,11 @@ pub(crate) fn parse_key_id(s: &str, prefix: &Prefix) -> Result<KeyId, MalformedC
     if s.len() > MAX_CREDENTIAL_LEN {
         return Err(MalformedCredential::TooLong);
     }
+    if s.len() != prefix.len as usize + 1 + ID_RANDOM_LEN {
+        return Err(MalformedCredential::Format);
+    }
     let body = strip(s.as_bytes(), prefix, b"").ok_or(MalformedCredential::Format)?;
-    if body.len() != ID_RANDOM_LEN || !is_base62(body) {
+    if !is_base62(body) {
         return Err(MalformedCredential::Format);
     }
     // Prefix, '_' and base62 are all valid id characters: no re-validation.

@@ -36,6 +36,9 @@ impl Digester {
         let full = blake3::keyed_hash(&self.key, m.0);
         let mut t = [0u8; TAG_LEN];
         t.copy_from_slice(&full.as_bytes()[..TAG_LEN]);
+        // All zero marks "no tag" in a cache entry; never produce it (a
+        // 2^-128 event, which at worst costs one argon2 run).
+        t[0] |= u8::from(t == [0; TAG_LEN]);
         t
     }
 }

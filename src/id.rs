@@ -24,10 +24,10 @@ pub struct InvalidId {
 }
 
 macro_rules! define_id {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal, $storage:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(InlineStr<$max>);
+        pub struct $name(InlineStr<$storage>);
 
         impl $name {
             /// Maximum length in bytes.
@@ -40,7 +40,7 @@ macro_rules! define_id {
             /// outside ASCII letters, digits, `_`, `-`, `.`, `:`.
             pub fn new(s: &str) -> Result<Self, InvalidId> {
                 let err = InvalidId { kind: $kind, max: $max };
-                if s.is_empty() || !s.bytes().all(id_char_ok) {
+                if s.is_empty() || s.len() > $max || !s.bytes().all(id_char_ok) {
                     return Err(err);
                 }
                 InlineStr::new(s).map(Self).ok_or(err)
@@ -57,6 +57,9 @@ macro_rules! define_id {
             #[inline]
             #[allow(dead_code)]
             pub(crate) fn from_valid_bytes(b: &[u8]) -> Option<Self> {
+                if b.is_empty() || b.len() > $max {
+                    return None;
+                }
                 InlineStr::from_ascii(b).map(Self)
             }
 
@@ -110,17 +113,17 @@ define_id!(
     /// Identifies an account (a tenant). Generated as `acct_<17 base62>` by
     /// [`Keyward::create_account`](crate::Keyward::create_account), or chosen
     /// by the application (for example its own tenant id), up to 47 characters.
-    AccountId, "account id", 47
+    AccountId, "account id", 47, 48
 );
 define_id!(
     /// Public identifier of an API key, `<prefix>_<17 base62>` (101 random
     /// bits). Not a secret: it names the key in URLs, logs and audit events.
-    KeyId, "key id", 31
+    KeyId, "key id", 31, 32
 );
 define_id!(
     /// Identifies a session, `<prefix>_ses_<17 base62>`. Not a secret: the
     /// bearer token is.
-    SessionId, "session id", 31
+    SessionId, "session id", 31, 32
 );
 
 #[cfg(test)]

@@ -1,9 +1,17 @@
 //! Usage aggregation: per key, origin, category and hour, counted in memory
 //! on the verification path (no allocation once a slot exists, no store
 //! write) and flushed to the store in batches.
+//!
+//! Two levels: each cached key carries a [`HotUsage`] word counting its
+//! current bucket (hour × origin/category pair) in place, with one atomic
+//! update on the cache line the verification already touched; everything
+//! else (another bucket while the word is busy, a full word, keys not in
+//! the cache) goes to a sharded table. A flush moves the words into the
+//! table and drains it.
 
 use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 
 use hashbrown::HashTable;
 use time::OffsetDateTime;
@@ -34,10 +42,42 @@ struct Counts {
 
 type Shard = Padded<Mutex<HashTable<(Slot, Counts)>>>;
 
+/// Low half of a hot word: successes (high 16 bits) and failures.
+const COUNTS: u64 = 0xFFFF_FFFF;
+const SUCCESS: u64 = 1 << 16;
+const HOURS_ENCODABLE: i64 = (1 << 24) - 1;
+const PAIR_SLOTS: usize = 256;
+
+/// A usage bucket in hot-word form: `[hour + 1: 24 bits][pair: 8 bits]`
+/// in the high half of the word. Never zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bucket(u64);
+
+/// Usage counted in place in a key's cache entry: one word holding the
+/// bucket and its success and failure counts (16 bits each; a full count
+/// moves to the table), and the last successful use.
+#[derive(Debug)]
+pub(crate) struct HotUsage {
+    word: AtomicU64,
+    last_used: AtomicI64,
+}
+
+impl HotUsage {
+    /// Empty.
+    pub(crate) fn new() -> Self {
+        Self {
+            word: AtomicU64::new(0),
+            last_used: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
 /// Counts not yet flushed.
 pub(crate) struct UsageAggregator {
     shards: Box<[Shard]>,
     hasher: foldhash::fast::RandomState,
+    /// Origin/category pairs with a hot-word number, by label fingerprint.
+    pairs: Box<[OnceLock<(Label, Label)>]>,
 }
 
 impl std::fmt::Debug for UsageAggregator {
@@ -53,6 +93,7 @@ impl Default for UsageAggregator {
                 .map(|_| Padded(Mutex::new(HashTable::new())))
                 .collect(),
             hasher: foldhash::fast::RandomState::default(),
+            pairs: (0..PAIR_SLOTS).map(|_| OnceLock::new()).collect(),
         }
     }
 }
@@ -73,6 +114,107 @@ impl UsageAggregator {
         .wrapping_mul(0x1656_67B1_9E37_79F9);
         let h = mixed ^ (mixed >> 29);
         (h, ((k >> 32) as usize) % SHARDS)
+    }
+
+    /// The hot-word bucket for `origin`/`category` at `now`; `None` when it
+    /// has no compact form (the hour is out of range, or another pair took
+    /// the pair's number first), and the table must count it.
+    #[inline]
+    pub(crate) fn bucket(&self, origin: Label, category: Label, now: i64) -> Option<Bucket> {
+        let hour = now.div_euclid(HOUR_NANOS);
+        if !(0..HOURS_ENCODABLE).contains(&hour) {
+            return None;
+        }
+        let fp = (origin.fingerprint() ^ category.fingerprint().rotate_left(23))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let pair = (fp >> 56) as usize;
+        let (o, c) = self.pairs[pair].get_or_init(|| (origin, category));
+        (*o == origin && *c == category)
+            .then_some(Bucket((((hour as u64 + 1) << 8) | pair as u64) << 32))
+    }
+
+    /// Counts one verification in `hot` (the key's in-place counter) if it
+    /// is free or already counting `bucket`; `false` when the caller must
+    /// [`record`](Self::record) it instead. A full count moves to the table.
+    #[inline]
+    pub(crate) fn record_hot(
+        &self,
+        hot: &HotUsage,
+        key: KeyId,
+        account: &AccountId,
+        bucket: Bucket,
+        success: bool,
+        now: i64,
+    ) -> bool {
+        let inc = if success { SUCCESS } else { 1 };
+        let mut cur = hot.word.load(Relaxed);
+        loop {
+            let (next, spill) = if cur & !COUNTS == bucket.0 {
+                let full = if success {
+                    cur & 0xFFFF_0000 == 0xFFFF_0000
+                } else {
+                    cur & 0xFFFF == 0xFFFF
+                };
+                if full {
+                    (bucket.0 | inc, Some(cur))
+                } else {
+                    (cur + inc, None)
+                }
+            } else if cur & COUNTS == 0 {
+                (bucket.0 | inc, None)
+            } else {
+                return false;
+            };
+            match hot.word.compare_exchange_weak(cur, next, Relaxed, Relaxed) {
+                Ok(_) => {
+                    if let Some(full) = spill {
+                        self.absorb(key, account, full, i64::MIN);
+                    }
+                    break;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+        if success {
+            hot.last_used.fetch_max(now, Relaxed);
+        }
+        true
+    }
+
+    /// Moves `hot`'s counts into the table (a flush, or the key leaving
+    /// the cache).
+    pub(crate) fn take_hot(&self, hot: &HotUsage, key: KeyId, account: &AccountId) {
+        if hot.word.load(Relaxed) == 0 {
+            return;
+        }
+        let word = hot.word.swap(0, Relaxed);
+        let last_used = hot.last_used.swap(i64::MIN, Relaxed);
+        self.absorb(key, account, word, last_used);
+    }
+
+    /// Adds a hot word's counts to the table.
+    fn absorb(&self, key: KeyId, account: &AccountId, word: u64, last_used: i64) {
+        let pair = ((word >> 32) & 0xFF) as usize;
+        let hour = (word >> 40) as i64 - 1;
+        let Some(&(origin, category)) = self.pairs[pair].get() else {
+            return; // an empty word: nothing was counted
+        };
+        if word & COUNTS == 0 || hour < 0 {
+            return;
+        }
+        let slot = Slot {
+            key,
+            origin,
+            category,
+            hour,
+        };
+        self.add(
+            slot,
+            account,
+            (word >> 16) & 0xFFFF,
+            word & 0xFFFF,
+            last_used,
+        );
     }
 
     /// Counts one verification of `key` at `now` (unix nanoseconds).
@@ -199,5 +341,39 @@ mod tests {
         assert!(agg.drain().is_empty());
         agg.restore(batch);
         assert_eq!(agg.drain().len(), 2);
+    }
+
+    #[test]
+    fn hot_words_count_in_place_and_spill_nothing_lost() {
+        let agg = UsageAggregator::default();
+        let key = KeyId::new("kw_a").expect("valid");
+        let acct = AccountId::new("acct_a").expect("valid");
+        let hot = HotUsage::new();
+        let t = 10 * HOUR_NANOS + 5_000;
+        let api = agg.bucket(Label::API, Label::DEFAULT, t).expect("encodable");
+        let mcp = agg.bucket(Label::MCP, Label::DEFAULT, t).expect("encodable");
+        assert!(agg.bucket(Label::API, Label::DEFAULT, -1).is_none());
+        // The word is claimed by the first bucket; another bucket is refused
+        // until a flush empties it.
+        assert!(agg.record_hot(&hot, key, &acct, api, true, t));
+        assert!(!agg.record_hot(&hot, key, &acct, mcp, true, t));
+        // A full success count moves to the table and counting goes on.
+        for i in 0..70_000 {
+            assert!(agg.record_hot(&hot, key, &acct, api, true, t + i));
+        }
+        assert!(agg.record_hot(&hot, key, &acct, api, false, t));
+        agg.take_hot(&hot, key, &acct);
+        assert_eq!(hot.word.load(Relaxed), 0);
+        let batch = agg.drain();
+        assert_eq!(batch.len(), 1);
+        assert_eq!((batch[0].successes, batch[0].failures), (70_001, 1));
+        assert_eq!(batch[0].origin, "api");
+        assert_eq!(batch[0].hour, nanos_to_time(10 * HOUR_NANOS));
+        assert_eq!(batch[0].last_used_at, Some(nanos_to_time((t + 69_999) / 1_000 * 1_000)));
+        // Emptied, the word takes the next bucket.
+        assert!(agg.record_hot(&hot, key, &acct, mcp, false, t));
+        agg.take_hot(&hot, key, &acct);
+        let batch = agg.drain();
+        assert_eq!((batch[0].origin.as_str(), batch[0].failures), ("mcp", 1));
     }
 }

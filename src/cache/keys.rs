@@ -22,6 +22,7 @@ use crate::digest::{Tag, tags_equal};
 use crate::id::{AccountId, KeyId};
 use crate::principal::Grant;
 use crate::store::PhcString;
+use crate::usage::{Bucket, HotUsage, UsageAggregator};
 
 const SHARDS: usize = 64;
 
@@ -53,26 +54,78 @@ pub(crate) struct Extra {
     pub(crate) allowed: Box<[IpNet]>,
 }
 
-/// A cached key.
-#[derive(Debug, Clone)]
+/// A cached key: 104 bytes, so a million keys fit the memory budget. The
+/// fields a verification reads first (id, tag, freshness, usage counter)
+/// come first.
+#[derive(Debug)]
 pub(crate) struct KeyEntry {
     pub(crate) key_id: KeyId,
-    pub(crate) grant: Arc<Grant>,
-    /// Tag of the current secret, once verified on this instance.
-    pub(crate) tag: Option<Tag>,
-    pub(crate) generation: u32,
-    pub(crate) active: bool,
-    /// Unix nanoseconds; `i64::MAX` when the key never expires.
-    pub(crate) expires_at: i64,
+    /// Keyed tag of the current secret once verified on this instance; all
+    /// zero until then (the digester never produces an all-zero tag).
+    tag: Tag,
     /// Unix nanoseconds of the store read this entry reflects.
     pub(crate) fetched_at: i64,
-    /// The stored record's version; a read of an older version never
-    /// replaces a newer one (a slow read racing a change).
-    pub(crate) version: u64,
+    /// Usage counted in place on the hot path.
+    pub(crate) usage: HotUsage,
+    pub(crate) grant: Arc<Grant>,
+    /// Unix nanoseconds; `i64::MAX` when the key never expires.
+    pub(crate) expires_at: i64,
     pub(crate) extra: Option<Box<Extra>>,
+    pub(crate) generation: u32,
+    /// The stored record's version (low 31 bits) and the active flag
+    /// (lowest bit). A read of an older version never replaces a newer one
+    /// (a slow read racing a change).
+    state: u32,
 }
 
 impl KeyEntry {
+    /// An entry for a key read from the store at `fetched_at`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        key_id: KeyId,
+        grant: Arc<Grant>,
+        tag: Option<Tag>,
+        generation: u32,
+        active: bool,
+        expires_at: i64,
+        fetched_at: i64,
+        version: u64,
+        extra: Option<Box<Extra>>,
+    ) -> Self {
+        Self {
+            key_id,
+            tag: tag.unwrap_or([0; 16]),
+            fetched_at,
+            usage: HotUsage::new(),
+            grant,
+            expires_at,
+            extra,
+            generation,
+            state: ((version as u32) << 1) | u32::from(active),
+        }
+    }
+
+    /// The tag of the current secret, once verified.
+    #[inline]
+    pub(crate) fn tag(&self) -> Option<Tag> {
+        (self.tag != [0; 16]).then_some(self.tag)
+    }
+
+    fn set_tag(&mut self, tag: Option<Tag>) {
+        self.tag = tag.unwrap_or([0; 16]);
+    }
+
+    /// Whether the key is active (not deactivated).
+    #[inline]
+    pub(crate) fn active(&self) -> bool {
+        self.state & 1 == 1
+    }
+
+    /// The low 31 bits of the stored record's version.
+    fn version(&self) -> u32 {
+        self.state >> 1
+    }
+
     fn allowed(&self) -> &[IpNet] {
         self.extra.as_deref().map_or(&[], |e| &e.allowed)
     }
@@ -85,9 +138,9 @@ impl KeyEntry {
 
     /// Keeps the tags of `old` that still describe the same secrets.
     fn inherit_tags(&mut self, old: &KeyEntry) {
-        if old.generation == self.generation && self.tag.is_none() {
-            self.tag = old.tag;
-            if self.tag.is_some()
+        if old.generation == self.generation && self.tag().is_none() {
+            self.set_tag(old.tag());
+            if self.tag().is_some()
                 && let Some(extra) = self.extra.as_deref_mut()
             {
                 extra.current_hash = None;
@@ -116,9 +169,16 @@ pub(crate) enum Warm {
         active: bool,
         expires_at: i64,
         ip_allowed: bool,
+        /// Whether the verification was already counted in the entry's
+        /// usage counter.
+        counted: bool,
     },
     /// Every secret the key accepts has a verified tag and none matches.
-    Mismatch { account: AccountId },
+    Mismatch {
+        account: AccountId,
+        /// As for `Match`.
+        counted: bool,
+    },
     /// A slot is still cold: argon2 must decide. Carries the hashes to try.
     Cold {
         current: Option<PhcString>,
@@ -141,6 +201,8 @@ pub(crate) struct KeyCache {
     shards: Box<[Padded<RwLock<Shard>>]>,
     hasher: foldhash::fast::RandomState,
     max_per_shard: usize,
+    /// Where in-place usage counts go on a flush or when an entry leaves.
+    usage: Arc<UsageAggregator>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -153,7 +215,7 @@ impl std::fmt::Debug for KeyCache {
 
 impl KeyCache {
     /// A cache holding at most about `max_entries` keys.
-    pub(crate) fn new(max_entries: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, usage: Arc<UsageAggregator>) -> Self {
         let shards = (0..SHARDS)
             .map(|_| {
                 Padded(RwLock::new(Shard {
@@ -167,6 +229,7 @@ impl KeyCache {
             shards,
             hasher: foldhash::fast::RandomState::default(),
             max_per_shard: max_entries.div_ceil(SHARDS).max(1),
+            usage,
         }
     }
 
@@ -189,7 +252,8 @@ impl KeyCache {
     }
 
     /// The hot path: checks `tag` against the entry for `id` in constant
-    /// time. Allocation-free.
+    /// time and, when it decides, counts the outcome in the entry's usage
+    /// counter for `bucket`. Allocation-free.
     #[inline]
     pub(crate) fn check(
         &self,
@@ -198,6 +262,7 @@ impl KeyCache {
         now: i64,
         window: i64,
         ip: Option<IpAddr>,
+        bucket: Option<Bucket>,
     ) -> Warm {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
@@ -211,7 +276,7 @@ impl KeyCache {
         if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
             return Warm::Stale;
         }
-        let current = e.tag.map(|t| tags_equal(&t, tag));
+        let current = e.tag().map(|t| tags_equal(&t, tag));
         let prev = e
             .extra
             .as_deref()
@@ -219,17 +284,21 @@ impl KeyCache {
             .filter(|(_, until)| now < *until);
         let prev_match = prev.and_then(|(slot, _)| slot.tag.map(|t| tags_equal(&t, tag)));
         if current == Some(true) || prev_match == Some(true) {
+            let (active, ip_allowed) = (e.active(), e.ip_allowed(ip));
+            let success = active && now < e.expires_at && ip_allowed;
             return Warm::Match {
                 grant: Arc::clone(&e.grant),
-                active: e.active,
+                active,
                 expires_at: e.expires_at,
-                ip_allowed: e.ip_allowed(ip),
+                ip_allowed,
+                counted: self.count(e, bucket, success, now),
             };
         }
         let prev_cold = prev.is_some() && prev_match.is_none();
         if current.is_some() && !prev_cold {
             return Warm::Mismatch {
                 account: e.grant.account,
+                counted: self.count(e, bucket, false, now),
             };
         }
         Warm::Cold {
@@ -241,6 +310,26 @@ impl KeyCache {
             previous: prev.and_then(|(slot, _)| slot.hash.clone()),
             generation: e.generation,
             account: e.grant.account,
+        }
+    }
+
+    /// Counts one verification in `e`'s usage counter.
+    #[inline]
+    fn count(&self, e: &KeyEntry, bucket: Option<Bucket>, success: bool, now: i64) -> bool {
+        bucket.is_some_and(|b| {
+            self.usage
+                .record_hot(&e.usage, e.key_id, &e.grant.account, b, success, now)
+        })
+    }
+
+    /// Moves every entry's in-place usage counts into the aggregator (a
+    /// flush). Takes only read locks: verifications go on meanwhile.
+    pub(crate) fn drain_usage(&self) {
+        for s in 0..SHARDS {
+            let shard = self.read(s);
+            for e in &shard.slab {
+                self.usage.take_hot(&e.usage, e.key_id, &e.grant.account);
+            }
         }
     }
 
@@ -285,7 +374,7 @@ impl KeyCache {
                 slot.hash = None;
             }
         } else {
-            e.tag = Some(tag);
+            e.set_tag(Some(tag));
             if let Some(x) = e.extra.as_deref_mut() {
                 x.current_hash = None;
             }
@@ -311,17 +400,19 @@ impl KeyCache {
             .find(h, |&i| shard.slab[i as usize].key_id == id)
         {
             let old = &mut shard.slab[i as usize];
-            if (old.version, old.fetched_at) > (entry.version, entry.fetched_at) {
+            if (old.version(), old.fetched_at) > (entry.version(), entry.fetched_at) {
                 return; // a newer record or read already landed
             }
             entry.inherit_tags(old);
+            // The counts move with the key; the new entry's are empty.
+            std::mem::swap(&mut entry.usage, &mut old.usage);
             *old = entry;
             return;
         }
         if shard.slab.len() >= self.max_per_shard {
             let victim = shard.slab[(h as usize) % shard.slab.len()].key_id;
             let vh = self.hasher.hash_one(victim);
-            remove_from(shard, &self.hasher, vh, &victim);
+            self.remove_from(shard, vh, &victim);
         }
         let idx = shard.slab.len() as u32;
         shard.slab.push(entry);
@@ -349,7 +440,7 @@ impl KeyCache {
     pub(crate) fn remove(&self, id: &KeyId) {
         let (h, s) = self.locate(id);
         let mut shard = self.write(s);
-        remove_from(&mut shard, &self.hasher, h, id);
+        self.remove_from(&mut shard, h, id);
     }
 
     /// Marks every entry stale.
@@ -403,22 +494,37 @@ fn intern(
     grant
 }
 
-fn remove_from(shard: &mut Shard, hasher: &foldhash::fast::RandomState, h: u64, id: &KeyId) {
-    let slab = &shard.slab;
-    let Ok(found) = shard
-        .table
-        .find_entry(h, |&i| slab[i as usize].key_id == *id)
-    else {
-        return;
-    };
-    let (idx, _) = found.remove();
-    let idx = idx as usize;
-    let last = shard.slab.len() - 1;
-    if idx != last {
-        let moved = hasher.hash_one(shard.slab[last].key_id);
-        if let Some(slot) = shard.table.find_mut(moved, |&i| i as usize == last) {
-            *slot = idx as u32;
+impl KeyCache {
+    /// Removes the entry for `id` from `shard`, keeping its usage counts.
+    fn remove_from(&self, shard: &mut Shard, h: u64, id: &KeyId) {
+        let slab = &shard.slab;
+        let Ok(found) = shard
+            .table
+            .find_entry(h, |&i| slab[i as usize].key_id == *id)
+        else {
+            return;
+        };
+        let (idx, _) = found.remove();
+        let idx = idx as usize;
+        let last = shard.slab.len() - 1;
+        if idx != last {
+            let moved = self.hasher.hash_one(shard.slab[last].key_id);
+            if let Some(slot) = shard.table.find_mut(moved, |&i| i as usize == last) {
+                *slot = idx as u32;
+            }
         }
+        let gone = shard.slab.swap_remove(idx);
+        self.usage
+            .take_hot(&gone.usage, gone.key_id, &gone.grant.account);
     }
-    shard.slab.swap_remove(idx);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_stay_compact() {
+        assert!(size_of::<KeyEntry>() <= 104, "{}", size_of::<KeyEntry>());
+    }
 }

@@ -188,6 +188,7 @@ impl KeywardBuilder {
         let window_nanos = i64::try_from(self.window.whole_nanoseconds())
             .map_err(|_| BuildError::Duration("propagation window"))?;
         let feed = store.subscribe();
+        let usage = Arc::new(UsageAggregator::default());
         let kw = Keyward {
             inner: Arc::new(Inner {
                 store,
@@ -199,10 +200,10 @@ impl KeywardBuilder {
                 window_nanos,
                 session_ttl: self.session_ttl,
                 max_grace: self.max_grace,
-                keys: KeyCache::new(self.max_cached_keys),
+                keys: KeyCache::new(self.max_cached_keys, Arc::clone(&usage)),
                 sessions: SessionCache::new(self.max_cached_sessions),
                 accounts: AccountCache::default(),
-                usage: UsageAggregator::default(),
+                usage,
                 limiter: AttemptLimiter::new(self.attempt_limit),
                 hash_slots: Semaphore::new(self.max_concurrent_hashes),
             }),

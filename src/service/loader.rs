@@ -88,18 +88,18 @@ pub(crate) fn entry_from(
                 allowed: k.allowed_cidrs.clone().into_boxed_slice(),
             })
         });
-    KeyEntry {
-        key_id: k.id,
-        grant: Arc::new(Grant {
+    KeyEntry::new(
+        k.id,
+        Arc::new(Grant {
             account: k.account_id,
             permissions: k.permissions.intersection(account_permissions),
         }),
         tag,
-        generation: stored.generation,
-        active: k.status == KeyStatus::Active,
-        expires_at: k.expires_at.map_or(i64::MAX, time_to_nanos),
+        stored.generation,
+        k.status == KeyStatus::Active,
+        k.expires_at.map_or(i64::MAX, time_to_nanos),
         fetched_at,
-        version: stored.version,
+        stored.version,
         extra,
-    }
+    )
 }

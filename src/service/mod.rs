@@ -78,7 +78,7 @@ pub(crate) struct Inner {
     pub(crate) keys: KeyCache,
     pub(crate) sessions: SessionCache,
     pub(crate) accounts: AccountCache,
-    pub(crate) usage: UsageAggregator,
+    pub(crate) usage: Arc<UsageAggregator>,
     pub(crate) limiter: AttemptLimiter,
     pub(crate) hash_slots: Semaphore,
 }
@@ -137,6 +137,7 @@ impl Keyward {
     /// [`Error::Unavailable`](crate::Error::Unavailable) or another store
     /// failure.
     pub async fn flush(&self) -> crate::Result<()> {
+        self.inner.keys.drain_usage();
         let batch = self.inner.usage.drain();
         if batch.is_empty() {
             return Ok(());

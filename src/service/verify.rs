@@ -70,21 +70,30 @@ impl Keyward {
     #[inline]
     fn verify_warm(&self, id: KeyId, tag: &Tag, ctx: VerifyContext) -> Option<Result<Principal>> {
         let now = self.now_nanos();
-        match self
-            .inner
-            .keys
-            .check(&id, tag, now, self.inner.window_nanos, ctx.client_ip)
-        {
+        let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
+        match self.inner.keys.check(
+            &id,
+            tag,
+            now,
+            self.inner.window_nanos,
+            ctx.client_ip,
+            bucket,
+        ) {
             Warm::Match {
                 grant,
                 active,
                 expires_at,
                 ip_allowed,
-            } => Some(self.conclude(id, grant, active, expires_at, ip_allowed, now, ctx)),
-            Warm::Mismatch { account } => {
-                self.inner
-                    .usage
-                    .record(id, &account, ctx.origin, ctx.category, now, false);
+                counted,
+            } => Some(self.conclude(
+                id, grant, active, expires_at, ip_allowed, counted, now, ctx,
+            )),
+            Warm::Mismatch { account, counted } => {
+                if !counted {
+                    self.inner
+                        .usage
+                        .record(id, &account, ctx.origin, ctx.category, now, false);
+                }
                 Some(Err(Error::Unauthorized))
             }
             Warm::Cold { .. } | Warm::Stale => None,
@@ -149,17 +158,34 @@ impl Keyward {
         let mut hashed = false;
         loop {
             let now = self.now_nanos();
-            match self.inner.keys.check(&id, &tag, now, w, ctx.client_ip) {
+            let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
+            match self
+                .inner
+                .keys
+                .check(&id, &tag, now, w, ctx.client_ip, bucket)
+            {
                 Warm::Match {
                     grant,
                     active,
                     expires_at,
                     ip_allowed,
-                } => return self.conclude(id, grant, active, expires_at, ip_allowed, now, ctx),
-                Warm::Mismatch { account } => {
-                    self.inner
-                        .usage
-                        .record(id, &account, ctx.origin, ctx.category, now, false);
+                    counted,
+                } => {
+                    return self.conclude(
+                        id, grant, active, expires_at, ip_allowed, counted, now, ctx,
+                    );
+                }
+                Warm::Mismatch { account, counted } => {
+                    if !counted {
+                        self.inner.usage.record(
+                            id,
+                            &account,
+                            ctx.origin,
+                            ctx.category,
+                            now,
+                            false,
+                        );
+                    }
                     return Err(Error::Unauthorized);
                 }
                 Warm::Cold {
@@ -214,6 +240,7 @@ impl Keyward {
         active: bool,
         expires_at: i64,
         ip_allowed: bool,
+        counted: bool,
         now: i64,
         ctx: VerifyContext,
     ) -> Result<Principal> {
@@ -226,14 +253,16 @@ impl Keyward {
         } else {
             Ok(())
         };
-        self.inner.usage.record(
-            id,
-            &grant.account,
-            ctx.origin,
-            ctx.category,
-            now,
-            verdict.is_ok(),
-        );
+        if !counted {
+            self.inner.usage.record(
+                id,
+                &grant.account,
+                ctx.origin,
+                ctx.category,
+                now,
+                verdict.is_ok(),
+            );
+        }
         verdict.map(|()| Principal {
             key_id: id,
             home: grant,
@@ -383,7 +412,7 @@ impl Keyward {
                 .map_or(i64::MIN, |(_, until)| *until);
             (
                 Arc::clone(&e.grant),
-                e.active && now < e.expires_at,
+                e.active() && now < e.expires_at,
                 e.ip_allowed(ctx.client_ip),
                 e.generation,
                 previous_until,
