@@ -27,6 +27,11 @@ pub(crate) const ID_RANDOM_LEN: usize = 17;
 /// Length of the random part of secrets (43 base62 characters ≥ 256 bits).
 pub(crate) const SECRET_RANDOM_LEN: usize = 43;
 const CHECKSUM_LEN: usize = 6;
+/// Characters after `<prefix>_sk_` in a key secret.
+const SECRET_BODY: usize = SECRET_RANDOM_LEN + CHECKSUM_LEN;
+/// Characters after `<prefix>_ak_` / `<prefix>_st_`: an id, a secret, a
+/// checksum.
+const PAIR_BODY: usize = ID_RANDOM_LEN + SECRET_RANDOM_LEN + CHECKSUM_LEN;
 /// No credential keyward issues is longer than this; longer input is
 /// rejected before it is looked at.
 pub const MAX_CREDENTIAL_LEN: usize = 96;
@@ -139,7 +144,7 @@ const BASE62_VALUE: [u8; 256] = {
 /// Whether every byte is base62. Branch-free over the whole input (no
 /// early exit, no table), so the compiler vectorizes it.
 #[inline]
-fn is_base62(bytes: &[u8]) -> bool {
+fn is_base62<const N: usize>(bytes: &[u8; N]) -> bool {
     bytes.iter().fold(0u8, |bad, &b| {
         let digit = b.wrapping_sub(b'0') < 10;
         // `| 0x20` folds A-Z onto a-z and maps no other byte into a-z.
@@ -191,25 +196,29 @@ fn strip<'a>(s: &'a [u8], prefix: &Prefix, marker: &[u8]) -> Option<&'a [u8]> {
 
 /// Parses `<prefix>_<marker>_<random: n1><random: n2><crc>`, returning the
 /// two random parts.
-fn parse_checksummed<'a>(
+fn parse_checksummed<'a, const BODY: usize>(
     s: &'a str,
     prefix: &Prefix,
     marker: &[u8],
     n1: usize,
-    n2: usize,
 ) -> Result<(&'a [u8], &'a [u8]), MalformedCredential> {
     let b = s.as_bytes();
     if b.len() > MAX_CREDENTIAL_LEN {
         return Err(MalformedCredential::TooLong);
     }
     let body = strip(b, prefix, marker).ok_or(MalformedCredential::Format)?;
-    if body.len() != n1 + n2 + CHECKSUM_LEN || !is_base62(body) {
+    // A fixed-size body: the character check compiles to a few vector ops.
+    let Ok(fixed) = <&[u8; BODY]>::try_from(body) else {
+        return Err(MalformedCredential::Format);
+    };
+    if !is_base62(fixed) {
         return Err(MalformedCredential::Format);
     }
     if !checksum_ok(b) {
         return Err(MalformedCredential::Checksum);
     }
-    Ok((&body[..n1], &body[n1..n1 + n2]))
+    let random = BODY - CHECKSUM_LEN;
+    Ok((&body[..n1], &body[n1..random]))
 }
 
 fn assemble(prefix: &Prefix, marker: &str, parts: &[&[u8]]) -> String {
@@ -236,7 +245,10 @@ pub(crate) fn parse_key_id(s: &str, prefix: &Prefix) -> Result<KeyId, MalformedC
         return Err(MalformedCredential::Format);
     }
     let body = strip(s.as_bytes(), prefix, b"").ok_or(MalformedCredential::Format)?;
-    if !is_base62(body) {
+    let Ok(fixed) = <&[u8; ID_RANDOM_LEN]>::try_from(body) else {
+        return Err(MalformedCredential::Format);
+    };
+    if !is_base62(fixed) {
         return Err(MalformedCredential::Format);
     }
     // Prefix, '_' and base62 are all valid id characters: no re-validation.
@@ -248,7 +260,7 @@ pub(crate) fn parse_key_secret<'a>(
     s: &'a str,
     prefix: &Prefix,
 ) -> Result<SecretMaterial<'a>, MalformedCredential> {
-    parse_checksummed(s, prefix, b"sk", 0, SECRET_RANDOM_LEN).map(|(_, m)| SecretMaterial(m))
+    parse_checksummed::<SECRET_BODY>(s, prefix, b"sk", 0).map(|(_, m)| SecretMaterial(m))
 }
 
 /// Parses the single-string key form, returning the key id and the secret
@@ -257,7 +269,7 @@ pub(crate) fn parse_combined_key<'a>(
     s: &'a str,
     prefix: &Prefix,
 ) -> Result<(KeyId, SecretMaterial<'a>), MalformedCredential> {
-    let (id, m) = parse_checksummed(s, prefix, b"ak", ID_RANDOM_LEN, SECRET_RANDOM_LEN)?;
+    let (id, m) = parse_checksummed::<PAIR_BODY>(s, prefix, b"ak", ID_RANDOM_LEN)?;
     Ok((join_id(prefix, "", id)?, SecretMaterial(m)))
 }
 
@@ -266,7 +278,7 @@ pub(crate) fn parse_session_token<'a>(
     s: &'a str,
     prefix: &Prefix,
 ) -> Result<(SessionId, SecretMaterial<'a>), MalformedCredential> {
-    let (id, m) = parse_checksummed(s, prefix, b"st", ID_RANDOM_LEN, SECRET_RANDOM_LEN)?;
+    let (id, m) = parse_checksummed::<PAIR_BODY>(s, prefix, b"st", ID_RANDOM_LEN)?;
     let mut buf = [0u8; SessionId::MAX_LEN];
     let n = write_id(&mut buf, prefix, "ses", id);
     let sid = SessionId::from_valid_bytes(&buf[..n]).ok_or(MalformedCredential::Format)?;

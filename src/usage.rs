@@ -175,8 +175,11 @@ impl UsageAggregator {
                 Err(actual) => cur = actual,
             }
         }
-        if success {
-            hot.last_used.fetch_max(now, Relaxed);
+        // A plain store, not a read-modify-write: concurrent verifications
+        // of one key may order their stores by a few nanoseconds either
+        // way, below the microsecond precision kept.
+        if success && now > hot.last_used.load(Relaxed) {
+            hot.last_used.store(now, Relaxed);
         }
         true
     }
@@ -350,8 +353,12 @@ mod tests {
         let acct = AccountId::new("acct_a").expect("valid");
         let hot = HotUsage::new();
         let t = 10 * HOUR_NANOS + 5_000;
-        let api = agg.bucket(Label::API, Label::DEFAULT, t).expect("encodable");
-        let mcp = agg.bucket(Label::MCP, Label::DEFAULT, t).expect("encodable");
+        let api = agg
+            .bucket(Label::API, Label::DEFAULT, t)
+            .expect("encodable");
+        let mcp = agg
+            .bucket(Label::MCP, Label::DEFAULT, t)
+            .expect("encodable");
         assert!(agg.bucket(Label::API, Label::DEFAULT, -1).is_none());
         // The word is claimed by the first bucket; another bucket is refused
         // until a flush empties it.
@@ -369,7 +376,10 @@ mod tests {
         assert_eq!((batch[0].successes, batch[0].failures), (70_001, 1));
         assert_eq!(batch[0].origin, "api");
         assert_eq!(batch[0].hour, nanos_to_time(10 * HOUR_NANOS));
-        assert_eq!(batch[0].last_used_at, Some(nanos_to_time((t + 69_999) / 1_000 * 1_000)));
+        assert_eq!(
+            batch[0].last_used_at,
+            Some(nanos_to_time((t + 69_999) / 1_000 * 1_000))
+        );
         // Emptied, the word takes the next bucket.
         assert!(agg.record_hot(&hot, key, &acct, mcp, false, t));
         agg.take_hot(&hot, key, &acct);

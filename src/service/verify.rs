@@ -85,9 +85,7 @@ impl Keyward {
                 expires_at,
                 ip_allowed,
                 counted,
-            } => Some(self.conclude(
-                id, grant, active, expires_at, ip_allowed, counted, now, ctx,
-            )),
+            } => Some(self.conclude(id, grant, active, expires_at, ip_allowed, counted, now, ctx)),
             Warm::Mismatch { account, counted } => {
                 if !counted {
                     self.inner
@@ -171,20 +169,14 @@ impl Keyward {
                     ip_allowed,
                     counted,
                 } => {
-                    return self.conclude(
-                        id, grant, active, expires_at, ip_allowed, counted, now, ctx,
-                    );
+                    return self
+                        .conclude(id, grant, active, expires_at, ip_allowed, counted, now, ctx);
                 }
                 Warm::Mismatch { account, counted } => {
                     if !counted {
-                        self.inner.usage.record(
-                            id,
-                            &account,
-                            ctx.origin,
-                            ctx.category,
-                            now,
-                            false,
-                        );
+                        self.inner
+                            .usage
+                            .record(id, &account, ctx.origin, ctx.category, now, false);
                     }
                     return Err(Error::Unauthorized);
                 }
