@@ -6,12 +6,14 @@
 //! | credential | format | length (prefix `kw`) |
 //! |---|---|---|
 //! | key id | `<prefix>_<17 base62>` (101 random bits, public) | 20 |
-//! | key secret | `<prefix>_sk_<43 base62><6 base62 CRC32>` (256 random bits) | 55 |
-//! | single-string key | `<prefix>_ak_<17 id base62><43 secret base62><6 CRC32>` | 72 |
-//! | session token | `<prefix>_st_<17 session base62><43 base62><6 CRC32>` | 72 |
+//! | key secret | `<prefix>_sk_<43 base62><6 base62 CRC-32C>` (256 random bits) | 55 |
+//! | single-string key | `<prefix>_ak_<17 id base62><43 secret base62><6 CRC-32C>` | 72 |
+//! | session token | `<prefix>_st_<17 session base62><43 base62><6 CRC-32C>` | 72 |
 //! | session id | `<prefix>_ses_<17 base62>` (public) | 24 |
 //!
-//! The CRC32 covers every character before it (like GitHub's tokens), so a
+//! The checksum is CRC-32C (Castagnoli, the polynomial with a hardware
+//! instruction on x86-64 and aarch64) of every character before it, written
+//! as 6 base62 characters (like GitHub's tokens' CRC32), so a
 //! secret scanner can recognise keyward credentials with few false positives,
 //! and a session token is never accepted as a key secret or the reverse (the
 //! markers `sk`, `ak`, `st` differ and are covered by the checksum).

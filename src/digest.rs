@@ -21,8 +21,8 @@ pub(crate) fn tags_equal(a: &Tag, b: &Tag) -> bool {
 /// this process.
 ///
 /// SipHash is a pseudorandom function built for exactly this: short
-/// inputs, a secret key, speed (about a quarter of keyed BLAKE3's cost on a
-/// 43-byte secret here). Tags never leave the process, so an attacker can
+/// inputs, a secret key, speed (about 385 instructions for a 43-byte
+/// secret against about 600 for keyed BLAKE3, by callgrind). Tags never leave the process, so an attacker can
 /// only present secrets and see accept or reject; making a wrong secret
 /// match a remembered tag means predicting a 128-bit PRF output under an
 /// unknown key.

@@ -561,6 +561,65 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches() {
 }
 
 #[tokio::test]
+async fn usage_follows_keys_sessions_and_cache_replacement() {
+    let f = fixture().await;
+    let key =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("counted"))
+            .await
+            .expect("issued");
+    let (id, secret) = (key.key.id, key.secret.expose().to_owned());
+    // Two successes; one well-formed wrong secret (a failure).
+    for _ in 0..2 {
+        f.kw.verify(id.as_str(), &secret, ctx()).await.expect("ok");
+    }
+    let other = f.admin.secret.expose();
+    let e =
+        f.kw.verify(id.as_str(), other, ctx())
+            .await
+            .expect_err("wrong");
+    assert!(matches!(e, Error::Unauthorized));
+    // Logging in verifies the key (a success); two session verifications
+    // count for the key too.
+    let session =
+        f.kw.login(id.as_str(), &secret, ctx())
+            .await
+            .expect("login");
+    for _ in 0..2 {
+        f.kw.verify_session(session.token.expose(), ctx())
+            .await
+            .expect("session ok");
+    }
+    // Deactivating replaces the cached entry; its counts move with it, and
+    // the correct secret of an inactive key counts as a failure.
+    f.kw.deactivate_key(Actor::System, &id)
+        .await
+        .expect("deactivated");
+    let e =
+        f.kw.verify(id.as_str(), &secret, ctx())
+            .await
+            .expect_err("inactive");
+    assert!(matches!(e, Error::KeyInactive));
+    // Removal from the cache keeps the counts too.
+    f.kw.delete_key(Actor::System, &id).await.expect("deleted");
+    f.kw.flush().await.expect("flushed");
+    let rows =
+        f.kw.usage(
+            Actor::System,
+            &f.account.id,
+            keyward::UsageFilter::between(
+                f.kw.now() - Duration::hours(1),
+                f.kw.now() + Duration::hours(1),
+            )
+            .key(id),
+        )
+        .await
+        .expect("usage");
+    let successes: u64 = rows.iter().map(|r| r.successes).sum();
+    let failures: u64 = rows.iter().map(|r| r.failures).sum();
+    assert_eq!((successes, failures), (5, 2), "{rows:?}");
+}
+
+#[tokio::test]
 async fn a_failed_flush_loses_nothing() {
     let f = fixture().await;
     f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())

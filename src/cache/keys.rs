@@ -251,14 +251,14 @@ impl KeyCache {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The hot path: checks `tag` against the entry for `id` in constant
-    /// time and, when it decides, counts the outcome in the entry's usage
+    /// The hot path: checks the digest `tag` computes against the entry for
+    /// `id` in constant time and, when it decides, counts the outcome in the entry's usage
     /// counter for `bucket`. Allocation-free.
     #[inline]
     pub(crate) fn check(
         &self,
         id: &KeyId,
-        tag: &Tag,
+        tag: impl FnOnce() -> Tag,
         now: i64,
         window: i64,
         ip: Option<IpAddr>,
@@ -273,6 +273,10 @@ impl KeyCache {
             return Warm::Stale;
         };
         let e = &shard.slab[i as usize];
+        // The digest is computed only now, after the lookup issued its
+        // loads: the CPU computes it while the entry is still arriving
+        // from memory (the main cost of a verification among many keys).
+        let tag = &tag();
         if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
             return Warm::Stale;
         }
@@ -313,9 +317,16 @@ impl KeyCache {
         }
     }
 
-    /// Counts one verification in `e`'s usage counter.
+    /// Counts one verification in `e`'s usage counter; `false` when the
+    /// caller must count it in the usage table instead.
     #[inline]
-    fn count(&self, e: &KeyEntry, bucket: Option<Bucket>, success: bool, now: i64) -> bool {
+    pub(crate) fn count(
+        &self,
+        e: &KeyEntry,
+        bucket: Option<Bucket>,
+        success: bool,
+        now: i64,
+    ) -> bool {
         bucket.is_some_and(|b| {
             self.usage
                 .record_hot(&e.usage, e.key_id, &e.grant.account, b, success, now)

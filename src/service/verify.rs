@@ -33,7 +33,7 @@ impl Keyward {
     /// Verifies a key id and secret (`x-api-key` / `x-api-secret`).
     ///
     /// Warm (the secret verified on this instance within W) this is one
-    /// cache lookup, one keyed BLAKE3 digest and one constant-time compare,
+    /// cache lookup, one keyed SipHash digest and one constant-time compare,
     /// and allocates nothing. Cold it reads the store and runs argon2 on a
     /// blocking thread, bounded in concurrency and per key by the failed
     /// attempt limit.
@@ -68,12 +68,19 @@ impl Keyward {
     /// The warm path, synchronous and allocation-free: `None` when the
     /// cache cannot decide (absent, stale or cold entry).
     #[inline]
-    fn verify_warm(&self, id: KeyId, tag: &Tag, ctx: VerifyContext) -> Option<Result<Principal>> {
+    fn verify_warm(
+        &self,
+        id: KeyId,
+        m: SecretMaterial<'_>,
+        tag: &mut Option<Tag>,
+        ctx: VerifyContext,
+    ) -> Option<Result<Principal>> {
         let now = self.now_nanos();
         let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
+        let digester = &self.inner.digester;
         match self.inner.keys.check(
             &id,
-            tag,
+            || *tag.insert(digester.tag(m)),
             now,
             self.inner.window_nanos,
             ctx.client_ip,
@@ -135,10 +142,11 @@ impl Keyward {
         m: SecretMaterial<'_>,
         ctx: VerifyContext,
     ) -> Result<Principal> {
-        let tag = self.inner.digester.tag(m);
-        if let Some(decided) = self.verify_warm(id, &tag, ctx) {
+        let mut tag = None;
+        if let Some(decided) = self.verify_warm(id, m, &mut tag, ctx) {
             return decided;
         }
+        let tag = tag.unwrap_or_else(|| self.inner.digester.tag(m));
         // The slow path's future is large (store reads, argon2 on a blocking
         // thread); boxing it keeps the warm path's future small.
         Box::pin(self.verify_slow(id, m, tag, ctx)).await
@@ -160,7 +168,7 @@ impl Keyward {
             match self
                 .inner
                 .keys
-                .check(&id, &tag, now, w, ctx.client_ip, bucket)
+                .check(&id, || tag, now, w, ctx.client_ip, bucket)
             {
                 Warm::Match {
                     grant,
@@ -396,40 +404,42 @@ impl Keyward {
         if !bool::from(entry.digest.ct_eq(digest)) || now >= entry.expires_at {
             return Some(Err(Error::Unauthorized));
         }
-        let state = |e: &crate::cache::KeyEntry| {
+        let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
+        let keys = &self.inner.keys;
+        // Decided under the entry's lock, so the outcome is counted in the
+        // entry's usage counter without a second lookup.
+        let decide = |e: &crate::cache::KeyEntry| {
             let previous_until = e
                 .extra
                 .as_deref()
                 .and_then(|x| x.previous.as_ref())
                 .map_or(i64::MIN, |(_, until)| *until);
-            (
-                Arc::clone(&e.grant),
-                e.active() && now < e.expires_at,
-                e.ip_allowed(ctx.client_ip),
-                e.generation,
-                previous_until,
-            )
+            let generation_ok = entry.key_generation == e.generation
+                || (entry.key_generation.wrapping_add(1) == e.generation && now < previous_until);
+            if !(e.active() && now < e.expires_at && generation_ok) {
+                return None;
+            }
+            let ip_allowed = e.ip_allowed(ctx.client_ip);
+            let counted = keys.count(e, bucket, ip_allowed, now);
+            Some((Arc::clone(&e.grant), ip_allowed, counted))
         };
-        let Some((grant, usable, ip_allowed, generation, previous_until)) = self
-            .inner
-            .keys
-            .with_fresh(&entry.key_id, now, self.inner.window_nanos, state)
+        let Some(decided) = keys.with_fresh(&entry.key_id, now, self.inner.window_nanos, decide)
         else {
             return final_try.then_some(Err(Error::Unauthorized));
         };
-        let generation_ok = entry.key_generation == generation
-            || (entry.key_generation.wrapping_add(1) == generation && now < previous_until);
-        if !usable || !generation_ok {
+        let Some((grant, ip_allowed, counted)) = decided else {
             return Some(Err(Error::Unauthorized));
+        };
+        if !counted {
+            self.inner.usage.record(
+                entry.key_id,
+                &grant.account,
+                ctx.origin,
+                ctx.category,
+                now,
+                ip_allowed,
+            );
         }
-        self.inner.usage.record(
-            entry.key_id,
-            &grant.account,
-            ctx.origin,
-            ctx.category,
-            now,
-            ip_allowed,
-        );
         if !ip_allowed {
             return Some(Err(Error::ClientNotAllowed));
         }
