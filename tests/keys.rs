@@ -620,6 +620,45 @@ async fn usage_follows_keys_sessions_and_cache_replacement() {
 }
 
 #[tokio::test]
+async fn unknown_and_deleted_ids_are_remembered_for_w_without_store_reads() {
+    let f = fixture().await;
+    let b = common::service(&f.store, &f.clock);
+    let key =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("doomed"))
+            .await
+            .expect("issued");
+    let (id, secret) = (key.key.id.to_string(), key.secret.expose().to_owned());
+    b.verify(&id, &secret, ctx()).await.expect("warm on b");
+    f.kw.delete_key(Actor::System, &key.key.id)
+        .await
+        .expect("deleted");
+    let unknown = "kw_00000000000000000";
+    // B learns of the deletion within W, by reading the store once.
+    f.clock.advance(b.propagation_window());
+    for kw in [&f.kw, &b] {
+        for id in [id.as_str(), unknown] {
+            let e = kw.verify(id, &secret, ctx()).await.expect_err("gone");
+            assert!(matches!(e, Error::Unauthorized), "{e:?}");
+        }
+    }
+    // Within W no instance reads the store again for those ids: with the
+    // store down the answer is still 401, not 503.
+    f.store.set_unavailable(true);
+    f.clock
+        .advance(b.propagation_window() - Duration::seconds(1));
+    for kw in [&f.kw, &b] {
+        for id in [id.as_str(), unknown] {
+            let e = kw.verify(id, &secret, ctx()).await.expect_err("gone");
+            assert!(matches!(e, Error::Unauthorized), "{e:?}");
+        }
+    }
+    // After W the store is asked again (and, being down, fails closed).
+    f.clock.advance(Duration::seconds(1));
+    let e = b.verify(unknown, &secret, ctx()).await.expect_err("down");
+    assert!(matches!(e, Error::Unavailable(_)), "{e:?}");
+}
+
+#[tokio::test]
 async fn a_failed_flush_loses_nothing() {
     let f = fixture().await;
     f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())

@@ -9,7 +9,7 @@
 //! verifying keys of the same account in different shards never touch the
 //! same reference count.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -188,12 +188,18 @@ pub(crate) enum Warm {
     },
     /// Absent, or older than the propagation window.
     Stale,
+    /// The store said, less than W ago, that no such key exists.
+    Missing,
 }
 
 struct Shard {
     table: HashTable<u32>,
     slab: Vec<KeyEntry>,
     grants: HashSet<Arc<Grant>, foldhash::fast::RandomState>,
+    /// Ids the store did not know, with the time of that read: a deleted
+    /// key still presented by an old client costs no store read per
+    /// request. Bounded; cleared when full.
+    missing: HashMap<KeyId, i64, foldhash::fast::RandomState>,
 }
 
 /// The sharded key cache.
@@ -222,6 +228,7 @@ impl KeyCache {
                     table: HashTable::new(),
                     slab: Vec::new(),
                     grants: HashSet::default(),
+                    missing: HashMap::default(),
                 }))
             })
             .collect();
@@ -270,7 +277,10 @@ impl KeyCache {
             .table
             .find(h, |&i| shard.slab[i as usize].key_id == *id)
         else {
-            return Warm::Stale;
+            return match shard.missing.get(id) {
+                Some(&at) if now.saturating_sub(at) < window && now >= at => Warm::Missing,
+                _ => Warm::Stale,
+            };
         };
         let e = &shard.slab[i as usize];
         // The digest is computed only now, after the lookup issued its
@@ -406,6 +416,9 @@ impl KeyCache {
         let shard = &mut *guard;
         entry.grant = intern(&mut shard.grants, entry.grant);
         let id = entry.key_id;
+        if !shard.missing.is_empty() {
+            shard.missing.remove(&id);
+        }
         if let Some(&i) = shard
             .table
             .find(h, |&i| shard.slab[i as usize].key_id == id)
@@ -439,6 +452,7 @@ impl KeyCache {
     pub(crate) fn invalidate(&self, id: &KeyId) {
         let (h, s) = self.locate(id);
         let mut shard = self.write(s);
+        shard.missing.remove(id);
         if let Some(&i) = shard
             .table
             .find(h, |&i| shard.slab[i as usize].key_id == *id)
@@ -447,20 +461,25 @@ impl KeyCache {
         }
     }
 
-    /// Removes the entry for `id`.
-    pub(crate) fn remove(&self, id: &KeyId) {
+    /// Removes the entry for `id` and remembers that the store, read at
+    /// `read_at`, has no such key (trusted for W like any entry).
+    pub(crate) fn mark_missing(&self, id: &KeyId, read_at: i64) {
         let (h, s) = self.locate(id);
-        let mut shard = self.write(s);
-        self.remove_from(&mut shard, h, id);
+        let mut guard = self.write(s);
+        let shard = &mut *guard;
+        self.remove_from(shard, h, id);
+        if shard.missing.len() >= self.max_per_shard.div_ceil(8).max(16) {
+            shard.missing.clear();
+        }
+        shard.missing.insert(*id, read_at);
     }
 
-    /// Marks every entry stale.
+    /// Marks every entry stale and forgets every missing id.
     pub(crate) fn invalidate_all(&self) {
         for s in 0..SHARDS {
-            self.write(s)
-                .slab
-                .iter_mut()
-                .for_each(|e| e.fetched_at = i64::MIN);
+            let mut shard = self.write(s);
+            shard.missing.clear();
+            shard.slab.iter_mut().for_each(|e| e.fetched_at = i64::MIN);
         }
     }
 

@@ -660,7 +660,7 @@ impl Keyward {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        self.inner.keys.remove(id);
+        self.inner.keys.mark_missing(id, self.now_nanos());
         Ok(Deleted {
             id: *id,
             effective_by: self.effective_by(now),

@@ -34,11 +34,12 @@ impl Keyward {
     }
 
     /// Reads `id` from the store into the key cache; `false` when the key
-    /// does not exist (any cached entry is dropped).
+    /// does not exist (any cached entry is dropped, and the id remembered
+    /// as missing for W).
     pub(crate) async fn load_key(&self, id: &KeyId) -> Result<bool> {
         let started = self.now_nanos();
         let Some(stored) = self.inner.store.get_key(id).await? else {
-            self.inner.keys.remove(id);
+            self.inner.keys.mark_missing(id, started);
             return Ok(false);
         };
         self.cache_key(&stored, None, started).await?;

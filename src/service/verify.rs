@@ -50,7 +50,8 @@ impl Keyward {
     /// # Timing
     /// What response time can still reveal: whether the key id exists and
     /// whether this instance has a verified tag for it (an unknown id costs
-    /// a store lookup, a known cold key an argon2 run, a warm key neither).
+    /// a store lookup, then none for W while it is remembered as missing; a
+    /// known cold key an argon2 run; a warm key neither).
     /// Key ids are public identifiers, so this reveals nothing that grants
     /// access. Whether a key is inactive, expired or restricted is checked
     /// only after the secret matched, so it is not observable without it.
@@ -101,6 +102,7 @@ impl Keyward {
                 }
                 Some(Err(Error::Unauthorized))
             }
+            Warm::Missing => Some(Err(Error::Unauthorized)),
             Warm::Cold { .. } | Warm::Stale => None,
         }
     }
@@ -217,6 +219,7 @@ impl Keyward {
                         }
                     }
                 }
+                Warm::Missing => return Err(Error::Unauthorized),
                 Warm::Stale if !loaded => {
                     loaded = true;
                     if !self.load_key(&id).await? {
