@@ -46,11 +46,15 @@ macro_rules! define_id {
                 InlineStr::new(s).map(Self).ok_or(err)
             }
 
-            /// Wraps an id whose characters the caller already validated.
+            /// Wraps an id whose characters the caller already validated
+            /// (id characters only), without checking them again.
             #[inline]
             #[allow(dead_code)]
             pub(crate) fn from_valid(s: &str) -> Option<Self> {
-                Self::from_valid_bytes(s.as_bytes())
+                if s.is_empty() || s.len() > $max {
+                    return None;
+                }
+                InlineStr::from_checked_ascii(s.as_bytes()).map(Self)
             }
 
             /// Wraps ASCII bytes whose characters the caller already validated.

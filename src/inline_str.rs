@@ -36,6 +36,25 @@ impl<const N: usize> InlineStr<N> {
         Some(Self { bytes })
     }
 
+    /// Copies `b`, which the caller has already checked to be non-NUL
+    /// ASCII; `None` when longer than `N`. Copies with two fixed-size
+    /// 16-byte moves when it can (the verification hot path).
+    #[inline]
+    pub(crate) fn from_checked_ascii(b: &[u8]) -> Option<Self> {
+        let n = b.len();
+        if n > N {
+            return None;
+        }
+        let mut bytes = [0u8; N];
+        if n >= 16 {
+            bytes[..16].copy_from_slice(&b[..16]);
+            bytes[n - 16..n].copy_from_slice(&b[n - 16..]);
+        } else {
+            bytes[..n].copy_from_slice(b);
+        }
+        Some(Self { bytes })
+    }
+
     /// Length in bytes.
     #[inline]
     pub(crate) fn len(&self) -> usize {
@@ -87,6 +106,15 @@ mod tests {
         assert_eq!(InlineStr::<8>::new("").expect("empty fits").as_str(), "");
         assert_eq!(InlineStr::<4>::new("full").expect("fits").as_str(), "full");
         assert!(InlineStr::<8>::new("a\0b").is_none());
+        for s in [
+            "",
+            "kw_a",
+            "kw_0123456789abcd",
+            "kw_0123456789abcdefghijklmnopq",
+        ] {
+            let checked = InlineStr::<32>::from_checked_ascii(s.as_bytes()).expect("fits");
+            assert_eq!(checked, InlineStr::<32>::new(s).expect("fits"));
+        }
     }
 
     #[test]
