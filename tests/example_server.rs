@@ -313,10 +313,13 @@ fn start(bin: &PathBuf, url: &str, port: u16, creds: &std::path::Path, example: 
             assert_eq!(r.status, 200);
             return server;
         }
-        assert!(
-            server.0.try_wait().unwrap().is_none(),
-            "{example} exited early"
-        );
+        if server.0.try_wait().unwrap().is_some() {
+            let mut stderr = String::new();
+            if let Some(mut e) = server.0.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            panic!("{example} exited early: {stderr}");
+        }
         assert!(Instant::now() < deadline, "{example} not ready after 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -371,4 +374,44 @@ fn axum_example_server_walkthrough() {
 #[test]
 fn actix_example_server_walkthrough() {
     walk("actix_server");
+}
+
+/// A first start that stopped after creating the admin account but before
+/// issuing its key: the next start issues the key and shows it once.
+#[test]
+fn a_start_after_an_interrupted_first_start_issues_the_admin_key() {
+    let bin = example_binary("server");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keyward.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = keyward::store::connect(&url).await.unwrap();
+        let kw = keyward::Keyward::builder()
+            .shared_store(store)
+            .flush_interval(None)
+            .build()
+            .unwrap();
+        let perms = keyward::PermissionSet::parse(["readApiKeys", "writeApiKeys"]).unwrap();
+        kw.create_account(
+            keyward::Actor::System,
+            keyward::NewAccount::new("Administrators", perms)
+                .id(keyward::AccountId::new("admin").unwrap()),
+        )
+        .await
+        .unwrap();
+    });
+    let creds_path = dir.path().join("admin.json");
+    let port = free_port();
+    let server = start(&bin, &url, port, &creds_path, "server");
+    let creds: Value = serde_json::from_slice(&std::fs::read(&creds_path).unwrap()).unwrap();
+    let admin = [
+        ("x-api-key", creds["id"].as_str().unwrap()),
+        ("x-api-secret", creds["secret"].as_str().unwrap()),
+    ];
+    let me = call(port, "GET", "/auth/whoami", &admin, None).unwrap();
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["account_id"], "admin");
+    let (status, stdout, _) = stop(server, "server");
+    assert!(status.success());
+    assert!(stdout.contains(creds["secret"].as_str().unwrap()));
 }

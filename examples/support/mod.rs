@@ -42,28 +42,49 @@ pub(crate) async fn keyward() -> Result<Keyward, Box<dyn Error>> {
 /// On first start (no `admin` account): creates it with every permission
 /// the demo uses and a protected admin key, prints the key id and secret
 /// once on stdout and writes them to `KEYWARD_ADMIN_CREDENTIALS` when set.
-/// Later starts print nothing secret.
+/// Later starts print nothing secret. The account and the key are two
+/// writes: a start that finds the account without any key (the first start
+/// stopped in between) issues the key then.
 pub(crate) async fn bootstrap(kw: &Keyward) -> Result<(), Box<dyn Error>> {
     let admin = AccountId::new(ADMIN_ACCOUNT)?;
-    match kw.get_account(Actor::System, &admin).await {
-        Ok(_) => {
-            tracing::info!("admin account exists; no credentials printed");
-            return Ok(());
-        }
-        Err(keyward::Error::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let perms = PermissionSet::parse([
+    let mut perms = PermissionSet::parse([
         "readApiKeys",
         "writeApiKeys",
         "readApplications",
         "writeApplications",
     ])?;
-    kw.create_account(
-        Actor::System,
-        NewAccount::new("Administrators", perms.clone()).id(admin),
-    )
-    .await?;
+    match kw.get_account(Actor::System, &admin).await {
+        Ok(account) => {
+            // The key gets what the account may grant, as it would have.
+            perms = account.permissions;
+            let keys = kw
+                .list_keys(Actor::System, &admin, keyward::ListKeys::new().limit(1))
+                .await?;
+            if !keys.items.is_empty() {
+                tracing::info!("admin account exists; no credentials printed");
+                return Ok(());
+            }
+            tracing::warn!("admin account has no key (an earlier first start stopped early)");
+        }
+        Err(keyward::Error::NotFound(_)) => {
+            let created = kw
+                .create_account(
+                    Actor::System,
+                    NewAccount::new("Administrators", perms.clone()).id(admin),
+                )
+                .await;
+            match created {
+                Ok(_) => {}
+                // Another instance created it first and issues the key.
+                Err(keyward::Error::Conflict(_)) => {
+                    tracing::info!("admin account created by another instance");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     let issued = kw
         .issue_key(
             Actor::System,
