@@ -69,5 +69,25 @@ impl std::fmt::Debug for Digester {
 /// instance must compute the same value) and safe because the input has 256
 /// random bits, so it cannot be brute-forced.
 pub(crate) fn session_digest(m: SecretMaterial<'_>) -> [u8; 32] {
-    blake3::derive_key("keyward 2026 session token digest v1", m.0)
+    // `derive_key` hashes the context string on every call; cloning a
+    // hasher that already holds the derived context key skips that half of
+    // the work and gives the same digest.
+    static CONTEXT: std::sync::LazyLock<blake3::Hasher> =
+        std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(SESSION_CONTEXT));
+    let mut h = CONTEXT.clone();
+    h.update(m.0);
+    *h.finalize().as_bytes()
+}
+
+const SESSION_CONTEXT: &str = "keyward 2026 session token digest v1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_digest_is_blake3_derive_key() {
+        let m = SecretMaterial(b"0123456789abcdefghijABCDEFGHIJ0123456789abc");
+        assert_eq!(session_digest(m), blake3::derive_key(SESSION_CONTEXT, m.0));
+    }
 }
