@@ -38,7 +38,7 @@ use std::sync::LazyLock;
 use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::http::api::{self, Response};
@@ -65,13 +65,11 @@ fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
 }
 
 fn client_ip(cfg: &HttpConfig, req: &HttpRequest) -> Option<IpAddr> {
-    headers::client_ip(
-        cfg,
-        req.peer_addr().map(|a| a.ip()),
+    headers::client_ip(cfg, req.peer_addr().map(|a| a.ip()), || {
         req.headers()
-            .get_all("x-forwarded-for")
-            .map(|v| v.as_bytes()),
-    )
+            .get_all(header::X_FORWARDED_FOR)
+            .map(|v| v.as_bytes())
+    })
 }
 
 fn to_actix(r: Response) -> HttpResponse {
@@ -103,13 +101,10 @@ async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, HttpError>
         return Err(HttpError::misconfigured(MISSING_STATE));
     };
     let cfg = config(req);
-    let found = auth::authenticate(
-        kw.get_ref(),
-        cfg,
-        &gather(req.headers()),
-        client_ip(cfg, req),
-    )
-    .await?;
+    let found = match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))? {
+        Some(a) => Some(a.verify(kw.get_ref(), cfg).await?),
+        None => None,
+    };
     if let Some(p) = &found {
         req.extensions_mut().insert(p.clone());
     }

@@ -192,17 +192,22 @@ pub(crate) fn account_id(
 
 /// The client address: the peer, or — when the peer is a trusted proxy —
 /// the right-most `X-Forwarded-For` entry that is not a trusted proxy.
-pub(crate) fn client_ip<'a>(
+/// `forwarded_for` is called only then, so an untrusted peer costs no
+/// header lookup.
+pub(crate) fn client_ip<'a, I>(
     cfg: &HttpConfig,
     peer: Option<IpAddr>,
-    forwarded_for: impl Iterator<Item = &'a [u8]>,
-) -> Option<IpAddr> {
+    forwarded_for: impl FnOnce() -> I,
+) -> Option<IpAddr>
+where
+    I: Iterator<Item = &'a [u8]>,
+{
     let mut ip = peer?;
     if !cfg.is_trusted(ip) {
         return Some(ip);
     }
     // Headers in order, entries in order; walk from the right.
-    let values: Vec<&[u8]> = forwarded_for.collect();
+    let values: Vec<&[u8]> = forwarded_for().collect();
     for value in values.iter().rev() {
         let Ok(text) = std::str::from_utf8(value) else {
             return Some(ip);
@@ -275,14 +280,23 @@ mod tests {
         let client: IpAddr = "203.0.113.9".parse().expect("ip");
         let xff = [&b"198.51.100.1, 203.0.113.9, 10.0.0.2"[..]];
         let none = HttpConfig::default();
-        assert_eq!(client_ip(&none, Some(proxy), xff.into_iter()), Some(proxy));
-        let cfg = HttpConfig::default().trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
-        assert_eq!(client_ip(&cfg, Some(proxy), xff.into_iter()), Some(client));
-        assert_eq!(client_ip(&cfg, Some(client), xff.into_iter()), Some(client));
         assert_eq!(
-            client_ip(&cfg, Some(proxy), [&b"junk"[..]].into_iter()),
+            client_ip(&none, Some(proxy), || xff.into_iter()),
             Some(proxy)
         );
-        assert_eq!(client_ip(&cfg, None, xff.into_iter()), None);
+        let cfg = HttpConfig::default().trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
+        assert_eq!(
+            client_ip(&cfg, Some(proxy), || xff.into_iter()),
+            Some(client)
+        );
+        assert_eq!(
+            client_ip(&cfg, Some(client), || xff.into_iter()),
+            Some(client)
+        );
+        assert_eq!(
+            client_ip(&cfg, Some(proxy), || [&b"junk"[..]].into_iter()),
+            Some(proxy)
+        );
+        assert_eq!(client_ip(&cfg, None, || xff.into_iter()), None);
     }
 }
