@@ -80,6 +80,13 @@ pub(crate) const fn is_valid_name(name: &str) -> bool {
     true
 }
 
+// `Permission` orders, compares and hashes exactly as its name.
+impl std::borrow::Borrow<str> for Permission {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)
@@ -152,7 +159,7 @@ impl PermissionSet {
 
     /// Whether the set contains a permission named `name`.
     pub fn contains_name(&self, name: &str) -> bool {
-        self.0.iter().any(|p| p.as_str() == name)
+        self.0.contains(name)
     }
 
     /// Adds `p`; returns whether it was new.
