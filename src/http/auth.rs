@@ -11,7 +11,7 @@ use crate::principal::Principal;
 use crate::service::Keyward;
 
 /// A permission named at compile time, for the extractors that check it
-/// without a layer (axum's [`Authorized`](crate::http::axum::Authorized)).
+/// without a layer (axum's `keyward::http::axum::Authorized`).
 /// An invalid name is a compile error where the extractor is used.
 ///
 /// ```
@@ -28,6 +28,7 @@ pub trait RequiredPermission: 'static {
 }
 
 /// [`RequiredPermission::NAME`], checked at compile time.
+#[cfg(feature = "axum")]
 pub(crate) const fn required_name<P: RequiredPermission>() -> &'static str {
     const {
         assert!(
