@@ -7,9 +7,13 @@
 //! cargo bench --bench http --features axum
 //! ```
 //!
-//! With `KEYWARD_BENCH_SERVE=127.0.0.1:8080` the binary instead serves the
-//! two routes on loopback (`/plain`, `/keyward`) and prints the credentials
-//! to use, for a load generator such as `wrk`:
+//! Routes: `/plain` (no authentication), `/keyward` (the `require` layer
+//! and the `Principal` extractor), `/extract` (the `Principal` extractor
+//! alone) and `/authorized` (the `Authorized<P>` extractor, no layer).
+//!
+//! With `KEYWARD_BENCH_SERVE=127.0.0.1:8080` the binary instead serves these
+//! routes on loopback and prints the credentials to use, for a load
+//! generator such as `wrk`:
 //!
 //! ```sh
 //! KEYWARD_BENCH_SERVE=127.0.0.1:8080 cargo bench --bench http --features axum
@@ -22,6 +26,7 @@
 //! ```sh
 //! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/plain
 //! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/keyward
+//! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/authorized
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -32,7 +37,8 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
 use criterion::{Criterion, Throughput, criterion_group};
-use keyward::http::axum::require;
+use keyward::http::RequiredPermission;
+use keyward::http::axum::{Authorized, require};
 use keyward::{Actor, Keyward, MemoryStore, NewAccount, NewKey, PermissionSet, Principal};
 use tower::ServiceExt;
 
@@ -86,10 +92,22 @@ async fn guarded(p: Principal) -> &'static str {
     "applications"
 }
 
+struct ReadApplications;
+
+impl RequiredPermission for ReadApplications {
+    const NAME: &'static str = "readApplications";
+}
+
+async fn authorized(p: Authorized<ReadApplications>) -> &'static str {
+    black_box(p);
+    "applications"
+}
+
 fn app(kw: &Keyward) -> Router {
     Router::new()
         .route("/plain", get(plain))
         .route("/extract", get(guarded))
+        .route("/authorized", get(authorized))
         .route(
             "/keyward",
             get(guarded).route_layer(require(kw, "readApplications")),
@@ -133,6 +151,30 @@ fn bench(c: &mut Criterion) {
             let req = Request::get("/extract")
                 .header("x-api-key", &s.key_id)
                 .header("x-api-secret", &s.secret)
+                .body(Body::empty())
+                .unwrap();
+            let res = router.clone().oneshot(req).await.unwrap();
+            assert!(res.status().is_success());
+        });
+    });
+    g.bench_function(
+        "keyward Authorized<P> x-api-key + x-api-secret (warm)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                let req = Request::get("/authorized")
+                    .header("x-api-key", &s.key_id)
+                    .header("x-api-secret", &s.secret)
+                    .body(Body::empty())
+                    .unwrap();
+                let res = router.clone().oneshot(req).await.unwrap();
+                assert!(res.status().is_success());
+            });
+        },
+    );
+    g.bench_function("keyward Authorized<P> bearer session (warm)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let req = Request::get("/authorized")
+                .header("authorization", format!("Bearer {}", s.token))
                 .body(Body::empty())
                 .unwrap();
             let res = router.clone().oneshot(req).await.unwrap();

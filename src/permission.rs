@@ -37,12 +37,7 @@ impl Permission {
     /// assert!(Permission::new("read apps").is_err());
     /// ```
     pub fn new(name: &str) -> Result<Self, InvalidPermission> {
-        let ok = !name.is_empty()
-            && name.len() <= Self::MAX_LEN
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'.' | b'_' | b'-'));
-        if ok {
+        if is_valid_name(name) {
             Ok(Self(name.into()))
         } else {
             Err(InvalidPermission {
@@ -64,6 +59,31 @@ impl Permission {
     /// `writeApiKeys`: create, update, rotate, deactivate and delete keys.
     pub fn write_api_keys() -> Self {
         Self("writeApiKeys".into())
+    }
+}
+
+/// Whether `name` is a valid permission name (see [`Permission::new`]);
+/// `const` so that a name fixed at compile time is checked at compile time.
+pub(crate) const fn is_valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if b.is_empty() || b.len() > Permission::MAX_LEN {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_alphanumeric() || matches!(c, b':' | b'.' | b'_' | b'-')) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+// `Permission` orders, compares and hashes exactly as its name.
+impl std::borrow::Borrow<str> for Permission {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -139,7 +159,7 @@ impl PermissionSet {
 
     /// Whether the set contains a permission named `name`.
     pub fn contains_name(&self, name: &str) -> bool {
-        self.0.iter().any(|p| p.as_str() == name)
+        self.0.contains(name)
     }
 
     /// Adds `p`; returns whether it was new.

@@ -330,10 +330,19 @@ async fn whoami_opt(p: Option<Principal>) -> String {
     p.map_or_else(|| "anonymous".to_owned(), |p| p.key_id().to_string())
 }
 
+struct ReadApplications;
+
+impl keyward::http::RequiredPermission for ReadApplications {
+    const NAME: &'static str = "readApplications";
+}
+
 fn axum_app(kw: &Keyward) -> Router {
     use axum::routing::get;
-    use keyward::http::axum::{require, router};
+    use keyward::http::axum::{Authorized, require, router};
     async fn apps(p: Principal) -> String {
+        format!("applications of {}", p.account_id())
+    }
+    async fn apps_authorized(p: Authorized<ReadApplications>) -> String {
         format!("applications of {}", p.account_id())
     }
     Router::new()
@@ -341,6 +350,7 @@ fn axum_app(kw: &Keyward) -> Router {
             "/applications",
             get(apps).route_layer(require(kw, "readApplications")),
         )
+        .route("/authorized", get(apps_authorized))
         .route("/optional", get(whoami_opt))
         .merge(router(kw.clone(), Fixture::config()))
         .layer(axum::Extension(Arc::new(Fixture::config())))
@@ -933,6 +943,63 @@ async fn same_contract_on_axum_and_actix() {
     assert_eq!(
         by_name(&axum_rs, "expired key").contract(),
         by_name(&actix_rs, "wrong secret").contract()
+    );
+}
+
+/// axum's `Authorized<P>` extractor answers exactly as the `require` layer
+/// with the `Principal` extractor, rejections byte for byte.
+#[tokio::test]
+async fn axum_authorized_extractor_answers_like_the_require_layer() {
+    let fx = fixture().await;
+    let c = AxumClient(axum_app(&fx.kw));
+    let admin = fx.key("admin");
+    let wrong = Cred {
+        id: admin.id.clone(),
+        secret: fx.key("reader").secret.clone(),
+    };
+    let login = c
+        .send(req("POST", "/auth/login").key(fx.key("reader")))
+        .await;
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    let restricted = fx.key("restricted");
+    let cases = [
+        req("GET", "").key(fx.key("reader")),
+        req("GET", "").bearer(&token),
+        req("GET", "").key(fx.key("noperm")),
+        req("GET", ""),
+        req("GET", "").key(&wrong),
+        req("GET", "").key(fx.key("inactive")),
+        req("GET", "").key(fx.key("unknown")),
+        req("GET", "").header("x-api-key", &admin.id),
+        req("GET", "").key(admin).bearer(&token),
+        req("GET", "").bearer("kw_st_nope"),
+        req("GET", "").key(admin).header("x-account-id", "acme-eu"),
+        req("GET", "").key(admin).header("x-account-id", "other"),
+        req("GET", "")
+            .key(admin)
+            .header("x-account-id", "no spaces"),
+        req("GET", "").key(restricted),
+        req("GET", "")
+            .key(restricted)
+            .header("x-forwarded-for", "198.51.100.9, 10.0.0.2")
+            .peer("10.0.0.1:5000"),
+    ];
+    let mut statuses = Vec::new();
+    for r in cases {
+        let mut layer = r.clone();
+        layer.path = "/applications".to_owned();
+        let mut extractor = r;
+        extractor.path = "/authorized".to_owned();
+        let a = c.send(layer).await;
+        let b = c.send(extractor).await;
+        assert_eq!(a.contract(), b.contract(), "{} {}", a.status, a.text());
+        statuses.push(a.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            200, 200, 403, 401, 401, 401, 401, 400, 400, 401, 200, 403, 400, 401, 200
+        ]
     );
 }
 

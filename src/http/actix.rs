@@ -34,11 +34,12 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::LazyLock;
+use std::task::{Context, Poll};
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::http::api::{self, Response};
@@ -65,13 +66,11 @@ fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
 }
 
 fn client_ip(cfg: &HttpConfig, req: &HttpRequest) -> Option<IpAddr> {
-    headers::client_ip(
-        cfg,
-        req.peer_addr().map(|a| a.ip()),
+    headers::client_ip(cfg, req.peer_addr().map(|a| a.ip()), || {
         req.headers()
-            .get_all("x-forwarded-for")
-            .map(|v| v.as_bytes()),
-    )
+            .get_all(header::X_FORWARDED_FOR)
+            .map(|v| v.as_bytes())
+    })
 }
 
 fn to_actix(r: Response) -> HttpResponse {
@@ -96,36 +95,89 @@ impl ResponseError for HttpError {
 
 /// The principal cached in the extensions, or verified now (and cached).
 async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, HttpError> {
-    if let Some(p) = req.extensions().get::<Principal>() {
-        return Ok(Some(p.clone()));
+    let cached = req.extensions().get::<Principal>().cloned();
+    if cached.is_some() {
+        return Ok(cached);
     }
+    verify_and_cache(req).await
+}
+
+/// The principal verified now, and cached in the extensions.
+async fn verify_and_cache(req: &HttpRequest) -> Result<Option<Principal>, HttpError> {
     let Some(kw) = req.app_data::<web::Data<Keyward>>() else {
         return Err(HttpError::misconfigured(MISSING_STATE));
     };
     let cfg = config(req);
-    let found = auth::authenticate(
-        kw.get_ref(),
-        cfg,
-        &gather(req.headers()),
-        client_ip(cfg, req),
-    )
-    .await?;
+    let found = match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))? {
+        Some(a) => Some(a.verify(kw.get_ref(), cfg).await?),
+        None => None,
+    };
     if let Some(p) = &found {
         req.extensions_mut().insert(p.clone());
     }
     Ok(found)
 }
 
+/// The future of keyward's extractors ([`Principal`], [`OptionalPrincipal`]):
+/// ready at once when the principal is already cached in the request
+/// extensions (behind [`RequirePermission`]), boxed only when it must be
+/// verified.
+pub struct PrincipalFuture<T>(FutureState<T>);
+
+enum FutureState<T> {
+    Ready(Option<Result<T, HttpError>>),
+    Verifying(Pin<Box<dyn Future<Output = Result<T, HttpError>>>>),
+}
+
+impl<T> std::fmt::Debug for PrincipalFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            FutureState::Ready(_) => "PrincipalFuture::Ready",
+            FutureState::Verifying(_) => "PrincipalFuture::Verifying",
+        })
+    }
+}
+
+// Never pins a `T`: the result is only moved out.
+impl<T> Unpin for PrincipalFuture<T> {}
+
+impl<T> Future for PrincipalFuture<T> {
+    type Output = Result<T, HttpError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            FutureState::Ready(r) => {
+                Poll::Ready(r.take().expect("PrincipalFuture polled after completion"))
+            }
+            FutureState::Verifying(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// A ready future with the cached principal, or a boxed verification.
+fn extract<T, F>(req: &HttpRequest, done: F) -> PrincipalFuture<T>
+where
+    T: 'static,
+    F: FnOnce(Option<Principal>, &HttpRequest) -> Result<T, HttpError> + 'static,
+{
+    let cached = req.extensions().get::<Principal>().cloned();
+    if let Some(p) = cached {
+        return PrincipalFuture(FutureState::Ready(Some(done(Some(p), req))));
+    }
+    let req = req.clone();
+    PrincipalFuture(FutureState::Verifying(Box::pin(async move {
+        let found = verify_and_cache(&req).await?;
+        done(found, &req)
+    })))
+}
+
 impl FromRequest for Principal {
     type Error = HttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, HttpError>>>>;
+    type Future = PrincipalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            principal_of(&req)
-                .await?
-                .ok_or_else(|| HttpError::missing_credentials(config(&req)))
+        extract(req, |found, req| {
+            found.ok_or_else(|| HttpError::missing_credentials(config(req)))
         })
     }
 }
@@ -139,11 +191,10 @@ pub struct OptionalPrincipal(pub Option<Principal>);
 
 impl FromRequest for OptionalPrincipal {
     type Error = HttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, HttpError>>>>;
+    type Future = PrincipalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { principal_of(&req).await.map(OptionalPrincipal) })
+        extract(req, |found, _| Ok(OptionalPrincipal(found)))
     }
 }
 
@@ -183,7 +234,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequirePermissionMiddleware {
             service: Rc::new(service),
-            permission: self.permission.clone(),
+            permission: Rc::new(self.permission.clone()),
         }))
     }
 }
@@ -192,7 +243,8 @@ where
 #[derive(Debug)]
 pub struct RequirePermissionMiddleware<S> {
     service: Rc<S>,
-    permission: Permission,
+    // Shared with each request's future: cloning a `Permission` allocates.
+    permission: Rc<Permission>,
 }
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -210,7 +262,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let permission = self.permission.clone();
+        let permission = Rc::clone(&self.permission);
         Box::pin(async move {
             let rejection = match principal_of(req.request()).await {
                 Ok(Some(p)) if p.has(&permission) => None,

@@ -6,34 +6,98 @@ use crate::context::VerifyContext;
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::http::headers::{self, Credentials, RequestHeaders};
+use crate::id::AccountId;
 use crate::principal::Principal;
 use crate::service::Keyward;
 
-/// The request's principal; `Ok(None)` when it presented no credentials.
-pub(crate) async fn authenticate(
-    kw: &Keyward,
-    cfg: &HttpConfig,
-    h: &RequestHeaders<'_>,
+/// A permission named at compile time, for the extractors that check it
+/// without a layer (axum's `keyward::http::axum::Authorized`).
+/// An invalid name is a compile error where the extractor is used.
+///
+/// ```
+/// use keyward::http::RequiredPermission;
+///
+/// struct ReadApplications;
+/// impl RequiredPermission for ReadApplications {
+///     const NAME: &'static str = "readApplications";
+/// }
+/// ```
+pub trait RequiredPermission: 'static {
+    /// The permission name (see [`Permission::new`](crate::Permission::new)).
+    const NAME: &'static str;
+}
+
+/// [`RequiredPermission::NAME`], checked at compile time.
+#[cfg(feature = "axum")]
+pub(crate) const fn required_name<P: RequiredPermission>() -> &'static str {
+    const {
+        assert!(
+            crate::permission::is_valid_name(P::NAME),
+            "RequiredPermission::NAME is not a valid permission name"
+        );
+    }
+    P::NAME
+}
+
+/// A request's presented credentials, read and checked: everything
+/// synchronous about authenticating it, so that the future that verifies
+/// holds only this (not the gathered headers) across its await and stays
+/// small (cheaper to move, and to box when a framework boxes it).
+pub(crate) struct Attempt<'a> {
+    creds: Credentials<'a>,
+    account: Option<AccountId>,
     client_ip: Option<IpAddr>,
-) -> Result<Option<Principal>, HttpError> {
+}
+
+/// The request's credentials; `Ok(None)` when it presented none, 400 when
+/// they are malformed.
+///
+/// `client_ip` is called only when credentials were presented (the
+/// adapters' version reads `X-Forwarded-For`, which a request without
+/// credentials never needs).
+pub(crate) fn attempt<'a>(
+    cfg: &HttpConfig,
+    h: &RequestHeaders<'a>,
+    client_ip: impl FnOnce() -> Option<IpAddr>,
+) -> Result<Option<Attempt<'a>>, HttpError> {
     let Some(creds) = headers::credentials(cfg, h)? else {
         return Ok(None);
     };
     let account = headers::account_id(cfg, h)?;
-    let mut ctx = VerifyContext::new();
-    ctx.client_ip = client_ip;
-    let verified = match creds {
-        Credentials::Key { id, secret } => kw.verify(id, secret, ctx).await,
-        Credentials::Bearer(token) => kw.verify_bearer(token, ctx).await,
-    };
-    let principal = verified.map_err(|e| HttpError::from_service(cfg, e))?;
-    match account {
-        Some(a) => kw
-            .act_for(&principal, &a)
-            .await
-            .map(Some)
-            .map_err(|e| HttpError::from_service(cfg, e)),
-        None => Ok(Some(principal)),
+    Ok(Some(Attempt {
+        creds,
+        account,
+        client_ip: client_ip(),
+    }))
+}
+
+impl Attempt<'_> {
+    /// Verifies the credentials, then `x-account-id`.
+    pub(crate) async fn verify(
+        self,
+        kw: &Keyward,
+        cfg: &HttpConfig,
+    ) -> Result<Principal, HttpError> {
+        let Attempt {
+            creds,
+            account,
+            client_ip,
+        } = self;
+        let mut ctx = VerifyContext::new();
+        ctx.client_ip = client_ip;
+        let verified = match creds {
+            Credentials::Key { id, secret } => kw.verify(id, secret, ctx).await,
+            Credentials::Bearer(token) => kw.verify_bearer(token, ctx).await,
+        };
+        let principal = verified.map_err(|e| HttpError::from_service(cfg, e))?;
+        match account {
+            // Boxed: rarer, and it would otherwise enlarge every
+            // verification's future.
+            Some(a) => Box::pin(async move { kw.act_for(&principal, &a).await })
+                .await
+                .map_err(|e| HttpError::from_service(cfg, e)),
+            None => Ok(principal),
+        }
     }
 }
 
@@ -44,7 +108,8 @@ pub(crate) async fn require(
     h: &RequestHeaders<'_>,
     client_ip: Option<IpAddr>,
 ) -> Result<Principal, HttpError> {
-    authenticate(kw, cfg, h, client_ip)
-        .await?
-        .ok_or_else(|| HttpError::missing_credentials(cfg))
+    match attempt(cfg, h, || client_ip)? {
+        Some(a) => a.verify(kw, cfg).await,
+        None => Err(HttpError::missing_credentials(cfg)),
+    }
 }

@@ -1,5 +1,5 @@
-//! axum adapter: the [`Principal`] extractor, the [`require`] layer and the
-//! management [`router`].
+//! axum adapter: the [`Principal`] and [`Authorized`] extractors, the
+//! [`require`] layer and the management [`router`].
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -27,6 +27,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -37,6 +38,7 @@ use axum::body::Body as AxumBody;
 use axum::extract::{
     ConnectInfo, FromRef, FromRequestParts, OptionalFromRequestParts, RawPathParams, Request,
 };
+use axum::http::Extensions;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as AxumResponse};
@@ -46,17 +48,15 @@ use crate::http::api::{self, Response};
 use crate::http::auth;
 use crate::http::body::Body;
 use crate::http::headers::{self, RequestHeaders};
-use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
+use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES, RequiredPermission};
 use crate::permission::Permission;
 use crate::principal::Principal;
 use crate::service::Keyward;
 
 static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
 
-fn config(parts: &Parts) -> &HttpConfig {
-    parts
-        .extensions
-        .get::<Arc<HttpConfig>>()
+fn config(ext: &Extensions) -> &HttpConfig {
+    ext.get::<Arc<HttpConfig>>()
         .map_or(&*DEFAULT_CONFIG, |c| &**c)
 }
 
@@ -67,20 +67,14 @@ fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
     RequestHeaders::gather(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
 }
 
-fn client_ip(cfg: &HttpConfig, parts: &Parts) -> Option<IpAddr> {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    headers::client_ip(
-        cfg,
-        peer,
-        parts
-            .headers
+fn client_ip(cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> Option<IpAddr> {
+    let peer = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    headers::client_ip(cfg, peer, || {
+        headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
-            .map(HeaderValue::as_bytes),
-    )
+            .map(HeaderValue::as_bytes)
+    })
 }
 
 fn to_axum(r: Response) -> AxumResponse {
@@ -100,13 +94,37 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// The principal cached in the extensions, or verified now.
-async fn principal_of(kw: &Keyward, parts: &Parts) -> Result<Option<Principal>, HttpError> {
+/// The principal cached in the extensions, or verified now (and then
+/// cached when `cache`).
+async fn principal_cached<S>(
+    parts: &mut Parts,
+    state: &S,
+    cache: bool,
+) -> Result<Option<Principal>, HttpError>
+where
+    Keyward: FromRef<S>,
+{
     if let Some(p) = parts.extensions.get::<Principal>() {
         return Ok(Some(p.clone()));
     }
-    let cfg = config(parts);
-    auth::authenticate(kw, cfg, &gather(&parts.headers), client_ip(cfg, parts)).await
+    let cfg = config(&parts.extensions);
+    let Some(attempt) = auth::attempt(cfg, &gather(&parts.headers), || {
+        client_ip(cfg, &parts.headers, &parts.extensions)
+    })?
+    else {
+        return Ok(None);
+    };
+    let kw = Keyward::from_ref(state);
+    // Boxed: axum boxes each handler's future, which holds this one even
+    // when the principal is cached (behind `require`). Inline, it made that
+    // box larger than 1 KiB, which glibc serves from its large bins (and
+    // consolidates fast bins first): ~500 instructions per request more
+    // than this small box costs.
+    let p = Box::pin(attempt.verify(&kw, cfg)).await?;
+    if cache {
+        parts.extensions.insert(p.clone());
+    }
+    Ok(Some(p))
 }
 
 impl<S> OptionalFromRequestParts<S> for Principal
@@ -117,15 +135,7 @@ where
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, HttpError> {
-        if let Some(p) = parts.extensions.get::<Principal>() {
-            return Ok(Some(p.clone()));
-        }
-        let kw = Keyward::from_ref(state);
-        let found = principal_of(&kw, parts).await?;
-        if let Some(p) = &found {
-            parts.extensions.insert(p.clone());
-        }
-        Ok(found)
+        principal_cached(parts, state, true).await
     }
 }
 
@@ -137,10 +147,101 @@ where
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
-        match <Principal as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await? {
+        match principal_cached(parts, state, true).await? {
             Some(p) => Ok(p),
-            None => Err(HttpError::missing_credentials(config(parts))),
+            None => Err(HttpError::missing_credentials(config(&parts.extensions))),
         }
+    }
+}
+
+/// A principal holding the permission `P`, checked by the extractor itself:
+/// the same 401/400/403/429/503 as [`require`], without a layer.
+///
+/// ```no_run
+/// use axum::{Router, routing::get};
+/// use keyward::{Keyward, MemoryStore};
+/// use keyward::http::{RequiredPermission, axum::Authorized};
+///
+/// struct ReadApplications;
+/// impl RequiredPermission for ReadApplications {
+///     const NAME: &'static str = "readApplications";
+/// }
+///
+/// async fn apps(p: Authorized<ReadApplications>) -> String {
+///     format!("applications of {}", p.account_id())
+/// }
+///
+/// # fn app() -> Result<(), Box<dyn std::error::Error>> {
+/// let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+/// let app: Router = Router::new().route("/applications", get(apps)).with_state(kw);
+/// # Ok(()) }
+/// ```
+///
+/// Cheaper than [`require`] plus [`Principal`]: no boxed layer future and
+/// nothing inserted in the request extensions. It uses a principal already
+/// cached there (by [`require`] or a [`Principal`] extractor) but does not
+/// cache the one it verifies, so make it the handler's only keyward
+/// extractor (it dereferences to the [`Principal`]); a second extractor
+/// would verify, and count usage, again. Put it before any body extractor
+/// so that a rejected request is not read.
+pub struct Authorized<P> {
+    principal: Principal,
+    permission: PhantomData<fn() -> P>,
+}
+
+impl<P> Authorized<P> {
+    /// The principal.
+    pub fn into_inner(self) -> Principal {
+        self.principal
+    }
+}
+
+impl<P> std::ops::Deref for Authorized<P> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<P> Clone for Authorized<P> {
+    fn clone(&self) -> Self {
+        Self {
+            principal: self.principal.clone(),
+            permission: PhantomData,
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for Authorized<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Authorized").field(&self.principal).finish()
+    }
+}
+
+impl<S, P> FromRequestParts<S> for Authorized<P>
+where
+    Keyward: FromRef<S>,
+    S: Send + Sync,
+    P: RequiredPermission,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        let name = auth::required_name::<P>();
+        let Some(principal) = principal_cached(parts, state, false).await? else {
+            return Err(HttpError::missing_credentials(config(&parts.extensions)));
+        };
+        if !principal.permissions().contains_name(name) {
+            return Err(HttpError::insufficient_scope(
+                config(&parts.extensions),
+                name,
+            ));
+        }
+        Ok(Self {
+            principal,
+            permission: PhantomData,
+        })
     }
 }
 
@@ -156,16 +257,24 @@ pub fn require(kw: &Keyward, permission: &str) -> RequirePermissionLayer {
     let permission =
         Permission::new(permission).unwrap_or_else(|e| panic!("keyward::http::axum::require: {e}"));
     RequirePermissionLayer {
-        kw: kw.clone(),
-        permission: Arc::new(permission),
+        guard: Arc::new(Guard {
+            kw: kw.clone(),
+            permission,
+        }),
     }
+}
+
+/// What [`RequirePermission`] checks with: one `Arc` to clone per request.
+#[derive(Debug)]
+struct Guard {
+    kw: Keyward,
+    permission: Permission,
 }
 
 /// The layer made by [`require`].
 #[derive(Debug, Clone)]
 pub struct RequirePermissionLayer {
-    kw: Keyward,
-    permission: Arc<Permission>,
+    guard: Arc<Guard>,
 }
 
 impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
@@ -174,8 +283,7 @@ impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
     fn layer(&self, inner: Svc) -> Self::Service {
         RequirePermission {
             inner,
-            kw: self.kw.clone(),
-            permission: Arc::clone(&self.permission),
+            guard: Arc::clone(&self.guard),
         }
     }
 }
@@ -184,8 +292,7 @@ impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
 #[derive(Debug, Clone)]
 pub struct RequirePermission<Svc> {
     inner: Svc,
-    kw: Keyward,
-    permission: Arc<Permission>,
+    guard: Arc<Guard>,
 }
 
 impl<Svc> tower_service::Service<Request> for RequirePermission<Svc>
@@ -206,28 +313,50 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let kw = self.kw.clone();
-        let permission = Arc::clone(&self.permission);
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            let principal = match principal_of(&kw, &parts).await {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    return Ok(HttpError::missing_credentials(config(&parts)).into_response());
-                }
-                Err(e) => return Ok(e.into_response()),
-            };
-            if !principal.has(&permission) {
-                return Ok(
-                    HttpError::insufficient_scope(config(&parts), permission.as_str())
-                        .into_response(),
-                );
-            }
-            parts.extensions.insert(principal);
-            inner.call(Request::from_parts(parts, body)).await
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(guarded(Arc::clone(&self.guard), inner, req))
     }
+}
+
+/// The future of [`RequirePermission`]: it keeps the request whole (no
+/// `into_parts`) so that the boxed state is the request, the inner service
+/// and the larger of the verification and the inner future.
+async fn guarded<Svc>(
+    guard: Arc<Guard>,
+    mut inner: Svc,
+    mut req: Request,
+) -> Result<AxumResponse, Infallible>
+where
+    Svc: tower_service::Service<Request, Response = AxumResponse, Error = Infallible>,
+{
+    let cached = req.extensions().get::<Principal>().cloned();
+    let principal = match cached {
+        Some(p) => p,
+        None => {
+            let (headers, ext) = (req.headers(), req.extensions());
+            let cfg = config(ext);
+            let verified =
+                match auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext)) {
+                    Ok(Some(a)) => a.verify(&guard.kw, cfg).await,
+                    Ok(None) => Err(HttpError::missing_credentials(cfg)),
+                    Err(e) => Err(e),
+                };
+            match verified {
+                Ok(p) => p,
+                Err(e) => return Ok(e.into_response()),
+            }
+        }
+    };
+    if !principal.has(&guard.permission) {
+        return Ok(HttpError::insufficient_scope(
+            config(req.extensions()),
+            guard.permission.as_str(),
+        )
+        .into_response());
+    }
+    req.extensions_mut().insert(principal);
+    drop(guard);
+    inner.call(req).await
 }
 
 /// The management API (`/apikeys…`, `/auth/…`, `/openapi.json`) as a
@@ -279,7 +408,7 @@ async fn serve(kw: &Keyward, cfg: &HttpConfig, path: &'static str, req: Request)
         id: id.as_deref(),
         query: parts.uri.query().unwrap_or(""),
         headers: gather(&parts.headers),
-        client_ip: client_ip(cfg, &parts),
+        client_ip: client_ip(cfg, &parts.headers, &parts.extensions),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
     };
     to_axum(api::dispatch(kw, cfg, request).await)

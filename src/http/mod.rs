@@ -53,6 +53,7 @@ pub mod actix;
 pub mod axum;
 
 pub(crate) use api::Response;
+pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
 
