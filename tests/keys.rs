@@ -789,3 +789,38 @@ async fn wrong_secret_floods_on_a_cold_key_are_limited() {
         .await
         .expect("refilled");
 }
+
+#[tokio::test]
+async fn a_full_cache_evicts_and_every_key_still_verifies() {
+    let f = fixture().await;
+    // 64 shards × 2 entries: most keys are evicted and reloaded many times.
+    let small = keyward::Keyward::builder()
+        .store(f.store.clone())
+        .clock(f.clock.clone())
+        .hash_params(common::TEST_HASH)
+        .flush_interval(None)
+        .max_cached_keys(128)
+        .build()
+        .expect("config");
+    let mut keys = Vec::new();
+    for i in 0..200 {
+        let k = small
+            .issue_key(Actor::System, &f.account.id, NewKey::new(format!("k{i}")))
+            .await
+            .expect("issued");
+        keys.push((k.key.id.to_string(), k.secret.expose().to_owned()));
+    }
+    for round in 0..2 {
+        for (i, (id, secret)) in keys.iter().enumerate() {
+            small
+                .verify(id, secret, ctx())
+                .await
+                .unwrap_or_else(|e| panic!("key {i}, round {round}: {e}"));
+            let wrong = &keys[(i + 1) % keys.len()].1;
+            let e = small.verify(id, wrong, ctx()).await.expect_err("wrong");
+            assert!(matches!(e, Error::Unauthorized), "{e:?}");
+        }
+    }
+    let (cached, _) = small.cache_stats();
+    assert!(cached <= 128 + 64, "{cached} entries cached");
+}

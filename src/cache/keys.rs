@@ -3,8 +3,9 @@
 //! argon2 (never the secret), the key's effective grant and its state.
 //!
 //! Layout: each shard is an `RwLock` over a slab of entries plus a
-//! `hashbrown::HashTable<u32>` of slab indices, so the hash table costs
-//! 5 bytes a bucket and the entries are stored once, densely. Grants
+//! [`SlotIndex`] of slab positions (8 bytes a bucket: a hash fragment and
+//! the position, one cache miss to reach the entry), and the entries are
+//! stored once, densely. Grants
 //! (account + effective permissions) are interned per shard, so two threads
 //! verifying keys of the same account in different shards never touch the
 //! same reference count.
@@ -14,10 +15,10 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hashbrown::HashTable;
 use ipnet::IpNet;
 
 use super::Padded;
+use super::index::SlotIndex;
 use crate::digest::{Tag, tags_equal};
 use crate::id::{AccountId, KeyId};
 use crate::principal::Grant;
@@ -193,7 +194,7 @@ pub(crate) enum Warm {
 }
 
 struct Shard {
-    table: HashTable<u32>,
+    index: SlotIndex,
     slab: Vec<KeyEntry>,
     grants: HashSet<Arc<Grant>, foldhash::fast::RandomState>,
     /// Ids the store did not know, with the time of that read: a deleted
@@ -225,7 +226,7 @@ impl KeyCache {
         let shards = (0..SHARDS)
             .map(|_| {
                 Padded(RwLock::new(Shard {
-                    table: HashTable::new(),
+                    index: SlotIndex::default(),
                     slab: Vec::new(),
                     grants: HashSet::default(),
                     missing: HashMap::default(),
@@ -273,9 +274,9 @@ impl KeyCache {
     ) -> Warm {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
-        let Some(&i) = shard
-            .table
-            .find(h, |&i| shard.slab[i as usize].key_id == *id)
+        let Some(i) = shard
+            .index
+            .find(h, |i| shard.slab[i as usize].key_id == *id)
         else {
             return match shard.missing.get(id) {
                 Some(&at) if now.saturating_sub(at) < window && now >= at => Warm::Missing,
@@ -364,9 +365,9 @@ impl KeyCache {
     ) -> Option<R> {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
-        let &i = shard
-            .table
-            .find(h, |&i| shard.slab[i as usize].key_id == *id)?;
+        let i = shard
+            .index
+            .find(h, |i| shard.slab[i as usize].key_id == *id)?;
         let e = &shard.slab[i as usize];
         if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
             return None;
@@ -379,9 +380,9 @@ impl KeyCache {
     pub(crate) fn mark_verified(&self, id: &KeyId, generation: u32, previous: bool, tag: Tag) {
         let (h, s) = self.locate(id);
         let mut shard = self.write(s);
-        let Some(&i) = shard
-            .table
-            .find(h, |&i| shard.slab[i as usize].key_id == *id)
+        let Some(i) = shard
+            .index
+            .find(h, |i| shard.slab[i as usize].key_id == *id)
         else {
             return;
         };
@@ -419,10 +420,7 @@ impl KeyCache {
         if !shard.missing.is_empty() {
             shard.missing.remove(&id);
         }
-        if let Some(&i) = shard
-            .table
-            .find(h, |&i| shard.slab[i as usize].key_id == id)
-        {
+        if let Some(i) = shard.index.find(h, |i| shard.slab[i as usize].key_id == id) {
             let old = &mut shard.slab[i as usize];
             if (old.version(), old.fetched_at) > (entry.version(), entry.fetched_at) {
                 return; // a newer record or read already landed
@@ -440,8 +438,8 @@ impl KeyCache {
         }
         let idx = shard.slab.len() as u32;
         shard.slab.push(entry);
-        let (table, slab) = (&mut shard.table, &shard.slab);
-        table.insert_unique(h, idx, |&i| self.hasher.hash_one(slab[i as usize].key_id));
+        let (index, slab) = (&mut shard.index, &shard.slab);
+        index.insert(h, idx, |i| self.hasher.hash_one(slab[i as usize].key_id));
         if shard.grants.len() > 64 && shard.grants.len() > shard.slab.len() / 4 {
             shard.grants.retain(|g| Arc::strong_count(g) > 1);
         }
@@ -453,9 +451,9 @@ impl KeyCache {
         let (h, s) = self.locate(id);
         let mut shard = self.write(s);
         shard.missing.remove(id);
-        if let Some(&i) = shard
-            .table
-            .find(h, |&i| shard.slab[i as usize].key_id == *id)
+        if let Some(i) = shard
+            .index
+            .find(h, |i| shard.slab[i as usize].key_id == *id)
         {
             shard.slab[i as usize].fetched_at = i64::MIN;
         }
@@ -505,7 +503,7 @@ impl KeyCache {
         (0..SHARDS)
             .map(|s| {
                 let g = self.read(s);
-                g.table.capacity() * (size_of::<u32>() + 1)
+                g.index.capacity() * size_of::<u64>()
                     + g.slab.capacity() * size_of::<KeyEntry>()
                     + g.grants.capacity() * (size_of::<Arc<Grant>>() + 1)
             })
@@ -528,20 +526,15 @@ impl KeyCache {
     /// Removes the entry for `id` from `shard`, keeping its usage counts.
     fn remove_from(&self, shard: &mut Shard, h: u64, id: &KeyId) {
         let slab = &shard.slab;
-        let Ok(found) = shard
-            .table
-            .find_entry(h, |&i| slab[i as usize].key_id == *id)
-        else {
+        let Some(found) = shard.index.find(h, |i| slab[i as usize].key_id == *id) else {
             return;
         };
-        let (idx, _) = found.remove();
-        let idx = idx as usize;
+        shard.index.remove(h, found);
+        let idx = found as usize;
         let last = shard.slab.len() - 1;
         if idx != last {
             let moved = self.hasher.hash_one(shard.slab[last].key_id);
-            if let Some(slot) = shard.table.find_mut(moved, |&i| i as usize == last) {
-                *slot = idx as u32;
-            }
+            shard.index.relocate(moved, last as u32, found);
         }
         let gone = shard.slab.swap_remove(idx);
         self.usage

@@ -2,6 +2,7 @@
 //! trusted once older than the propagation window.
 
 mod accounts;
+mod index;
 mod keys;
 mod padded;
 mod sessions;
