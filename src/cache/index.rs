@@ -22,8 +22,10 @@ pub(crate) struct SlotIndex {
     len: usize,
 }
 
-/// The fragment of `hash` kept in a slot; its low bits also pick the home
-/// bucket, so a slot's home can be recomputed from the slot alone.
+/// The fragment of `hash` (its high 32 bits) kept in a slot; it also
+/// picks the home bucket, so a slot's home can be recomputed from the slot
+/// alone. Callers must not derive anything else from these bits (the key
+/// cache picks shards from the low bits).
 #[inline]
 fn fragment(hash: u64) -> u32 {
     (hash >> 32) as u32 | 1

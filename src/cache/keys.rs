@@ -244,9 +244,9 @@ impl KeyCache {
     #[inline]
     fn locate(&self, id: &KeyId) -> (u64, usize) {
         let h = self.hasher.hash_one(id);
-        // Bits 32..38 pick the shard: hashbrown uses the low bits for the
-        // bucket and the top 7 for control bytes, so neither is biased.
-        (h, ((h >> 32) as usize) % SHARDS)
+        // The low bits pick the shard; the index uses the high 32 (its
+        // fragment and bucket), so buckets within a shard are not biased.
+        (h, (h as usize) % SHARDS)
     }
 
     fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
@@ -432,7 +432,7 @@ impl KeyCache {
             return;
         }
         if shard.slab.len() >= self.max_per_shard {
-            let victim = shard.slab[(h as usize) % shard.slab.len()].key_id;
+            let victim = shard.slab[((h >> 40) as usize) % shard.slab.len()].key_id;
             let vh = self.hasher.hash_one(victim);
             self.remove_from(shard, vh, &victim);
         }
