@@ -545,11 +545,7 @@ async fn usage_is_counted_in_memory_and_flushed_in_batches() {
         f.kw.usage(
             Actor::System,
             &f.account.id,
-            keyward::UsageFilter::between(
-                f.kw.now() - Duration::hours(1),
-                f.kw.now() + Duration::hours(1),
-            )
-            .key(f.admin.key.id),
+            common::around_now(&f.kw).key(f.admin.key.id),
         )
         .await
         .expect("usage");
@@ -606,11 +602,7 @@ async fn usage_follows_keys_sessions_and_cache_replacement() {
         f.kw.usage(
             Actor::System,
             &f.account.id,
-            keyward::UsageFilter::between(
-                f.kw.now() - Duration::hours(1),
-                f.kw.now() + Duration::hours(1),
-            )
-            .key(id),
+            common::around_now(&f.kw).key(id),
         )
         .await
         .expect("usage");
@@ -669,16 +661,9 @@ async fn a_failed_flush_loses_nothing() {
     f.store.set_unavailable(false);
     f.kw.flush().await.expect("flushed");
     let rows =
-        f.kw.usage(
-            Actor::System,
-            &f.account.id,
-            keyward::UsageFilter::between(
-                f.kw.now() - Duration::hours(1),
-                f.kw.now() + Duration::hours(1),
-            ),
-        )
-        .await
-        .expect("usage");
+        f.kw.usage(Actor::System, &f.account.id, common::around_now(&f.kw))
+            .await
+            .expect("usage");
     assert_eq!(rows.iter().map(|r| r.successes).sum::<u64>(), 1);
 }
 

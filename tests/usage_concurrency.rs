@@ -5,8 +5,7 @@
 mod common;
 
 use common::fixture;
-use keyward::{Actor, Label, NewKey, UsageFilter, VerifyContext};
-use time::Duration;
+use keyward::{Actor, Label, NewKey, VerifyContext};
 
 #[test]
 fn concurrent_verifications_and_flushes_count_exactly() {
@@ -63,14 +62,7 @@ fn concurrent_verifications_and_flushes_count_exactly() {
     });
     rt.block_on(f.kw.flush()).expect("final flush");
     let rows = rt
-        .block_on(f.kw.usage(
-            Actor::System,
-            &f.account.id,
-            UsageFilter::between(
-                f.kw.now() - Duration::hours(1),
-                f.kw.now() + Duration::hours(1),
-            ),
-        ))
+        .block_on(f.kw.usage(Actor::System, &f.account.id, common::around_now(&f.kw)))
         .expect("usage");
     let total = THREADS as u64 * PER_THREAD;
     let failures = THREADS as u64 * PER_THREAD.div_ceil(10);

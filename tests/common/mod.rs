@@ -66,3 +66,11 @@ pub async fn fixture() -> Fixture {
         admin,
     }
 }
+
+/// A usage filter for the hours around the service's current time.
+pub fn around_now(kw: &Keyward) -> keyward::UsageFilter {
+    keyward::UsageFilter::between(
+        kw.now() - time::Duration::hours(1),
+        kw.now() + time::Duration::hours(1),
+    )
+}
