@@ -124,77 +124,51 @@ fn bench(c: &mut Criterion) {
     let router = app(&s.kw);
     let mut g = c.benchmark_group("http/demo route (in-process, axum)");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("no auth (same headers sent)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let req = Request::get("/plain")
-                .header("x-api-key", &s.key_id)
-                .header("x-api-secret", &s.secret)
-                .body(Body::empty())
-                .unwrap();
-            let res = router.clone().oneshot(req).await.unwrap();
-            assert!(res.status().is_success());
-        });
-    });
-    g.bench_function("keyward x-api-key + x-api-secret (warm)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let req = Request::get("/keyward")
-                .header("x-api-key", &s.key_id)
-                .header("x-api-secret", &s.secret)
-                .body(Body::empty())
-                .unwrap();
-            let res = router.clone().oneshot(req).await.unwrap();
-            assert!(res.status().is_success());
-        });
-    });
-    g.bench_function("keyward extractor only, no permission layer (warm)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let req = Request::get("/extract")
-                .header("x-api-key", &s.key_id)
-                .header("x-api-secret", &s.secret)
-                .body(Body::empty())
-                .unwrap();
-            let res = router.clone().oneshot(req).await.unwrap();
-            assert!(res.status().is_success());
-        });
-    });
-    g.bench_function(
-        "keyward Authorized<P> x-api-key + x-api-secret (warm)",
-        |b| {
+    // (benchmark name, route, credentials as a bearer session token rather
+    // than the key headers)
+    let cases = [
+        ("no auth (same headers sent)", "/plain", false),
+        ("keyward x-api-key + x-api-secret (warm)", "/keyward", false),
+        (
+            "keyward extractor only, no permission layer (warm)",
+            "/extract",
+            false,
+        ),
+        (
+            "keyward Authorized<P> x-api-key + x-api-secret (warm)",
+            "/authorized",
+            false,
+        ),
+        (
+            "keyward Authorized<P> bearer session (warm)",
+            "/authorized",
+            true,
+        ),
+        ("keyward bearer session (warm)", "/keyward", true),
+    ];
+    for (name, path, bearer) in cases {
+        g.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
-                let req = Request::get("/authorized")
-                    .header("x-api-key", &s.key_id)
-                    .header("x-api-secret", &s.secret)
-                    .body(Body::empty())
+                let req = if bearer {
+                    Request::get(path).header("authorization", format!("Bearer {}", s.token))
+                } else {
+                    Request::get(path)
+                        .header("x-api-key", &s.key_id)
+                        .header("x-api-secret", &s.secret)
+                };
+                let res = router
+                    .clone()
+                    .oneshot(req.body(Body::empty()).unwrap())
+                    .await
                     .unwrap();
-                let res = router.clone().oneshot(req).await.unwrap();
-                assert!(res.status().is_success());
+                let status = res.status();
+                if !status.is_success() {
+                    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+                    panic!("{name}: {status} {}", String::from_utf8_lossy(&body));
+                }
             });
-        },
-    );
-    g.bench_function("keyward Authorized<P> bearer session (warm)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let req = Request::get("/authorized")
-                .header("authorization", format!("Bearer {}", s.token))
-                .body(Body::empty())
-                .unwrap();
-            let res = router.clone().oneshot(req).await.unwrap();
-            assert!(res.status().is_success());
         });
-    });
-    g.bench_function("keyward bearer session (warm)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let req = Request::get("/keyward")
-                .header("authorization", format!("Bearer {}", s.token))
-                .body(Body::empty())
-                .unwrap();
-            let res = router.clone().oneshot(req).await.unwrap();
-            let status = res.status();
-            if !status.is_success() {
-                let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
-                panic!("{status} {}", String::from_utf8_lossy(&body));
-            }
-        });
-    });
+    }
     g.bench_function("Keyward::verify alone (warm, for reference)", |b| {
         b.to_async(&rt).iter(|| async {
             let p =
