@@ -7,39 +7,44 @@
 //! cargo bench --bench http --features axum
 //! ```
 //!
-//! Routes: `/plain` (no authentication), `/keyward` (the `require` layer
-//! and the `Principal` extractor), `/extract` (the `Principal` extractor
-//! alone) and `/authorized` (the `Authorized<P>` extractor, no layer).
+//! Routes: `/plain` (no authentication, a static body), `/keyward` (the
+//! `require` layer and the `Principal` extractor), `/extract` (the
+//! `Principal` extractor alone) and `/authorized` (the `Authorized<P>`
+//! extractor, no layer); and the example servers' demo route
+//! `GET /applications` (the account's applications as JSON) as
+//! `/demo/plain`, `/demo/authorized` and `/demo/keyward`.
 //!
 //! With `KEYWARD_BENCH_SERVE=127.0.0.1:8080` the binary instead serves these
 //! routes on loopback and prints the credentials to use, for a load
-//! generator such as `wrk`:
+//! generator such as `wrk`; `KEYWARD_BENCH_THREADS=1` serves on a
+//! current-thread runtime (otherwise one worker per core).
+//! `benches/loopback.sh` runs that server and wrk, pinned to one CPU each,
+//! in interleaved rounds:
 //!
 //! ```sh
-//! KEYWARD_BENCH_SERVE=127.0.0.1:8080 cargo bench --bench http --features axum
+//! bash benches/loopback.sh 9 3 /plain /authorized /keyward
+//! bash benches/loopback.sh 9 3 /demo/plain /demo/authorized /demo/keyward
 //! ```
 //!
-//! `KEYWARD_BENCH_THREADS=1` serves on a current-thread runtime; otherwise
-//! a multi-thread runtime with one worker per core. The loopback figure
-//! (`/plain` against `/keyward`, same headers sent to both):
-//!
-//! ```sh
-//! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/plain
-//! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/keyward
-//! wrk -t1 -c32 -d10s -H "x-api-key: $KEY" -H "x-api-secret: $SECRET" http://127.0.0.1:8080/authorized
-//! ```
+//! `KEYWARD_BENCH_PROFILE=<case>:<requests>` sends one case's requests in a
+//! loop for an instruction count (see [`profile`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::{LazyLock, Mutex, OnceLock};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
+use axum::{Json, Router};
 use criterion::{Criterion, Throughput, criterion_group};
 use keyward::http::RequiredPermission;
 use keyward::http::axum::{Authorized, require};
-use keyward::{Actor, Keyward, MemoryStore, NewAccount, NewKey, PermissionSet, Principal};
+use keyward::{
+    AccountId, Actor, Keyward, MemoryStore, NewAccount, NewKey, PermissionSet, Principal,
+};
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 struct Setup {
@@ -75,6 +80,9 @@ async fn setup() -> Setup {
         )
         .await
         .unwrap();
+    let apps = ["billing", "reports", "mobile"].map(String::from).to_vec();
+    APPLICATIONS.lock().unwrap().insert(account.id, apps);
+    ACCOUNT.set(account.id).unwrap();
     Setup {
         kw,
         key_id: issued.key.id.to_string(),
@@ -103,8 +111,44 @@ async fn authorized(p: Authorized<ReadApplications>) -> &'static str {
     "applications"
 }
 
+/// The example servers' demo data: each account's applications.
+static APPLICATIONS: LazyLock<Mutex<HashMap<AccountId, Vec<String>>>> =
+    LazyLock::new(Mutex::default);
+/// The benchmark's account, for the demo route without authentication.
+static ACCOUNT: OnceLock<AccountId> = OnceLock::new();
+
+/// `GET /applications` of `examples/server.rs`: the account's applications
+/// as JSON.
+fn list_applications(account: &AccountId) -> Json<Value> {
+    let items = APPLICATIONS
+        .lock()
+        .unwrap()
+        .get(account)
+        .cloned()
+        .unwrap_or_default();
+    Json(json!({ "account_id": account, "items": items }))
+}
+
+async fn demo_plain() -> Json<Value> {
+    list_applications(ACCOUNT.get().unwrap())
+}
+
+async fn demo_authorized(p: Authorized<ReadApplications>) -> Json<Value> {
+    list_applications(p.account_id())
+}
+
+async fn demo_guarded(p: Principal) -> Json<Value> {
+    list_applications(p.account_id())
+}
+
 fn app(kw: &Keyward) -> Router {
     Router::new()
+        .route("/demo/plain", get(demo_plain))
+        .route("/demo/authorized", get(demo_authorized))
+        .route(
+            "/demo/keyward",
+            get(demo_guarded).route_layer(require(kw, "readApplications")),
+        )
         .route("/plain", get(plain))
         .route("/extract", get(guarded))
         .route("/authorized", get(authorized))
@@ -113,6 +157,65 @@ fn app(kw: &Keyward) -> Router {
             get(guarded).route_layer(require(kw, "readApplications")),
         )
         .with_state(kw.clone())
+}
+
+/// (benchmark name, route, credentials as a bearer session token rather
+/// than the key headers)
+const CASES: [(&str, &str, bool); 9] = [
+    ("no auth (same headers sent)", "/plain", false),
+    ("keyward x-api-key + x-api-secret (warm)", "/keyward", false),
+    (
+        "keyward extractor only, no permission layer (warm)",
+        "/extract",
+        false,
+    ),
+    (
+        "keyward Authorized<P> x-api-key + x-api-secret (warm)",
+        "/authorized",
+        false,
+    ),
+    (
+        "keyward Authorized<P> bearer session (warm)",
+        "/authorized",
+        true,
+    ),
+    ("keyward bearer session (warm)", "/keyward", true),
+    (
+        "demo route GET /applications, no auth",
+        "/demo/plain",
+        false,
+    ),
+    (
+        "demo route GET /applications, Authorized<P> (warm)",
+        "/demo/authorized",
+        false,
+    ),
+    (
+        "demo route GET /applications, require + Principal (warm)",
+        "/demo/keyward",
+        false,
+    ),
+];
+
+/// One request through the router, as the benchmark sends it.
+async fn one_request(router: &Router, s: &Setup, name: &str, path: &str, bearer: bool) {
+    let req = if bearer {
+        Request::get(path).header("authorization", format!("Bearer {}", s.token))
+    } else {
+        Request::get(path)
+            .header("x-api-key", &s.key_id)
+            .header("x-api-secret", &s.secret)
+    };
+    let res = router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    if !status.is_success() {
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        panic!("{name}: {status} {}", String::from_utf8_lossy(&body));
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -124,49 +227,10 @@ fn bench(c: &mut Criterion) {
     let router = app(&s.kw);
     let mut g = c.benchmark_group("http/demo route (in-process, axum)");
     g.throughput(Throughput::Elements(1));
-    // (benchmark name, route, credentials as a bearer session token rather
-    // than the key headers)
-    let cases = [
-        ("no auth (same headers sent)", "/plain", false),
-        ("keyward x-api-key + x-api-secret (warm)", "/keyward", false),
-        (
-            "keyward extractor only, no permission layer (warm)",
-            "/extract",
-            false,
-        ),
-        (
-            "keyward Authorized<P> x-api-key + x-api-secret (warm)",
-            "/authorized",
-            false,
-        ),
-        (
-            "keyward Authorized<P> bearer session (warm)",
-            "/authorized",
-            true,
-        ),
-        ("keyward bearer session (warm)", "/keyward", true),
-    ];
-    for (name, path, bearer) in cases {
+    for (name, path, bearer) in CASES {
         g.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                let req = if bearer {
-                    Request::get(path).header("authorization", format!("Bearer {}", s.token))
-                } else {
-                    Request::get(path)
-                        .header("x-api-key", &s.key_id)
-                        .header("x-api-secret", &s.secret)
-                };
-                let res = router
-                    .clone()
-                    .oneshot(req.body(Body::empty()).unwrap())
-                    .await
-                    .unwrap();
-                let status = res.status();
-                if !status.is_success() {
-                    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
-                    panic!("{name}: {status} {}", String::from_utf8_lossy(&body));
-                }
-            });
+            b.to_async(&rt)
+                .iter(|| one_request(&router, &s, name, path, bearer));
         });
     }
     g.bench_function("Keyward::verify alone (warm, for reference)", |b| {
@@ -213,11 +277,61 @@ fn serve(addr: &str) {
     });
 }
 
+/// `KEYWARD_BENCH_PROFILE=<case number>:<requests>`: sends that many
+/// requests of one case (numbered from 0 in the order of [`CASES`]) in
+/// [`profile_loop`], for an instruction count per request:
+///
+/// ```sh
+/// KEYWARD_BENCH_PROFILE=3:20000 valgrind --tool=callgrind \
+///   --toggle-collect='*profile_loop*' target/release/deps/http-<hash>
+/// ```
+///
+/// (the total `Ir` divided by the number of requests; run it for case 0,
+/// no authentication, to get the baseline).
+fn profile(spec: &str) {
+    let (case, n) = spec.split_once(':').expect("<case>:<requests>");
+    let (name, path, bearer) = CASES[case.parse::<usize>().unwrap()];
+    let n: u64 = n.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(setup());
+    let router = app(&s.kw);
+    // Warm the cache and the allocator before counting.
+    rt.block_on(async {
+        for _ in 0..100 {
+            one_request(&router, &s, name, path, bearer).await;
+        }
+    });
+    profile_loop(&rt, &router, &s, (name, path, bearer), n);
+    println!("{name}: {n} requests");
+}
+
+#[inline(never)]
+fn profile_loop(
+    rt: &tokio::runtime::Runtime,
+    router: &Router,
+    s: &Setup,
+    (name, path, bearer): (&str, &str, bool),
+    n: u64,
+) {
+    rt.block_on(async {
+        for _ in 0..n {
+            one_request(router, s, name, path, bearer).await;
+        }
+    });
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
     if let Ok(addr) = std::env::var("KEYWARD_BENCH_SERVE") {
         serve(&addr);
+        return;
+    }
+    if let Ok(spec) = std::env::var("KEYWARD_BENCH_PROFILE") {
+        profile(&spec);
         return;
     }
     benches();

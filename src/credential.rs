@@ -199,12 +199,11 @@ fn strip<'a>(s: &'a [u8], prefix: &Prefix, marker: &[u8]) -> Option<&'a [u8]> {
 /// Parses `<prefix>_<marker>_<random: n1><random: n2><crc>`, returning the
 /// two random parts.
 fn parse_checksummed<'a, const BODY: usize>(
-    s: &'a str,
+    b: &'a [u8],
     prefix: &Prefix,
     marker: &[u8],
     n1: usize,
 ) -> Result<(&'a [u8], &'a [u8]), MalformedCredential> {
-    let b = s.as_bytes();
     if b.len() > MAX_CREDENTIAL_LEN {
         return Err(MalformedCredential::TooLong);
     }
@@ -238,15 +237,17 @@ fn assemble(prefix: &Prefix, marker: &str, parts: &[&[u8]]) -> String {
     s
 }
 
-/// Parses a key id `<prefix>_<17 base62>`.
-pub(crate) fn parse_key_id(s: &str, prefix: &Prefix) -> Result<KeyId, MalformedCredential> {
+/// Parses a key id `<prefix>_<17 base62>`. Credentials are parsed from
+/// bytes, so that a header value needs no UTF-8 check first: any byte
+/// outside the format is rejected here.
+pub(crate) fn parse_key_id(s: &[u8], prefix: &Prefix) -> Result<KeyId, MalformedCredential> {
     if s.len() > MAX_CREDENTIAL_LEN {
         return Err(MalformedCredential::TooLong);
     }
     if s.len() != prefix.len as usize + 1 + ID_RANDOM_LEN {
         return Err(MalformedCredential::Format);
     }
-    let body = strip(s.as_bytes(), prefix, b"").ok_or(MalformedCredential::Format)?;
+    let body = strip(s, prefix, b"").ok_or(MalformedCredential::Format)?;
     let Ok(fixed) = <&[u8; ID_RANDOM_LEN]>::try_from(body) else {
         return Err(MalformedCredential::Format);
     };
@@ -259,7 +260,7 @@ pub(crate) fn parse_key_id(s: &str, prefix: &Prefix) -> Result<KeyId, MalformedC
 
 /// Parses a key secret, returning its secret material.
 pub(crate) fn parse_key_secret<'a>(
-    s: &'a str,
+    s: &'a [u8],
     prefix: &Prefix,
 ) -> Result<SecretMaterial<'a>, MalformedCredential> {
     parse_checksummed::<SECRET_BODY>(s, prefix, b"sk", 0).map(|(_, m)| SecretMaterial(m))
@@ -268,7 +269,7 @@ pub(crate) fn parse_key_secret<'a>(
 /// Parses the single-string key form, returning the key id and the secret
 /// material.
 pub(crate) fn parse_combined_key<'a>(
-    s: &'a str,
+    s: &'a [u8],
     prefix: &Prefix,
 ) -> Result<(KeyId, SecretMaterial<'a>), MalformedCredential> {
     let (id, m) = parse_checksummed::<PAIR_BODY>(s, prefix, b"ak", ID_RANDOM_LEN)?;
@@ -277,7 +278,7 @@ pub(crate) fn parse_combined_key<'a>(
 
 /// Parses a session token, returning the session id and secret material.
 pub(crate) fn parse_session_token<'a>(
-    s: &'a str,
+    s: &'a [u8],
     prefix: &Prefix,
 ) -> Result<(SessionId, SecretMaterial<'a>), MalformedCredential> {
     let (id, m) = parse_checksummed::<PAIR_BODY>(s, prefix, b"st", ID_RANDOM_LEN)?;
@@ -354,8 +355,8 @@ pub fn combine_key(
     key_id: &KeyId,
     secret: &Secret,
 ) -> Result<Secret, MalformedCredential> {
-    let id = parse_key_id(key_id.as_str(), prefix)?;
-    let m = parse_key_secret(secret.expose(), prefix)?;
+    let id = parse_key_id(key_id.as_str().as_bytes(), prefix)?;
+    let m = parse_key_secret(secret.expose().as_bytes(), prefix)?;
     let random = &id.as_str().as_bytes()[prefix.as_str().len() + 1..];
     Ok(Secret::from(assemble(prefix, "ak", &[random, m.0])))
 }
@@ -366,7 +367,7 @@ pub fn combine_key(
 /// [`MalformedCredential`] when `combined` is not a single-string key of
 /// this prefix.
 pub fn split_key(prefix: &Prefix, combined: &str) -> Result<(KeyId, Secret), MalformedCredential> {
-    let (id, m) = parse_combined_key(combined, prefix)?;
+    let (id, m) = parse_combined_key(combined.as_bytes(), prefix)?;
     Ok((id, Secret::from(assemble(prefix, "sk", &[m.0]))))
 }
 
@@ -398,17 +399,19 @@ mod tests {
     fn issued_credentials_parse_back() {
         let id = new_key_id(&p());
         assert_eq!(id.as_str().len(), 20);
-        assert_eq!(parse_key_id(id.as_str(), &p()), Ok(id));
+        assert_eq!(parse_key_id(id.as_str().as_bytes(), &p()), Ok(id));
         let secret = new_key_secret(&p());
         assert_eq!(secret.expose().len(), 55);
-        let m = parse_key_secret(secret.expose(), &p()).expect("parses");
+        let m = parse_key_secret(secret.expose().as_bytes(), &p()).expect("parses");
         assert_eq!(m.0, &secret.expose().as_bytes()[6..49]);
         let combined = combine_key(&p(), &id, &secret).expect("combines");
         let (id2, secret2) = split_key(&p(), combined.expose()).expect("splits");
         assert_eq!((id2, secret2), (id, secret));
         let (sid, token) = new_session_token(&p());
         assert_eq!(
-            parse_session_token(token.expose(), &p()).expect("parses").0,
+            parse_session_token(token.expose().as_bytes(), &p())
+                .expect("parses")
+                .0,
             sid
         );
     }
@@ -417,13 +420,13 @@ mod tests {
     fn markers_are_not_interchangeable() {
         let secret = new_key_secret(&p());
         let (_, token) = new_session_token(&p());
-        assert!(parse_session_token(secret.expose(), &p()).is_err());
-        assert!(parse_key_secret(token.expose(), &p()).is_err());
-        assert!(parse_combined_key(token.expose(), &p()).is_err());
+        assert!(parse_session_token(secret.expose().as_bytes(), &p()).is_err());
+        assert!(parse_key_secret(token.expose().as_bytes(), &p()).is_err());
+        assert!(parse_combined_key(token.expose().as_bytes(), &p()).is_err());
         // Same length, marker swapped: the checksum catches it.
         let swapped = token.expose().replacen("_st_", "_ak_", 1);
         assert_eq!(
-            parse_combined_key(&swapped, &p()).err(),
+            parse_combined_key(swapped.as_bytes(), &p()).err(),
             Some(MalformedCredential::Checksum)
         );
     }
@@ -433,20 +436,20 @@ mod tests {
         let secret = new_key_secret(&p());
         let s = secret.expose();
         assert_eq!(
-            parse_key_secret(&s[..s.len() - 1], &p()).err(),
+            parse_key_secret(&s.as_bytes()[..s.len() - 1], &p()).err(),
             Some(MalformedCredential::Format)
         );
         let mut typo = s.as_bytes().to_vec();
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).expect("ascii");
         assert_eq!(
-            parse_key_secret(&typo, &p()).err(),
+            parse_key_secret(typo.as_bytes(), &p()).err(),
             Some(MalformedCredential::Checksum)
         );
         let other = Prefix::new("acme").expect("valid");
-        assert!(parse_key_secret(s, &other).is_err());
+        assert!(parse_key_secret(s.as_bytes(), &other).is_err());
         assert_eq!(
-            parse_key_secret(&"x".repeat(200), &p()).err(),
+            parse_key_secret("x".repeat(200).as_bytes(), &p()).err(),
             Some(MalformedCredential::TooLong)
         );
     }

@@ -50,11 +50,11 @@ macro_rules! define_id {
             /// (id characters only), without checking them again.
             #[inline]
             #[allow(dead_code)]
-            pub(crate) fn from_valid(s: &str) -> Option<Self> {
+            pub(crate) fn from_valid(s: &[u8]) -> Option<Self> {
                 if s.is_empty() || s.len() > $max {
                     return None;
                 }
-                InlineStr::from_checked_ascii(s.as_bytes()).map(Self)
+                InlineStr::from_checked_ascii(s).map(Self)
             }
 
             /// Wraps ASCII bytes whose characters the caller already validated.

@@ -809,3 +809,56 @@ async fn a_full_cache_evicts_and_every_key_still_verifies() {
     let (cached, _) = small.cache_stats();
     assert!(cached <= 128 + 64, "{cached} entries cached");
 }
+
+#[tokio::test]
+async fn cached_verification_decides_only_what_the_caches_know_and_counts_it() {
+    let f = fixture().await;
+    // Another instance on the same store: nothing verified there yet.
+    let b = common::service(&f.store, &f.clock);
+    let (id, secret) = (f.admin.key.id, f.admin.secret.expose());
+    assert!(b.verify_cached(id.as_str(), secret, ctx()).is_none());
+    b.verify(id.as_str(), secret, ctx()).await.expect("cold");
+    // Now warm: decided synchronously, from header bytes as well.
+    let p = b
+        .verify_cached(id.as_str().as_bytes(), secret.as_bytes(), ctx())
+        .expect("decided")
+        .expect("accepted");
+    assert_eq!(p.key_id(), &id);
+    // A wrong secret of the right format is refused from the cache, a
+    // malformed one before any lookup.
+    let other =
+        f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("other"))
+            .await
+            .expect("issued");
+    let wrong = b.verify_cached(id.as_str(), other.secret.expose(), ctx());
+    assert!(matches!(wrong, Some(Err(Error::Unauthorized))), "{wrong:?}");
+    let malformed = b.verify_cached(id.as_str(), "kw_sk_short", ctx());
+    assert!(matches!(malformed, Some(Err(Error::Malformed(_)))));
+    // Sessions: decided once the session and its key are cached.
+    let session = b.login(id.as_str(), secret, ctx()).await.expect("login");
+    let token = session.token.expose();
+    let p = b
+        .verify_bearer_cached(token, ctx())
+        .expect("decided")
+        .expect("accepted");
+    assert_eq!(p.session_id(), Some(&session.session.id));
+    // The single-string key form through the same bearer entry point.
+    let combined =
+        keyward::combine_key(&Default::default(), &id, &f.admin.secret).expect("combined");
+    let p = b
+        .verify_bearer_cached(combined.expose(), ctx())
+        .expect("decided")
+        .expect("accepted");
+    assert_eq!(p.session_id(), None);
+    // Each decided outcome counted once: the cold verify, the cached one,
+    // the login, the session and the combined form succeeded; the wrong
+    // secret failed. The malformed one is no key's.
+    b.flush().await.expect("flushed");
+    let rows = b
+        .usage(Actor::System, &f.account.id, common::around_now(&b).key(id))
+        .await
+        .expect("usage");
+    let successes: u64 = rows.iter().map(|r| r.successes).sum();
+    let failures: u64 = rows.iter().map(|r| r.failures).sum();
+    assert_eq!((successes, failures), (5, 1), "{rows:?}");
+}

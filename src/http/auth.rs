@@ -1,6 +1,8 @@
 //! Authenticating a request: credentials, client address, `x-account-id`.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 use crate::context::VerifyContext;
 use crate::http::config::HttpConfig;
@@ -71,26 +73,72 @@ pub(crate) fn attempt<'a>(
     }))
 }
 
-impl Attempt<'_> {
-    /// Verifies the credentials, then `x-account-id`.
+/// A verification in progress: decided from the caches, or a boxed future
+/// for the rare request that needs the store, argon2 or a child account.
+pub(crate) enum Verification<'a> {
+    /// Decided without an await.
+    Done(Result<Principal, HttpError>),
+    /// To await.
+    Pending(Pin<Box<dyn Future<Output = Result<Principal, HttpError>> + Send + 'a>>),
+}
+
+impl Verification<'_> {
+    /// The outcome: at once when decided, otherwise when the future is.
+    #[inline]
+    pub(crate) async fn outcome(self) -> Result<Principal, HttpError> {
+        match self {
+            Verification::Done(r) => r,
+            Verification::Pending(f) => f.await,
+        }
+    }
+}
+
+impl<'a> Attempt<'a> {
+    /// Verifies from the caches when they decide (no await, no
+    /// allocation: most requests), otherwise starts the full verification.
+    pub(crate) fn start(self, kw: &'a Keyward, cfg: &'a HttpConfig) -> Verification<'a> {
+        let ctx = self.context();
+        let cached = match self.creds {
+            Credentials::Key { id, secret } => kw.verify_cached(id, secret, ctx),
+            Credentials::Bearer(token) => kw.verify_bearer_cached(token, ctx),
+        };
+        match cached {
+            None => Verification::Pending(Box::pin(self.verify(kw, cfg))),
+            Some(Err(e)) => Verification::Done(Err(self.creds.reject(cfg, e))),
+            Some(Ok(p)) => match self.account {
+                Some(a) if a != *p.home_account_id() => {
+                    Verification::Pending(Box::pin(async move {
+                        kw.act_for(&p, &a)
+                            .await
+                            .map_err(|e| HttpError::from_service(cfg, e))
+                    }))
+                }
+                // Its own account: the principal as verified.
+                _ => Verification::Done(Ok(p)),
+            },
+        }
+    }
+
+    fn context(&self) -> VerifyContext {
+        let mut ctx = VerifyContext::new();
+        ctx.client_ip = self.client_ip;
+        ctx
+    }
+
+    /// Verifies the credentials (reading the store when needed), then
+    /// `x-account-id`.
     pub(crate) async fn verify(
         self,
         kw: &Keyward,
         cfg: &HttpConfig,
     ) -> Result<Principal, HttpError> {
-        let Attempt {
-            creds,
-            account,
-            client_ip,
-        } = self;
-        let mut ctx = VerifyContext::new();
-        ctx.client_ip = client_ip;
-        let verified = match creds {
-            Credentials::Key { id, secret } => kw.verify(id, secret, ctx).await,
-            Credentials::Bearer(token) => kw.verify_bearer(token, ctx).await,
+        let ctx = self.context();
+        let verified = match self.creds {
+            Credentials::Key { id, secret } => kw.verify_key_bytes(id, secret, ctx).await,
+            Credentials::Bearer(token) => kw.verify_bearer_bytes(token, ctx).await,
         };
-        let principal = verified.map_err(|e| HttpError::from_service(cfg, e))?;
-        match account {
+        let principal = verified.map_err(|e| self.creds.reject(cfg, e))?;
+        match self.account {
             // Boxed: rarer, and it would otherwise enlarge every
             // verification's future.
             Some(a) => Box::pin(async move { kw.act_for(&principal, &a).await })
@@ -109,7 +157,7 @@ pub(crate) async fn require(
     client_ip: Option<IpAddr>,
 ) -> Result<Principal, HttpError> {
     match attempt(cfg, h, || client_ip)? {
-        Some(a) => a.verify(kw, cfg).await,
+        Some(a) => a.start(kw, cfg).outcome().await,
         None => Err(HttpError::missing_credentials(cfg)),
     }
 }

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use crate::credential::MAX_CREDENTIAL_LEN;
+use crate::error::Error;
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::id::AccountId;
@@ -65,22 +66,54 @@ impl<'a> RequestHeaders<'a> {
     }
 }
 
-/// Presented credentials.
+/// Presented credentials, as the header bytes (trimmed, length-checked).
+/// Their format is checked by the core's parser, which rejects any byte
+/// outside it; [`Credentials::reject`] tells a non-ASCII value (400) from
+/// a malformed one (401) only then, so the accepted path reads each byte
+/// once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Credentials<'a> {
     /// `x-api-key` + `x-api-secret`.
-    Key { id: &'a str, secret: &'a str },
+    Key { id: &'a [u8], secret: &'a [u8] },
     /// `Authorization: Bearer …`.
-    Bearer(&'a str),
+    Bearer(&'a [u8]),
 }
 
-/// A header value as credential text: one value, visible ASCII, not
-/// longer than any credential.
-fn credential_text<'a>(
+impl Credentials<'_> {
+    /// The response to a failed verification: 400 when a credential
+    /// header is not visible ASCII (RFC 7230 field content keyward
+    /// accepts), the service error's mapping otherwise.
+    pub(crate) fn reject(&self, cfg: &HttpConfig, e: Error) -> HttpError {
+        if matches!(e, Error::Malformed(_)) {
+            let bad = match *self {
+                Credentials::Key { id, secret } => [
+                    (!visible_ascii(id)).then_some("x-api-key"),
+                    (!visible_ascii(secret)).then_some("x-api-secret"),
+                ]
+                .into_iter()
+                .flatten()
+                .next(),
+                Credentials::Bearer(t) => (!visible_ascii(t)).then_some("the bearer token"),
+            };
+            if let Some(name) = bad {
+                return not_visible_ascii(cfg, name);
+            }
+        }
+        HttpError::from_service(cfg, e)
+    }
+}
+
+fn not_visible_ascii(cfg: &HttpConfig, name: &str) -> HttpError {
+    HttpError::invalid_request(cfg, format!("{name} must be visible ASCII"))
+}
+
+/// A header value as credential bytes: trimmed, not empty, not longer
+/// than any credential.
+fn credential_bytes<'a>(
     cfg: &HttpConfig,
     name: &'static str,
     v: &'a [u8],
-) -> Result<&'a str, HttpError> {
+) -> Result<&'a [u8], HttpError> {
     let v = v.trim_ascii();
     if v.is_empty() {
         return Err(HttpError::invalid_request(cfg, format!("{name} is empty")));
@@ -91,14 +124,7 @@ fn credential_text<'a>(
             format!("{name} is too long"),
         ));
     }
-    if !visible_ascii(v) {
-        return Err(HttpError::invalid_request(
-            cfg,
-            format!("{name} must be visible ASCII"),
-        ));
-    }
-    std::str::from_utf8(v)
-        .map_err(|_| HttpError::invalid_request(cfg, format!("{name} must be visible ASCII")))
+    Ok(v)
 }
 
 /// Whether every byte is visible ASCII (0x21..=0x7e). Eight bytes at a
@@ -141,7 +167,7 @@ fn single<'a>(
 
 /// The bearer token of an `Authorization` value, or `None` for another
 /// scheme (which keyward ignores).
-fn bearer<'a>(cfg: &HttpConfig, v: &'a [u8]) -> Result<Option<&'a str>, HttpError> {
+fn bearer<'a>(cfg: &HttpConfig, v: &'a [u8]) -> Result<Option<&'a [u8]>, HttpError> {
     let v = v.trim_ascii();
     let (scheme, rest) = match v.iter().position(|&c| c == b' ') {
         Some(i) => (&v[..i], &v[i..]),
@@ -150,13 +176,7 @@ fn bearer<'a>(cfg: &HttpConfig, v: &'a [u8]) -> Result<Option<&'a str>, HttpErro
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Ok(None);
     }
-    if rest.trim_ascii().len() > MAX_CREDENTIAL_LEN {
-        return Err(HttpError::invalid_request(
-            cfg,
-            "the bearer token is too long",
-        ));
-    }
-    credential_text(cfg, "the bearer token", rest).map(Some)
+    credential_bytes(cfg, "the bearer token", rest).map(Some)
 }
 
 /// The credentials of a request: `Ok(None)` when none were presented,
@@ -180,8 +200,8 @@ pub(crate) fn credentials<'a>(
             "send either x-api-key and x-api-secret or Authorization: Bearer, not both",
         )),
         (Some(k), Some(s), None) => Ok(Some(Credentials::Key {
-            id: credential_text(cfg, "x-api-key", k)?,
-            secret: credential_text(cfg, "x-api-secret", s)?,
+            id: credential_bytes(cfg, "x-api-key", k)?,
+            secret: credential_bytes(cfg, "x-api-secret", s)?,
         })),
         (Some(_), None, _) => Err(HttpError::invalid_request(
             cfg,
@@ -202,8 +222,8 @@ pub(crate) fn account_id(
     let Some(v) = single(cfg, "x-account-id", h.account_id)? else {
         return Ok(None);
     };
-    let s = std::str::from_utf8(v.trim_ascii())
-        .map_err(|_| HttpError::invalid_request(cfg, "x-account-id must be visible ASCII"))?;
+    let s =
+        std::str::from_utf8(v.trim_ascii()).map_err(|_| not_visible_ascii(cfg, "x-account-id"))?;
     AccountId::new(s)
         .map(Some)
         .map_err(|_| HttpError::invalid_request(cfg, "x-account-id is not a valid account id"))
@@ -263,7 +283,7 @@ mod tests {
         let cfg = HttpConfig::default();
         for v in [&b"Bearer abc"[..], b"bearer abc", b"BEARER   abc "] {
             let c = credentials(&cfg, &h(Hv::Absent, Hv::Absent, Hv::One(v))).expect("ok");
-            assert!(matches!(c, Some(Credentials::Bearer("abc"))), "{v:?}");
+            assert!(matches!(c, Some(Credentials::Bearer(b"abc"))), "{v:?}");
         }
         let c = credentials(&cfg, &h(Hv::Absent, Hv::Absent, Hv::One(b"Basic Zm9v"))).expect("ok");
         assert!(c.is_none());
@@ -281,7 +301,6 @@ mod tests {
             h(Hv::Absent, Hv::One(b"s"), Hv::Absent),
             h(Hv::Many, Hv::One(b"s"), Hv::Absent),
             h(Hv::One(b"k"), Hv::One(b"s"), Hv::One(b"Bearer t")),
-            h(Hv::One("kü".as_bytes()), Hv::One(b"s"), Hv::Absent),
             h(Hv::One(&long), Hv::One(b"s"), Hv::Absent),
         ] {
             let e = credentials(&cfg, &hs).expect_err("malformed");
@@ -291,6 +310,27 @@ mod tests {
                 Some("Bearer realm=\"keyward\", error=\"invalid_request\"")
             );
         }
+    }
+
+    #[test]
+    fn non_ascii_credentials_are_400_once_the_parser_rejects_them() {
+        let cfg = HttpConfig::default();
+        let malformed = || Error::Malformed(crate::credential::MalformedCredential::Format);
+        for hs in [
+            h(Hv::One("kü".as_bytes()), Hv::One(b"s"), Hv::Absent),
+            h(Hv::One(b"k"), Hv::One(b"s\x01"), Hv::Absent),
+            h(Hv::Absent, Hv::Absent, Hv::One("Bearer tök".as_bytes())),
+        ] {
+            let c = credentials(&cfg, &hs).expect("read").expect("present");
+            let e = c.reject(&cfg, malformed());
+            assert_eq!(e.status(), 400);
+            assert!(e.message().contains("visible ASCII"), "{}", e.message());
+        }
+        // Visible ASCII in the wrong format: the byte-identical 401.
+        let c = credentials(&cfg, &h(Hv::One(b"k"), Hv::One(b"s"), Hv::Absent))
+            .expect("read")
+            .expect("present");
+        assert_eq!(c.reject(&cfg, malformed()).status(), 401);
     }
 
     #[test]

@@ -345,7 +345,7 @@ impl Keyward {
         )?;
 
         let secret = new_key_secret(&self.inner.prefix);
-        let material = parse_key_secret(secret.expose(), &self.inner.prefix)?;
+        let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
         let tag = self.inner.digester.tag(material);
         let hash = self.hash_secret(material).await?;
         let key = ApiKey {
@@ -599,7 +599,7 @@ impl Keyward {
             .stored_for(actor, id, &Permission::write_api_keys())
             .await?;
         let secret = new_key_secret(&self.inner.prefix);
-        let material = parse_key_secret(secret.expose(), &self.inner.prefix)?;
+        let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
         let tag = self.inner.digester.tag(material);
         let hash = self.hash_secret(material).await?;
         let until = (grace > Duration::ZERO).then(|| now + grace);

@@ -73,7 +73,7 @@ impl Keyward {
             })
             .ok_or(Error::Unauthorized)?;
         let (id, token) = new_session_token(&self.inner.prefix);
-        let (_, material) = parse_session_token(token.expose(), &self.inner.prefix)?;
+        let (_, material) = parse_session_token(token.expose().as_bytes(), &self.inner.prefix)?;
         let session = Session {
             id,
             key_id,

@@ -1,5 +1,6 @@
 //! Verification: keys, the single-string form, sessions, bearer tokens.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
@@ -19,6 +20,13 @@ use crate::id::{AccountId, KeyId, SessionId};
 use crate::principal::{Grant, Principal};
 use crate::store::PhcString;
 use crate::usage::time_to_nanos;
+
+/// What a bearer value holds, by its marker.
+enum Bearer {
+    Session,
+    Key,
+    Malformed(MalformedCredential),
+}
 
 /// What a cold verification found.
 enum ColdOutcome {
@@ -61,9 +69,117 @@ impl Keyward {
         secret: &str,
         ctx: VerifyContext,
     ) -> Result<Principal> {
+        self.verify_key_bytes(key_id.as_bytes(), secret.as_bytes(), ctx)
+            .await
+    }
+
+    /// [`verify`](Self::verify) of credentials as bytes (header values):
+    /// anything but the credential format is malformed.
+    pub(crate) async fn verify_key_bytes(
+        &self,
+        key_id: &[u8],
+        secret: &[u8],
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
         let id = parse_key_id(key_id, &self.inner.prefix)?;
         let material = parse_key_secret(secret, &self.inner.prefix)?;
         self.verify_material(id, material, ctx).await
+    }
+
+    /// [`verify`](Self::verify) from this instance's caches alone,
+    /// synchronously and without allocating: `Some` with the outcome when
+    /// they decide it (a key verified here within W, a known wrong secret,
+    /// an id remembered as missing, a malformed credential), `None` when
+    /// the store or argon2 is needed — then call [`verify`](Self::verify).
+    /// A decided outcome is counted in the key's usage like any other.
+    ///
+    /// For synchronous hooks (a gRPC interceptor, a custom middleware)
+    /// and for the HTTP adapters, which answer most requests this way.
+    /// Takes the header values' bytes as they are (`&str`, `&[u8]` or
+    /// `http::HeaderValue`).
+    ///
+    /// ```
+    /// # use keyward::{Actor, Keyward, MemoryStore, NewAccount, NewKey, PermissionSet, VerifyContext};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+    /// # let perms = PermissionSet::parse(["readApplications"])?;
+    /// # let account = kw.create_account(Actor::System, NewAccount::new("acme", perms.clone())).await?;
+    /// # let issued = kw.issue_key(Actor::System, &account.id, NewKey::new("ci").permissions(perms)).await?;
+    /// let (id, secret) = (issued.key.id.as_str(), issued.secret.expose());
+    /// let ctx = VerifyContext::new();
+    /// let principal = match kw.verify_cached(id, secret, ctx) {
+    ///     Some(decided) => decided?,
+    ///     // Not verified on this instance within W: the store and argon2.
+    ///     None => kw.verify(id, secret, ctx).await?,
+    /// };
+    /// assert_eq!(principal.key_id(), &issued.key.id);
+    /// // A wrong secret for a warm key is refused from the cache too.
+    /// let wrong = kw.verify_cached(id, "kw_sk_not-the-secret", ctx);
+    /// assert!(matches!(wrong, Some(Err(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn verify_cached(
+        &self,
+        key_id: impl AsRef<[u8]>,
+        secret: impl AsRef<[u8]>,
+        ctx: VerifyContext,
+    ) -> Option<Result<Principal>> {
+        self.key_cached(key_id.as_ref(), secret.as_ref(), ctx)
+    }
+
+    #[inline]
+    fn key_cached(
+        &self,
+        key_id: &[u8],
+        secret: &[u8],
+        ctx: VerifyContext,
+    ) -> Option<Result<Principal>> {
+        let parsed = parse_key_id(key_id, &self.inner.prefix)
+            .and_then(|id| Ok((id, parse_key_secret(secret, &self.inner.prefix)?)));
+        match parsed {
+            Ok((id, m)) => self.verify_warm(id, m, &mut None, ctx),
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+
+    /// [`verify_bearer`](Self::verify_bearer) from this instance's caches
+    /// alone: `None` when the store or argon2 is needed (see
+    /// [`verify_cached`](Self::verify_cached)).
+    pub fn verify_bearer_cached(
+        &self,
+        token: impl AsRef<[u8]>,
+        ctx: VerifyContext,
+    ) -> Option<Result<Principal>> {
+        let token = token.as_ref();
+        let p = &self.inner.prefix;
+        match self.bearer_kind(token) {
+            Bearer::Session => match parse_session_token(token, p) {
+                Ok((sid, m)) => self.session_cached(sid, &session_digest(m), ctx),
+                Err(e) => Some(Err(e.into())),
+            },
+            Bearer::Key => match parse_combined_key(token, p) {
+                Ok((id, m)) => self.verify_warm(id, m, &mut None, ctx),
+                Err(e) => Some(Err(e.into())),
+            },
+            Bearer::Malformed(e) => Some(Err(e.into())),
+        }
+    }
+
+    /// What a bearer value is, by its marker.
+    fn bearer_kind(&self, token: &[u8]) -> Bearer {
+        let marker = token
+            .strip_prefix(self.inner.prefix.as_str().as_bytes())
+            .and_then(|r| r.strip_prefix(b"_"))
+            .and_then(|r| r.get(..3));
+        match marker {
+            Some(b"st_") => Bearer::Session,
+            Some(b"ak_") => Bearer::Key,
+            _ if token.len() > crate::credential::MAX_CREDENTIAL_LEN => {
+                Bearer::Malformed(MalformedCredential::TooLong)
+            }
+            _ => Bearer::Malformed(MalformedCredential::Format),
+        }
     }
 
     /// The warm path, synchronous and allocation-free: `None` when the
@@ -79,32 +195,52 @@ impl Keyward {
         let now = self.now_nanos();
         let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
         let digester = &self.inner.digester;
-        match self.inner.keys.check(
+        let warm = self.inner.keys.check(
             &id,
             || *tag.insert(digester.tag(m)),
             now,
             self.inner.window_nanos,
             ctx.client_ip,
             bucket,
-        ) {
+        );
+        match self.decide(warm, id, now, ctx) {
+            ControlFlow::Break(decided) => Some(decided),
+            ControlFlow::Continue(_) => None,
+        }
+    }
+
+    /// The outcome when the cache decided (a match, a mismatch, an id known
+    /// to be missing), counting it unless the entry did; otherwise the
+    /// cache's answer back (cold or stale: the store or argon2 must say).
+    #[inline]
+    fn decide(
+        &self,
+        warm: Warm,
+        id: KeyId,
+        now: i64,
+        ctx: VerifyContext,
+    ) -> ControlFlow<Result<Principal>, Warm> {
+        ControlFlow::Break(match warm {
             Warm::Match {
                 grant,
                 active,
                 expires_at,
                 ip_allowed,
                 counted,
-            } => Some(self.conclude(id, grant, active, expires_at, ip_allowed, counted, now, ctx)),
+            } => self.conclude(id, grant, active, expires_at, ip_allowed, counted, now, ctx),
             Warm::Mismatch { account, counted } => {
                 if !counted {
                     self.inner
                         .usage
                         .record(id, &account, ctx.origin, ctx.category, now, false);
                 }
-                Some(Err(Error::Unauthorized))
+                Err(Error::Unauthorized)
             }
-            Warm::Missing => Some(Err(Error::Unauthorized)),
-            Warm::Cold { .. } | Warm::Stale => None,
-        }
+            Warm::Missing => Err(Error::Unauthorized),
+            undecided @ (Warm::Cold { .. } | Warm::Stale) => {
+                return ControlFlow::Continue(undecided);
+            }
+        })
     }
 
     /// Verifies the single-string key form (see
@@ -113,7 +249,7 @@ impl Keyward {
     /// # Errors
     /// As [`verify`](Self::verify).
     pub async fn verify_combined(&self, credential: &str, ctx: VerifyContext) -> Result<Principal> {
-        let (id, material) = parse_combined_key(credential, &self.inner.prefix)?;
+        let (id, material) = parse_combined_key(credential.as_bytes(), &self.inner.prefix)?;
         self.verify_material(id, material, ctx).await
     }
 
@@ -123,18 +259,26 @@ impl Keyward {
     /// # Errors
     /// As [`verify`](Self::verify) and [`verify_session`](Self::verify_session).
     pub async fn verify_bearer(&self, token: &str, ctx: VerifyContext) -> Result<Principal> {
-        let p = self.inner.prefix.as_str();
-        let marker = token
-            .strip_prefix(p)
-            .and_then(|r| r.strip_prefix('_'))
-            .and_then(|r| r.get(..3));
-        match marker {
-            Some("st_") => self.verify_session(token, ctx).await,
-            Some("ak_") => self.verify_combined(token, ctx).await,
-            _ if token.len() > crate::credential::MAX_CREDENTIAL_LEN => {
-                Err(MalformedCredential::TooLong.into())
+        self.verify_bearer_bytes(token.as_bytes(), ctx).await
+    }
+
+    /// [`verify_bearer`](Self::verify_bearer) of a header value's bytes.
+    pub(crate) async fn verify_bearer_bytes(
+        &self,
+        token: &[u8],
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
+        let p = &self.inner.prefix;
+        match self.bearer_kind(token) {
+            Bearer::Session => {
+                let (sid, m) = parse_session_token(token, p)?;
+                self.verify_session_parsed(sid, m, ctx).await
             }
-            _ => Err(MalformedCredential::Format.into()),
+            Bearer::Key => {
+                let (id, material) = parse_combined_key(token, p)?;
+                self.verify_material(id, material, ctx).await
+            }
+            Bearer::Malformed(e) => Err(e.into()),
         }
     }
 
@@ -167,29 +311,15 @@ impl Keyward {
         loop {
             let now = self.now_nanos();
             let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
-            match self
+            let warm = self
                 .inner
                 .keys
-                .check(&id, || tag, now, w, ctx.client_ip, bucket)
-            {
-                Warm::Match {
-                    grant,
-                    active,
-                    expires_at,
-                    ip_allowed,
-                    counted,
-                } => {
-                    return self
-                        .conclude(id, grant, active, expires_at, ip_allowed, counted, now, ctx);
-                }
-                Warm::Mismatch { account, counted } => {
-                    if !counted {
-                        self.inner
-                            .usage
-                            .record(id, &account, ctx.origin, ctx.category, now, false);
-                    }
-                    return Err(Error::Unauthorized);
-                }
+                .check(&id, || tag, now, w, ctx.client_ip, bucket);
+            let undecided = match self.decide(warm, id, now, ctx) {
+                ControlFlow::Break(decided) => return decided,
+                ControlFlow::Continue(undecided) => undecided,
+            };
+            match undecided {
                 Warm::Cold {
                     current,
                     previous,
@@ -219,7 +349,6 @@ impl Keyward {
                         }
                     }
                 }
-                Warm::Missing => return Err(Error::Unauthorized),
                 Warm::Stale if !loaded => {
                     loaded = true;
                     if !self.load_key(&id).await? {
@@ -336,19 +465,38 @@ impl Keyward {
     /// deactivated, deleted, expired or rotated without grace period;
     /// [`Error::ClientNotAllowed`]; [`Error::Unavailable`].
     pub async fn verify_session(&self, token: &str, ctx: VerifyContext) -> Result<Principal> {
-        let (sid, m) = parse_session_token(token, &self.inner.prefix)?;
+        let (sid, m) = parse_session_token(token.as_bytes(), &self.inner.prefix)?;
+        self.verify_session_parsed(sid, m, ctx).await
+    }
+
+    async fn verify_session_parsed(
+        &self,
+        sid: SessionId,
+        m: SecretMaterial<'_>,
+        ctx: VerifyContext,
+    ) -> Result<Principal> {
         let digest = session_digest(m);
+        if let Some(decided) = self.session_cached(sid, &digest, ctx) {
+            return decided;
+        }
+        Box::pin(self.verify_session_slow(sid, digest, self.now_nanos(), ctx)).await
+    }
+
+    /// A session decided from the caches alone (its entry and its key's,
+    /// both fresh); `None` when either must be read.
+    #[inline]
+    fn session_cached(
+        &self,
+        sid: SessionId,
+        digest: &[u8; 32],
+        ctx: VerifyContext,
+    ) -> Option<Result<Principal>> {
         let now = self.now_nanos();
-        if let Some(entry) = self
+        let entry = self
             .inner
             .sessions
-            .get_fresh(&sid, now, self.inner.window_nanos)
-        {
-            if let Some(decided) = self.session_decision(sid, &entry, &digest, now, ctx, false) {
-                return decided;
-            }
-        }
-        Box::pin(self.verify_session_slow(sid, digest, now, ctx)).await
+            .get_fresh(&sid, now, self.inner.window_nanos)?;
+        self.session_decision(sid, &entry, digest, now, ctx, false)
     }
 
     async fn verify_session_slow(

@@ -21,8 +21,14 @@ pub(super) async fn login(
     ctx.client_ip = req.client_ip;
     let svc = |e| HttpError::from_service(cfg, e);
     let principal = match headers::credentials(cfg, &req.headers)? {
-        Some(Credentials::Key { id, secret }) => kw.verify(id, secret, ctx).await.map_err(svc)?,
-        Some(Credentials::Bearer(token)) => kw.verify_bearer(token, ctx).await.map_err(svc)?,
+        Some(c @ Credentials::Key { id, secret }) => kw
+            .verify_key_bytes(id, secret, ctx)
+            .await
+            .map_err(|e| c.reject(cfg, e))?,
+        Some(c @ Credentials::Bearer(token)) => kw
+            .verify_bearer_bytes(token, ctx)
+            .await
+            .map_err(|e| c.reject(cfg, e))?,
         None => {
             let map = body::object(
                 cfg,
