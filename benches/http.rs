@@ -316,11 +316,29 @@ fn profile_loop(
     (name, path, bearer): (&str, &str, bool),
     n: u64,
 ) {
+    // KEYWARD_BENCH_POLLUTE=<KiB>: between requests, write one byte per
+    // cache line of a buffer that size, as the kernel's network path does
+    // on a real server; with `--cache-sim=yes` the D1 misses per request
+    // then count the cache lines a request needs back.
+    let pollute: usize = std::env::var("KEYWARD_BENCH_POLLUTE")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0);
+    let mut buf = vec![0u8; pollute * 1024];
     rt.block_on(async {
-        for _ in 0..n {
+        for i in 0..n {
             one_request(router, s, name, path, bearer).await;
+            pollute_caches(&mut buf, i as u8);
         }
     });
+}
+
+#[inline(never)]
+fn pollute_caches(buf: &mut [u8], v: u8) {
+    for line in buf.chunks_mut(64) {
+        line[0] = v;
+    }
+    black_box(buf);
 }
 
 criterion_group!(benches, bench);

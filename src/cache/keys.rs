@@ -193,6 +193,34 @@ pub(crate) enum Warm {
     Missing,
 }
 
+/// [`KeyCache::check`] for an id not in the cache: missing (the store
+/// said so less than W ago) or stale. Out of line: the warm path's code
+/// stays small.
+#[cold]
+#[inline(never)]
+fn absent(shard: &Shard, id: &KeyId, now: i64, window: i64) -> Warm {
+    match shard.missing.get(id) {
+        Some(&at) if now.saturating_sub(at) < window && now >= at => Warm::Missing,
+        _ => Warm::Stale,
+    }
+}
+
+/// [`KeyCache::check`] when argon2 must decide: the hashes to try.
+#[cold]
+#[inline(never)]
+fn cold(e: &KeyEntry, current_cold: bool, prev: Option<&(SecretSlot, i64)>) -> Warm {
+    Warm::Cold {
+        current: if current_cold {
+            e.extra.as_deref().and_then(|x| x.current_hash.clone())
+        } else {
+            None
+        },
+        previous: prev.and_then(|(slot, _)| slot.hash.clone()),
+        generation: e.generation,
+        account: e.grant.account,
+    }
+}
+
 struct Shard {
     index: SlotIndex,
     slab: Vec<KeyEntry>,
@@ -278,10 +306,7 @@ impl KeyCache {
             .index
             .find(h, |i| shard.slab[i as usize].key_id == *id)
         else {
-            return match shard.missing.get(id) {
-                Some(&at) if now.saturating_sub(at) < window && now >= at => Warm::Missing,
-                _ => Warm::Stale,
-            };
+            return absent(&shard, id, now, window);
         };
         let e = &shard.slab[i as usize];
         // The digest is computed only now, after the lookup issued its
@@ -316,16 +341,7 @@ impl KeyCache {
                 counted: self.count(e, bucket, false, now),
             };
         }
-        Warm::Cold {
-            current: if current.is_none() {
-                e.extra.as_deref().and_then(|x| x.current_hash.clone())
-            } else {
-                None
-            },
-            previous: prev.and_then(|(slot, _)| slot.hash.clone()),
-            generation: e.generation,
-            account: e.grant.account,
-        }
+        cold(e, current.is_none(), prev)
     }
 
     /// Counts one verification in `e`'s usage counter; `false` when the

@@ -74,6 +74,7 @@ impl HttpError {
     }
 
     /// 401 without `error=`: the request presented no credentials.
+    #[cold]
     pub fn missing_credentials(cfg: &HttpConfig) -> Self {
         Self::new(
             cfg,
@@ -87,18 +88,21 @@ impl HttpError {
     /// 401 `error="invalid_token"`: unknown key, wrong secret, inactive,
     /// expired or deleted key, client address not allowed, malformed
     /// credential, invalid session. Byte-identical in every case.
+    #[cold]
     pub fn invalid_credentials(cfg: &HttpConfig) -> Self {
         Self::new(cfg, 401, "invalid_credentials", "invalid credentials")
             .challenge(Challenge::Error("invalid_token"))
     }
 
     /// 400 `error="invalid_request"`: malformed authentication headers.
+    #[cold]
     pub fn invalid_request(cfg: &HttpConfig, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(cfg, 400, "invalid_request", message)
             .challenge(Challenge::Error("invalid_request"))
     }
 
     /// 403 `error="insufficient_scope"`: the principal lacks `permission`.
+    #[cold]
     pub fn insufficient_scope(cfg: &HttpConfig, permission: &str) -> Self {
         Self::new(
             cfg,
@@ -172,6 +176,7 @@ impl HttpError {
 
     /// Maps a service [`Error`]. Store failures are logged here and never
     /// reach the body.
+    #[cold]
     pub fn from_service(cfg: &HttpConfig, e: Error) -> Self {
         match e {
             Error::Malformed(_)
