@@ -109,7 +109,11 @@ async fn verify_and_cache(req: &HttpRequest) -> Result<Option<Principal>, HttpEr
     };
     let cfg = config(req);
     let found = match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))? {
-        Some(a) => Some(a.start(kw.get_ref(), cfg).outcome().await?),
+        Some(a) => Some(
+            a.start(kw.get_ref(), cfg)
+                .outcome(kw.get_ref(), cfg)
+                .await?,
+        ),
         None => None,
     };
     if let Some(p) = &found {

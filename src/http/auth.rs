@@ -1,8 +1,6 @@
 //! Authenticating a request: credentials, client address, `x-account-id`.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 
 use crate::context::VerifyContext;
 use crate::http::config::HttpConfig;
@@ -73,46 +71,61 @@ pub(crate) fn attempt<'a>(
     }))
 }
 
-/// A verification in progress: decided from the caches, or a boxed future
-/// for the rare request that needs the store, argon2 or a child account.
+/// A verification started by [`Attempt::start`].
 pub(crate) enum Verification<'a> {
-    /// Decided without an await.
+    /// Decided from the caches, without an await (most requests).
     Done(Result<Principal, HttpError>),
-    /// To await.
-    Pending(Pin<Box<dyn Future<Output = Result<Principal, HttpError>> + Send + 'a>>),
+    /// Verified and counted, for another account (`x-account-id`), which
+    /// must be read.
+    ActFor(Principal, AccountId),
+    /// The caches could not decide and nothing was counted: the store or
+    /// argon2 must.
+    Cold(Attempt<'a>),
 }
 
 impl Verification<'_> {
-    /// The outcome: at once when decided, otherwise when the future is.
-    #[inline]
-    pub(crate) async fn outcome(self) -> Result<Principal, HttpError> {
+    /// The outcome, awaiting what the caches could not decide. Callers on
+    /// the request path box this when it is not `Done`, so that their own
+    /// futures stay small.
+    pub(crate) async fn outcome(
+        self,
+        kw: &Keyward,
+        cfg: &HttpConfig,
+    ) -> Result<Principal, HttpError> {
         match self {
             Verification::Done(r) => r,
-            Verification::Pending(f) => f.await,
+            Verification::ActFor(p, account) => act_for(kw, cfg, &p, &account).await,
+            Verification::Cold(attempt) => attempt.verify(kw, cfg).await,
         }
     }
 }
 
+/// The principal acting for `account` (`x-account-id`).
+pub(crate) async fn act_for(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    p: &Principal,
+    account: &AccountId,
+) -> Result<Principal, HttpError> {
+    kw.act_for(p, account)
+        .await
+        .map_err(|e| HttpError::from_service(cfg, e))
+}
+
 impl<'a> Attempt<'a> {
     /// Verifies from the caches when they decide (no await, no
-    /// allocation: most requests), otherwise starts the full verification.
-    pub(crate) fn start(self, kw: &'a Keyward, cfg: &'a HttpConfig) -> Verification<'a> {
+    /// allocation), or says what remains to be awaited.
+    pub(crate) fn start(self, kw: &Keyward, cfg: &HttpConfig) -> Verification<'a> {
         let ctx = self.context();
         let cached = match self.creds {
             Credentials::Key { id, secret } => kw.verify_cached(id, secret, ctx),
             Credentials::Bearer(token) => kw.verify_bearer_cached(token, ctx),
         };
         match cached {
-            None => Verification::Pending(Box::pin(self.verify(kw, cfg))),
+            None => Verification::Cold(self),
             Some(Err(e)) => Verification::Done(Err(self.creds.reject(cfg, e))),
             Some(Ok(p)) => match self.account {
-                Some(a) if a != *p.home_account_id() => {
-                    Verification::Pending(Box::pin(async move {
-                        kw.act_for(&p, &a)
-                            .await
-                            .map_err(|e| HttpError::from_service(cfg, e))
-                    }))
-                }
+                Some(a) if a != *p.home_account_id() => Verification::ActFor(p, a),
                 // Its own account: the principal as verified.
                 _ => Verification::Done(Ok(p)),
             },
@@ -141,9 +154,7 @@ impl<'a> Attempt<'a> {
         match self.account {
             // Boxed: rarer, and it would otherwise enlarge every
             // verification's future.
-            Some(a) => Box::pin(async move { kw.act_for(&principal, &a).await })
-                .await
-                .map_err(|e| HttpError::from_service(cfg, e)),
+            Some(a) => Box::pin(act_for(kw, cfg, &principal, &a)).await,
             None => Ok(principal),
         }
     }
@@ -157,7 +168,7 @@ pub(crate) async fn require(
     client_ip: Option<IpAddr>,
 ) -> Result<Principal, HttpError> {
     match attempt(cfg, h, || client_ip)? {
-        Some(a) => a.start(kw, cfg).outcome().await,
+        Some(a) => a.start(kw, cfg).outcome(kw, cfg).await,
         None => Err(HttpError::missing_credentials(cfg)),
     }
 }

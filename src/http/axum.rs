@@ -45,7 +45,7 @@ use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::any;
 
 use crate::http::api::{self, Response};
-use crate::http::auth;
+use crate::http::auth::{self, Verification};
 use crate::http::body::Body;
 use crate::http::headers::{self, RequestHeaders};
 use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES, RequiredPermission};
@@ -121,8 +121,8 @@ where
     // each handler's future, which holds this one, and inline the
     // verification made that box larger than 1 KiB.
     let p = match attempt.start(&kw, cfg) {
-        auth::Verification::Done(r) => r?,
-        auth::Verification::Pending(f) => f.await?,
+        Verification::Done(r) => r?,
+        slow => Box::pin(slow.outcome(&kw, cfg)).await?,
     };
     if cache {
         parts.extensions.insert(p.clone());
@@ -308,61 +308,191 @@ where
 {
     type Response = AxumResponse;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<AxumResponse, Infallible>> + Send>>;
+    type Future = RequireFuture<Svc::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(guarded(Arc::clone(&self.guard), inner, req))
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let state = match self.guard.decide_now(&mut req) {
+            // Most requests: the inner service's own future, no box.
+            Now::Allowed => State::Inner {
+                future: self.inner.call(req),
+            },
+            Now::Rejected(res) => State::Ready {
+                response: Some(res),
+            },
+            Now::Later(verification) => {
+                // `poll_ready` readied `self.inner`; the boxed future takes
+                // it and leaves a clone for the next request.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                State::Boxed {
+                    future: Box::pin(guarded_later(
+                        Arc::clone(&self.guard),
+                        inner,
+                        req,
+                        verification,
+                    )),
+                }
+            }
+        };
+        RequireFuture { state }
     }
 }
 
-/// The future of [`RequirePermission`]: it keeps the request whole (no
-/// `into_parts`) so that the boxed state is the request, the inner service
-/// and the larger of the verification and the inner future.
-async fn guarded<Svc>(
+/// What [`Guard::decide_now`] could decide without an await.
+enum Now {
+    /// The principal holds the permission; it is in the request
+    /// extensions.
+    Allowed,
+    /// The response to send instead.
+    Rejected(AxumResponse),
+    /// Still to await.
+    Later(Later),
+}
+
+/// The part of a verification that needs an await.
+enum Later {
+    /// The caches could not decide; nothing was counted yet.
+    Cold,
+    /// Verified and counted; acting for another account.
+    ActFor(Principal, crate::AccountId),
+}
+
+impl Guard {
+    /// Decides from the caches when they can, inserting the principal in
+    /// the request extensions when it is allowed.
+    fn decide_now(&self, req: &mut Request) -> Now {
+        let cached = req.extensions().get::<Principal>().cloned();
+        let principal = match cached {
+            Some(p) => p,
+            None => {
+                let (headers, ext) = (req.headers(), req.extensions());
+                let cfg = config(ext);
+                let attempt = match auth::attempt(cfg, &gather(headers), || {
+                    client_ip(cfg, headers, ext)
+                }) {
+                    Ok(Some(a)) => a,
+                    Ok(None) => {
+                        return Now::Rejected(HttpError::missing_credentials(cfg).into_response());
+                    }
+                    Err(e) => return Now::Rejected(e.into_response()),
+                };
+                match attempt.start(&self.kw, cfg) {
+                    Verification::Done(Ok(p)) => p,
+                    Verification::Done(Err(e)) => return Now::Rejected(e.into_response()),
+                    Verification::ActFor(p, account) => {
+                        return Now::Later(Later::ActFor(p, account));
+                    }
+                    Verification::Cold(_) => return Now::Later(Later::Cold),
+                }
+            }
+        };
+        match self.admit(req, principal) {
+            Ok(()) => Now::Allowed,
+            Err(e) => Now::Rejected(e.into_response()),
+        }
+    }
+
+    /// The permission check, then the principal into the extensions.
+    fn admit(&self, req: &mut Request, principal: Principal) -> Result<(), HttpError> {
+        if !principal.has(&self.permission) {
+            return Err(HttpError::insufficient_scope(
+                config(req.extensions()),
+                self.permission.as_str(),
+            ));
+        }
+        req.extensions_mut().insert(principal);
+        Ok(())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequirePermission`]: the inner service's future when
+    /// the caches decided (most requests: nothing boxed), a ready
+    /// rejection, or a boxed verification that needs the store, argon2 or
+    /// a child account.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct RequireFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] future: F },
+        Ready { response: Option<AxumResponse> },
+        Boxed { future: Pin<Box<dyn Future<Output = Result<AxumResponse, Infallible>> + Send>> },
+    }
+}
+
+impl<F> std::fmt::Debug for RequireFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.state {
+            State::Inner { .. } => "RequireFuture::Inner",
+            State::Ready { .. } => "RequireFuture::Ready",
+            State::Boxed { .. } => "RequireFuture::Boxed",
+        })
+    }
+}
+
+impl<F> Future for RequireFuture<F>
+where
+    F: Future<Output = Result<AxumResponse, Infallible>>,
+{
+    type Output = Result<AxumResponse, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Ready { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("RequireFuture polled after completion"))),
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The rest of [`RequirePermission`] once a request needs an await.
+async fn guarded_later<Svc>(
     guard: Arc<Guard>,
     mut inner: Svc,
     mut req: Request,
+    later: Later,
 ) -> Result<AxumResponse, Infallible>
 where
     Svc: tower_service::Service<Request, Response = AxumResponse, Error = Infallible>,
 {
-    let cached = req.extensions().get::<Principal>().cloned();
-    let principal = match cached {
-        Some(p) => p,
-        None => {
-            let (headers, ext) = (req.headers(), req.extensions());
-            let cfg = config(ext);
-            let verified =
+    let verified = {
+        let (headers, ext) = (req.headers(), req.extensions());
+        let cfg = config(ext);
+        match later {
+            Later::ActFor(p, account) => auth::act_for(&guard.kw, cfg, &p, &account).await,
+            // Nothing was counted: verify from the start.
+            Later::Cold => {
                 match auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext)) {
-                    Ok(Some(a)) => match a.start(&guard.kw, cfg) {
-                        auth::Verification::Done(r) => r,
-                        auth::Verification::Pending(f) => f.await,
-                    },
+                    Ok(Some(a)) => a.verify(&guard.kw, cfg).await,
                     Ok(None) => Err(HttpError::missing_credentials(cfg)),
                     Err(e) => Err(e),
-                };
-            match verified {
-                Ok(p) => p,
-                Err(e) => return Ok(e.into_response()),
+                }
             }
         }
     };
-    if !principal.has(&guard.permission) {
-        return Ok(HttpError::insufficient_scope(
-            config(req.extensions()),
-            guard.permission.as_str(),
-        )
-        .into_response());
+    let principal = match verified {
+        Ok(p) => p,
+        Err(e) => return Ok(e.into_response()),
+    };
+    match guard.admit(&mut req, principal) {
+        Ok(()) => {
+            drop(guard);
+            inner.call(req).await
+        }
+        Err(e) => Ok(e.into_response()),
     }
-    req.extensions_mut().insert(principal);
-    drop(guard);
-    inner.call(req).await
 }
 
 /// The management API (`/apikeys…`, `/auth/…`, `/openapi.json`) as a
