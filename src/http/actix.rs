@@ -43,10 +43,11 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::http::api::{self, Response};
-use crate::http::auth;
+use crate::http::auth::{self, Verification};
 use crate::http::body::Body;
 use crate::http::headers::{self, RequestHeaders};
 use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
+use crate::id::AccountId;
 use crate::permission::Permission;
 use crate::principal::Principal;
 use crate::service::Keyward;
@@ -93,39 +94,82 @@ impl ResponseError for HttpError {
     }
 }
 
-/// The principal cached in the extensions, or verified now (and cached).
-async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, HttpError> {
-    let cached = req.extensions().get::<Principal>().cloned();
-    if cached.is_some() {
-        return Ok(cached);
-    }
-    verify_and_cache(req).await
+/// The principal as far as it is known without an await.
+enum Found {
+    /// Known (`None`: no credentials were presented), and cached in the
+    /// request extensions.
+    Now(Result<Option<Principal>, HttpError>),
+    /// The store, argon2 or a child account must be read.
+    Later(Later),
 }
 
-/// The principal verified now, and cached in the extensions.
-async fn verify_and_cache(req: &HttpRequest) -> Result<Option<Principal>, HttpError> {
+/// What remains to await.
+enum Later {
+    /// The caches could not decide; nothing was counted yet.
+    Cold,
+    /// Verified and counted; acting for another account.
+    ActFor(Principal, AccountId),
+}
+
+/// The principal cached in the extensions, or decided from keyward's
+/// caches (and then cached): most requests, without an await.
+fn principal_now(req: &HttpRequest) -> Found {
+    let cached = req.extensions().get::<Principal>().cloned();
+    if cached.is_some() {
+        return Found::Now(Ok(cached));
+    }
+    let Some(kw) = req.app_data::<web::Data<Keyward>>() else {
+        return Found::Now(Err(HttpError::misconfigured(MISSING_STATE)));
+    };
+    let cfg = config(req);
+    let attempt = match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req)) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Found::Now(Ok(None)),
+        Err(e) => return Found::Now(Err(e)),
+    };
+    match attempt.start(kw.get_ref(), cfg) {
+        Verification::Done(r) => Found::Now(r.map(|p| Some(cache(req, p)))),
+        Verification::ActFor(p, account) => Found::Later(Later::ActFor(p, account)),
+        Verification::Cold(_) => Found::Later(Later::Cold),
+    }
+}
+
+/// What [`principal_now`] could not decide, awaited (and then cached).
+async fn principal_later(req: &HttpRequest, later: Later) -> Result<Option<Principal>, HttpError> {
     let Some(kw) = req.app_data::<web::Data<Keyward>>() else {
         return Err(HttpError::misconfigured(MISSING_STATE));
     };
     let cfg = config(req);
-    let found = match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))? {
-        Some(a) => Some(
-            a.start(kw.get_ref(), cfg)
-                .outcome(kw.get_ref(), cfg)
-                .await?,
-        ),
-        None => None,
+    let found = match later {
+        Later::ActFor(p, account) => Some(auth::act_for(kw.get_ref(), cfg, &p, &account).await?),
+        // Nothing was counted: verify from the start.
+        Later::Cold => match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))? {
+            Some(a) => Some(a.verify(kw.get_ref(), cfg).await?),
+            None => None,
+        },
     };
-    if let Some(p) = &found {
-        req.extensions_mut().insert(p.clone());
+    Ok(found.map(|p| cache(req, p)))
+}
+
+/// `p`, also cached in the request extensions for later extractors.
+fn cache(req: &HttpRequest, p: Principal) -> Principal {
+    req.extensions_mut().insert(p.clone());
+    p
+}
+
+/// The request's principal (see [`principal_now`]).
+async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, HttpError> {
+    match principal_now(req) {
+        Found::Now(r) => r,
+        Found::Later(later) => principal_later(req, later).await,
     }
-    Ok(found)
 }
 
 /// The future of keyward's extractors ([`Principal`], [`OptionalPrincipal`]):
 /// ready at once when the principal is already cached in the request
-/// extensions (behind [`RequirePermission`]), boxed only when it must be
-/// verified.
+/// extensions (behind [`RequirePermission`]) or keyward's caches decide it
+/// (most requests), boxed only when the store, argon2 or a child account
+/// must be read.
 pub struct PrincipalFuture<T>(FutureState<T>);
 
 enum FutureState<T> {
@@ -158,21 +202,23 @@ impl<T> Future for PrincipalFuture<T> {
     }
 }
 
-/// A ready future with the cached principal, or a boxed verification.
+/// A ready future when the principal is known without an await, or a
+/// boxed verification.
 fn extract<T, F>(req: &HttpRequest, done: F) -> PrincipalFuture<T>
 where
     T: 'static,
     F: FnOnce(Option<Principal>, &HttpRequest) -> Result<T, HttpError> + 'static,
 {
-    let cached = req.extensions().get::<Principal>().cloned();
-    if let Some(p) = cached {
-        return PrincipalFuture(FutureState::Ready(Some(done(Some(p), req))));
+    match principal_now(req) {
+        Found::Now(r) => PrincipalFuture(FutureState::Ready(Some(r.and_then(|p| done(p, req))))),
+        Found::Later(later) => {
+            let req = req.clone();
+            PrincipalFuture(FutureState::Verifying(Box::pin(async move {
+                let found = principal_later(&req, later).await?;
+                done(found, &req)
+            })))
+        }
     }
-    let req = req.clone();
-    PrincipalFuture(FutureState::Verifying(Box::pin(async move {
-        let found = verify_and_cache(&req).await?;
-        done(found, &req)
-    })))
 }
 
 impl FromRequest for Principal {
