@@ -28,6 +28,14 @@
 //!
 //! `KEYWARD_BENCH_PROFILE=<case>:<requests>` sends one case's requests in a
 //! loop for an instruction count (see [`profile`]).
+//!
+//! `KEYWARD_BENCH_POLLUTE=<KiB>` writes over that much memory between
+//! requests, so that each finds its code and data out of the L1/L2 caches
+//! as on a real server (the kernel's network path runs in between):
+//!
+//! ```sh
+//! KEYWARD_BENCH_POLLUTE=256 cargo bench --bench http --features axum
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -229,8 +237,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for (name, path, bearer) in CASES {
         g.bench_function(name, |b| {
-            b.to_async(&rt)
-                .iter(|| one_request(&router, &s, name, path, bearer));
+            let buf = std::cell::RefCell::new(pollution_buffer());
+            b.to_async(&rt).iter(|| async {
+                one_request(&router, &s, name, path, bearer).await;
+                pollute_caches(&mut buf.borrow_mut(), 1);
+            });
         });
     }
     g.bench_function("Keyward::verify alone (warm, for reference)", |b| {
@@ -316,15 +327,7 @@ fn profile_loop(
     (name, path, bearer): (&str, &str, bool),
     n: u64,
 ) {
-    // KEYWARD_BENCH_POLLUTE=<KiB>: between requests, write one byte per
-    // cache line of a buffer that size, as the kernel's network path does
-    // on a real server; with `--cache-sim=yes` the D1 misses per request
-    // then count the cache lines a request needs back.
-    let pollute: usize = std::env::var("KEYWARD_BENCH_POLLUTE")
-        .ok()
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(0);
-    let mut buf = vec![0u8; pollute * 1024];
+    let mut buf = pollution_buffer();
     rt.block_on(async {
         for i in 0..n {
             one_request(router, s, name, path, bearer).await;
@@ -333,6 +336,20 @@ fn profile_loop(
     });
 }
 
+/// `KEYWARD_BENCH_POLLUTE=<KiB>`: a buffer that size, which
+/// [`pollute_caches`] writes over between requests (in the criterion
+/// benchmarks and in [`profile_loop`]) as the kernel's network path does on
+/// a real server, so that a request finds its data and code out of the L1
+/// and L2 caches. Empty by default.
+fn pollution_buffer() -> Vec<u8> {
+    let kib: usize = std::env::var("KEYWARD_BENCH_POLLUTE")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0);
+    vec![0u8; kib * 1024]
+}
+
+/// Writes one byte per cache line of `buf`.
 #[inline(never)]
 fn pollute_caches(buf: &mut [u8], v: u8) {
     for line in buf.chunks_mut(64) {
