@@ -48,7 +48,8 @@ pub use keys::{
     delete_key_removes_key_and_sessions, delete_key_twice_is_not_found, get_absent_returns_none,
     insert_key_conflicts, insert_key_round_trips_every_field, list_keys_filters,
     list_keys_orders_and_paginates, list_keys_scoped_to_account, update_key_absent_is_not_found,
-    update_key_refuses_stale_version, update_key_replaces_record,
+    update_key_keeps_the_later_last_used_at, update_key_refuses_stale_version,
+    update_key_replaces_record,
 };
 pub use sessions::{
     delete_session_then_not_found, insert_session_for_absent_key_is_not_found,
@@ -116,6 +117,7 @@ macro_rules! store_conformance_tests {
             insert_key_round_trips_every_field,
             insert_key_conflicts,
             update_key_replaces_record,
+            update_key_keeps_the_later_last_used_at,
             update_key_refuses_stale_version,
             update_key_absent_is_not_found,
             delete_key_removes_key_and_sessions,

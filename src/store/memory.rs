@@ -100,7 +100,9 @@ impl KeyStore for MemoryStore {
         if current.version != expected_version {
             return Err(StoreError::Conflict("key changed since it was read"));
         }
+        let last_used_at = current.key.last_used_at.max(key.key.last_used_at);
         *current = key.clone();
+        current.key.last_used_at = last_used_at;
         g.events.push(event.clone());
         Ok(())
     }

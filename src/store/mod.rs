@@ -200,7 +200,9 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>>;
 
     /// Replaces a key whose stored version is `expected_version` with `key`
-    /// (whose `version` is the new one) and appends `event`;
+    /// (whose `version` is the new one) and appends `event`. `last_used_at`
+    /// never moves back: the later of the stored and the given value is
+    /// kept, since a usage flush may have advanced it after the key was read.
     /// [`StoreError::NotFound`] if absent, [`StoreError::Conflict`] if the
     /// stored version differs.
     async fn update_key(

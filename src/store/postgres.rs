@@ -331,37 +331,19 @@ impl KeyStore for PostgresStore {
         let c = KeyColumns::of(key)?;
         let k = &key.key;
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO keys (id, account_id, name, name_lower, description, application, \
+        let query = sqlx::query(
+            "INSERT INTO keys (account_id, name, name_lower, description, application, \
              permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
              allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14::jsonb, \
-             $15::jsonb, $16, $17, $18, $19, $20)",
-        )
-        .bind(k.id.as_str())
-        .bind(k.account_id.as_str())
-        .bind(&k.name)
-        .bind(&c.name_lower)
-        .bind(&k.description)
-        .bind(k.application.as_deref())
-        .bind(&c.permissions)
-        .bind(sql::status_str(k.status))
-        .bind(k.protected)
-        .bind(k.created_at)
-        .bind(k.updated_at)
-        .bind(k.last_used_at)
-        .bind(k.expires_at)
-        .bind(&c.allowed_cidrs)
-        .bind(&c.metadata)
-        .bind(&key.secret_hash.0)
-        .bind(c.generation)
-        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
-        .bind(key.previous.as_ref().map(|p| p.valid_until))
-        .bind(c.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_err(e, "key id exists"))?;
+             previous_valid_until, version, id) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
+             $14::jsonb, $15, $16, $17, $18, $19, $20)",
+        );
+        sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
+            .bind(k.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "key id exists"))?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -386,7 +368,7 @@ impl KeyStore for PostgresStore {
         let c = KeyColumns::of(key)?;
         let k = &key.key;
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE keys SET account_id = $1, name = $2, name_lower = $3, description = $4, \
              application = $5, permissions = $6::jsonb, status = $7, protected = $8, \
              created_at = $9, updated_at = $10, \
@@ -394,31 +376,13 @@ impl KeyStore for PostgresStore {
              allowed_cidrs = $13::jsonb, metadata = $14::jsonb, secret_hash = $15, \
              generation = $16, previous_hash = $17, previous_valid_until = $18, version = $19 \
              WHERE id = $20 AND version = $21",
-        )
-        .bind(k.account_id.as_str())
-        .bind(&k.name)
-        .bind(&c.name_lower)
-        .bind(&k.description)
-        .bind(k.application.as_deref())
-        .bind(&c.permissions)
-        .bind(sql::status_str(k.status))
-        .bind(k.protected)
-        .bind(k.created_at)
-        .bind(k.updated_at)
-        .bind(k.last_used_at)
-        .bind(k.expires_at)
-        .bind(&c.allowed_cidrs)
-        .bind(&c.metadata)
-        .bind(&key.secret_hash.0)
-        .bind(c.generation)
-        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
-        .bind(key.previous.as_ref().map(|p| p.valid_until))
-        .bind(c.version)
-        .bind(k.id.as_str())
-        .bind(sql::to_i64(expected_version)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_err(e, "key update"))?;
+        );
+        let done = sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
+            .bind(k.id.as_str())
+            .bind(sql::to_i64(expected_version)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "key update"))?;
         if done.rows_affected() == 0 {
             let exists = sqlx::query("SELECT 1 FROM keys WHERE id = $1")
                 .bind(k.id.as_str())

@@ -169,6 +169,40 @@ impl KeyColumns {
     }
 }
 
+/// Binds a key's columns, in the order every SQL store's statements list
+/// them: `account_id, name, name_lower, description, application,
+/// permissions, status, protected, created_at, updated_at, last_used_at,
+/// expires_at, allowed_cidrs, metadata, secret_hash, generation,
+/// previous_hash, previous_valid_until, version` (19 parameters). `$time`
+/// turns each timestamp into the store's bound type.
+macro_rules! bind_key_columns {
+    ($query:expr, $key:expr, $columns:expr, $time:expr) => {{
+        let (key, c, time) = ($key, $columns, $time);
+        let k = &key.key;
+        $query
+            .bind(k.account_id.as_str())
+            .bind(&k.name)
+            .bind(&c.name_lower)
+            .bind(&k.description)
+            .bind(k.application.as_deref())
+            .bind(&c.permissions)
+            .bind($crate::store::sql::status_str(k.status))
+            .bind(k.protected)
+            .bind(time(k.created_at))
+            .bind(time(k.updated_at))
+            .bind(k.last_used_at.map(time))
+            .bind(k.expires_at.map(time))
+            .bind(&c.allowed_cidrs)
+            .bind(&c.metadata)
+            .bind(&key.secret_hash.0)
+            .bind(c.generation)
+            .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
+            .bind(key.previous.as_ref().map(|p| time(p.valid_until)))
+            .bind(c.version)
+    }};
+}
+pub(crate) use bind_key_columns;
+
 /// Builds an account from its columns.
 pub(crate) fn account(
     id_: &str,

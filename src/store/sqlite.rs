@@ -251,36 +251,18 @@ impl KeyStore for SqliteStore {
         let c = KeyColumns::of(key)?;
         let k = &key.key;
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO keys (id, account_id, name, name_lower, description, application, \
+        let query = sqlx::query(
+            "INSERT INTO keys (account_id, name, name_lower, description, application, \
              permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
              allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version) \
+             previous_valid_until, version, id) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(k.id.as_str())
-        .bind(k.account_id.as_str())
-        .bind(&k.name)
-        .bind(&c.name_lower)
-        .bind(&k.description)
-        .bind(k.application.as_deref())
-        .bind(&c.permissions)
-        .bind(sql::status_str(k.status))
-        .bind(k.protected)
-        .bind(us(k.created_at))
-        .bind(us(k.updated_at))
-        .bind(k.last_used_at.map(us))
-        .bind(k.expires_at.map(us))
-        .bind(&c.allowed_cidrs)
-        .bind(&c.metadata)
-        .bind(&key.secret_hash.0)
-        .bind(c.generation)
-        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
-        .bind(key.previous.as_ref().map(|p| us(p.valid_until)))
-        .bind(c.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_err(e, "key id exists"))?;
+        );
+        sql::bind_key_columns!(query, key, &c, us)
+            .bind(k.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "key id exists"))?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -305,41 +287,23 @@ impl KeyStore for SqliteStore {
         let c = KeyColumns::of(key)?;
         let k = &key.key;
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE keys SET account_id = ?, name = ?, name_lower = ?, description = ?, \
-             application = ?, permissions = ?, status = ?, protected = ?, created_at = ?, \
-             updated_at = ?, \
-             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? \
+        // Numbered parameters: `?11` (last_used_at) is read twice.
+        let query = sqlx::query(
+            "UPDATE keys SET account_id = ?1, name = ?2, name_lower = ?3, description = ?4, \
+             application = ?5, permissions = ?6, status = ?7, protected = ?8, created_at = ?9, \
+             updated_at = ?10, \
+             last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ?11 THEN ?11 \
                             ELSE last_used_at END, \
-             expires_at = ?, allowed_cidrs = ?, metadata = ?, secret_hash = ?, generation = ?, \
-             previous_hash = ?, previous_valid_until = ?, version = ? \
-             WHERE id = ? AND version = ?",
-        )
-        .bind(k.account_id.as_str())
-        .bind(&k.name)
-        .bind(&c.name_lower)
-        .bind(&k.description)
-        .bind(k.application.as_deref())
-        .bind(&c.permissions)
-        .bind(sql::status_str(k.status))
-        .bind(k.protected)
-        .bind(us(k.created_at))
-        .bind(us(k.updated_at))
-        .bind(k.last_used_at.map(us))
-        .bind(k.last_used_at.map(us))
-        .bind(k.expires_at.map(us))
-        .bind(&c.allowed_cidrs)
-        .bind(&c.metadata)
-        .bind(&key.secret_hash.0)
-        .bind(c.generation)
-        .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
-        .bind(key.previous.as_ref().map(|p| us(p.valid_until)))
-        .bind(c.version)
-        .bind(k.id.as_str())
-        .bind(sql::to_i64(expected_version)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_err(e, "key update"))?;
+             expires_at = ?12, allowed_cidrs = ?13, metadata = ?14, secret_hash = ?15, \
+             generation = ?16, previous_hash = ?17, previous_valid_until = ?18, version = ?19 \
+             WHERE id = ?20 AND version = ?21",
+        );
+        let done = sql::bind_key_columns!(query, key, &c, us)
+            .bind(k.id.as_str())
+            .bind(sql::to_i64(expected_version)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "key update"))?;
         if done.rows_affected() == 0 {
             let exists = sqlx::query("SELECT 1 FROM keys WHERE id = ?")
                 .bind(k.id.as_str())

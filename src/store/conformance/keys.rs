@@ -110,6 +110,42 @@ pub async fn update_key_replaces_record(store: &dyn KeyStore) {
     assert_eq!(store.get_key(&k.key.id).await.expect("get"), Some(cleared));
 }
 
+/// `update_key` never moves `last_used_at` back: a usage flush may have
+/// advanced it since the key was read for the update, so the later of the
+/// stored and the given value is kept.
+pub async fn update_key_keeps_the_later_last_used_at(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let mut k = plain_key(a.id, "Used", at(10, 0));
+    k.key.last_used_at = Some(at(100, 0));
+    insert_key(store, &k).await;
+    let mut version = k.version;
+    for (given, kept) in [
+        (Some(at(50, 0)), at(100, 0)),
+        (None, at(100, 0)),
+        (Some(at(200, 7)), at(200, 7)),
+    ] {
+        let mut next = k.clone();
+        next.key.last_used_at = given;
+        next.version = version + 1;
+        store
+            .update_key(
+                &next,
+                version,
+                &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(30, 0)),
+            )
+            .await
+            .expect("update_key");
+        version = next.version;
+        let stored = store
+            .get_key(&k.key.id)
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(stored.key.last_used_at, Some(kept), "given {given:?}");
+        assert_eq!(stored.version, version);
+    }
+}
+
 /// A stale expected version is a [`StoreError::Conflict`]; nothing is
 /// written, not even the event.
 pub async fn update_key_refuses_stale_version(store: &dyn KeyStore) {
