@@ -226,13 +226,19 @@ async fn one_request(router: &Router, s: &Setup, name: &str, path: &str, bearer:
     }
 }
 
-fn bench(c: &mut Criterion) {
+/// A current-thread runtime, the benchmark's keys and the router.
+fn in_process() -> (tokio::runtime::Runtime, Setup, Router) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let s = rt.block_on(setup());
     let router = app(&s.kw);
+    (rt, s, router)
+}
+
+fn bench(c: &mut Criterion) {
+    let (rt, s, router) = in_process();
     let mut g = c.benchmark_group("http/demo route (in-process, axum)");
     g.throughput(Throughput::Elements(1));
     for (name, path, bearer) in CASES {
@@ -303,12 +309,7 @@ fn profile(spec: &str) {
     let (case, n) = spec.split_once(':').expect("<case>:<requests>");
     let (name, path, bearer) = CASES[case.parse::<usize>().unwrap()];
     let n: u64 = n.parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let s = rt.block_on(setup());
-    let router = app(&s.kw);
+    let (rt, s, router) = in_process();
     // Warm the cache and the allocator before counting.
     rt.block_on(async {
         for _ in 0..100 {

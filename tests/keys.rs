@@ -597,18 +597,7 @@ async fn usage_follows_keys_sessions_and_cache_replacement() {
     assert!(matches!(e, Error::KeyInactive));
     // Removal from the cache keeps the counts too.
     f.kw.delete_key(Actor::System, &id).await.expect("deleted");
-    f.kw.flush().await.expect("flushed");
-    let rows =
-        f.kw.usage(
-            Actor::System,
-            &f.account.id,
-            common::around_now(&f.kw).key(id),
-        )
-        .await
-        .expect("usage");
-    let successes: u64 = rows.iter().map(|r| r.successes).sum();
-    let failures: u64 = rows.iter().map(|r| r.failures).sum();
-    assert_eq!((successes, failures), (5, 2), "{rows:?}");
+    assert_eq!(common::usage_totals(&f.kw, &f.account.id, id).await, (5, 2));
 }
 
 #[tokio::test]
@@ -853,12 +842,5 @@ async fn cached_verification_decides_only_what_the_caches_know_and_counts_it() {
     // Each decided outcome counted once: the cold verify, the cached one,
     // the login, the session and the combined form succeeded; the wrong
     // secret failed. The malformed one is no key's.
-    b.flush().await.expect("flushed");
-    let rows = b
-        .usage(Actor::System, &f.account.id, common::around_now(&b).key(id))
-        .await
-        .expect("usage");
-    let successes: u64 = rows.iter().map(|r| r.successes).sum();
-    let failures: u64 = rows.iter().map(|r| r.failures).sum();
-    assert_eq!((successes, failures), (5, 1), "{rows:?}");
+    assert_eq!(common::usage_totals(&b, &f.account.id, id).await, (5, 1));
 }

@@ -74,3 +74,21 @@ pub fn around_now(kw: &Keyward) -> keyward::UsageFilter {
         kw.now() + time::Duration::hours(1),
     )
 }
+
+/// Flushes `kw`'s usage, then the key's successes and failures in the
+/// hours around now.
+pub async fn usage_totals(
+    kw: &Keyward,
+    account: &keyward::AccountId,
+    key: keyward::KeyId,
+) -> (u64, u64) {
+    kw.flush().await.expect("flushed");
+    let rows = kw
+        .usage(Actor::System, account, around_now(kw).key(key))
+        .await
+        .expect("usage");
+    (
+        rows.iter().map(|r| r.successes).sum(),
+        rows.iter().map(|r| r.failures).sum(),
+    )
+}
