@@ -60,10 +60,21 @@ fn free_port() -> u16 {
 
 struct Reply {
     status: u16,
+    head: String,
     body: Vec<u8>,
 }
 
 impl Reply {
+    /// The value of header `name` (lower case), if sent.
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
@@ -114,7 +125,7 @@ fn call(
     {
         body = dechunk(&body);
     }
-    Ok(Reply { status, body })
+    Ok(Reply { status, head, body })
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -245,6 +256,17 @@ fn walk(example: &str) {
     );
     let list = call(port, "GET", "/apikeys?status=inactive", &admin, None).unwrap();
     assert_eq!(list.status, 200);
+    // HEAD: GET's status and headers (Content-Length included), no body.
+    let head = call(port, "HEAD", "/apikeys?status=inactive", &admin, None).unwrap();
+    assert_eq!(head.status, 200, "{example}: {}", head.head);
+    assert!(head.body.is_empty(), "{example}");
+    assert_eq!(
+        head.header("content-length"),
+        Some(list.body.len().to_string()),
+        "{example}: {}",
+        head.head
+    );
+    assert_eq!(head.header("content-type"), list.header("content-type"));
     let items = list.json()["items"].clone();
     assert!(
         items

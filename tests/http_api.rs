@@ -762,7 +762,7 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
     assert!(login["expires_at"].is_string());
     assert_eq!(
         by_name(rs, "method not allowed").header("allow"),
-        Some("POST, GET")
+        Some("POST, GET, HEAD")
     );
     let s503 = by_name(rs, "openapi").json();
     assert_eq!(s503["openapi"], "3.1.0");

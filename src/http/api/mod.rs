@@ -107,16 +107,28 @@ impl Response {
 }
 
 /// Answers one management API request.
+///
+/// HEAD is answered as GET (RFC 9110 §9.3.2): the frameworks send GET's
+/// status and headers, `Content-Length` included, without the body.
 pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -> Response {
+    let method = if req.method == "HEAD" {
+        "GET"
+    } else {
+        req.method
+    };
     let op = ROUTES
         .iter()
-        .find(|(m, p, _)| *p == req.path && *m == req.method)
+        .find(|(m, p, _)| *p == req.path && *m == method)
         .map(|(_, _, op)| *op);
     let Some(op) = op else {
         let allow: Vec<&str> = ROUTES
             .iter()
             .filter(|(_, p, _)| *p == req.path)
-            .map(|(m, _, _)| *m)
+            .flat_map(|(m, _, _)| match *m {
+                "GET" => &["GET", "HEAD"][..],
+                _ => std::slice::from_ref(m),
+            })
+            .copied()
             .collect();
         return HttpError::method_not_allowed(cfg, allow.join(", ")).render();
     };
