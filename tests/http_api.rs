@@ -1029,3 +1029,45 @@ fn openapi_document_matches_the_routes() {
         assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
     }
 }
+
+/// The permission layers and the `Principal` extractor honour
+/// `x-account-id` the same way on both frameworks, for a key verified on
+/// the spot (cold, right after the fixture's clock moved past W) and for
+/// one decided from the caches.
+async fn acting_for_a_child_through_the_layer<C: Client>(c: &C, fx: &Fixture) {
+    let reader = fx.key("reader");
+    for round in ["cold", "warm"] {
+        let child = c
+            .send(
+                req("GET", "/applications")
+                    .key(reader)
+                    .header("x-account-id", "acme-eu"),
+            )
+            .await;
+        assert_eq!(child.status, 200, "[{}] {round}: {}", C::NAME, child.text());
+        assert_eq!(
+            child.text(),
+            "applications of acme-eu",
+            "[{}] {round}",
+            C::NAME
+        );
+        let foreign = c
+            .send(
+                req("GET", "/applications")
+                    .key(reader)
+                    .header("x-account-id", "other"),
+            )
+            .await;
+        assert_eq!(foreign.status, 403, "[{}] {round}", C::NAME);
+        assert_eq!(foreign.json()["error"], "account_not_allowed");
+    }
+}
+
+#[actix_web::test]
+async fn layers_act_for_a_child_account_on_both_frameworks() {
+    let fx = fixture().await;
+    acting_for_a_child_through_the_layer(&AxumClient(axum_app(&fx.kw)), &fx).await;
+    let fx = fixture().await;
+    let svc = actix_web::test::init_service(actix_app!(fx.kw)).await;
+    acting_for_a_child_through_the_layer(&ActixClient(svc), &fx).await;
+}

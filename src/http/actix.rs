@@ -157,14 +157,6 @@ fn cache(req: &HttpRequest, p: Principal) -> Principal {
     p
 }
 
-/// The request's principal (see [`principal_now`]).
-async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, HttpError> {
-    match principal_now(req) {
-        Found::Now(r) => r,
-        Found::Later(later) => principal_later(req, later).await,
-    }
-}
-
 /// The future of keyward's extractors ([`Principal`], [`OptionalPrincipal`]):
 /// ready at once when the principal is already cached in the request
 /// extensions (behind [`RequirePermission`]) or keyward's caches decide it
@@ -306,33 +298,108 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = LocalFuture<Result<Self::Response, Self::Error>>;
+    type Future = RequireFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let permission = Rc::clone(&self.permission);
-        Box::pin(async move {
-            let rejection = match principal_of(req.request()).await {
-                Ok(Some(p)) if p.has(&permission) => None,
-                Ok(Some(_)) => Some(HttpError::insufficient_scope(
-                    config(req.request()),
-                    permission.as_str(),
-                )),
-                Ok(None) => Some(HttpError::missing_credentials(config(req.request()))),
-                Err(e) => Some(e),
-            };
-            match rejection {
-                None => service
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_left_body),
-                Some(e) => Ok(req
-                    .into_response(to_actix(e.render()))
-                    .map_into_right_body()),
+        let state = match principal_now(req.request()) {
+            // Most requests: the inner service's own future, no box.
+            Found::Now(Ok(Some(p))) if p.has(&self.permission) => State::Inner {
+                future: self.service.call(req),
+            },
+            Found::Now(found) => State::Ready {
+                response: Some(self.reject(req, found)),
+            },
+            Found::Later(later) => {
+                let this = RequirePermissionMiddleware {
+                    service: Rc::clone(&self.service),
+                    permission: Rc::clone(&self.permission),
+                };
+                State::Boxed {
+                    future: Box::pin(async move {
+                        match principal_later(req.request(), later).await {
+                            Ok(Some(p)) if p.has(&this.permission) => this
+                                .service
+                                .call(req)
+                                .await
+                                .map(ServiceResponse::map_into_left_body),
+                            found => Ok(this.reject(req, found)),
+                        }
+                    }),
+                }
             }
+        };
+        RequireFuture { state }
+    }
+}
+
+impl<S> RequirePermissionMiddleware<S> {
+    /// The response to a request whose principal is missing, lacks the
+    /// permission or could not be verified.
+    fn reject<B>(
+        &self,
+        req: ServiceRequest,
+        found: Result<Option<Principal>, HttpError>,
+    ) -> ServiceResponse<EitherBody<B>> {
+        let cfg = config(req.request());
+        let e = match found {
+            Ok(Some(_)) => HttpError::insufficient_scope(cfg, self.permission.as_str()),
+            Ok(None) => HttpError::missing_credentials(cfg),
+            Err(e) => e,
+        };
+        req.into_response(to_actix(e.render()))
+            .map_into_right_body()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequirePermissionMiddleware`]: the inner service's
+    /// future when keyward's caches decided (most requests: nothing boxed),
+    /// a ready rejection, or a boxed verification that needs the store,
+    /// argon2 or a child account.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct RequireFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Inner { #[pin] future: F },
+        Ready { response: Option<ServiceResponse<EitherBody<B>>> },
+        Boxed { future: LocalFuture<Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> },
+    }
+}
+
+impl<F, B> std::fmt::Debug for RequireFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.state {
+            State::Inner { .. } => "RequireFuture::Inner",
+            State::Ready { .. } => "RequireFuture::Ready",
+            State::Boxed { .. } => "RequireFuture::Boxed",
         })
+    }
+}
+
+impl<F, B> Future for RequireFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => {
+                future.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+            }
+            StateProj::Ready { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("RequireFuture polled after completion"))),
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
     }
 }
 
