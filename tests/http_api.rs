@@ -1036,14 +1036,13 @@ fn openapi_document_matches_the_routes() {
 /// one decided from the caches.
 async fn acting_for_a_child_through_the_layer<C: Client>(c: &C, fx: &Fixture) {
     let reader = fx.key("reader");
+    let acting_for = |account: &str| {
+        req("GET", "/applications")
+            .key(reader)
+            .header("x-account-id", account)
+    };
     for round in ["cold", "warm"] {
-        let child = c
-            .send(
-                req("GET", "/applications")
-                    .key(reader)
-                    .header("x-account-id", "acme-eu"),
-            )
-            .await;
+        let child = c.send(acting_for("acme-eu")).await;
         assert_eq!(child.status, 200, "[{}] {round}: {}", C::NAME, child.text());
         assert_eq!(
             child.text(),
@@ -1051,13 +1050,7 @@ async fn acting_for_a_child_through_the_layer<C: Client>(c: &C, fx: &Fixture) {
             "[{}] {round}",
             C::NAME
         );
-        let foreign = c
-            .send(
-                req("GET", "/applications")
-                    .key(reader)
-                    .header("x-account-id", "other"),
-            )
-            .await;
+        let foreign = c.send(acting_for("other")).await;
         assert_eq!(foreign.status, 403, "[{}] {round}", C::NAME);
         assert_eq!(foreign.json()["error"], "account_not_allowed");
     }

@@ -83,8 +83,7 @@ impl Keyward {
     ) -> Result<Principal> {
         // Read before parsing: see `key_cached`.
         let now = self.now_nanos();
-        let id = parse_key_id(key_id, &self.inner.prefix)?;
-        let material = parse_key_secret(secret, &self.inner.prefix)?;
+        let (id, material) = self.parse_key(key_id, secret)?;
         self.verify_material(id, material, ctx, now).await
     }
 
@@ -141,12 +140,22 @@ impl Keyward {
         // (`rdtsc` behind a fence), so it is cheapest before the parsing
         // and checksum work rather than after.
         let now = self.now_nanos();
-        let parsed = parse_key_id(key_id, &self.inner.prefix)
-            .and_then(|id| Ok((id, parse_key_secret(secret, &self.inner.prefix)?)));
-        match parsed {
+        match self.parse_key(key_id, secret) {
             Ok((id, m)) => self.verify_warm(id, m, &mut None, ctx, now),
             Err(e) => Some(Err(e.into())),
         }
+    }
+
+    /// The key id and the secret's material, both checked before any
+    /// lookup.
+    #[inline]
+    fn parse_key<'a>(
+        &self,
+        key_id: &[u8],
+        secret: &'a [u8],
+    ) -> std::result::Result<(KeyId, SecretMaterial<'a>), MalformedCredential> {
+        let id = parse_key_id(key_id, &self.inner.prefix)?;
+        Ok((id, parse_key_secret(secret, &self.inner.prefix)?))
     }
 
     /// [`verify_bearer`](Self::verify_bearer) from this instance's caches
