@@ -69,19 +69,31 @@ done
 echo
 awk -v routes="${routes[*]}" '
   { rps[$1, $2] = $3; ns[$1, $2] = $4; if ($1 > n) n = $1 }
-  function median(a, k,   i, j, t) {
+  function sort(a, k,   i, j, t) {
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+  }
+  function median(a, k) {
+    sort(a, k)
     return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  # Distribution-free 95 % confidence interval of the median: order
+  # statistics n/2 -+ 0.98 sqrt(n) of the sorted sample.
+  function ci(a, k,   lo, hi) {
+    sort(a, k)
+    lo = int(k / 2 - 0.98 * sqrt(k)); hi = int(k / 2 + 1 + 0.98 * sqrt(k) + 0.999)
+    if (lo < 1) lo = 1; if (hi > k) hi = k
+    return sprintf("[%+.1f, %+.1f]", 100 * a[lo], 100 * a[hi])
   }
   END {
     k = split(routes, rt, " ")
     base = rt[1]
-    printf "%-18s %12s %12s %14s %14s\n", "route", "median req/s", "vs baseline", "median ns CPU", "CPU vs base"
+    printf "%-18s %10s %10s %16s %10s %10s %16s\n", "route", "req/s", "vs base", "95% CI", "ns CPU", "vs base", "95% CI"
     for (q = 1; q <= k; q++) {
       r = rt[q]
       for (i = 1; i <= n; i++) { a[i] = rps[i, r]; b[i] = rps[i, r] / rps[i, base] - 1
                                  c[i] = ns[i, r]; d[i] = ns[i, r] / ns[i, base] - 1 }
-      printf "%-18s %12.0f %+11.1f%% %14.0f %+13.1f%%\n", r, median(a, n), 100 * median(b, n), median(c, n), 100 * median(d, n)
+      mb = median(b, n); bci = ci(b, n); md = median(d, n); dci = ci(d, n)
+      printf "%-18s %10.0f %+9.1f%% %16s %10.0f %+9.1f%% %16s\n", r, median(a, n), 100 * mb, bci, median(c, n), 100 * md, dci
     }
   }' "$results"
 rm -f "$results"

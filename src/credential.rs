@@ -196,6 +196,18 @@ fn strip<'a>(s: &'a [u8], prefix: &Prefix, marker: &[u8]) -> Option<&'a [u8]> {
     rest.strip_prefix(marker)?.strip_prefix(b"_")
 }
 
+/// Why `s` failed the format check: too long, or not in the format. Cold:
+/// the accepted path's code stays contiguous.
+#[cold]
+#[inline(never)]
+fn malformed(s: &[u8]) -> MalformedCredential {
+    if s.len() > MAX_CREDENTIAL_LEN {
+        MalformedCredential::TooLong
+    } else {
+        MalformedCredential::Format
+    }
+}
+
 /// Parses `<prefix>_<marker>_<random: n1><random: n2><crc>`, returning the
 /// two random parts.
 fn parse_checksummed<'a, const BODY: usize>(
@@ -204,18 +216,18 @@ fn parse_checksummed<'a, const BODY: usize>(
     marker: &[u8],
     n1: usize,
 ) -> Result<(&'a [u8], &'a [u8]), MalformedCredential> {
-    if b.len() > MAX_CREDENTIAL_LEN {
-        return Err(MalformedCredential::TooLong);
-    }
-    let body = strip(b, prefix, marker).ok_or(MalformedCredential::Format)?;
+    let Some(body) = strip(b, prefix, marker) else {
+        return Err(malformed(b));
+    };
     // A fixed-size body: the character check compiles to a few vector ops.
     let Ok(fixed) = <&[u8; BODY]>::try_from(body) else {
-        return Err(MalformedCredential::Format);
+        return Err(malformed(b));
     };
     if !is_base62(fixed) {
-        return Err(MalformedCredential::Format);
+        return Err(malformed(b));
     }
     if !checksum_ok(b) {
+        crate::hint::cold_path();
         return Err(MalformedCredential::Checksum);
     }
     let random = BODY - CHECKSUM_LEN;
@@ -241,21 +253,20 @@ fn assemble(prefix: &Prefix, marker: &str, parts: &[&[u8]]) -> String {
 /// bytes, so that a header value needs no UTF-8 check first: any byte
 /// outside the format is rejected here.
 pub(crate) fn parse_key_id(s: &[u8], prefix: &Prefix) -> Result<KeyId, MalformedCredential> {
-    if s.len() > MAX_CREDENTIAL_LEN {
-        return Err(MalformedCredential::TooLong);
-    }
     if s.len() != prefix.len as usize + 1 + ID_RANDOM_LEN {
-        return Err(MalformedCredential::Format);
+        return Err(malformed(s));
     }
-    let body = strip(s, prefix, b"").ok_or(MalformedCredential::Format)?;
+    let Some(body) = strip(s, prefix, b"") else {
+        return Err(malformed(s));
+    };
     let Ok(fixed) = <&[u8; ID_RANDOM_LEN]>::try_from(body) else {
-        return Err(MalformedCredential::Format);
+        return Err(malformed(s));
     };
     if !is_base62(fixed) {
-        return Err(MalformedCredential::Format);
+        return Err(malformed(s));
     }
     // Prefix, '_' and base62 are all valid id characters: no re-validation.
-    KeyId::from_valid(s).ok_or(MalformedCredential::Format)
+    KeyId::from_valid(s).ok_or_else(|| malformed(s))
 }
 
 /// Parses a key secret, returning its secret material.

@@ -27,14 +27,22 @@ pub(crate) fn tags_equal(a: &Tag, b: &Tag) -> bool {
 /// match a remembered tag means predicting a 128-bit PRF output under an
 /// unknown key.
 pub(crate) struct Digester {
-    key: [u8; 16],
+    /// The key as two little-endian words, as SipHash reads it (the
+    /// hasher is built from them inline on each call).
+    key: [u64; 2],
 }
 
 impl Digester {
     /// A digester with a fresh random key from the OS.
     pub(crate) fn new() -> Self {
+        let key = zeroize::Zeroizing::new(crate::random::bytes::<16>());
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&key[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
         Self {
-            key: crate::random::bytes::<16>(),
+            key: [word(0), word(1)],
         }
     }
 
@@ -43,9 +51,10 @@ impl Digester {
     pub(crate) fn tag(&self, m: SecretMaterial<'_>) -> Tag {
         use siphasher::sip128::Hasher128;
         use std::hash::Hasher;
-        let mut h = siphasher::sip128::SipHasher24::new_with_key(&self.key);
+        let mut h = siphasher::sip128::SipHasher24::new_with_keys(self.key[0], self.key[1]);
         h.write(m.0);
-        let mut t = h.finish128().as_bytes();
+        let h = h.finish128();
+        let mut t = (u128::from(h.h1) | (u128::from(h.h2) << 64)).to_le_bytes();
         // All zero marks "no tag" in a cache entry; never produce it (a
         // 2^-128 event, which at worst costs one argon2 run).
         t[0] |= u8::from(t == [0; TAG_LEN]);

@@ -26,8 +26,17 @@ pub struct InvalidId {
 macro_rules! define_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal, $storage:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
         pub struct $name(InlineStr<$storage>);
+
+        // By hand, to inline it always: the key cache hashes an id on
+        // every verification.
+        impl std::hash::Hash for $name {
+            #[inline(always)]
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state);
+            }
+        }
 
         impl $name {
             /// Maximum length in bytes.

@@ -73,7 +73,9 @@ impl<const N: usize> InlineStr<N> {
 /// with foldhash, cheaper than hashing a byte slice of the used length.
 /// Agrees with the derived `Eq`, which also compares the whole array.
 impl<const N: usize> std::hash::Hash for InlineStr<N> {
-    #[inline]
+    // Always: the key cache hashes an id on every verification, and the
+    // call was not inlined there.
+    #[inline(always)]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let mut chunks = self.bytes.chunks_exact(8);
         for c in &mut chunks {

@@ -13,6 +13,7 @@ mod credential;
 mod digest;
 mod error;
 mod hash;
+mod hint;
 mod id;
 mod inline_str;
 mod limiter;

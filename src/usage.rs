@@ -156,6 +156,7 @@ impl UsageAggregator {
                     cur & 0xFFFF == 0xFFFF
                 };
                 if full {
+                    crate::hint::cold_path();
                     (bucket.0 | inc, Some(cur))
                 } else {
                     (cur + inc, None)
@@ -163,6 +164,7 @@ impl UsageAggregator {
             } else if cur & COUNTS == 0 {
                 (bucket.0 | inc, None)
             } else {
+                crate::hint::cold_path();
                 return false;
             };
             match hot.word.compare_exchange_weak(cur, next, Relaxed, Relaxed) {

@@ -271,7 +271,10 @@ impl KeyCache {
 
     #[inline]
     fn locate(&self, id: &KeyId) -> (u64, usize) {
-        let h = self.hasher.hash_one(id);
+        // Spelled out rather than `hash_one`, which was not inlined here.
+        let mut state = self.hasher.build_hasher();
+        std::hash::Hash::hash(id, &mut state);
+        let h = std::hash::Hasher::finish(&state);
         // The low bits pick the shard; the index uses the high 32 (its
         // fragment and bucket), so buckets within a shard are not biased.
         (h, (h as usize) % SHARDS)
@@ -314,14 +317,17 @@ impl KeyCache {
         // from memory (the main cost of a verification among many keys).
         let tag = &tag();
         if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
+            crate::hint::cold_path();
             return Warm::Stale;
         }
         let current = e.tag().map(|t| tags_equal(&t, tag));
-        let prev = e
-            .extra
-            .as_deref()
-            .and_then(|x| x.previous.as_ref())
-            .filter(|(_, until)| now < *until);
+        let prev = match e.extra.as_deref() {
+            None => None,
+            Some(x) => {
+                crate::hint::cold_path();
+                x.previous.as_ref().filter(|(_, until)| now < *until)
+            }
+        };
         let prev_match = prev.and_then(|(slot, _)| slot.tag.map(|t| tags_equal(&t, tag)));
         if current == Some(true) || prev_match == Some(true) {
             let (active, ip_allowed) = (e.active(), e.ip_allowed(ip));
@@ -334,6 +340,7 @@ impl KeyCache {
                 counted: self.count(e, bucket, success, now),
             };
         }
+        crate::hint::cold_path();
         let prev_cold = prev.is_some() && prev_match.is_none();
         if current.is_some() && !prev_cold {
             return Warm::Mismatch {

@@ -55,6 +55,7 @@ pub(crate) struct Attempt<'a> {
 /// `client_ip` is called only when credentials were presented (the
 /// adapters' version reads `X-Forwarded-For`, which a request without
 /// credentials never needs).
+#[inline]
 pub(crate) fn attempt<'a>(
     cfg: &HttpConfig,
     h: &RequestHeaders<'a>,
@@ -115,6 +116,7 @@ pub(crate) async fn act_for(
 impl<'a> Attempt<'a> {
     /// Verifies from the caches when they decide (no await, no
     /// allocation), or says what remains to be awaited.
+    #[inline]
     pub(crate) fn start(self, kw: &Keyward, cfg: &HttpConfig) -> Verification<'a> {
         let ctx = self.context();
         let cached = match self.creds {
@@ -122,16 +124,26 @@ impl<'a> Attempt<'a> {
             Credentials::Bearer(token) => kw.verify_bearer_cached(token, ctx),
         };
         match cached {
-            None => Verification::Cold(self),
-            Some(Err(e)) => Verification::Done(Err(self.creds.reject(cfg, e))),
             Some(Ok(p)) => match self.account {
-                Some(a) if a != *p.home_account_id() => Verification::ActFor(p, a),
+                Some(a) if a != *p.home_account_id() => {
+                    crate::hint::cold_path();
+                    Verification::ActFor(p, a)
+                }
                 // Its own account: the principal as verified.
                 _ => Verification::Done(Ok(p)),
             },
+            None => {
+                crate::hint::cold_path();
+                Verification::Cold(self)
+            }
+            Some(Err(e)) => {
+                crate::hint::cold_path();
+                Verification::Done(Err(self.creds.reject(cfg, e)))
+            }
         }
     }
 
+    #[inline]
     fn context(&self) -> VerifyContext {
         let mut ctx = VerifyContext::new();
         ctx.client_ip = self.client_ip;

@@ -55,6 +55,7 @@ use crate::service::Keyward;
 
 static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
 
+#[inline]
 fn config(ext: &Extensions) -> &HttpConfig {
     ext.get::<Arc<HttpConfig>>()
         .map_or(&*DEFAULT_CONFIG, |c| &**c)
@@ -63,10 +64,12 @@ fn config(ext: &Extensions) -> &HttpConfig {
 // Pre-parsed name: a lookup by `&str` parses the name on every call.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+#[inline]
 fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
     RequestHeaders::gather(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
 }
 
+#[inline]
 fn client_ip(cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> Option<IpAddr> {
     let peer = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     headers::client_ip(cfg, peer, || {
@@ -94,40 +97,129 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// The principal cached in the extensions, or verified now (and then
-/// cached when `cache`).
-async fn principal_cached<S>(
-    parts: &mut Parts,
+/// A request's principal as far as the caches know it, without an await.
+enum Found {
+    /// Verified from the caches.
+    Principal(Principal),
+    /// The request presented no credentials.
+    Absent,
+    /// The response is an error (400, 401, 403, …).
+    Rejected(HttpError),
+    /// The store, argon2 or a child account must say.
+    Later(Later),
+}
+
+/// The part of a verification that needs an await.
+enum Later {
+    /// The caches could not decide; nothing was counted yet.
+    Cold,
+    /// Verified and counted; acting for another account.
+    ActFor(Principal, crate::AccountId),
+}
+
+/// Verifies a request's credentials from the caches when they decide
+/// (most requests: no await, no allocation). It does not look for a
+/// principal already in the extensions; callers do, first.
+#[inline]
+fn find_now(kw: &Keyward, cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> Found {
+    let attempt = match auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext)) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Found::Absent,
+        Err(e) => return Found::Rejected(e),
+    };
+    match attempt.start(kw, cfg) {
+        Verification::Done(Ok(p)) => Found::Principal(p),
+        other => {
+            crate::hint::cold_path();
+            match other {
+                Verification::Done(Err(e)) => Found::Rejected(e),
+                Verification::ActFor(p, account) => Found::Later(Later::ActFor(p, account)),
+                Verification::Done(Ok(p)) => Found::Principal(p),
+                Verification::Cold(_) => Found::Later(Later::Cold),
+            }
+        }
+    }
+}
+
+/// What [`find_now`] left to await: the store and argon2 (verifying
+/// from the start, as nothing was counted) or the child account.
+async fn find_later(
+    kw: &Keyward,
+    headers: &HeaderMap,
+    ext: &Extensions,
+    later: Later,
+) -> Result<Principal, HttpError> {
+    let cfg = config(ext);
+    match later {
+        Later::ActFor(p, account) => auth::act_for(kw, cfg, &p, &account).await,
+        Later::Cold => {
+            match auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext))? {
+                Some(a) => a.verify(kw, cfg).await,
+                None => Err(HttpError::missing_credentials(cfg)),
+            }
+        }
+    }
+}
+
+/// An extractor's future: ready when the caches decided, boxed otherwise
+/// (axum boxes each handler's future, which holds this one; inline, the
+/// verification would make that box larger than 1 KiB).
+enum Extracting<'a, T> {
+    Ready(Option<T>),
+    Later(Pin<Box<dyn Future<Output = T> + Send + 'a>>),
+}
+
+impl<T: Unpin> Future for Extracting<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            Extracting::Ready(v) => {
+                Poll::Ready(v.take().expect("extractor polled after completion"))
+            }
+            Extracting::Later(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The principal of a request for an extractor: the one cached in the
+/// extensions, or verified now (and then cached when `cache`); `None`
+/// without credentials. `finish` turns it into the extractor's output.
+fn extract<'a, S, T>(
+    parts: &'a mut Parts,
     state: &S,
     cache: bool,
-) -> Result<Option<Principal>, HttpError>
+    finish: fn(&HttpConfig, Option<Principal>) -> Result<T, HttpError>,
+) -> Extracting<'a, Result<T, HttpError>>
 where
     Keyward: FromRef<S>,
+    T: Send + 'a,
 {
-    if let Some(p) = parts.extensions.get::<Principal>() {
-        return Ok(Some(p.clone()));
-    }
     let cfg = config(&parts.extensions);
-    let Some(attempt) = auth::attempt(cfg, &gather(&parts.headers), || {
-        client_ip(cfg, &parts.headers, &parts.extensions)
-    })?
-    else {
-        return Ok(None);
-    };
-    let kw = Keyward::from_ref(state);
-    // Decided from the caches for most requests: no await, no allocation
-    // (matched here rather than through `Verification::outcome`, whose
-    // future costs ~150 instructions more). Otherwise boxed: axum boxes
-    // each handler's future, which holds this one, and inline the
-    // verification made that box larger than 1 KiB.
-    let p = match attempt.start(&kw, cfg) {
-        Verification::Done(r) => r?,
-        slow => Box::pin(slow.outcome(&kw, cfg)).await?,
-    };
-    if cache {
-        parts.extensions.insert(p.clone());
+    if let Some(p) = parts.extensions.get::<Principal>() {
+        return Extracting::Ready(Some(finish(cfg, Some(p.clone()))));
     }
-    Ok(Some(p))
+    let kw = Keyward::from_ref(state);
+    let p = match find_now(&kw, cfg, &parts.headers, &parts.extensions) {
+        Found::Principal(p) => p,
+        Found::Absent => return Extracting::Ready(Some(finish(cfg, None))),
+        Found::Rejected(e) => return Extracting::Ready(Some(Err(e))),
+        Found::Later(later) => {
+            return Extracting::Later(Box::pin(async move {
+                let p = find_later(&kw, &parts.headers, &parts.extensions, later).await?;
+                if cache {
+                    parts.extensions.insert(p.clone());
+                }
+                finish(config(&parts.extensions), Some(p))
+            }));
+        }
+    };
+    if !cache {
+        return Extracting::Ready(Some(finish(cfg, Some(p))));
+    }
+    let out = finish(cfg, Some(p.clone()));
+    parts.extensions.insert(p);
+    Extracting::Ready(Some(out))
 }
 
 impl<S> OptionalFromRequestParts<S> for Principal
@@ -137,8 +229,11 @@ where
 {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, HttpError> {
-        principal_cached(parts, state, true).await
+    fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> impl Future<Output = Result<Option<Self>, HttpError>> + Send {
+        extract(parts, state, true, |_, p| Ok(p))
     }
 }
 
@@ -149,11 +244,13 @@ where
 {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
-        match principal_cached(parts, state, true).await? {
-            Some(p) => Ok(p),
-            None => Err(HttpError::missing_credentials(config(&parts.extensions))),
-        }
+    fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> impl Future<Output = Result<Self, HttpError>> + Send {
+        extract(parts, state, true, |cfg, p| {
+            p.ok_or_else(|| HttpError::missing_credentials(cfg))
+        })
     }
 }
 
@@ -230,20 +327,22 @@ where
 {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
-        let name = auth::required_name::<P>();
-        let Some(principal) = principal_cached(parts, state, false).await? else {
-            return Err(HttpError::missing_credentials(config(&parts.extensions)));
-        };
-        if !principal.permissions().contains_name(name) {
-            return Err(HttpError::insufficient_scope(
-                config(&parts.extensions),
-                name,
-            ));
-        }
-        Ok(Self {
-            principal,
-            permission: PhantomData,
+    fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> impl Future<Output = Result<Self, HttpError>> + Send {
+        extract(parts, state, false, |cfg, p| {
+            let name = auth::required_name::<P>();
+            let Some(principal) = p else {
+                return Err(HttpError::missing_credentials(cfg));
+            };
+            if !principal.permissions().contains_name(name) {
+                return Err(HttpError::insufficient_scope(cfg, name));
+            }
+            Ok(Self {
+                principal,
+                permission: PhantomData,
+            })
         })
     }
 }
@@ -353,14 +452,6 @@ enum Now {
     Later(Later),
 }
 
-/// The part of a verification that needs an await.
-enum Later {
-    /// The caches could not decide; nothing was counted yet.
-    Cold,
-    /// Verified and counted; acting for another account.
-    ActFor(Principal, crate::AccountId),
-}
-
 impl Guard {
     /// Decides from the caches when they can, inserting the principal in
     /// the request extensions when it is allowed.
@@ -368,27 +459,20 @@ impl Guard {
         let cached = req.extensions().get::<Principal>().cloned();
         let principal = match cached {
             Some(p) => p,
-            None => {
-                let (headers, ext) = (req.headers(), req.extensions());
-                let cfg = config(ext);
-                let attempt = match auth::attempt(cfg, &gather(headers), || {
-                    client_ip(cfg, headers, ext)
-                }) {
-                    Ok(Some(a)) => a,
-                    Ok(None) => {
-                        return Now::Rejected(HttpError::missing_credentials(cfg).into_response());
-                    }
-                    Err(e) => return Now::Rejected(e.into_response()),
-                };
-                match attempt.start(&self.kw, cfg) {
-                    Verification::Done(Ok(p)) => p,
-                    Verification::Done(Err(e)) => return Now::Rejected(e.into_response()),
-                    Verification::ActFor(p, account) => {
-                        return Now::Later(Later::ActFor(p, account));
-                    }
-                    Verification::Cold(_) => return Now::Later(Later::Cold),
+            None => match find_now(
+                &self.kw,
+                config(req.extensions()),
+                req.headers(),
+                req.extensions(),
+            ) {
+                Found::Principal(p) => p,
+                Found::Absent => {
+                    let cfg = config(req.extensions());
+                    return Now::Rejected(HttpError::missing_credentials(cfg).into_response());
                 }
-            }
+                Found::Rejected(e) => return Now::Rejected(e.into_response()),
+                Found::Later(later) => return Now::Later(later),
+            },
         };
         match self.admit(req, principal) {
             Ok(()) => Now::Allowed,
@@ -467,21 +551,7 @@ async fn guarded_later<Svc>(
 where
     Svc: tower_service::Service<Request, Response = AxumResponse, Error = Infallible>,
 {
-    let verified = {
-        let (headers, ext) = (req.headers(), req.extensions());
-        let cfg = config(ext);
-        match later {
-            Later::ActFor(p, account) => auth::act_for(&guard.kw, cfg, &p, &account).await,
-            // Nothing was counted: verify from the start.
-            Later::Cold => {
-                match auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext)) {
-                    Ok(Some(a)) => a.verify(&guard.kw, cfg).await,
-                    Ok(None) => Err(HttpError::missing_credentials(cfg)),
-                    Err(e) => Err(e),
-                }
-            }
-        }
-    };
+    let verified = find_later(&guard.kw, req.headers(), req.extensions(), later).await;
     let principal = match verified {
         Ok(p) => p,
         Err(e) => return Ok(e.into_response()),

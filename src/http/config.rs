@@ -68,6 +68,7 @@ impl HttpConfig {
         self
     }
 
+    #[inline]
     pub(crate) fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|n| n.contains(&ip))
     }

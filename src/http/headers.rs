@@ -43,6 +43,7 @@ pub(crate) struct RequestHeaders<'a> {
 impl<'a> RequestHeaders<'a> {
     /// From every `(lower-case name, value)` of the request, in one pass:
     /// cheaper than one map lookup per header keyward reads.
+    #[inline]
     pub(crate) fn gather(all: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
         let mut h = RequestHeaders {
             api_key: Hv::Absent,
@@ -117,6 +118,7 @@ fn bad_header(cfg: &HttpConfig, name: &str, problem: &str) -> HttpError {
 
 /// A header value as credential bytes: trimmed, not empty, not longer
 /// than any credential.
+#[inline]
 fn credential_bytes<'a>(
     cfg: &HttpConfig,
     name: &'static str,
@@ -155,6 +157,7 @@ fn visible_ascii(v: &[u8]) -> bool {
             .all(|&b| b.wrapping_sub(0x21) <= 0x5d)
 }
 
+#[inline]
 fn single<'a>(
     cfg: &HttpConfig,
     name: &'static str,
@@ -169,6 +172,7 @@ fn single<'a>(
 
 /// The bearer token of an `Authorization` value, or `None` for another
 /// scheme (which keyward ignores).
+#[inline]
 fn bearer<'a>(cfg: &HttpConfig, v: &'a [u8]) -> Result<Option<&'a [u8]>, HttpError> {
     let v = v.trim_ascii();
     let (scheme, rest) = match v.iter().position(|&c| c == b' ') {
@@ -183,6 +187,7 @@ fn bearer<'a>(cfg: &HttpConfig, v: &'a [u8]) -> Result<Option<&'a [u8]>, HttpErr
 
 /// The credentials of a request: `Ok(None)` when none were presented,
 /// 400 when the headers are malformed or ambiguous.
+#[inline]
 pub(crate) fn credentials<'a>(
     cfg: &HttpConfig,
     h: &RequestHeaders<'a>,
@@ -217,6 +222,7 @@ pub(crate) fn credentials<'a>(
 }
 
 /// The `x-account-id` header, if sent.
+#[inline]
 pub(crate) fn account_id(
     cfg: &HttpConfig,
     h: &RequestHeaders<'_>,
@@ -235,6 +241,7 @@ pub(crate) fn account_id(
 /// the right-most `X-Forwarded-For` entry that is not a trusted proxy.
 /// `forwarded_for` is called only then, so an untrusted peer costs no
 /// header lookup.
+#[inline]
 pub(crate) fn client_ip<'a, I>(
     cfg: &HttpConfig,
     peer: Option<IpAddr>,
@@ -243,27 +250,39 @@ pub(crate) fn client_ip<'a, I>(
 where
     I: Iterator<Item = &'a [u8]>,
 {
-    let mut ip = peer?;
+    let ip = peer?;
     if !cfg.is_trusted(ip) {
         return Some(ip);
     }
+    Some(forwarded_client(cfg, ip, forwarded_for()))
+}
+
+/// The client behind the trusted proxy `proxy`, from `X-Forwarded-For`.
+/// Out of line: most deployments trust no proxy.
+#[inline(never)]
+fn forwarded_client<'a>(
+    cfg: &HttpConfig,
+    proxy: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a [u8]>,
+) -> IpAddr {
+    let mut ip = proxy;
     // Headers in order, entries in order; walk from the right.
-    let values: Vec<&[u8]> = forwarded_for().collect();
+    let values: Vec<&[u8]> = forwarded_for.collect();
     for value in values.iter().rev() {
         let Ok(text) = std::str::from_utf8(value) else {
-            return Some(ip);
+            return ip;
         };
         for entry in text.rsplit(',') {
             let Ok(hop) = entry.trim().parse::<IpAddr>() else {
-                return Some(ip);
+                return ip;
             };
             ip = hop;
             if !cfg.is_trusted(hop) {
-                return Some(hop);
+                return hop;
             }
         }
     }
-    Some(ip)
+    ip
 }
 
 #[cfg(test)]

@@ -120,6 +120,7 @@ impl Keyward {
     /// assert!(matches!(wrong, Some(Err(_))));
     /// # Ok(()) }
     /// ```
+    #[inline]
     pub fn verify_cached(
         &self,
         key_id: impl AsRef<[u8]>,
@@ -142,7 +143,10 @@ impl Keyward {
         let now = self.now_nanos();
         match self.parse_key(key_id, secret) {
             Ok((id, m)) => self.verify_warm(id, m, &mut None, ctx, now),
-            Err(e) => Some(Err(e.into())),
+            Err(e) => {
+                crate::hint::cold_path();
+                Some(Err(e.into()))
+            }
         }
     }
 
@@ -161,6 +165,7 @@ impl Keyward {
     /// [`verify_bearer`](Self::verify_bearer) from this instance's caches
     /// alone: `None` when the store or argon2 is needed (see
     /// [`verify_cached`](Self::verify_cached)).
+    #[inline]
     pub fn verify_bearer_cached(
         &self,
         token: impl AsRef<[u8]>,
@@ -244,6 +249,7 @@ impl Keyward {
                 counted,
             } => self.conclude(id, grant, active, expires_at, ip_allowed, counted, now, ctx),
             Warm::Mismatch { account, counted } => {
+                crate::hint::cold_path();
                 if !counted {
                     self.inner
                         .usage
@@ -251,8 +257,12 @@ impl Keyward {
                 }
                 Err(Error::Unauthorized)
             }
-            Warm::Missing => Err(Error::Unauthorized),
+            Warm::Missing => {
+                crate::hint::cold_path();
+                Err(Error::Unauthorized)
+            }
             undecided @ (Warm::Cold { .. } | Warm::Stale) => {
+                crate::hint::cold_path();
                 return ControlFlow::Continue(undecided);
             }
         })
@@ -394,14 +404,17 @@ impl Keyward {
         now: i64,
         ctx: VerifyContext,
     ) -> Result<Principal> {
-        let verdict = if !active {
-            Err(Error::KeyInactive)
-        } else if now >= expires_at {
-            Err(Error::KeyExpired)
-        } else if !ip_allowed {
-            Err(Error::ClientNotAllowed)
-        } else {
+        let verdict = if active && now < expires_at && ip_allowed {
             Ok(())
+        } else {
+            crate::hint::cold_path();
+            Err(if !active {
+                Error::KeyInactive
+            } else if now >= expires_at {
+                Error::KeyExpired
+            } else {
+                Error::ClientNotAllowed
+            })
         };
         if !counted {
             self.inner.usage.record(
