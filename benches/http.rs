@@ -22,8 +22,8 @@
 //! in interleaved rounds:
 //!
 //! ```sh
-//! bash benches/loopback.sh 9 3 /plain /authorized /keyward
-//! bash benches/loopback.sh 9 3 /demo/plain /demo/authorized /demo/keyward
+//! bash benches/loopback.sh 50 1 /plain /authorized /keyward
+//! bash benches/loopback.sh 50 1 /demo/plain /demo/authorized /demo/keyward
 //! ```
 //!
 //! `KEYWARD_BENCH_PROFILE=<case>:<requests>` sends one case's requests in a
