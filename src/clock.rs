@@ -11,15 +11,22 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current UTC time.
     fn now(&self) -> OffsetDateTime;
 
-    /// The current time as nanoseconds since the Unix epoch. Override it
-    /// when it can be read faster than through [`now`](Self::now) (the
-    /// verification hot path reads it on every call).
+    /// The current time as nanoseconds since the Unix epoch, for the
+    /// verification hot path and the caches (it is read on every
+    /// verification). Override it when it can be read faster than through
+    /// [`now`](Self::now). It may be coarser than `now` and run ahead of
+    /// it by a few milliseconds (never behind): checks against it
+    /// (expiry, grace periods, the propagation window) then end that much
+    /// early, never late.
     fn now_unix_nanos(&self) -> i64 {
         i64::try_from(self.now().unix_timestamp_nanos()).unwrap_or(i64::MAX)
     }
 }
 
-/// The system clock.
+/// The system clock. On Linux its [`now_unix_nanos`](Clock::now_unix_nanos)
+/// is the kernel's coarse realtime clock plus one tick (1–10 ms, by the
+/// kernel's configuration): an upper bound of the current time that costs
+/// about 3 ns to read, against about 24 ns for the precise clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -35,16 +42,32 @@ impl Clock for SystemClock {
     }
 }
 
-/// `CLOCK_REALTIME` in Unix nanoseconds, read through the vDSO directly:
-/// std's `SystemTime::now().duration_since(UNIX_EPOCH)` adds about 10 ns
-/// of conversions to every verification.
+/// Unix nanoseconds no earlier than the current time: the coarse realtime
+/// clock (the time at the kernel's last tick, read through the vDSO
+/// without touching the hardware clock) plus one tick. Falls back to the
+/// precise clock when the coarse one is unusually coarse (over 10 ms).
 #[cfg(target_os = "linux")]
 #[inline]
 fn realtime_nanos() -> i64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    t.tv_sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(t.tv_nsec)
+    use rustix::time::{ClockId, Timespec, clock_getres, clock_gettime};
+    fn nanos(t: Timespec) -> i64 {
+        t.tv_sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(t.tv_nsec)
+    }
+    /// One tick of the coarse clock; 0 when it is not to be used.
+    static TICK: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+        let tick = nanos(clock_getres(ClockId::RealtimeCoarse));
+        if (1..=10_000_000).contains(&tick) {
+            tick
+        } else {
+            0
+        }
+    });
+    match *TICK {
+        0 => nanos(clock_gettime(ClockId::Realtime)),
+        tick => nanos(clock_gettime(ClockId::RealtimeCoarse)).saturating_add(tick),
+    }
 }
 
 /// `SystemTime::now()` in Unix nanoseconds (0 before 1970).

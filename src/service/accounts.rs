@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::id::AccountId;
 use crate::permission::Permission;
 use crate::random::fill_base62;
-use crate::usage::time_to_nanos;
 
 impl Keyward {
     /// Creates an account. [`Actor::System`] may create any account; a
@@ -23,6 +22,8 @@ impl Keyward {
     pub async fn create_account(&self, actor: Actor<'_>, new: NewAccount) -> Result<Account> {
         validate::name(&new.name)?;
         let now = self.now();
+        // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
+        let read_at = self.now_nanos();
         match actor {
             Actor::System => {}
             Actor::Principal(p) => {
@@ -68,9 +69,7 @@ impl Keyward {
             json!({ "name": account.name, "parent": account.parent, "permissions": account.permissions }),
         );
         self.inner.store.insert_account(&account, &event).await?;
-        self.inner
-            .accounts
-            .insert(account.clone(), time_to_nanos(now));
+        self.inner.accounts.insert(account.clone(), read_at);
         Ok(account)
     }
 

@@ -319,6 +319,8 @@ impl Keyward {
         new: NewKey,
     ) -> Result<IssuedKey> {
         let now = self.now();
+        // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
+        let read_at = self.now_nanos();
         validate::name(&new.name)?;
         validate::description(&new.description)?;
         if let Some(a) = &new.application {
@@ -384,8 +386,7 @@ impl Keyward {
             json!({ "name": stored.key.name, "permissions": stored.key.permissions }),
         );
         self.inner.store.insert_key(&stored, &event).await?;
-        self.cache_key(&stored, Some(tag), time_to_nanos(now))
-            .await?;
+        self.cache_key(&stored, Some(tag), read_at).await?;
         Ok(IssuedKey {
             key: stored.key,
             secret,
@@ -462,6 +463,8 @@ impl Keyward {
         update: KeyUpdate,
     ) -> Result<Updated> {
         let now = self.now();
+        // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
+        let read_at = self.now_nanos();
         if let Some(n) = &update.name {
             validate::name(n)?;
         }
@@ -545,7 +548,7 @@ impl Keyward {
             .store
             .update_key(&stored, expected, &event)
             .await?;
-        self.cache_key(&stored, None, time_to_nanos(now)).await?;
+        self.cache_key(&stored, None, read_at).await?;
         Ok(Updated {
             key: stored.key,
             effective_by: revokes.then(|| self.effective_by(now)),
@@ -585,6 +588,8 @@ impl Keyward {
         grace_period: Option<Duration>,
     ) -> Result<Rotated> {
         let now = self.now();
+        // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
+        let read_at = self.now_nanos();
         let grace = grace_period.unwrap_or(Duration::ZERO);
         if grace < Duration::ZERO || grace > self.inner.max_grace {
             return Err(Error::InvalidInput {
@@ -624,8 +629,7 @@ impl Keyward {
             .store
             .update_key(&stored, expected, &event)
             .await?;
-        self.cache_key(&stored, Some(tag), time_to_nanos(now))
-            .await?;
+        self.cache_key(&stored, Some(tag), read_at).await?;
         let everywhere = self.effective_by(now);
         Ok(Rotated {
             key: stored.key,

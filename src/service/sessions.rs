@@ -64,13 +64,13 @@ impl Keyward {
             });
         }
         let now = self.now();
+        // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
+        let read_at = self.now_nanos();
         let key_id = *principal.key_id();
         let generation = self
             .inner
             .keys
-            .with_fresh(&key_id, time_to_nanos(now), self.inner.window_nanos, |e| {
-                e.generation
-            })
+            .with_fresh(&key_id, read_at, self.inner.window_nanos, |e| e.generation)
             .ok_or(Error::Unauthorized)?;
         let (id, token) = new_session_token(&self.inner.prefix);
         let (_, material) = parse_session_token(token.expose().as_bytes(), &self.inner.prefix)?;
@@ -106,7 +106,7 @@ impl Keyward {
                 digest: session.token_digest,
                 expires_at: time_to_nanos(session.expires_at),
                 key_generation: generation,
-                fetched_at: time_to_nanos(now),
+                fetched_at: read_at,
             },
         );
         Ok(LoginSession { token, session })
