@@ -472,4 +472,22 @@ mod tests {
             assert!(Prefix::new(bad).is_err(), "{bad}");
         }
     }
+    #[test]
+    fn is_base62_matches_the_byte_definition() {
+        // Every byte value in every position, for both lengths parsed.
+        fn check<const N: usize>() {
+            for pos in 0..N {
+                for b in 0..=255u8 {
+                    let mut v = [b'a'; N];
+                    v[pos] = b;
+                    assert_eq!(is_base62(&v), b.is_ascii_alphanumeric(), "{N} {pos} {b:#x}");
+                }
+            }
+        }
+        check::<ID_RANDOM_LEN>();
+        check::<SECRET_BODY>();
+        check::<PAIR_BODY>();
+        check::<1>();
+        check::<31>();
+    }
 }
