@@ -345,12 +345,27 @@ fn axum_app(kw: &Keyward) -> Router {
     async fn apps_authorized(p: Authorized<ReadApplications>) -> String {
         format!("applications of {}", p.account_id())
     }
+    // An application state holding the `Keyward` (the extractor's other
+    // path: `FromRef` rather than the state itself).
+    #[derive(Clone)]
+    struct AppState {
+        kw: Keyward,
+    }
+    impl axum::extract::FromRef<AppState> for Keyward {
+        fn from_ref(s: &AppState) -> Keyward {
+            s.kw.clone()
+        }
+    }
+    let app_state = Router::new()
+        .route("/authorized-app-state", get(apps_authorized))
+        .with_state(AppState { kw: kw.clone() });
     Router::new()
         .route(
             "/applications",
             get(apps).route_layer(require(kw, "readApplications")),
         )
         .route("/authorized", get(apps_authorized))
+        .merge(app_state)
         .route("/optional", get(whoami_opt))
         .merge(router(kw.clone(), Fixture::config()))
         .layer(axum::Extension(Arc::new(Fixture::config())))
@@ -988,11 +1003,15 @@ async fn axum_authorized_extractor_answers_like_the_require_layer() {
     for r in cases {
         let mut layer = r.clone();
         layer.path = "/applications".to_owned();
+        let mut app_state = r.clone();
+        app_state.path = "/authorized-app-state".to_owned();
         let mut extractor = r;
         extractor.path = "/authorized".to_owned();
         let a = c.send(layer).await;
         let b = c.send(extractor).await;
         assert_eq!(a.contract(), b.contract(), "{} {}", a.status, a.text());
+        let d = c.send(app_state).await;
+        assert_eq!(a.contract(), d.contract(), "{} {}", a.status, a.text());
         statuses.push(a.status);
     }
     assert_eq!(

@@ -19,12 +19,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The extractor needs `Keyward: FromRef<S>` of the router state `S`. It
+//! The extractor needs `Keyward: FromRef<S>` of the router state `S`
+//! (when `S` is `Keyward` itself, it is borrowed, not cloned). It
 //! reads the [`HttpConfig`] from an `Extension<Arc<HttpConfig>>` layer
 //! when there is one (defaults otherwise) and caches the verified principal
 //! in the request extensions. `Option<Principal>` extracts `None` when no
 //! credentials were presented and rejects bad ones.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -182,10 +185,24 @@ impl<T: Unpin> Future for Extracting<'_, T> {
     }
 }
 
+/// The router state's `Keyward`: borrowed when the state is the `Keyward`
+/// itself (the common case, decided at compile time), so that a warm
+/// request clones no `Arc`; through `FromRef` otherwise.
+#[inline]
+fn state_keyward<S: 'static>(state: &S) -> Cow<'_, Keyward>
+where
+    Keyward: FromRef<S>,
+{
+    match (state as &dyn Any).downcast_ref::<Keyward>() {
+        Some(kw) => Cow::Borrowed(kw),
+        None => Cow::Owned(Keyward::from_ref(state)),
+    }
+}
+
 /// The principal of a request for an extractor: the one cached in the
 /// extensions, or verified now (and then cached when `cache`); `None`
 /// without credentials. `finish` turns it into the extractor's output.
-fn extract<'a, S, T>(
+fn extract<'a, S: 'static, T>(
     parts: &'a mut Parts,
     state: &S,
     cache: bool,
@@ -199,12 +216,13 @@ where
     if let Some(p) = parts.extensions.get::<Principal>() {
         return Extracting::Ready(Some(finish(cfg, Some(p.clone()))));
     }
-    let kw = Keyward::from_ref(state);
+    let kw = state_keyward(state);
     let p = match find_now(&kw, cfg, &parts.headers, &parts.extensions) {
         Found::Principal(p) => p,
         Found::Absent => return Extracting::Ready(Some(finish(cfg, None))),
         Found::Rejected(e) => return Extracting::Ready(Some(Err(e))),
         Found::Later(later) => {
+            let kw = kw.into_owned();
             return Extracting::Later(Box::pin(async move {
                 let p = find_later(&kw, &parts.headers, &parts.extensions, later).await?;
                 if cache {
@@ -225,7 +243,7 @@ where
 impl<S> OptionalFromRequestParts<S> for Principal
 where
     Keyward: FromRef<S>,
-    S: Send + Sync,
+    S: Send + Sync + 'static,
 {
     type Rejection = HttpError;
 
@@ -240,7 +258,7 @@ where
 impl<S> FromRequestParts<S> for Principal
 where
     Keyward: FromRef<S>,
-    S: Send + Sync,
+    S: Send + Sync + 'static,
 {
     type Rejection = HttpError;
 
@@ -322,7 +340,7 @@ impl<P> std::fmt::Debug for Authorized<P> {
 impl<S, P> FromRequestParts<S> for Authorized<P>
 where
     Keyward: FromRef<S>,
-    S: Send + Sync,
+    S: Send + Sync + 'static,
     P: RequiredPermission,
 {
     type Rejection = HttpError;
