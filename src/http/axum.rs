@@ -132,14 +132,17 @@ fn find_now(kw: &Keyward, cfg: &HttpConfig, headers: &HeaderMap, ext: &Extension
     };
     match attempt.start(kw, cfg) {
         Verification::Done(Ok(p)) => Found::Principal(p),
-        other => {
+        Verification::Done(Err(e)) => {
             crate::hint::cold_path();
-            match other {
-                Verification::Done(Err(e)) => Found::Rejected(e),
-                Verification::ActFor(p, account) => Found::Later(Later::ActFor(p, account)),
-                Verification::Done(Ok(p)) => Found::Principal(p),
-                Verification::Cold(_) => Found::Later(Later::Cold),
-            }
+            Found::Rejected(e)
+        }
+        Verification::ActFor(p, account) => {
+            crate::hint::cold_path();
+            Found::Later(Later::ActFor(p, account))
+        }
+        Verification::Cold(_) => {
+            crate::hint::cold_path();
+            Found::Later(Later::Cold)
         }
     }
 }
