@@ -23,7 +23,7 @@
 //!
 //! ```sh
 //! bash benches/loopback.sh 50 1 /plain /authorized /keyward
-//! bash benches/loopback.sh 50 1 /demo/plain /demo/authorized /demo/keyward
+//! KEYWARD_BENCH_RESULTS=/tmp/demo.txt bash benches/loopback.sh 100 1 /demo/plain /demo/authorized /demo/keyward
 //! ```
 //!
 //! `KEYWARD_BENCH_PROFILE=<case>:<requests>` sends one case's requests in a

@@ -56,14 +56,19 @@ run() { # route -> "requests/s cpu-ns-per-request"
 }
 
 for r in "${routes[@]}"; do run "$r" >/dev/null; done # warm-up
-results=$(mktemp)
+# KEYWARD_BENCH_RESULTS=<file> keeps the rounds in that file and
+# summarises everything in it: several runs with the same file pool
+# their rounds (the README's figures).
+results=${KEYWARD_BENCH_RESULTS:-$(mktemp)}
+touch "$results"
+offset=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$results")
 for i in $(seq 1 "$rounds"); do
   # Rotate the order so that no route always runs first or last.
   for j in $(seq 0 $(( n_routes - 1 ))); do
     r=${routes[$(( (i + j) % n_routes ))]}
     read -r rps ns <<<"$(run "$r")"
     printf 'round %2d  %-12s %10s req/s  %6s ns CPU/request\n' "$i" "$r" "$rps" "$ns"
-    echo "$i $r $rps $ns" >>"$results"
+    echo "$(( offset + i )) $r $rps $ns" >>"$results"
   done
 done
 
@@ -97,4 +102,4 @@ awk -v routes="${routes[*]}" '
       printf "%-18s %10.0f %+9.1f%% %16s %10.0f %+9.1f%% %16s\n", r, median(a, n), 100 * mb, bci, median(c, n), 100 * md, dci
     }
   }' "$results"
-rm -f "$results"
+[ -n "${KEYWARD_BENCH_RESULTS:-}" ] || rm -f "$results"
