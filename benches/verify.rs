@@ -7,7 +7,7 @@
 //! request stream: one contiguous buffer read front to back, as a server
 //! reads requests off the network, naming keys in a random order.
 //!
-//! `cargo bench --bench verify`
+//! `cargo bench --bench verify` (`-- clock` for the hot path's clock).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -357,11 +357,30 @@ fn cold(c: &mut Criterion) {
     group.finish();
 }
 
+/// The hot path's clock against std's `SystemTime` (what it replaced).
+#[allow(clippy::disallowed_methods)]
+fn clock(c: &mut Criterion) {
+    use keyward::Clock;
+    c.bench_function("clock/SystemClock::now_unix_nanos", |b| {
+        b.iter(|| black_box(keyward::SystemClock.now_unix_nanos()));
+    });
+    c.bench_function("clock/SystemTime::now + duration_since", |b| {
+        b.iter(|| {
+            black_box(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            )
+        });
+    });
+}
+
 criterion_group!(
     verify,
     ten_thousand,
     rejections_and_sessions,
     cold,
-    one_million
+    one_million,
+    clock
 );
 criterion_main!(verify);
