@@ -39,9 +39,9 @@ impl Clock for SystemClock {
 /// `CLOCK_REALTIME` in Unix nanoseconds, read through the vDSO directly:
 /// std's `SystemTime::now().duration_since(UNIX_EPOCH)` adds about 17 ns
 /// of conversions to every verification (`cargo bench --bench verify --
-/// clock`). (The kernel's coarse clock, about
-/// 3 ns, was measured lagging the precise one by more than a tick on a
-/// VM, so it cannot bound expiries.)
+/// clock`). The kernel's coarse clock (about 3 ns) is not used: it was
+/// measured lagging the precise one by more than a tick on a VM, so it
+/// cannot bound expiries.
 #[cfg(target_os = "linux")]
 #[inline]
 fn realtime_nanos() -> i64 {
