@@ -472,9 +472,11 @@ mod tests {
             assert!(Prefix::new(bad).is_err(), "{bad}");
         }
     }
+
     #[test]
     fn is_base62_matches_the_byte_definition() {
-        // Every byte value in every position, for both lengths parsed.
+        // Every byte value in every position, for the lengths parsed and
+        // two edge sizes.
         fn check<const N: usize>() {
             for pos in 0..N {
                 for b in 0..=255u8 {
