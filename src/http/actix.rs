@@ -43,11 +43,10 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::http::api::{self, Response};
-use crate::http::auth::{self, Verification};
+use crate::http::auth::{self, Later, Verification};
 use crate::http::body::Body;
 use crate::http::headers::{self, RequestHeaders};
 use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
-use crate::id::AccountId;
 use crate::permission::Permission;
 use crate::principal::Principal;
 use crate::service::Keyward;
@@ -103,14 +102,6 @@ enum Found {
     Later(Later),
 }
 
-/// What remains to await.
-enum Later {
-    /// The caches could not decide; nothing was counted yet.
-    Cold,
-    /// Verified and counted; acting for another account.
-    ActFor(Principal, AccountId),
-}
-
 /// The principal cached in the extensions, or decided from keyward's
 /// caches (and then cached): most requests, without an await.
 fn principal_now(req: &HttpRequest) -> Found {
@@ -140,14 +131,11 @@ async fn principal_later(req: &HttpRequest, later: Later) -> Result<Option<Princ
         return Err(HttpError::misconfigured(MISSING_STATE));
     };
     let cfg = config(req);
-    let found = match later {
-        Later::ActFor(p, account) => Some(auth::act_for(kw.get_ref(), cfg, &p, &account).await?),
-        // Nothing was counted: verify from the start.
-        Later::Cold => match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))? {
-            Some(a) => Some(a.verify(kw.get_ref(), cfg).await?),
-            None => None,
-        },
-    };
+    let found = later
+        .resolve(kw.get_ref(), cfg, || {
+            auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))
+        })
+        .await?;
     Ok(found.map(|p| cache(req, p)))
 }
 

@@ -84,6 +84,35 @@ pub(crate) enum Verification<'a> {
     Cold(Attempt<'a>),
 }
 
+/// The part of a verification an adapter leaves to a boxed future: it
+/// holds no borrow of the request, which the future reads again.
+pub(crate) enum Later {
+    /// The caches could not decide; nothing was counted yet.
+    Cold,
+    /// Verified and counted; acting for another account.
+    ActFor(Principal, AccountId),
+}
+
+impl Later {
+    /// Awaits what remains: the child account, or — nothing having been
+    /// counted — the verification from the start, of the credentials
+    /// `attempt` reads again from the request. `None`: it presented none.
+    pub(crate) async fn resolve<'a>(
+        self,
+        kw: &Keyward,
+        cfg: &HttpConfig,
+        attempt: impl FnOnce() -> Result<Option<Attempt<'a>>, HttpError>,
+    ) -> Result<Option<Principal>, HttpError> {
+        match self {
+            Later::ActFor(p, account) => act_for(kw, cfg, &p, &account).await.map(Some),
+            Later::Cold => match attempt()? {
+                Some(a) => a.verify(kw, cfg).await.map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
 impl Verification<'_> {
     /// The outcome, awaiting what the caches could not decide. Callers on
     /// the request path box this when it is not `Done`, so that their own

@@ -48,7 +48,7 @@ use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::any;
 
 use crate::http::api::{self, Response};
-use crate::http::auth::{self, Verification};
+use crate::http::auth::{self, Later, Verification};
 use crate::http::body::Body;
 use crate::http::headers::{self, RequestHeaders};
 use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES, RequiredPermission};
@@ -112,14 +112,6 @@ enum Found {
     Later(Later),
 }
 
-/// The part of a verification that needs an await.
-enum Later {
-    /// The caches could not decide; nothing was counted yet.
-    Cold,
-    /// Verified and counted; acting for another account.
-    ActFor(Principal, crate::AccountId),
-}
-
 /// Verifies a request's credentials from the caches when they decide
 /// (most requests: no await, no allocation). It does not look for a
 /// principal already in the extensions; callers do, first.
@@ -147,8 +139,8 @@ fn find_now(kw: &Keyward, cfg: &HttpConfig, headers: &HeaderMap, ext: &Extension
     }
 }
 
-/// What [`find_now`] left to await: the store and argon2 (verifying
-/// from the start, as nothing was counted) or the child account.
+/// What [`find_now`] left to await (see [`Later::resolve`]); 401 when no
+/// credentials were presented.
 async fn find_later(
     kw: &Keyward,
     headers: &HeaderMap,
@@ -156,15 +148,12 @@ async fn find_later(
     later: Later,
 ) -> Result<Principal, HttpError> {
     let cfg = config(ext);
-    match later {
-        Later::ActFor(p, account) => auth::act_for(kw, cfg, &p, &account).await,
-        Later::Cold => {
-            match auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext))? {
-                Some(a) => a.verify(kw, cfg).await,
-                None => Err(HttpError::missing_credentials(cfg)),
-            }
-        }
-    }
+    later
+        .resolve(kw, cfg, || {
+            auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext))
+        })
+        .await?
+        .ok_or_else(|| HttpError::missing_credentials(cfg))
 }
 
 /// An extractor's future: ready when the caches decided, boxed otherwise
