@@ -58,16 +58,103 @@ impl AuditAction {
     }
 }
 
-/// Who did it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which kind of actor did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActorKind {
+    /// The application itself ([`Actor::System`](crate::Actor::System)).
+    System,
+    /// A key, with its secret.
+    Key,
+    /// A session of a key.
+    Session,
+    /// A person the host application authenticated
+    /// ([`Actor::User`](crate::Actor::User)).
+    User,
+}
+
+impl ActorKind {
+    /// The snake_case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Key => "key",
+            Self::Session => "session",
+            Self::User => "user",
+        }
+    }
+}
+
+/// Who did it. `kind` says which actor; the other fields are those that
+/// apply to it (a key and its account, a session too, or a person's id,
+/// name and account); the system has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredActor")]
 pub struct AuditActor {
-    /// The acting key, or `None` for the application itself
-    /// ([`Actor::System`](crate::Actor::System)).
+    /// Which kind of actor.
+    pub kind: ActorKind,
+    /// The acting key (keys and sessions).
     pub key_id: Option<KeyId>,
     /// The session the key acted through, if any.
     pub session_id: Option<SessionId>,
-    /// The acting key's own account.
+    /// The acting key's own account, or the account a person acted for.
     pub account_id: Option<AccountId>,
+    /// The host's id of the person who acted.
+    pub user_id: Option<String>,
+    /// The display name of the person who acted, as the host gave it then.
+    pub user_name: Option<String>,
+}
+
+impl AuditActor {
+    /// The application itself.
+    pub fn system() -> Self {
+        Self {
+            kind: ActorKind::System,
+            key_id: None,
+            session_id: None,
+            account_id: None,
+            user_id: None,
+            user_name: None,
+        }
+    }
+}
+
+/// [`AuditActor`] as stored: events written before `kind` existed (keyward
+/// 0.1 with schema 1) have only the key, session and account, and the kind
+/// follows from them.
+#[derive(Deserialize)]
+struct StoredActor {
+    #[serde(default)]
+    kind: Option<ActorKind>,
+    #[serde(default)]
+    key_id: Option<KeyId>,
+    #[serde(default)]
+    session_id: Option<SessionId>,
+    #[serde(default)]
+    account_id: Option<AccountId>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_name: Option<String>,
+}
+
+impl From<StoredActor> for AuditActor {
+    fn from(s: StoredActor) -> Self {
+        let kind = s.kind.unwrap_or(match (&s.session_id, &s.key_id) {
+            (Some(_), _) => ActorKind::Session,
+            (None, Some(_)) => ActorKind::Key,
+            (None, None) => ActorKind::System,
+        });
+        Self {
+            kind,
+            key_id: s.key_id,
+            session_id: s.session_id,
+            account_id: s.account_id,
+            user_id: s.user_id,
+            user_name: s.user_name,
+        }
+    }
 }
 
 /// One audit log entry.

@@ -74,8 +74,25 @@ pub enum Error {
     /// No such record (404). Keys of other accounts are reported as absent.
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// Protected keys cannot be deleted (409).
-    #[error("the key is protected and cannot be deleted")]
+    /// The key has permissions the acting principal or person does not
+    /// hold, so it may not rotate, change, deactivate or delete it (403).
+    #[error("the key has permissions the actor does not hold: {}", names(.permissions))]
+    PermissionNotHeld {
+        /// The key's permissions the actor lacks.
+        permissions: PermissionSet,
+    },
+    /// The key would be less restricted (a later or no expiry, networks
+    /// outside the acting key's) than the key the actor acts with (403).
+    #[error("{field} {reason}")]
+    RestrictionNotHeld {
+        /// The field (`expires_at`, `allowed_cidrs`).
+        field: &'static str,
+        /// What the bound is.
+        reason: String,
+    },
+    /// Protected keys are changed (rotated, updated, deactivated, deleted)
+    /// only by [`Actor::System`](crate::Actor::System) (409).
+    #[error("the key is protected: only the application itself may change or delete it")]
     Protected,
     /// A concurrent change won (409); re-read and retry.
     #[error("conflicting change: {0}")]

@@ -32,7 +32,7 @@ pub mod store;
 
 pub use account::{Account, NewAccount};
 pub use api_key::{ApiKey, KeyStatus};
-pub use audit::{AuditAction, AuditActor, AuditEvent};
+pub use audit::{ActorKind, AuditAction, AuditActor, AuditEvent};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{InvalidLabel, Label, VerifyContext};
 pub use credential::{
@@ -47,7 +47,7 @@ pub use principal::Principal;
 pub use secret::Secret;
 pub use service::{
     Actor, BuildError, Deleted, EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder,
-    ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter,
+    ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, User, may_manage,
 };
 pub use session::Session;
 pub use store::MemoryStore;

@@ -61,9 +61,10 @@ impl Principal {
         &self.grant().permissions
     }
 
-    /// Whether the principal holds `permission`.
+    /// Whether the principal holds `permission` (`writeApiKeys` implies
+    /// `readApiKeys`).
     pub fn has(&self, permission: &Permission) -> bool {
-        self.permissions().contains(permission)
+        crate::service::holds(self.permissions(), permission)
     }
 
     /// Succeeds when the principal holds `permission`.

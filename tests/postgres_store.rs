@@ -129,7 +129,7 @@ async fn concurrent_instances_migrate_once() {
         stores.push(t.await.expect("task"));
     }
     for s in &stores {
-        assert_eq!(s.schema_version().await.expect("version"), 1);
+        assert_eq!(s.schema_version().await.expect("version"), 2);
     }
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(stores[0].pool())

@@ -219,12 +219,15 @@ impl HttpError {
             } => Self::invalid_request(cfg, reason),
             Error::InvalidInput { field, reason } => Self::invalid_value(cfg, field, reason),
             Error::NotFound(what) => Self::not_found(cfg, what),
-            Error::Protected => Self::new(
-                cfg,
-                409,
-                "protected",
-                "the key is protected and cannot be deleted",
-            ),
+            e @ Error::PermissionNotHeld { .. } => {
+                Self::new(cfg, 403, "permission_not_held", e.to_string())
+            }
+            e @ Error::RestrictionNotHeld { field, .. } => {
+                let mut r = Self::new(cfg, 403, "restriction_not_held", e.to_string());
+                r.inner.field = Some(field);
+                r
+            }
+            e @ Error::Protected => Self::new(cfg, 409, "protected", e.to_string()),
             Error::Conflict(_) => Self::new(
                 cfg,
                 409,

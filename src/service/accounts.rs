@@ -24,13 +24,10 @@ impl Keyward {
         let now = self.now();
         // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
         let read_at = self.now_nanos();
-        match actor {
-            Actor::System => {}
-            Actor::Principal(p) => {
-                p.require(&Permission::write_api_keys())?;
-                if new.parent.as_ref() != Some(p.home_account_id()) {
-                    return Err(Error::AccountNotAllowed);
-                }
+        actor.require(&Permission::write_api_keys())?;
+        if let Some(home) = home_account(actor) {
+            if new.parent.as_ref() != Some(home) {
+                return Err(Error::AccountNotAllowed);
             }
         }
         if let Some(parent) = &new.parent {
@@ -38,11 +35,7 @@ impl Keyward {
                 .load_account(parent)
                 .await?
                 .ok_or(Error::NotFound("parent account"))?;
-            let held = match actor {
-                Actor::System => None,
-                Actor::Principal(p) => Some(p.permissions()),
-            };
-            validate::grantable(&new.permissions, &parent.permissions, held)?;
+            validate::grantable(&new.permissions, &parent.permissions, actor.permissions())?;
         }
         let id = match new.id {
             Some(id) => id,
@@ -84,15 +77,22 @@ impl Keyward {
             .get_account(id)
             .await?
             .ok_or(Error::NotFound("account"))?;
-        match actor {
-            Actor::System => Ok(account),
-            Actor::Principal(p)
-                if account.id == *p.home_account_id()
-                    || account.parent.as_ref() == Some(p.home_account_id()) =>
-            {
+        match home_account(actor) {
+            None => Ok(account),
+            Some(home) if account.id == *home || account.parent.as_ref() == Some(home) => {
                 Ok(account)
             }
-            Actor::Principal(_) => Err(Error::NotFound("account")),
+            Some(_) => Err(Error::NotFound("account")),
         }
+    }
+}
+
+/// The account a bounded actor belongs to: a key's own account, a
+/// person's account. `None` for the system.
+fn home_account<'a>(actor: Actor<'a>) -> Option<&'a AccountId> {
+    match actor {
+        Actor::Principal(p) => Some(p.home_account_id()),
+        Actor::User(u) => Some(u.account()),
+        _ => None,
     }
 }

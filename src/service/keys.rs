@@ -8,6 +8,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
+use super::bounds::Ceiling;
 use super::{Actor, Keyward, validate};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::audit::AuditAction;
@@ -328,6 +329,8 @@ impl Keyward {
         }
         validate::metadata(&new.metadata)?;
         validate::cidrs(&new.allowed_cidrs)?;
+        let mut new = new;
+        new.expires_at = new.expires_at.map(stored_precision);
         validate::expiry(new.expires_at, now)?;
         actor.authorize(account, &Permission::write_api_keys(), "account")?;
         if new.protected && !matches!(actor, Actor::System) {
@@ -340,11 +343,10 @@ impl Keyward {
             .load_account(account)
             .await?
             .ok_or(Error::NotFound("account"))?;
-        validate::grantable(
-            &new.permissions,
-            &acct.permissions,
-            actor_permissions(actor),
-        )?;
+        let own = self.acting_key(actor, None).await?;
+        let ceiling = Ceiling::of(actor, own.as_ref());
+        validate::grantable(&new.permissions, &acct.permissions, ceiling.grant_bound())?;
+        ceiling.restrict(Some(new.expires_at), Some(&new.allowed_cidrs))?;
 
         let secret = new_key_secret(&self.inner.prefix);
         let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
@@ -480,19 +482,25 @@ impl Keyward {
         if let Some(c) = &update.allowed_cidrs {
             validate::cidrs(c)?;
         }
+        let mut update = update;
+        update.expires_at = update.expires_at.map(|e| e.map(stored_precision));
         if let Some(e) = update.expires_at {
             validate::expiry(e, now)?;
         }
         let mut stored = self
             .stored_for(actor, id, &Permission::write_api_keys())
             .await?;
+        let own = self.acting_key(actor, Some(&stored)).await?;
+        let ceiling = Ceiling::of(actor, own.as_ref());
+        ceiling.manage(&stored.key)?;
         if let Some(p) = &update.permissions {
             let (acct, _) = self
                 .load_account(&stored.key.account_id)
                 .await?
                 .ok_or(Error::NotFound("account"))?;
-            validate::grantable(p, &acct.permissions, actor_permissions(actor))?;
+            validate::grantable(p, &acct.permissions, ceiling.grant_bound())?;
         }
+        ceiling.restrict(update.expires_at, update.allowed_cidrs.as_deref())?;
         let before = stored.key.clone();
         let k = &mut stored.key;
         let mut changed: Vec<&'static str> = Vec::new();
@@ -603,6 +611,12 @@ impl Keyward {
         let mut stored = self
             .stored_for(actor, id, &Permission::write_api_keys())
             .await?;
+        // The new secret goes to the actor: the key must be within what it
+        // holds, restrictions included.
+        let own = self.acting_key(actor, Some(&stored)).await?;
+        let ceiling = Ceiling::of(actor, own.as_ref());
+        ceiling.manage(&stored.key)?;
+        ceiling.restrict(Some(stored.key.expires_at), Some(&stored.key.allowed_cidrs))?;
         let secret = new_key_secret(&self.inner.prefix);
         let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
         let tag = self.inner.digester.tag(material);
@@ -639,19 +653,19 @@ impl Keyward {
         })
     }
 
-    /// Deletes a key and its sessions. Protected keys are refused.
+    /// Deletes a key and its sessions. Protected keys are deleted only by
+    /// [`Actor::System`].
     ///
     /// # Errors
-    /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
-    /// [`Error::Unavailable`].
+    /// [`Error::Protected`], [`Error::PermissionNotHeld`],
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
     pub async fn delete_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Deleted> {
         let now = self.now();
         let stored = self
             .stored_for(actor, id, &Permission::write_api_keys())
             .await?;
-        if stored.key.protected {
-            return Err(Error::Protected);
-        }
+        let own = self.acting_key(actor, Some(&stored)).await?;
+        Ceiling::of(actor, own.as_ref()).manage(&stored.key)?;
         let event = self.event(
             AuditAction::KeyDeleted,
             stored.key.account_id,
@@ -678,9 +692,7 @@ impl Keyward {
         id: &KeyId,
         permission: &Permission,
     ) -> Result<StoredKey> {
-        if let Actor::Principal(p) = actor {
-            p.require(permission)?;
-        }
+        actor.require(permission)?;
         let stored = self
             .inner
             .store
@@ -689,6 +701,29 @@ impl Keyward {
             .ok_or(Error::NotFound("key"))?;
         actor.authorize(&stored.key.account_id, permission, "key")?;
         Ok(stored)
+    }
+
+    /// The record of the key a principal acts with (its restrictions), as
+    /// stored now; `target` when that is the same key. `None` for other
+    /// actors.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] when the acting key is gone.
+    async fn acting_key(
+        &self,
+        actor: Actor<'_>,
+        target: Option<&StoredKey>,
+    ) -> Result<Option<ApiKey>> {
+        let Actor::Principal(p) = actor else {
+            return Ok(None);
+        };
+        if let Some(t) = target.filter(|t| t.key.id == *p.key_id()) {
+            return Ok(Some(t.key.clone()));
+        }
+        match self.inner.store.get_key(p.key_id()).await? {
+            Some(own) => Ok(Some(own.key)),
+            None => Err(Error::Unauthorized),
+        }
     }
 
     /// Hashes secret material with argon2id on a blocking thread, within
@@ -709,10 +744,9 @@ impl Keyward {
     }
 }
 
-/// The permissions a principal holds, which bound what it may grant.
-fn actor_permissions<'a>(actor: Actor<'a>) -> Option<&'a PermissionSet> {
-    match actor {
-        Actor::System => None,
-        Actor::Principal(p) => Some(p.permissions()),
-    }
+/// `at` truncated to microseconds, the precision every store keeps, so the
+/// answer to a write is what a read returns later.
+fn stored_precision(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(at)
 }

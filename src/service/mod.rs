@@ -3,6 +3,7 @@
 mod accounts;
 mod actor;
 mod audit;
+mod bounds;
 mod builder;
 mod keys;
 mod loader;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
-pub use actor::Actor;
+pub use actor::{Actor, User};
+pub use bounds::may_manage;
+pub(crate) use bounds::holds;
 pub use audit::{EventPage, UsageFilter};
 pub use builder::{BuildError, KeywardBuilder};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};

@@ -3,6 +3,7 @@
 
 use ipnet::IpNet;
 use time::OffsetDateTime;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::{Error, GrantLimit, Result};
 use crate::permission::PermissionSet;
@@ -35,11 +36,50 @@ fn text(field: &'static str, s: &str, max: usize, allow_empty: bool) -> Result<(
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(invalid(field, "must not contain control characters"));
     }
+    // Bidi controls reorder what follows them, even in free text.
+    if s.chars().any(|c| {
+        matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+    }) {
+        return Err(invalid(field, "must not contain bidi control characters"));
+    }
+    Ok(())
+}
+
+/// [`text`], and no format characters: for names and labels shown in
+/// lists (descriptions may hold emoji sequences, whose joiners are Cf).
+fn label(field: &'static str, s: &str, max: usize) -> Result<()> {
+    text(field, s, max, false)?;
+    if let Some(c) = s.chars().find(|&c| is_format(c)) {
+        return Err(invalid(
+            field,
+            format!(
+                "must not contain format characters (U+{:04X}: bidi controls, zero-width characters, BOM)",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Unicode category Cf (format): bidi overrides and isolates, zero-width
+/// spaces and joiners, the BOM, soft hyphen… invisible, and able to make a
+/// name read differently in an admin screen than it is.
+fn is_format(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+}
+
+/// A [`User`](super::User)'s id or name: 1–200 characters, no controls or
+/// format characters.
+pub(crate) fn user_field(field: &'static str, s: &str) -> Result<()> {
+    label(field, s, super::actor::MAX_USER_FIELD)?;
+    if s.contains(['\n', '\t']) {
+        return Err(invalid(field, "must be a single line"));
+    }
     Ok(())
 }
 
 pub(crate) fn name(s: &str) -> Result<()> {
-    text("name", s, MAX_NAME, false)?;
+    label("name", s, MAX_NAME)?;
     if s.contains('\n') {
         return Err(invalid("name", "must be a single line"));
     }
@@ -51,7 +91,7 @@ pub(crate) fn description(s: &str) -> Result<()> {
 }
 
 pub(crate) fn application(s: &str) -> Result<()> {
-    text("application", s, MAX_APPLICATION, false)
+    label("application", s, MAX_APPLICATION)
 }
 
 pub(crate) fn metadata(v: &serde_json::Value) -> Result<()> {
@@ -85,15 +125,15 @@ pub(crate) fn expiry(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<
     }
 }
 
-/// Checks that `wanted` ⊆ `account` and, for a principal, ⊆ what it holds.
+/// Checks that `wanted` ⊆ `account` and, for a bounded actor, within what
+/// it holds ([`super::bounds::may_manage`]).
 pub(crate) fn grantable(
     wanted: &PermissionSet,
     account: &PermissionSet,
     actor: Option<&PermissionSet>,
 ) -> Result<()> {
     if let Some(held) = actor {
-        let beyond = wanted.difference(held);
-        if !beyond.is_empty() {
+        if let Err(beyond) = super::bounds::may_manage(held, wanted) {
             return Err(Error::NotGrantable {
                 limit: GrantLimit::Actor,
                 permissions: beyond,

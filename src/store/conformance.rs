@@ -41,7 +41,7 @@ mod usage;
 
 pub use accounts::{insert_account_conflicts, insert_account_round_trips};
 pub use events::{
-    event_round_trips_every_field, events_written_with_each_change,
+    event_actor_kinds_round_trip, event_round_trips_every_field, events_written_with_each_change,
     list_events_newest_first_with_cursor_and_key_filter,
 };
 pub use keys::{
@@ -132,6 +132,7 @@ macro_rules! store_conformance_tests {
             events_written_with_each_change,
             list_events_newest_first_with_cursor_and_key_filter,
             event_round_trips_every_field,
+            event_actor_kinds_round_trip,
             record_usage_sums_and_advances_last_used,
             usage_filters_by_key_origin_and_time,
         );

@@ -267,7 +267,7 @@ fn usage_row(r: &PgRow) -> StoreResult<UsageRecord> {
 async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, actor, \
-         client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb)",
+         client_ip, details, actor_kind, actor_user_id, actor_user_name) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11, $12)",
     )
     .bind(&e.id)
     .bind(e.at)
@@ -278,6 +278,9 @@ async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()
     .bind(sql::to_json(&e.actor)?)
     .bind(e.client_ip.map(|ip| ip.to_string()))
     .bind(sql::to_json(&e.details)?)
+    .bind(e.actor.kind.as_str())
+    .bind(e.actor.user_id.as_deref())
+    .bind(e.actor.user_name.as_deref())
     .execute(conn)
     .await
     .map_err(|e| map_err(e, "audit event id exists"))?;

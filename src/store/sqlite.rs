@@ -188,7 +188,7 @@ fn usage_row(r: &SqliteRow) -> StoreResult<UsageRecord> {
 async fn insert_event(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, actor, \
-         client_ip, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         client_ip, details, actor_kind, actor_user_id, actor_user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.id)
     .bind(us(e.at))
@@ -199,6 +199,9 @@ async fn insert_event(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResul
     .bind(sql::to_json(&e.actor)?)
     .bind(e.client_ip.map(|ip| ip.to_string()))
     .bind(sql::to_json(&e.details)?)
+    .bind(e.actor.kind.as_str())
+    .bind(e.actor.user_id.as_deref())
+    .bind(e.actor.user_name.as_deref())
     .execute(conn)
     .await
     .map_err(|e| map_err(e, "audit event id exists"))?;

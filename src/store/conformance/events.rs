@@ -7,7 +7,7 @@ use serde_json::json;
 use super::fixtures::{
     at, event, events_of, insert_account, insert_key, plain_key, session, session_id,
 };
-use crate::audit::{AuditAction, AuditActor};
+use crate::audit::{ActorKind, AuditAction, AuditActor};
 use crate::store::{EventQuery, KeyStore};
 
 /// Every successful change appends exactly its event; every rejected one
@@ -134,9 +134,12 @@ pub async fn event_round_trips_every_field(store: &dyn KeyStore) {
         at(3, 999_999),
     );
     e.actor = AuditActor {
+        kind: ActorKind::Session,
         key_id: Some(k.key.id),
         session_id: Some(session_id()),
         account_id: Some(a.id),
+        user_id: None,
+        user_name: None,
     };
     e.session_id = Some(session_id());
     e.client_ip = Some("2001:db8::1".parse::<IpAddr>().expect("ip"));
@@ -154,4 +157,38 @@ pub async fn event_round_trips_every_field(store: &dyn KeyStore) {
     assert_eq!(all.len(), 3);
     assert_eq!(all[0], login);
     assert_eq!(all[1], e);
+}
+
+/// Every kind of actor reads back as written: the system (explicitly, not
+/// as nulls), and a person the host authenticated with their id and name
+/// (any Unicode the host allows, quotes included).
+pub async fn event_actor_kinds_round_trip(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let k = plain_key(a.id, "k", at(1, 0));
+    let system = event(AuditAction::KeyCreated, a.id, Some(k.key.id), at(2, 0));
+    store.insert_key(&k, &system).await.expect("insert_key");
+    let mut by_user = event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(3, 5));
+    by_user.actor = AuditActor {
+        kind: ActorKind::User,
+        key_id: None,
+        session_id: None,
+        account_id: Some(a.id),
+        user_id: Some("u-42".into()),
+        user_name: Some("Zoë \"Ops\" O'Neil".into()),
+    };
+    by_user.client_ip = Some("192.0.2.8".parse::<IpAddr>().expect("ip"));
+    let mut changed = k.clone();
+    changed.key.name = "k2".into();
+    changed.version += 1;
+    store
+        .update_key(&changed, k.version, &by_user)
+        .await
+        .expect("update_key");
+    let all = events_of(store, a.id).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0], by_user);
+    assert_eq!(all[1], system);
+    assert_eq!(all[1].actor.kind, ActorKind::System);
+    let json = serde_json::to_value(&all[1].actor).expect("json");
+    assert_eq!(json["kind"], "system");
 }

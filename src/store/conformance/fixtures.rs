@@ -143,11 +143,7 @@ pub(super) fn event(
         account_id: account,
         key_id: key,
         session_id: None,
-        actor: AuditActor {
-            key_id: None,
-            session_id: None,
-            account_id: None,
-        },
+        actor: AuditActor::system(),
         client_ip: None,
         details: json!({ "changed": ["name"] }),
     }
