@@ -626,6 +626,7 @@ async fn serve(kw: &Keyward, cfg: &HttpConfig, path: &'static str, req: Request)
         headers: gather(&parts.headers),
         client_ip: client_ip(cfg, &parts.headers, &parts.extensions),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
+        user: parts.extensions.get::<crate::http::HostUser>(),
     };
     to_axum(api::dispatch(kw, cfg, request).await)
 }

@@ -43,6 +43,7 @@ mod body;
 mod config;
 mod error;
 mod headers;
+mod host_user;
 mod openapi;
 
 #[cfg(feature = "actix")]
@@ -56,6 +57,7 @@ pub(crate) use api::Response;
 pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
+pub use host_user::HostUser;
 
 /// `(method, path)` of every route of the management API, paths relative
 /// to where it is mounted, `{id}` for the key id.

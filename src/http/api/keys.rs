@@ -8,14 +8,13 @@ use super::sessions::rfc3339;
 use super::{Op, Request, Response};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::context::Label;
-use crate::http::auth;
 use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::id::KeyId;
 use crate::permission::Permission;
-use crate::principal::Principal;
-use crate::service::{Actor, KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
+use crate::http::host_user::Caller;
+use crate::service::{KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
 
 const CREATE_FIELDS: &[&str] = &[
     "name",
@@ -55,12 +54,12 @@ pub(super) async fn handle(
         Op::ListKeys | Op::GetKey | Op::KeyEvents | Op::KeyUsage => Permission::read_api_keys(),
         _ => Permission::write_api_keys(),
     };
-    let p = auth::require(kw, cfg, &req.headers, req.client_ip).await?;
+    let p = Caller::of(kw, cfg, req.user, &req.headers, req.client_ip).await?;
     if !p.has(&permission) {
         return Err(HttpError::insufficient_scope(cfg, permission.as_str()));
     }
     let svc = |e| HttpError::from_service(cfg, e);
-    let actor = Actor::Principal(&p);
+    let actor = p.actor();
     match op {
         Op::CreateKey => create(kw, cfg, &p, req).await,
         Op::ListKeys => list(kw, cfg, &p, req).await,
@@ -97,7 +96,7 @@ fn key_id(cfg: &HttpConfig, req: &Request<'_>) -> Result<KeyId, HttpError> {
 async fn create(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
     let map = body::object(
@@ -122,7 +121,7 @@ async fn create(
         new.metadata = m;
     }
     let issued = kw
-        .issue_key(Actor::Principal(p), p.account_id(), new)
+        .issue_key(p.actor(), p.account(), new)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&issued.key);
@@ -178,7 +177,7 @@ fn page(items: Vec<Value>, next: Option<String>) -> Value {
 async fn list(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
     let mut l = ListKeys::new();
@@ -208,7 +207,7 @@ async fn list(
         }
     }
     let page_ = kw
-        .list_keys(Actor::Principal(p), p.account_id(), l)
+        .list_keys(p.actor(), p.account(), l)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let items = page_
@@ -222,7 +221,7 @@ async fn list(
 async fn update(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -259,7 +258,7 @@ async fn update(
     u.allowed_cidrs = f.cidrs("allowed_cidrs")?;
     u.metadata = f.object("metadata")?;
     let updated = kw
-        .update_key(Actor::Principal(p), id, u)
+        .update_key(p.actor(), id, u)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&updated.key);
@@ -272,7 +271,7 @@ async fn update(
 async fn rotate(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -286,7 +285,7 @@ async fn rotate(
     let mut f = Fields { cfg, map };
     let grace = f.seconds("grace_period_seconds")?.map(Duration::seconds);
     let r = kw
-        .rotate_key(Actor::Principal(p), id, grace)
+        .rotate_key(p.actor(), id, grace)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&r.key);
@@ -302,7 +301,7 @@ async fn rotate(
 async fn events(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -317,8 +316,8 @@ async fn events(
     }
     let page_ = kw
         .events(
-            Actor::Principal(p),
-            p.account_id(),
+            p.actor(),
+            p.account(),
             Some(id),
             n,
             cursor.as_deref(),
@@ -341,7 +340,7 @@ fn instant(cfg: &HttpConfig, field: &'static str, v: &str) -> Result<OffsetDateT
 async fn usage(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -365,11 +364,11 @@ async fn usage(
     let mut filter = UsageFilter::between(from, to).key(*id);
     filter.origin = origin;
     // The key must be visible to the caller (404 otherwise).
-    kw.get_key(Actor::Principal(p), id)
+    kw.get_key(p.actor(), id)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let rows = kw
-        .usage(Actor::Principal(p), p.account_id(), filter)
+        .usage(p.actor(), p.account(), filter)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let items: Vec<Value> = rows
