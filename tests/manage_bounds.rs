@@ -7,7 +7,7 @@ mod common;
 
 use common::{ALL, Fixture, fixture, perms};
 use keyward::{
-    AccountId, ActorKind, Actor, AuditAction, Error, IssuedKey, KeyStatus, KeyUpdate, NewKey,
+    AccountId, Actor, ActorKind, AuditAction, Error, IssuedKey, KeyStatus, KeyUpdate, NewKey,
     PermissionSet, Principal, User, VerifyContext,
 };
 use proptest::prelude::*;
@@ -52,9 +52,13 @@ async fn a_weaker_key_cannot_rotate_a_stronger_one() {
     let events = event_count(&f).await;
     for target in [&f.admin, &strong] {
         let e =
-            f.kw.rotate_key(Actor::Principal(&w), &target.key.id, Some(Duration::days(7)))
-                .await
-                .expect_err("takeover");
+            f.kw.rotate_key(
+                Actor::Principal(&w),
+                &target.key.id,
+                Some(Duration::days(7)),
+            )
+            .await
+            .expect_err("takeover");
         assert!(
             not_held(&e, &["readApplications", "writeApplications"]),
             "{e:?}"
@@ -93,9 +97,13 @@ async fn a_weaker_key_cannot_disarm_a_stronger_one() {
         let e = f.kw.deactivate_key(by, id).await.expect_err("deactivate");
         assert!(not_held(&e, &missing), "{e:?}");
         let e =
-            f.kw.update_key(by, id, KeyUpdate::new().permissions(perms(&["readApiKeys"])))
-                .await
-                .expect_err("narrow");
+            f.kw.update_key(
+                by,
+                id,
+                KeyUpdate::new().permissions(perms(&["readApiKeys"])),
+            )
+            .await
+            .expect_err("narrow");
         assert!(not_held(&e, &missing), "{e:?}");
         let fence = KeyUpdate::new().allowed_cidrs(vec!["203.0.113.0/24".parse().expect("net")]);
         let e = f.kw.update_key(by, id, fence).await.expect_err("fence");
@@ -120,11 +128,7 @@ async fn a_weaker_key_cannot_disarm_a_stronger_one() {
 async fn protected_keys_change_only_through_the_system() {
     let f = fixture().await;
     let admin = principal(&f, &f.admin, ctx()).await;
-    let other = issue(
-        &f,
-        NewKey::new("other admin").permissions(perms(ALL)),
-    )
-    .await;
+    let other = issue(&f, NewKey::new("other admin").permissions(perms(ALL))).await;
     let other = principal(&f, &other, ctx()).await;
     let id = &f.admin.key.id;
     for p in [&admin, &other] {
@@ -187,9 +191,13 @@ async fn restrictions_cannot_be_shed() {
             .expect_err("clear expiry");
     assert_eq!(field(&e), Some("expires_at"), "{e:?}");
     let e =
-        f.kw.update_key(by, own, KeyUpdate::new().expires_at(Some(expiry + Duration::days(30))))
-            .await
-            .expect_err("later expiry");
+        f.kw.update_key(
+            by,
+            own,
+            KeyUpdate::new().expires_at(Some(expiry + Duration::days(30))),
+        )
+        .await
+        .expect_err("later expiry");
     assert_eq!(field(&e), Some("expires_at"), "{e:?}");
     let e =
         f.kw.update_key(by, own, KeyUpdate::new().allowed_cidrs(vec![]))
@@ -200,9 +208,13 @@ async fn restrictions_cannot_be_shed() {
     assert_eq!(k.expires_at, Some(expiry));
     assert_eq!(k.allowed_cidrs, vec![local]);
     // Tightening is fine.
-    f.kw.update_key(by, own, KeyUpdate::new().expires_at(Some(expiry - Duration::hours(1))))
-        .await
-        .expect("earlier expiry");
+    f.kw.update_key(
+        by,
+        own,
+        KeyUpdate::new().expires_at(Some(expiry - Duration::hours(1))),
+    )
+    .await
+    .expect("earlier expiry");
     let expiry = expiry - Duration::hours(1);
     // Minting: no expiry, a later one, other networks, any network.
     let minted = |n: &str| NewKey::new(n).permissions(perms(&["readApplications"]));
@@ -291,7 +303,13 @@ async fn a_session_is_bounded_by_its_keys_expiry() {
         .await
         .expect_err("beyond the key's expiry");
     assert!(
-        matches!(e, Error::RestrictionNotHeld { field: "expires_at", .. }),
+        matches!(
+            e,
+            Error::RestrictionNotHeld {
+                field: "expires_at",
+                ..
+            }
+        ),
         "{e:?}"
     );
     // The audit log names the session.
@@ -336,9 +354,15 @@ async fn people_act_with_the_same_bounds_and_are_audited() {
     f.kw.rotate_key(by, &k.key.id, None).await.expect("rotates");
     f.kw.delete_key(by, &k.key.id).await.expect("deletes");
     let page =
-        f.kw.events(Actor::User(&staff), &f.account.id, Some(&k.key.id), 100, None)
-            .await
-            .expect("staff reads");
+        f.kw.events(
+            Actor::User(&staff),
+            &f.account.id,
+            Some(&k.key.id),
+            100,
+            None,
+        )
+        .await
+        .expect("staff reads");
     assert_eq!(page.items.len(), 6);
     for e in &page.items {
         assert_eq!(e.actor.kind, ActorKind::User, "{e:?}");
@@ -465,7 +489,13 @@ async fn names_with_format_or_control_characters_are_refused() {
         )
         .await
         .expect_err("bidi in a description");
-    assert!(matches!(e, Error::InvalidInput { field: "description", .. }));
+    assert!(matches!(
+        e,
+        Error::InvalidInput {
+            field: "description",
+            ..
+        }
+    ));
     assert_eq!(
         f.kw.get_key(Actor::System, &k.key.id)
             .await

@@ -148,9 +148,7 @@ impl<'de> Visitor<'de> for UniqueVisitor {
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
                 let shown: String = key.chars().take(64).collect();
-                return Err(de::Error::custom(format_args!(
-                    "duplicate field `{shown}`"
-                )));
+                return Err(de::Error::custom(format_args!("duplicate field `{shown}`")));
             }
             let Unique(v) = map.next_value()?;
             out.insert(key, v);

@@ -17,9 +17,9 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
 pub use actor::{Actor, User};
-pub use bounds::may_manage;
-pub(crate) use bounds::holds;
 pub use audit::{EventPage, UsageFilter};
+pub(crate) use bounds::holds;
+pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
 pub use sessions::LoginSession;

@@ -11,9 +11,9 @@ use crate::context::Label;
 use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
+use crate::http::host_user::Caller;
 use crate::id::KeyId;
 use crate::permission::Permission;
-use crate::http::host_user::Caller;
 use crate::service::{KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
 
 const CREATE_FIELDS: &[&str] = &[
@@ -315,13 +315,7 @@ async fn events(
         }
     }
     let page_ = kw
-        .events(
-            p.actor(),
-            p.account(),
-            Some(id),
-            n,
-            cursor.as_deref(),
-        )
+        .events(p.actor(), p.account(), Some(id), n, cursor.as_deref())
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let items = page_
