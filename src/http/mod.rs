@@ -36,6 +36,15 @@
 //!
 //! Mounted with [`axum::router`] or [`actix::scope`]; the routes are listed
 //! by [`management_routes`] and described by `GET /openapi.json`.
+//!
+//! The caller is a key (or session), or a person the host application
+//! signed in: the host's middleware inserts a [`HostUser`] into the
+//! request's extensions, and the routes act as that
+//! [`Actor::User`](crate::Actor::User). Either way the service's bounds
+//! apply: 403 `permission_not_held` for a key with permissions the caller
+//! lacks, 403 `restriction_not_held` (with `field`) for an expiry or
+//! networks beyond the caller's key, 409 `protected` for the
+//! application's own keys.
 
 mod api;
 mod auth;
