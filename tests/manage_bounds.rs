@@ -177,7 +177,7 @@ async fn restrictions_cannot_be_shed() {
     )
     .await;
     let from_local = ctx().client_ip("127.0.0.1".parse().expect("ip"));
-    let p = principal(&f, &restricted, from_local.clone()).await;
+    let p = principal(&f, &restricted, from_local).await;
     let by = Actor::Principal(&p);
     let own = &restricted.key.id;
     let field = |e: &Error| match e {
