@@ -4,6 +4,7 @@ mod accounts;
 mod actor;
 mod audit;
 mod builder;
+mod decide;
 mod keys;
 mod loader;
 mod sessions;
