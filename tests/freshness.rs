@@ -116,19 +116,30 @@ async fn no_valid_key_is_refused_across_w_boundaries() {
             .expect("build");
         // The account entry is read with the first key, at about `start`.
         let start = clock.now();
-        kw.verify(first.key.id.as_str(), first.secret.expose(), VerifyContext::new())
-            .await
-            .expect("first key");
+        kw.verify(
+            first.key.id.as_str(),
+            first.secret.expose(),
+            VerifyContext::new(),
+        )
+        .await
+        .expect("first key");
         // The second key (cold: a store read and argon2) starts just
         // before that entry turns W old.
         clock.set(start + w - Duration::milliseconds(offset_ms));
         let r = kw
-            .verify(second.key.id.as_str(), second.secret.expose(), VerifyContext::new())
+            .verify(
+                second.key.id.as_str(),
+                second.secret.expose(),
+                VerifyContext::new(),
+            )
             .await;
         if let Err(e) = r {
             refused.push((offset_ms, e));
         }
         clock.advance(w);
     }
-    assert!(refused.is_empty(), "valid key refused at offsets (ms): {refused:?}");
+    assert!(
+        refused.is_empty(),
+        "valid key refused at offsets (ms): {refused:?}"
+    );
 }

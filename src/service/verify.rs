@@ -356,7 +356,10 @@ impl Keyward {
                     generation,
                 } if !hashed => {
                     hashed = true;
-                    match self.check_cold(id, m, current, previous, now).await? {
+                    match self
+                        .check_cold(id, m, current, previous, ctx.client_ip, now)
+                        .await?
+                    {
                         ColdOutcome::Matched { previous, rehashed } => {
                             self.inner
                                 .keys
@@ -380,6 +383,13 @@ impl Keyward {
         }
     }
 
+    /// Argon2 verifications this instance has run (cold verifications of
+    /// known keys; a metric: a flood of wrong secrets shows here, bounded
+    /// by the failed-attempt budget).
+    pub fn argon2_checks(&self) -> u64 {
+        self.inner.hasher.checks()
+    }
+
     /// Counts a wrong secret that argon2 refused, in the key's usage.
     fn count_wrong_secret(&self, id: KeyId, ctx: VerifyContext, now: i64) {
         let usage = &self.inner.usage;
@@ -398,17 +408,23 @@ impl Keyward {
         m: SecretMaterial<'_>,
         current: Option<PhcString>,
         previous: Option<PhcString>,
+        client_ip: Option<std::net::IpAddr>,
         now: i64,
     ) -> Result<ColdOutcome> {
-        if let Err(retry_after_secs) = self.inner.limiter.check(&id, now) {
-            return Err(Error::TooManyAttempts { retry_after_secs });
-        }
-        let permit = self
-            .inner
-            .hash_slots
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(Box::new(e)))?;
+        // Reserved before argon2, so concurrent wrong secrets cannot run
+        // more than the budget; given back on a match (see `limiter`).
+        let limiter = &self.inner.limiter;
+        let reservation = limiter
+            .reserve(&id, client_ip, now)
+            .map_err(|retry_after_secs| Error::TooManyAttempts { retry_after_secs })?;
+        let gate = limiter.gate(&reservation).await;
+        let permit = match self.inner.hash_slots.acquire().await {
+            Ok(p) => p,
+            Err(e) => {
+                limiter.settle(reservation, false);
+                return Err(Error::Internal(Box::new(e)));
+            }
+        };
         let material = Zeroizing::new(m.0.to_vec());
         let hasher = self.inner.hasher.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -427,15 +443,11 @@ impl Keyward {
         })
         .await;
         drop(permit);
+        drop(gate);
+        let wrong_secret = matches!(result, Ok(Ok(ColdOutcome::Mismatch)));
+        limiter.settle(reservation, wrong_secret);
         match result {
-            Ok(Ok(ColdOutcome::Mismatch)) => {
-                self.inner.limiter.failed(&id, now);
-                Ok(ColdOutcome::Mismatch)
-            }
-            Ok(Ok(matched)) => {
-                self.inner.limiter.succeeded(&id);
-                Ok(matched)
-            }
+            Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => {
                 tracing::error!(target: "keyward::verify", key_id = %id, error = %e, "stored hash unusable");
                 Err(Error::Internal(Box::new(e)))
