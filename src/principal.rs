@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::cache::SecretRef;
 use crate::error::Error;
 use crate::id::{AccountId, KeyId, SessionId};
 use crate::permission::{Permission, PermissionSet};
@@ -27,6 +28,9 @@ pub struct Principal {
     pub(crate) acting: Option<Arc<Grant>>,
     pub(crate) session_id: Option<SessionId>,
     pub(crate) client_ip: Option<IpAddr>,
+    /// The key's secret that was proved (a session's: the one it was
+    /// opened with); a session opened with this principal records it.
+    pub(crate) secret: SecretRef,
 }
 
 impl Principal {

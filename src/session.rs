@@ -21,9 +21,13 @@ pub struct Session {
     /// The session ends at this instant.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
-    /// The key's secret generation at login; a rotation without grace
-    /// period ends sessions of older generations.
+    /// The generation of the secret the session was opened with (the key's
+    /// previous generation when opened with the old secret during a grace
+    /// period): the session ends when that secret stops working.
     pub key_generation: u32,
+    /// The key's session epoch at login: the session ends when the key is
+    /// deactivated or its expiry passes, even if reactivated or extended.
+    pub key_epoch: u32,
     /// Digest of the token's secret part.
     #[serde(skip)]
     pub token_digest: [u8; 32],
@@ -38,6 +42,7 @@ impl std::fmt::Debug for Session {
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .field("key_generation", &self.key_generation)
+            .field("key_epoch", &self.key_epoch)
             .finish_non_exhaustive()
     }
 }

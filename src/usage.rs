@@ -16,9 +16,9 @@ use std::sync::{Mutex, OnceLock};
 use hashbrown::HashTable;
 use time::OffsetDateTime;
 
-use crate::cache::Padded;
 use crate::context::Label;
 use crate::id::{AccountId, KeyId};
+use crate::padded::Padded;
 use crate::store::UsageRecord;
 
 const SHARDS: usize = 64;
@@ -52,6 +52,15 @@ const PAIR_SLOTS: usize = 256;
 /// in the high half of the word. Never zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Bucket(u64);
+
+/// A request's usage labels, time and hot-word bucket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tally {
+    origin: Label,
+    category: Label,
+    bucket: Option<Bucket>,
+    now: i64,
+}
 
 /// Usage counted in place in a key's cache entry: one word holding the
 /// bucket and its success and failure counts (16 bits each; a full count
@@ -131,6 +140,47 @@ impl UsageAggregator {
         let (o, c) = self.pairs[pair].get_or_init(|| (origin, category));
         (*o == origin && *c == category)
             .then_some(Bucket((((hour as u64 + 1) << 8) | pair as u64) << 32))
+    }
+
+    /// What [`count`](Self::count) needs of a request, computed once
+    /// before the cache lookup: its labels, its time and its hot-word
+    /// bucket.
+    #[inline]
+    pub(crate) fn tally(&self, origin: Label, category: Label, now: i64) -> Tally {
+        Tally {
+            origin,
+            category,
+            bucket: self.bucket(origin, category, now),
+            now,
+        }
+    }
+
+    /// Counts one decided verification of `key`: in `hot` (the key's
+    /// in-place counter) when there is one and it can, otherwise in the
+    /// table. Each verification is counted once, after its decision.
+    #[inline]
+    pub(crate) fn count(
+        &self,
+        tally: &Tally,
+        hot: Option<&HotUsage>,
+        key: KeyId,
+        account: &AccountId,
+        success: bool,
+    ) {
+        if let (Some(hot), Some(bucket)) = (hot, tally.bucket)
+            && self.record_hot(hot, key, account, bucket, success, tally.now)
+        {
+            return;
+        }
+        crate::hint::cold_path();
+        self.record(
+            key,
+            account,
+            tally.origin,
+            tally.category,
+            tally.now,
+            success,
+        );
     }
 
     /// Counts one verification in `hot` (the key's in-place counter) if it

@@ -17,13 +17,13 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ipnet::IpNet;
 
-use super::Padded;
 use super::index::SlotIndex;
-use crate::digest::{Tag, tags_equal};
+use crate::digest::Tag;
 use crate::id::{AccountId, KeyId};
+use crate::padded::Padded;
 use crate::principal::Grant;
 use crate::store::PhcString;
-use crate::usage::{Bucket, HotUsage, UsageAggregator};
+use crate::usage::{HotUsage, UsageAggregator};
 
 const SHARDS: usize = 64;
 
@@ -53,6 +53,9 @@ pub(crate) struct Extra {
     pub(crate) previous: Option<(SecretSlot, i64)>,
     /// Allowed client networks (empty: any).
     pub(crate) allowed: Box<[IpNet]>,
+    /// The key's session epoch (see `StoredKey::session_epoch`); zero for
+    /// most keys, which then need no `Extra` for it.
+    pub(crate) session_epoch: u32,
 }
 
 /// A cached key: 104 bytes, so a million keys fit the memory budget. The
@@ -127,6 +130,25 @@ impl KeyEntry {
         self.state >> 1
     }
 
+    /// The key's session epoch.
+    #[inline]
+    pub(crate) fn session_epoch(&self) -> u32 {
+        self.extra.as_deref().map_or(0, |e| e.session_epoch)
+    }
+
+    /// The previous secret's slot while a grace period is open at `now`.
+    #[inline]
+    pub(crate) fn previous_at(&self, now: i64) -> Option<&SecretSlot> {
+        let (slot, until) = self.extra.as_deref()?.previous.as_ref()?;
+        (now < *until).then_some(slot)
+    }
+
+    /// The hash of the current secret while no verification has replaced
+    /// it by a tag.
+    pub(crate) fn current_hash(&self) -> Option<&PhcString> {
+        self.extra.as_deref()?.current_hash.as_ref()
+    }
+
     fn allowed(&self) -> &[IpNet] {
         self.extra.as_deref().map_or(&[], |e| &e.allowed)
     }
@@ -161,63 +183,27 @@ impl KeyEntry {
     }
 }
 
-/// What the cache can say about a presented secret without argon2.
-#[derive(Debug)]
-pub(crate) enum Warm {
-    /// The secret matches a verified tag; the entry's state follows.
-    Match {
-        grant: Arc<Grant>,
-        active: bool,
-        expires_at: i64,
-        ip_allowed: bool,
-        /// Whether the verification was already counted in the entry's
-        /// usage counter.
-        counted: bool,
-    },
-    /// Every secret the key accepts has a verified tag and none matches.
-    Mismatch {
-        account: AccountId,
-        /// As for `Match`.
-        counted: bool,
-    },
-    /// A slot is still cold: argon2 must decide. Carries the hashes to try.
-    Cold {
-        current: Option<PhcString>,
-        previous: Option<PhcString>,
-        generation: u32,
-        account: AccountId,
-    },
-    /// Absent, or older than the propagation window.
-    Stale,
-    /// The store said, less than W ago, that no such key exists.
-    Missing,
+/// What the cache holds for a key id: the cache only finds and stores;
+/// what a finding means is the service's decision.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Found<'a> {
+    /// The entry for the id.
+    Entry(&'a KeyEntry),
+    /// The store said, at this time (unix nanoseconds), that no such key
+    /// exists.
+    Missing(i64),
+    /// Nothing is known about the id.
+    Absent,
 }
 
-/// [`KeyCache::check`] for an id not in the cache: missing (the store
-/// said so less than W ago) or stale. Out of line: the warm path's code
-/// stays small.
+/// [`KeyCache::find`] for an id not in the slab. Out of line: the warm
+/// path's code stays small.
 #[cold]
 #[inline(never)]
-fn absent(shard: &Shard, id: &KeyId, now: i64, window: i64) -> Warm {
+fn absent(shard: &Shard, id: &KeyId) -> Found<'static> {
     match shard.missing.get(id) {
-        Some(&at) if now.saturating_sub(at) < window && now >= at => Warm::Missing,
-        _ => Warm::Stale,
-    }
-}
-
-/// [`KeyCache::check`] when argon2 must decide: the hashes to try.
-#[cold]
-#[inline(never)]
-fn cold(e: &KeyEntry, current_cold: bool, prev: Option<&(SecretSlot, i64)>) -> Warm {
-    Warm::Cold {
-        current: if current_cold {
-            e.extra.as_deref().and_then(|x| x.current_hash.clone())
-        } else {
-            None
-        },
-        previous: prev.and_then(|(slot, _)| slot.hash.clone()),
-        generation: e.generation,
-        account: e.grant.account,
+        Some(&at) => Found::Missing(at),
+        None => Found::Absent,
     }
 }
 
@@ -290,81 +276,20 @@ impl KeyCache {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The hot path: checks the digest `tag` computes against the entry for
-    /// `id` in constant time and, when it decides, counts the outcome in the entry's usage
-    /// counter for `bucket`. Allocation-free.
+    /// The hot path: runs `f` on what the cache holds for `id`, under the
+    /// shard's read lock (so `f` can count usage in the entry's counter
+    /// without a second lookup). Allocation-free.
     #[inline]
-    pub(crate) fn check(
-        &self,
-        id: &KeyId,
-        tag: impl FnOnce() -> Tag,
-        now: i64,
-        window: i64,
-        ip: Option<IpAddr>,
-        bucket: Option<Bucket>,
-    ) -> Warm {
+    pub(crate) fn find<R>(&self, id: &KeyId, f: impl FnOnce(Found<'_>) -> R) -> R {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
-        let Some(i) = shard
+        match shard
             .index
             .find(h, |i| shard.slab[i as usize].key_id == *id)
-        else {
-            return absent(&shard, id, now, window);
-        };
-        let e = &shard.slab[i as usize];
-        // The digest is computed only now, after the lookup issued its
-        // loads: the CPU computes it while the entry is still arriving
-        // from memory (the main cost of a verification among many keys).
-        let tag = &tag();
-        if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
-            crate::hint::cold_path();
-            return Warm::Stale;
+        {
+            Some(i) => f(Found::Entry(&shard.slab[i as usize])),
+            None => f(absent(&shard, id)),
         }
-        let current = e.tag().map(|t| tags_equal(&t, tag));
-        let prev = match e.extra.as_deref() {
-            None => None,
-            Some(x) => {
-                crate::hint::cold_path();
-                x.previous.as_ref().filter(|(_, until)| now < *until)
-            }
-        };
-        let prev_match = prev.and_then(|(slot, _)| slot.tag.map(|t| tags_equal(&t, tag)));
-        if current == Some(true) || prev_match == Some(true) {
-            let (active, ip_allowed) = (e.active(), e.ip_allowed(ip));
-            let success = active && now < e.expires_at && ip_allowed;
-            return Warm::Match {
-                grant: Arc::clone(&e.grant),
-                active,
-                expires_at: e.expires_at,
-                ip_allowed,
-                counted: self.count(e, bucket, success, now),
-            };
-        }
-        crate::hint::cold_path();
-        let prev_cold = prev.is_some() && prev_match.is_none();
-        if current.is_some() && !prev_cold {
-            return Warm::Mismatch {
-                account: e.grant.account,
-                counted: self.count(e, bucket, false, now),
-            };
-        }
-        cold(e, current.is_none(), prev)
-    }
-
-    /// Counts one verification in `e`'s usage counter; `false` when the
-    /// caller must count it in the usage table instead.
-    #[inline]
-    pub(crate) fn count(
-        &self,
-        e: &KeyEntry,
-        bucket: Option<Bucket>,
-        success: bool,
-        now: i64,
-    ) -> bool {
-        bucket.is_some_and(|b| {
-            self.usage
-                .record_hot(&e.usage, e.key_id, &e.grant.account, b, success, now)
-        })
     }
 
     /// Moves every entry's in-place usage counts into the aggregator (a
@@ -376,26 +301,6 @@ impl KeyCache {
                 self.usage.take_hot(&e.usage, e.key_id, &e.grant.account);
             }
         }
-    }
-
-    /// Runs `f` on the fresh entry for `id`, if any.
-    pub(crate) fn with_fresh<R>(
-        &self,
-        id: &KeyId,
-        now: i64,
-        window: i64,
-        f: impl FnOnce(&KeyEntry) -> R,
-    ) -> Option<R> {
-        let (h, s) = self.locate(id);
-        let shard = self.read(s);
-        let i = shard
-            .index
-            .find(h, |i| shard.slab[i as usize].key_id == *id)?;
-        let e = &shard.slab[i as usize];
-        if now.saturating_sub(e.fetched_at) >= window || now < e.fetched_at {
-            return None;
-        }
-        Some(f(e))
     }
 
     /// Records that the secret with `tag` passed argon2 for the current
@@ -425,7 +330,10 @@ impl KeyCache {
             }
         }
         let empty = e.extra.as_deref().is_some_and(|x| {
-            x.current_hash.is_none() && x.previous.is_none() && x.allowed.is_empty()
+            x.current_hash.is_none()
+                && x.previous.is_none()
+                && x.allowed.is_empty()
+                && x.session_epoch == 0
         });
         if empty {
             e.extra = None;

@@ -4,10 +4,8 @@
 mod accounts;
 mod index;
 mod keys;
-mod padded;
 mod sessions;
 
 pub(crate) use accounts::AccountCache;
-pub(crate) use keys::{Extra, KeyCache, KeyEntry, SecretSlot, Warm};
-pub(crate) use padded::Padded;
-pub(crate) use sessions::{SessionCache, SessionEntry};
+pub(crate) use keys::{Extra, Found, KeyCache, KeyEntry, SecretSlot};
+pub(crate) use sessions::{SecretRef, SessionCache, SessionEntry};

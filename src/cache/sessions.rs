@@ -4,10 +4,19 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::RwLock;
 
-use super::Padded;
 use crate::id::{KeyId, SessionId};
+use crate::padded::Padded;
 
 const SHARDS: usize = 16;
+
+/// Which secret of a key a credential proved: its generation (the key's
+/// current one, or the one before during a grace period) and the key's
+/// session epoch at that moment. A session records it at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SecretRef {
+    pub(crate) generation: u32,
+    pub(crate) epoch: u32,
+}
 
 /// A cached session.
 #[derive(Debug, Clone)]
@@ -15,7 +24,8 @@ pub(crate) struct SessionEntry {
     pub(crate) key_id: KeyId,
     pub(crate) digest: [u8; 32],
     pub(crate) expires_at: i64,
-    pub(crate) key_generation: u32,
+    /// The key's secret the session was opened with.
+    pub(crate) opened: SecretRef,
     pub(crate) fetched_at: i64,
 }
 
@@ -48,12 +58,11 @@ impl SessionCache {
         &self.shards[(self.hasher.hash_one(id) >> 32) as usize % SHARDS]
     }
 
-    /// The fresh entry for `id`, if any.
-    pub(crate) fn get_fresh(&self, id: &SessionId, now: i64, window: i64) -> Option<SessionEntry> {
+    /// The entry for `id`, if any (whether it is still fresh is the
+    /// decision's to say).
+    pub(crate) fn get(&self, id: &SessionId) -> Option<SessionEntry> {
         let g = self.shard(id).read().unwrap_or_else(|e| e.into_inner());
-        g.get(id)
-            .filter(|e| now >= e.fetched_at && now.saturating_sub(e.fetched_at) < window)
-            .cloned()
+        g.get(id).cloned()
     }
 
     /// Inserts or replaces an entry.

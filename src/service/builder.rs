@@ -132,8 +132,9 @@ impl KeywardBuilder {
         self
     }
 
-    /// Failed argon2 verifications allowed per key id (default 10, then one
-    /// per 6 s).
+    /// Failed argon2 verifications allowed per key id and client address
+    /// (default 10) and per key id from all addresses (default 50), then one
+    /// per 6 s; see [`AttemptLimit`].
     pub fn attempt_limit(mut self, limit: AttemptLimit) -> Self {
         self.attempt_limit = limit;
         self

@@ -385,6 +385,7 @@ impl Keyward {
             generation: 0,
             previous: None,
             version: 1,
+            session_epoch: 0,
         };
         let event = self.event(
             AuditAction::KeyCreated,
@@ -555,6 +556,7 @@ impl Keyward {
             (KeyStatus::Inactive, KeyStatus::Active) => AuditAction::KeyActivated,
             _ => AuditAction::KeyUpdated,
         };
+        super::sessions::end_sessions_if_revoked(&before, &mut stored, now);
         let expected = stored.version;
         stored.version += 1;
         let event = self.event(

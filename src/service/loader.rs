@@ -81,12 +81,16 @@ pub(crate) fn entry_from(
         )
     });
     let current_hash = tag.is_none().then(|| stored.secret_hash.clone());
-    let extra =
-        (current_hash.is_some() || previous.is_some() || !k.allowed_cidrs.is_empty()).then(|| {
+    let extra = (current_hash.is_some()
+        || previous.is_some()
+        || !k.allowed_cidrs.is_empty()
+        || stored.session_epoch != 0)
+        .then(|| {
             Box::new(Extra {
                 current_hash,
                 previous,
                 allowed: k.allowed_cidrs.clone().into_boxed_slice(),
+                session_epoch: stored.session_epoch,
             })
         });
     KeyEntry::new(

@@ -5,6 +5,7 @@ mod actor;
 mod audit;
 mod bounds;
 mod builder;
+mod decide;
 mod keys;
 mod loader;
 mod sessions;

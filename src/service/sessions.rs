@@ -4,8 +4,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{Actor, Keyward};
+use crate::api_key::{ApiKey, KeyStatus};
 use crate::audit::AuditAction;
-use crate::cache::SessionEntry;
 use crate::context::VerifyContext;
 use crate::credential::{new_session_token, parse_session_token};
 use crate::digest::session_digest;
@@ -14,7 +14,7 @@ use crate::principal::Principal;
 use crate::secret::Secret;
 use crate::session::Session;
 use crate::store::StoreError;
-use crate::usage::time_to_nanos;
+use crate::store::StoredKey;
 
 /// A session opened by [`Keyward::login`].
 #[derive(Debug)]
@@ -67,20 +67,20 @@ impl Keyward {
         // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
         let read_at = self.now_nanos();
         let key_id = *principal.key_id();
-        let generation = self
-            .inner
-            .keys
-            .with_fresh(&key_id, read_at, self.inner.window_nanos, |e| e.generation)
-            .ok_or(Error::Unauthorized)?;
         let (id, token) = new_session_token(&self.inner.prefix);
         let (_, material) = parse_session_token(token.expose().as_bytes(), &self.inner.prefix)?;
+        // The secret the principal proved, and the key's session epoch
+        // then: the store refuses the session if the key was deleted or
+        // deactivated since (atomically with those changes).
+        let opened = principal.secret;
         let session = Session {
             id,
             key_id,
             account_id: *principal.home_account_id(),
             created_at: now,
             expires_at: now + self.inner.session_ttl,
-            key_generation: generation,
+            key_generation: opened.generation,
+            key_epoch: opened.epoch,
             token_digest: session_digest(material),
         };
         let event = self.event(
@@ -99,16 +99,9 @@ impl Keyward {
                 StoreError::NotFound => Error::Unauthorized,
                 e => e.into(),
             })?;
-        self.inner.sessions.insert(
-            id,
-            SessionEntry {
-                key_id,
-                digest: session.token_digest,
-                expires_at: time_to_nanos(session.expires_at),
-                key_generation: generation,
-                fetched_at: read_at,
-            },
-        );
+        self.inner
+            .sessions
+            .insert(id, super::verify::session_entry(&session, read_at));
         Ok(LoginSession { token, session })
     }
 
@@ -141,5 +134,23 @@ impl Keyward {
             Err(StoreError::NotFound) => Err(Error::Unauthorized),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Ends the key's sessions for good when `before` → `stored.key` revokes
+/// them: a deactivation, or an expiry moved (cleared, extended) after it
+/// passed. Bumps the key's session epoch, so reactivating the key or
+/// extending its expiry revives no session opened before.
+pub(crate) fn end_sessions_if_revoked(
+    before: &ApiKey,
+    stored: &mut StoredKey,
+    now: OffsetDateTime,
+) {
+    let after = &stored.key;
+    let deactivated = before.status == KeyStatus::Active && after.status == KeyStatus::Inactive;
+    let expired_moved =
+        before.expires_at.is_some_and(|at| at <= now) && after.expires_at != before.expires_at;
+    if deactivated || expired_moved {
+        stored.session_epoch = stored.session_epoch.wrapping_add(1);
     }
 }

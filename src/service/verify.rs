@@ -1,13 +1,17 @@
 //! Verification: keys, the single-string form, sessions, bearer tokens.
+//!
+//! Every outcome comes from one decision ([`super::decide`]): the cache
+//! finds the entry, the decision says, usage counts it once, and one async
+//! loop per credential kind performs what the decision needs (a store read,
+//! argon2) before deciding again.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::Keyward;
-use crate::cache::{SessionEntry, Warm};
+use super::decide::{self, Decision, Judge, Presented};
+use crate::cache::{Found, SecretRef, SessionEntry};
 use crate::context::VerifyContext;
 use crate::credential::{
     MalformedCredential, SecretMaterial, parse_combined_key, parse_key_id, parse_key_secret,
@@ -20,6 +24,11 @@ use crate::id::{AccountId, KeyId, SessionId};
 use crate::principal::{Grant, Principal};
 use crate::store::PhcString;
 use crate::usage::time_to_nanos;
+
+/// At most this many store reads in one verification: a change racing it
+/// (a feed reset, a revocation) may make a read stale once; beyond that it
+/// is refused rather than looping.
+const MAX_READS: u32 = 2;
 
 /// What a bearer value holds, by its marker.
 enum Bearer {
@@ -213,58 +222,44 @@ impl Keyward {
         ctx: VerifyContext,
         now: i64,
     ) -> Option<Result<Principal>> {
-        let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
         let digester = &self.inner.digester;
-        let warm = self.inner.keys.check(
-            &id,
-            || *tag.insert(digester.tag(m)),
-            now,
-            self.inner.window_nanos,
-            ctx.client_ip,
-            bucket,
-        );
-        match self.decide(warm, id, now, ctx) {
-            ControlFlow::Break(decided) => Some(decided),
-            ControlFlow::Continue(_) => None,
+        let judge = Judge::at(now, self.inner.window_nanos, ctx.client_ip);
+        match self.decide_key(
+            id,
+            Presented::Tag(|| *tag.insert(digester.tag(m))),
+            &judge,
+            ctx,
+        ) {
+            Decision::Accept { grant, secret } => Some(Ok(principal(id, grant, None, secret, ctx))),
+            Decision::Reject(refusal) => {
+                crate::hint::cold_path();
+                Some(Err(refusal.error()))
+            }
+            Decision::NeedStore | Decision::NeedHash { .. } => {
+                crate::hint::cold_path();
+                None
+            }
         }
     }
 
-    /// The outcome when the cache decided (a match, a mismatch, an id known
-    /// to be missing), counting it unless the entry did; otherwise the
-    /// cache's answer back (cold or stale: the store or argon2 must say).
+    /// Finds the key's entry, decides, and counts the outcome in the key's
+    /// usage (under the entry's lock, so in its in-place counter).
     #[inline]
-    fn decide(
+    fn decide_key<F: FnOnce() -> Tag>(
         &self,
-        warm: Warm,
         id: KeyId,
-        now: i64,
+        presented: Presented<F>,
+        judge: &Judge,
         ctx: VerifyContext,
-    ) -> ControlFlow<Result<Principal>, Warm> {
-        ControlFlow::Break(match warm {
-            Warm::Match {
-                grant,
-                active,
-                expires_at,
-                ip_allowed,
-                counted,
-            } => self.conclude(id, grant, active, expires_at, ip_allowed, counted, now, ctx),
-            Warm::Mismatch { account, counted } => {
-                crate::hint::cold_path();
-                if !counted {
-                    self.inner
-                        .usage
-                        .record(id, &account, ctx.origin, ctx.category, now, false);
-                }
-                Err(Error::Unauthorized)
+    ) -> Decision {
+        let usage = &self.inner.usage;
+        let tally = usage.tally(ctx.origin, ctx.category, judge.now);
+        self.inner.keys.find(&id, |found| {
+            let decision = decide::key(found, presented, judge);
+            if let (Found::Entry(e), Some(success)) = (found, decision.usage()) {
+                usage.count(&tally, Some(&e.usage), id, &e.grant.account, success);
             }
-            Warm::Missing => {
-                crate::hint::cold_path();
-                Err(Error::Unauthorized)
-            }
-            undecided @ (Warm::Cold { .. } | Warm::Stale) => {
-                crate::hint::cold_path();
-                return ControlFlow::Continue(undecided);
-            }
+            decision
         })
     }
 
@@ -326,6 +321,8 @@ impl Keyward {
         Box::pin(self.verify_slow(id, m, tag, ctx)).await
     }
 
+    /// The one loop for keys: performs what the decision needs (a store
+    /// read, argon2) and decides again.
     async fn verify_slow(
         &self,
         id: KeyId,
@@ -333,29 +330,36 @@ impl Keyward {
         tag: Tag,
         ctx: VerifyContext,
     ) -> Result<Principal> {
-        let w = self.inner.window_nanos;
-        let mut loaded = false;
+        let mut read_at = None;
+        let mut reads = 0;
         let mut hashed = false;
         loop {
             let now = self.now_nanos();
-            let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
-            let warm = self
-                .inner
-                .keys
-                .check(&id, || tag, now, w, ctx.client_ip, bucket);
-            let undecided = match self.decide(warm, id, now, ctx) {
-                ControlFlow::Break(decided) => return decided,
-                ControlFlow::Continue(undecided) => undecided,
+            let judge = Judge {
+                fresh_at: read_at.unwrap_or(now),
+                ..Judge::at(now, self.inner.window_nanos, ctx.client_ip)
             };
-            match undecided {
-                Warm::Cold {
+            match self.decide_key(id, Presented::Tag(|| tag), &judge, ctx) {
+                Decision::Accept { grant, secret } => {
+                    return Ok(principal(id, grant, None, secret, ctx));
+                }
+                Decision::Reject(refusal) => return Err(refusal.error()),
+                Decision::NeedStore if reads < MAX_READS => {
+                    reads += 1;
+                    let started = self.now_nanos();
+                    self.load_key(&id).await?;
+                    read_at = Some(started);
+                }
+                Decision::NeedHash {
                     current,
                     previous,
                     generation,
-                    account,
                 } if !hashed => {
                     hashed = true;
-                    match self.check_cold(id, m, current, previous, now).await? {
+                    match self
+                        .check_cold(id, m, current, previous, ctx.client_ip, now)
+                        .await?
+                    {
                         ColdOutcome::Matched { previous, rehashed } => {
                             self.inner
                                 .keys
@@ -365,74 +369,36 @@ impl Keyward {
                             }
                         }
                         ColdOutcome::Mismatch => {
-                            self.inner.usage.record(
-                                id,
-                                &account,
-                                ctx.origin,
-                                ctx.category,
-                                now,
-                                false,
-                            );
+                            self.count_wrong_secret(id, ctx, now);
                             return Err(Error::Unauthorized);
                         }
                     }
                 }
-                Warm::Stale if !loaded => {
-                    loaded = true;
-                    if !self.load_key(&id).await? {
-                        return Err(Error::Unauthorized);
-                    }
-                }
-                // The entry changed under us twice in a row; refuse rather
+                // The entry changed under us again and again; refuse rather
                 // than loop.
-                _ => return Err(Error::Unauthorized),
+                Decision::NeedStore | Decision::NeedHash { .. } => {
+                    return Err(Error::Unauthorized);
+                }
             }
         }
     }
 
-    /// The decision once the secret matched: state checks, usage, principal.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn conclude(
-        &self,
-        id: KeyId,
-        grant: Arc<Grant>,
-        active: bool,
-        expires_at: i64,
-        ip_allowed: bool,
-        counted: bool,
-        now: i64,
-        ctx: VerifyContext,
-    ) -> Result<Principal> {
-        let verdict = if active && now < expires_at && ip_allowed {
-            Ok(())
-        } else {
-            crate::hint::cold_path();
-            Err(if !active {
-                Error::KeyInactive
-            } else if now >= expires_at {
-                Error::KeyExpired
-            } else {
-                Error::ClientNotAllowed
-            })
-        };
-        if !counted {
-            self.inner.usage.record(
-                id,
-                &grant.account,
-                ctx.origin,
-                ctx.category,
-                now,
-                verdict.is_ok(),
-            );
-        }
-        verdict.map(|()| Principal {
-            key_id: id,
-            home: grant,
-            acting: None,
-            session_id: None,
-            client_ip: ctx.client_ip,
-        })
+    /// Argon2 verifications this instance has run (cold verifications of
+    /// known keys; a metric: a flood of wrong secrets shows here, bounded
+    /// by the failed-attempt budget).
+    pub fn argon2_checks(&self) -> u64 {
+        self.inner.hasher.checks()
+    }
+
+    /// Counts a wrong secret that argon2 refused, in the key's usage.
+    fn count_wrong_secret(&self, id: KeyId, ctx: VerifyContext, now: i64) {
+        let usage = &self.inner.usage;
+        let tally = usage.tally(ctx.origin, ctx.category, now);
+        self.inner.keys.find(&id, |found| {
+            if let Found::Entry(e) = found {
+                usage.count(&tally, Some(&e.usage), id, &e.grant.account, false);
+            }
+        });
     }
 
     /// Runs argon2 against the cold hashes on a blocking thread.
@@ -442,17 +408,23 @@ impl Keyward {
         m: SecretMaterial<'_>,
         current: Option<PhcString>,
         previous: Option<PhcString>,
+        client_ip: Option<std::net::IpAddr>,
         now: i64,
     ) -> Result<ColdOutcome> {
-        if let Err(retry_after_secs) = self.inner.limiter.check(&id, now) {
-            return Err(Error::TooManyAttempts { retry_after_secs });
-        }
-        let permit = self
-            .inner
-            .hash_slots
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(Box::new(e)))?;
+        // Reserved before argon2, so concurrent wrong secrets cannot run
+        // more than the budget; given back on a match (see `limiter`).
+        let limiter = &self.inner.limiter;
+        let reservation = limiter
+            .reserve(&id, client_ip, now)
+            .map_err(|retry_after_secs| Error::TooManyAttempts { retry_after_secs })?;
+        let gate = limiter.gate(&reservation).await;
+        let permit = match self.inner.hash_slots.acquire().await {
+            Ok(p) => p,
+            Err(e) => {
+                limiter.settle(reservation, false);
+                return Err(Error::Internal(Box::new(e)));
+            }
+        };
         let material = Zeroizing::new(m.0.to_vec());
         let hasher = self.inner.hasher.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -471,15 +443,11 @@ impl Keyward {
         })
         .await;
         drop(permit);
+        drop(gate);
+        let wrong_secret = matches!(result, Ok(Ok(ColdOutcome::Mismatch)));
+        limiter.settle(reservation, wrong_secret);
         match result {
-            Ok(Ok(ColdOutcome::Mismatch)) => {
-                self.inner.limiter.failed(&id, now);
-                Ok(ColdOutcome::Mismatch)
-            }
-            Ok(Ok(matched)) => {
-                self.inner.limiter.succeeded(&id);
-                Ok(matched)
-            }
+            Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => {
                 tracing::error!(target: "keyward::verify", key_id = %id, error = %e, "stored hash unusable");
                 Err(Error::Internal(Box::new(e)))
@@ -510,7 +478,7 @@ impl Keyward {
         if let Some(decided) = self.session_cached(sid, &digest, ctx) {
             return decided;
         }
-        Box::pin(self.verify_session_slow(sid, digest, self.now_nanos(), ctx)).await
+        Box::pin(self.verify_session_slow(sid, digest, ctx)).await
     }
 
     /// A session decided from the caches alone (its entry and its key's,
@@ -523,115 +491,79 @@ impl Keyward {
         ctx: VerifyContext,
     ) -> Option<Result<Principal>> {
         let now = self.now_nanos();
-        let entry = self
-            .inner
-            .sessions
-            .get_fresh(&sid, now, self.inner.window_nanos)?;
-        self.session_decision(sid, &entry, digest, now, ctx, false)
+        let entry = self.inner.sessions.get(&sid)?;
+        let judge = Judge::at(now, self.inner.window_nanos, ctx.client_ip);
+        match self.decide_session(&entry, digest, &judge, ctx) {
+            Decision::NeedStore | Decision::NeedHash { .. } => None,
+            decided => Some(session_outcome(sid, &entry, decided, ctx)),
+        }
     }
 
+    /// The one loop for sessions: reads what the decision needs (the
+    /// session, its key) and decides again.
     async fn verify_session_slow(
         &self,
         sid: SessionId,
         digest: [u8; 32],
-        now: i64,
         ctx: VerifyContext,
     ) -> Result<Principal> {
-        let w = self.inner.window_nanos;
-        let entry = match self.inner.sessions.get_fresh(&sid, now, w) {
-            Some(e) => e,
-            None => {
-                let Some(s) = self.inner.store.get_session(&sid).await? else {
-                    return Err(Error::Unauthorized);
-                };
-                let e = SessionEntry {
-                    key_id: s.key_id,
-                    digest: s.token_digest,
-                    expires_at: time_to_nanos(s.expires_at),
-                    key_generation: s.key_generation,
-                    fetched_at: now,
-                };
-                self.inner.sessions.insert(sid, e.clone());
-                e
+        let mut read_at = None;
+        let mut reads = 0;
+        loop {
+            let now = self.now_nanos();
+            let judge = Judge {
+                fresh_at: read_at.unwrap_or(now),
+                ..Judge::at(now, self.inner.window_nanos, ctx.client_ip)
+            };
+            let entry = self.inner.sessions.get(&sid);
+            let decision = match &entry {
+                Some(e) => self.decide_session(e, &digest, &judge, ctx),
+                None if read_at.is_some() => return Err(Error::Unauthorized),
+                None => Decision::NeedStore,
+            };
+            match (decision, entry) {
+                (Decision::NeedStore, _) if reads < MAX_READS => {
+                    reads += 1;
+                    let started = self.now_nanos();
+                    self.load_session(sid, started).await?;
+                    read_at = Some(started);
+                }
+                (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx),
+                (_, None) => return Err(Error::Unauthorized),
             }
-        };
-        if self
-            .inner
-            .keys
-            .with_fresh(&entry.key_id, now, w, |_| ())
-            .is_none()
-            && !self.load_key(&entry.key_id).await?
-        {
-            return Err(Error::Unauthorized);
         }
-        // The key entry may have just been read: decide at the current time,
-        // which is never earlier than that read.
-        let now = self.now_nanos();
-        self.session_decision(sid, &entry, &digest, now, ctx, true)
-            .unwrap_or(Err(Error::Unauthorized))
     }
 
-    /// Decides a session from its cached entry and its key's fresh cache
-    /// entry; `None` when the key entry is missing or stale (and
-    /// `final_try` is false).
-    fn session_decision(
+    /// Reads a session and its key from the store into the caches (the
+    /// session's entry dropped when the store has none).
+    async fn load_session(&self, sid: SessionId, started: i64) -> Result<()> {
+        let Some(s) = self.inner.store.get_session(&sid).await? else {
+            self.inner.sessions.remove(&sid);
+            return Ok(());
+        };
+        self.inner.sessions.insert(sid, session_entry(&s, started));
+        self.load_key(&s.key_id).await?;
+        Ok(())
+    }
+
+    /// The session's decision on its cached entry and its key's, counted in
+    /// the key's usage.
+    fn decide_session(
         &self,
-        sid: SessionId,
         entry: &SessionEntry,
         digest: &[u8; 32],
-        now: i64,
+        judge: &Judge,
         ctx: VerifyContext,
-        final_try: bool,
-    ) -> Option<Result<Principal>> {
-        if !bool::from(entry.digest.ct_eq(digest)) || now >= entry.expires_at {
-            return Some(Err(Error::Unauthorized));
-        }
-        let bucket = self.inner.usage.bucket(ctx.origin, ctx.category, now);
-        let keys = &self.inner.keys;
-        // Decided under the entry's lock, so the outcome is counted in the
-        // entry's usage counter without a second lookup.
-        let decide = |e: &crate::cache::KeyEntry| {
-            let previous_until = e
-                .extra
-                .as_deref()
-                .and_then(|x| x.previous.as_ref())
-                .map_or(i64::MIN, |(_, until)| *until);
-            let generation_ok = entry.key_generation == e.generation
-                || (entry.key_generation.wrapping_add(1) == e.generation && now < previous_until);
-            if !(e.active() && now < e.expires_at && generation_ok) {
-                return None;
+    ) -> Decision {
+        let usage = &self.inner.usage;
+        let tally = usage.tally(ctx.origin, ctx.category, judge.now);
+        self.inner.keys.find(&entry.key_id, |found| {
+            let decision = decide::session(entry, digest, found, judge);
+            if let (Found::Entry(e), Some(success)) = (found, decision.usage()) {
+                usage.count(&tally, Some(&e.usage), e.key_id, &e.grant.account, success);
             }
-            let ip_allowed = e.ip_allowed(ctx.client_ip);
-            let counted = keys.count(e, bucket, ip_allowed, now);
-            Some((Arc::clone(&e.grant), ip_allowed, counted))
-        };
-        let Some(decided) = keys.with_fresh(&entry.key_id, now, self.inner.window_nanos, decide)
-        else {
-            return final_try.then_some(Err(Error::Unauthorized));
-        };
-        let Some((grant, ip_allowed, counted)) = decided else {
-            return Some(Err(Error::Unauthorized));
-        };
-        if !counted {
-            self.inner.usage.record(
-                entry.key_id,
-                &grant.account,
-                ctx.origin,
-                ctx.category,
-                now,
-                ip_allowed,
-            );
-        }
-        if !ip_allowed {
-            return Some(Err(Error::ClientNotAllowed));
-        }
-        Some(Ok(Principal {
-            key_id: entry.key_id,
-            home: grant,
-            acting: None,
-            session_id: Some(sid),
-            client_ip: ctx.client_ip,
-        }))
+            decision
+        })
     }
 
     /// The principal acting for `account`: its own account, or a direct
@@ -688,5 +620,54 @@ impl Keyward {
         if let Err(e) = result {
             tracing::warn!(target: "keyward::verify", key_id = %id, error = %e, "hash upgrade failed; will retry on a later verification");
         }
+    }
+}
+
+/// A principal for key `id` with `grant`.
+#[inline]
+fn principal(
+    id: KeyId,
+    grant: Arc<Grant>,
+    session_id: Option<SessionId>,
+    secret: SecretRef,
+    ctx: VerifyContext,
+) -> Principal {
+    Principal {
+        key_id: id,
+        home: grant,
+        acting: None,
+        session_id,
+        client_ip: ctx.client_ip,
+        secret,
+    }
+}
+
+/// A session's decided outcome (`Unauthorized` when still undecided).
+fn session_outcome(
+    sid: SessionId,
+    entry: &SessionEntry,
+    decided: Decision,
+    ctx: VerifyContext,
+) -> Result<Principal> {
+    match decided {
+        Decision::Accept { grant, secret } => {
+            Ok(principal(entry.key_id, grant, Some(sid), secret, ctx))
+        }
+        Decision::Reject(refusal) => Err(refusal.error()),
+        Decision::NeedStore | Decision::NeedHash { .. } => Err(Error::Unauthorized),
+    }
+}
+
+/// The cache entry for a stored session read at `read_at`.
+pub(crate) fn session_entry(s: &crate::session::Session, read_at: i64) -> SessionEntry {
+    SessionEntry {
+        key_id: s.key_id,
+        digest: s.token_digest,
+        expires_at: time_to_nanos(s.expires_at),
+        opened: SecretRef {
+            generation: s.key_generation,
+            epoch: s.key_epoch,
+        },
+        fetched_at: read_at,
     }
 }

@@ -53,7 +53,8 @@ pub use keys::{
 };
 pub use sessions::{
     delete_session_then_not_found, insert_session_for_absent_key_is_not_found,
-    purge_expired_sessions_removes_only_expired, session_round_trips_and_conflicts,
+    insert_session_with_a_stale_epoch_is_not_found, purge_expired_sessions_removes_only_expired,
+    session_round_trips_and_conflicts,
 };
 pub use usage::{record_usage_sums_and_advances_last_used, usage_filters_by_key_origin_and_time};
 
@@ -127,6 +128,7 @@ macro_rules! store_conformance_tests {
             list_keys_scoped_to_account,
             session_round_trips_and_conflicts,
             insert_session_for_absent_key_is_not_found,
+            insert_session_with_a_stale_epoch_is_not_found,
             delete_session_then_not_found,
             purge_expired_sessions_removes_only_expired,
             events_written_with_each_change,

@@ -153,7 +153,10 @@ impl KeyStore for MemoryStore {
         if g.sessions.contains_key(&session.id) {
             return Err(StoreError::Conflict("session id exists"));
         }
-        if !g.keys.contains_key(&session.key_id) {
+        if g.keys
+            .get(&session.key_id)
+            .is_none_or(|k| k.session_epoch != session.key_epoch)
+        {
             return Err(StoreError::NotFound);
         }
         g.sessions.insert(session.id, session.clone());

@@ -97,6 +97,10 @@ pub struct StoredKey {
     /// Incremented by every update; [`KeyStore::update_key`] refuses a write
     /// whose expected version is stale.
     pub version: u64,
+    /// Incremented by every change that ends the key's sessions for good
+    /// (deactivation, an expired key's expiry moved): a session is valid
+    /// only while the epoch it recorded at login is the key's.
+    pub session_epoch: u32,
 }
 
 /// Filters and keyset pagination for [`KeyStore::list_keys`]. Results are
@@ -219,7 +223,12 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// Keys of an account matching `query`, ordered by `(created_at, id)`.
     async fn list_keys(&self, account: &AccountId, query: &KeyQuery) -> StoreResult<Vec<ApiKey>>;
 
-    /// Inserts a session; [`StoreError::Conflict`] if the id exists.
+    /// Inserts a session; [`StoreError::Conflict`] if the id exists,
+    /// [`StoreError::NotFound`] (nothing written) unless the session's key
+    /// exists with `session.key_epoch` as its session epoch. Atomic with a
+    /// concurrent [`delete_key`](Self::delete_key) or epoch change: a session
+    /// is never left behind for a deleted key, nor opened past a
+    /// deactivation.
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()>;
 
     /// The session with this id.

@@ -205,7 +205,7 @@ impl PostgresStore {
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, \
      permissions::text AS permissions, status, protected, created_at, updated_at, last_used_at, \
      expires_at, allowed_cidrs::text AS allowed_cidrs, metadata::text AS metadata, secret_hash, \
-     generation, previous_hash, previous_valid_until, version";
+     generation, previous_hash, previous_valid_until, version, session_epoch";
 
 fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
@@ -229,6 +229,7 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
         previous_hash: r.try_get("previous_hash").map_err(g)?,
         previous_valid_until: r.try_get("previous_valid_until").map_err(g)?,
         version: r.try_get("version").map_err(g)?,
+        session_epoch: r.try_get("session_epoch").map_err(g)?,
     })
 }
 
@@ -338,9 +339,9 @@ impl KeyStore for PostgresStore {
             "INSERT INTO keys (account_id, name, name_lower, description, application, \
              permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
              allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, id) \
+             previous_valid_until, version, session_epoch, id) \
              VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
-             $14::jsonb, $15, $16, $17, $18, $19, $20)",
+             $14::jsonb, $15, $16, $17, $18, $19, $20, $21)",
         );
         sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
             .bind(k.id.as_str())
@@ -377,8 +378,8 @@ impl KeyStore for PostgresStore {
              created_at = $9, updated_at = $10, \
              last_used_at = GREATEST(last_used_at, $11), expires_at = $12, \
              allowed_cidrs = $13::jsonb, metadata = $14::jsonb, secret_hash = $15, \
-             generation = $16, previous_hash = $17, previous_valid_until = $18, version = $19 \
-             WHERE id = $20 AND version = $21",
+             generation = $16, previous_hash = $17, previous_valid_until = $18, version = $19, \
+             session_epoch = $20 WHERE id = $21 AND version = $22",
         );
         let done = sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
             .bind(k.id.as_str())
@@ -453,10 +454,25 @@ impl KeyStore for PostgresStore {
 
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
+        // The key's row is share-locked until commit: a concurrent
+        // `delete_key` (which deletes the key before its sessions) waits for
+        // this session and then deletes it, or has already committed and
+        // the key is gone here; a concurrent epoch bump is re-checked on the
+        // newest row version. No session outlives its key, none is opened
+        // past a deactivation.
+        let epoch: Option<i64> =
+            sqlx::query_scalar("SELECT session_epoch FROM keys WHERE id = $1 FOR SHARE")
+                .bind(session.key_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+        if epoch != Some(i64::from(session.key_epoch)) {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
             "INSERT INTO sessions (id, key_id, account_id, created_at, expires_at, \
-             key_generation, token_digest) \
-             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM keys WHERE id = $2)",
+             key_generation, token_digest, key_epoch) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(session.id.as_str())
         .bind(session.key_id.as_str())
@@ -465,12 +481,10 @@ impl KeyStore for PostgresStore {
         .bind(session.expires_at)
         .bind(i64::from(session.key_generation))
         .bind(&session.token_digest[..])
+        .bind(i64::from(session.key_epoch))
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "session id exists"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -478,7 +492,7 @@ impl KeyStore for PostgresStore {
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
         let row = sqlx::query(
             "SELECT id, key_id, account_id, created_at, expires_at, key_generation, \
-             token_digest FROM sessions WHERE id = $1",
+             token_digest, key_epoch FROM sessions WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -500,6 +514,7 @@ impl KeyStore for PostgresStore {
                 r.try_get("key_generation").map_err(g)?,
                 "sessions.key_generation",
             )?,
+            key_epoch: sql::to_u32(r.try_get("key_epoch").map_err(g)?, "sessions.key_epoch")?,
             token_digest: digest
                 .try_into()
                 .map_err(|_| sql::corrupt("sessions.token_digest"))?,

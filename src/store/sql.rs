@@ -103,6 +103,7 @@ pub(crate) struct KeyRow {
     pub(crate) previous_hash: Option<String>,
     pub(crate) previous_valid_until: Option<OffsetDateTime>,
     pub(crate) version: i64,
+    pub(crate) session_epoch: i64,
 }
 
 impl KeyRow {
@@ -142,6 +143,7 @@ impl KeyRow {
             generation: to_u32(self.generation, "keys.generation")?,
             previous,
             version: to_u64(self.version, "keys.version")?,
+            session_epoch: to_u32(self.session_epoch, "keys.session_epoch")?,
         })
     }
 }
@@ -154,6 +156,7 @@ pub(crate) struct KeyColumns {
     pub(crate) metadata: String,
     pub(crate) generation: i64,
     pub(crate) version: i64,
+    pub(crate) session_epoch: i64,
 }
 
 impl KeyColumns {
@@ -165,6 +168,7 @@ impl KeyColumns {
             metadata: to_json(&k.key.metadata)?,
             generation: i64::from(k.generation),
             version: to_i64(k.version)?,
+            session_epoch: i64::from(k.session_epoch),
         })
     }
 }
@@ -173,7 +177,7 @@ impl KeyColumns {
 /// them: `account_id, name, name_lower, description, application,
 /// permissions, status, protected, created_at, updated_at, last_used_at,
 /// expires_at, allowed_cidrs, metadata, secret_hash, generation,
-/// previous_hash, previous_valid_until, version` (19 parameters). `$time`
+/// previous_hash, previous_valid_until, version, session_epoch` (20 parameters). `$time`
 /// turns each timestamp into the store's bound type.
 macro_rules! bind_key_columns {
     ($query:expr, $key:expr, $columns:expr, $time:expr) => {{
@@ -199,6 +203,7 @@ macro_rules! bind_key_columns {
             .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
             .bind(key.previous.as_ref().map(|p| time(p.valid_until)))
             .bind(c.version)
+            .bind(c.session_epoch)
     }};
 }
 pub(crate) use bind_key_columns;

@@ -125,7 +125,7 @@ fn opt_from_us(v: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
 
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, permissions, status, \
      protected, created_at, updated_at, last_used_at, expires_at, allowed_cidrs, metadata, \
-     secret_hash, generation, previous_hash, previous_valid_until, version";
+     secret_hash, generation, previous_hash, previous_valid_until, version, session_epoch";
 
 fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
@@ -149,6 +149,7 @@ fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
         previous_hash: r.try_get("previous_hash").map_err(g)?,
         previous_valid_until: opt_from_us(r.try_get("previous_valid_until").map_err(g)?)?,
         version: r.try_get("version").map_err(g)?,
+        session_epoch: r.try_get("session_epoch").map_err(g)?,
     })
 }
 
@@ -258,8 +259,8 @@ impl KeyStore for SqliteStore {
             "INSERT INTO keys (account_id, name, name_lower, description, application, \
              permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
              allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             previous_valid_until, version, session_epoch, id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         sql::bind_key_columns!(query, key, &c, us)
             .bind(k.id.as_str())
@@ -298,8 +299,8 @@ impl KeyStore for SqliteStore {
              last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ?11 THEN ?11 \
                             ELSE last_used_at END, \
              expires_at = ?12, allowed_cidrs = ?13, metadata = ?14, secret_hash = ?15, \
-             generation = ?16, previous_hash = ?17, previous_valid_until = ?18, version = ?19 \
-             WHERE id = ?20 AND version = ?21",
+             generation = ?16, previous_hash = ?17, previous_valid_until = ?18, version = ?19, \
+             session_epoch = ?20 WHERE id = ?21 AND version = ?22",
         );
         let done = sql::bind_key_columns!(query, key, &c, us)
             .bind(k.id.as_str())
@@ -378,8 +379,9 @@ impl KeyStore for SqliteStore {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "INSERT INTO sessions (id, key_id, account_id, created_at, expires_at, \
-             key_generation, token_digest) \
-             SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?)",
+             key_generation, token_digest, key_epoch) \
+             SELECT ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE EXISTS (SELECT 1 FROM keys WHERE id = ? AND session_epoch = ?)",
         )
         .bind(session.id.as_str())
         .bind(session.key_id.as_str())
@@ -388,7 +390,9 @@ impl KeyStore for SqliteStore {
         .bind(us(session.expires_at))
         .bind(i64::from(session.key_generation))
         .bind(&session.token_digest[..])
+        .bind(i64::from(session.key_epoch))
         .bind(session.key_id.as_str())
+        .bind(i64::from(session.key_epoch))
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "session id exists"))?;
@@ -402,7 +406,7 @@ impl KeyStore for SqliteStore {
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
         let row = sqlx::query(
             "SELECT id, key_id, account_id, created_at, expires_at, key_generation, \
-             token_digest FROM sessions WHERE id = ?",
+             token_digest, key_epoch FROM sessions WHERE id = ?",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -424,6 +428,7 @@ impl KeyStore for SqliteStore {
                 r.try_get("key_generation").map_err(g)?,
                 "sessions.key_generation",
             )?,
+            key_epoch: sql::to_u32(r.try_get("key_epoch").map_err(g)?, "sessions.key_epoch")?,
             token_digest: digest
                 .try_into()
                 .map_err(|_| sql::corrupt("sessions.token_digest"))?,

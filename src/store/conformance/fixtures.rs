@@ -99,6 +99,7 @@ pub(super) fn key(account: AccountId, name: &str, created_at: OffsetDateTime) ->
             valid_until: created_at + Duration::hours(1) + Duration::microseconds(999_999),
         }),
         version: 7,
+        session_epoch: 2,
     }
 }
 
@@ -126,6 +127,7 @@ pub(super) fn session(key: &StoredKey, expires_at: OffsetDateTime) -> Session {
         created_at: at(1, 2),
         expires_at,
         key_generation: key.generation,
+        key_epoch: key.session_epoch,
         token_digest: digest,
     }
 }

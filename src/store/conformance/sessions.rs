@@ -55,6 +55,49 @@ pub async fn insert_session_for_absent_key_is_not_found(store: &dyn KeyStore) {
     assert_eq!(events_of(store, a.id).await.len(), 1);
 }
 
+/// A session recording another session epoch than its key's (the key was
+/// deactivated since the login read it) is [`StoreError::NotFound`] and
+/// writes nothing; the key's epoch round-trips through `update_key`.
+pub async fn insert_session_with_a_stale_epoch_is_not_found(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let mut k = plain_key(a.id, "k", at(1, 0));
+    insert_key(store, &k).await;
+    let s = session(&k, at(3600, 0));
+    k.session_epoch += 1;
+    k.version += 1;
+    store
+        .update_key(
+            &k,
+            k.version - 1,
+            &event(AuditAction::KeyDeactivated, a.id, Some(k.key.id), at(2, 0)),
+        )
+        .await
+        .expect("update_key");
+    let back = store
+        .get_key(&k.key.id)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(back.session_epoch, k.session_epoch);
+    let r = store
+        .insert_session(
+            &s,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(3, 0)),
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
+    assert!(store.get_session(&s.id).await.expect("get").is_none());
+    let mut fresh = session(&k, at(3600, 0));
+    fresh.key_epoch = k.session_epoch;
+    store
+        .insert_session(
+            &fresh,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(4, 0)),
+        )
+        .await
+        .expect("the current epoch opens a session");
+}
+
 /// `delete_session` removes it and appends the event; a second delete is
 /// [`StoreError::NotFound`] and writes nothing.
 pub async fn delete_session_then_not_found(store: &dyn KeyStore) {

@@ -1,0 +1,293 @@
+//! The verification decision: one pure, synchronous function that says
+//! whether what the cache holds for a key accepts a presented credential —
+//! a key's secret (by its keyed tag) or a session (by the secret it was
+//! opened with). Keys and sessions share it; sessions add only their own
+//! checks ([`session`]) on top. Changing a revocation rule means changing
+//! this file.
+//!
+//! It reads nothing but its arguments (no clock, no store, no usage): the
+//! caller finds the entry, decides, counts the outcome, and performs a
+//! [`Decision::NeedStore`] or [`Decision::NeedHash`] before deciding again.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+
+use crate::cache::{Found, KeyEntry, SecretRef, SessionEntry};
+use crate::digest::{Tag, tags_equal};
+use crate::error::Error;
+use crate::principal::Grant;
+use crate::store::PhcString;
+
+/// The time and request facts a decision is made with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Judge {
+    /// Now (unix nanoseconds): expiries and grace periods end by it.
+    pub(crate) now: i64,
+    /// The instant cached entries' freshness is judged at: `now`, or the
+    /// time of a store read this verification made itself (an entry read
+    /// during a verification is judged against its own read time, so a
+    /// store read never turns a valid key into a refusal).
+    pub(crate) fresh_at: i64,
+    /// The propagation window W (nanoseconds).
+    pub(crate) window: i64,
+    /// The client address, for allowlists.
+    pub(crate) ip: Option<IpAddr>,
+}
+
+impl Judge {
+    /// A judge at `now` for every purpose.
+    #[inline]
+    pub(crate) fn at(now: i64, window: i64, ip: Option<IpAddr>) -> Self {
+        Self {
+            now,
+            fresh_at: now,
+            window,
+            ip,
+        }
+    }
+
+    /// Whether something read at `read_at` is still trusted: read no later
+    /// than now (a read from the future, after the clock stepped back, is
+    /// not) and less than W before `fresh_at`.
+    #[inline]
+    fn fresh(&self, read_at: i64) -> bool {
+        read_at <= self.now && self.fresh_at.saturating_sub(read_at) < self.window
+    }
+}
+
+/// What was presented to the key's decision.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Presented<F> {
+    /// A key's secret, by its keyed tag (computed only when needed, after
+    /// the entry's loads were issued).
+    Tag(F),
+    /// An open session, by the secret it was opened with.
+    Session(SecretRef),
+}
+
+/// Why a credential is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No such key (the store said so within W): nothing to count.
+    Unknown,
+    /// The secret matches none the key accepts.
+    WrongSecret,
+    /// A session that ended (its secret, epoch or key state): nothing to
+    /// count, like an unknown session.
+    SessionEnded,
+    /// The secret matched; the key is deactivated.
+    Inactive,
+    /// The secret matched; the key expired.
+    Expired,
+    /// The secret matched; the client address is not allowed.
+    ClientNotAllowed,
+}
+
+impl Refusal {
+    /// The error a caller sees.
+    pub(crate) fn error(self) -> Error {
+        match self {
+            Refusal::Unknown | Refusal::WrongSecret | Refusal::SessionEnded => Error::Unauthorized,
+            Refusal::Inactive => Error::KeyInactive,
+            Refusal::Expired => Error::KeyExpired,
+            Refusal::ClientNotAllowed => Error::ClientNotAllowed,
+        }
+    }
+}
+
+/// The outcome of one decision.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Accepted: the key's grant and the secret that was proved.
+    Accept {
+        grant: Arc<Grant>,
+        secret: SecretRef,
+    },
+    /// Refused.
+    Reject(Refusal),
+    /// The cache cannot decide: read the key from the store, then decide
+    /// again.
+    NeedStore,
+    /// A secret the key accepts has no verified tag yet: run argon2
+    /// against these hashes, record a match, then decide again.
+    NeedHash {
+        current: Option<PhcString>,
+        previous: Option<PhcString>,
+        generation: u32,
+    },
+}
+
+impl Decision {
+    /// How the outcome counts in the key's usage: `Some(success)`, or
+    /// `None` when it is not a verification of an existing key's secret
+    /// (unknown key, ended session, undecided).
+    #[inline]
+    pub(crate) fn usage(&self) -> Option<bool> {
+        match self {
+            Decision::Accept { .. } => Some(true),
+            Decision::Reject(Refusal::Unknown | Refusal::SessionEnded) => None,
+            Decision::Reject(_) => Some(false),
+            Decision::NeedStore | Decision::NeedHash { .. } => None,
+        }
+    }
+}
+
+/// The key's decision for a presented credential.
+#[inline]
+pub(crate) fn key<F: FnOnce() -> Tag>(
+    found: Found<'_>,
+    presented: Presented<F>,
+    judge: &Judge,
+) -> Decision {
+    let e = match found {
+        Found::Entry(e) => e,
+        Found::Missing(read_at) if judge.fresh(read_at) => {
+            crate::hint::cold_path();
+            return Decision::Reject(Refusal::Unknown);
+        }
+        Found::Missing(_) | Found::Absent => {
+            crate::hint::cold_path();
+            return Decision::NeedStore;
+        }
+    };
+    let secret = match presented {
+        Presented::Tag(tag) => {
+            // The digest is computed only now, after the lookup issued its
+            // loads: the CPU computes it while the entry is still arriving
+            // from memory (the main cost of a verification among many keys).
+            let tag = tag();
+            if !judge.fresh(e.fetched_at) {
+                crate::hint::cold_path();
+                return Decision::NeedStore;
+            }
+            match proved(e, &tag, judge.now) {
+                Ok(secret) => secret,
+                Err(undecided) => return undecided,
+            }
+        }
+        Presented::Session(opened) => {
+            if !judge.fresh(e.fetched_at) {
+                return Decision::NeedStore;
+            }
+            if !still_valid(e, opened, judge.now) {
+                return Decision::Reject(Refusal::SessionEnded);
+            }
+            opened
+        }
+    };
+    match state(e, judge) {
+        Ok(()) => Decision::Accept {
+            grant: Arc::clone(&e.grant),
+            secret,
+        },
+        Err(refusal) => {
+            crate::hint::cold_path();
+            Decision::Reject(refusal)
+        }
+    }
+}
+
+/// Which secret `tag` proves, comparing it in constant time with every
+/// verified tag the key accepts at `now`; otherwise the refusal (every
+/// accepted secret is verified and none matches) or the hashes argon2
+/// must try.
+#[inline]
+fn proved(e: &KeyEntry, tag: &Tag, now: i64) -> Result<SecretRef, Decision> {
+    let current = e.tag().map(|t| tags_equal(&t, tag));
+    let previous = match e.extra {
+        None => None,
+        Some(_) => {
+            crate::hint::cold_path();
+            e.previous_at(now)
+        }
+    };
+    let previous_match = previous.and_then(|slot| slot.tag.map(|t| tags_equal(&t, tag)));
+    if current == Some(true) {
+        return Ok(SecretRef {
+            generation: e.generation,
+            epoch: e.session_epoch(),
+        });
+    }
+    crate::hint::cold_path();
+    if previous_match == Some(true) {
+        return Ok(SecretRef {
+            generation: e.generation.wrapping_sub(1),
+            epoch: e.session_epoch(),
+        });
+    }
+    let previous_cold = previous.is_some() && previous_match.is_none();
+    if current.is_some() && !previous_cold {
+        return Err(Decision::Reject(Refusal::WrongSecret));
+    }
+    Err(need_hash(
+        e,
+        current.is_none(),
+        previous.and_then(|s| s.hash.clone()),
+    ))
+}
+
+/// [`proved`] when argon2 must decide. Out of line: it clones hashes.
+#[cold]
+#[inline(never)]
+fn need_hash(e: &KeyEntry, current_cold: bool, previous: Option<PhcString>) -> Decision {
+    Decision::NeedHash {
+        current: if current_cold {
+            e.current_hash().cloned()
+        } else {
+            None
+        },
+        previous,
+        generation: e.generation,
+    }
+}
+
+/// Whether the secret a session was opened with still opens it: the same
+/// generation, or the previous one while its grace period lasts; and the
+/// key's session epoch unchanged (no deactivation, no expiry moved after it
+/// passed, since the session opened).
+fn still_valid(e: &KeyEntry, opened: SecretRef, now: i64) -> bool {
+    let secret_ok = opened.generation == e.generation
+        || (opened.generation.wrapping_add(1) == e.generation && e.previous_at(now).is_some());
+    secret_ok && opened.epoch == e.session_epoch()
+}
+
+/// The key's own state once a secret is proved: active, not expired, the
+/// client allowed (checked in this order, and only after the secret).
+#[inline]
+fn state(e: &KeyEntry, judge: &Judge) -> Result<(), Refusal> {
+    if !e.active() {
+        Err(Refusal::Inactive)
+    } else if judge.now >= e.expires_at {
+        Err(Refusal::Expired)
+    } else if !e.ip_allowed(judge.ip) {
+        Err(Refusal::ClientNotAllowed)
+    } else {
+        Ok(())
+    }
+}
+
+/// A session's decision: its own checks (the token's digest in constant
+/// time, its expiry, the freshness of its cached record), then its key's
+/// decision for the secret it was opened with. A key that is inactive or
+/// expired ends the session like an unknown one.
+pub(crate) fn session(
+    s: &SessionEntry,
+    digest: &[u8; 32],
+    key: Found<'_>,
+    judge: &Judge,
+) -> Decision {
+    if !bool::from(s.digest.ct_eq(digest)) || judge.now >= s.expires_at {
+        return Decision::Reject(Refusal::SessionEnded);
+    }
+    if !judge.fresh(s.fetched_at) {
+        return Decision::NeedStore;
+    }
+    match self::key(key, Presented::<fn() -> Tag>::Session(s.opened), judge) {
+        Decision::Reject(Refusal::Inactive | Refusal::Expired | Refusal::Unknown) => {
+            Decision::Reject(Refusal::SessionEnded)
+        }
+        d => d,
+    }
+}

@@ -1,0 +1,145 @@
+//! No valid key is refused because a store read took time: an entry read
+//! during a verification is judged against its own read time, not against
+//! an older account entry that turned W old while the read (or argon2) ran.
+
+#[path = "store_support/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keyward::store::{
+    EventQuery, KeyQuery, KeyStore, StoreResult, StoredKey, UsageQuery, UsageRecord,
+};
+use keyward::{
+    Account, AccountId, ApiKey, AuditEvent, Clock, KeyId, ManualClock, MemoryStore, Session,
+    SessionId, VerifyContext,
+};
+use time::{Duration, OffsetDateTime};
+
+/// A MemoryStore whose key reads take `read_time` of the test's clock.
+#[derive(Debug)]
+struct SlowKeyReads {
+    inner: MemoryStore,
+    clock: ManualClock,
+    read_time: Duration,
+}
+
+#[async_trait]
+impl KeyStore for SlowKeyReads {
+    async fn insert_account(&self, a: &Account, e: &AuditEvent) -> StoreResult<()> {
+        self.inner.insert_account(a, e).await
+    }
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        self.inner.get_account(id).await
+    }
+    async fn insert_key(&self, k: &StoredKey, e: &AuditEvent) -> StoreResult<()> {
+        self.inner.insert_key(k, e).await
+    }
+    async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
+        let r = self.inner.get_key(id).await;
+        self.clock.advance(self.read_time);
+        r
+    }
+    async fn update_key(&self, k: &StoredKey, v: u64, e: &AuditEvent) -> StoreResult<()> {
+        self.inner.update_key(k, v, e).await
+    }
+    async fn delete_key(&self, id: &KeyId, e: &AuditEvent) -> StoreResult<()> {
+        self.inner.delete_key(id, e).await
+    }
+    async fn list_keys(&self, a: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        self.inner.list_keys(a, q).await
+    }
+    async fn insert_session(&self, s: &Session, e: &AuditEvent) -> StoreResult<()> {
+        self.inner.insert_session(s, e).await
+    }
+    async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
+        self.inner.get_session(id).await
+    }
+    async fn delete_session(&self, id: &SessionId, e: &AuditEvent) -> StoreResult<()> {
+        self.inner.delete_session(id, e).await
+    }
+    async fn purge_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        self.inner.purge_expired_sessions(now).await
+    }
+    async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
+        self.inner.list_events(q).await
+    }
+    async fn record_usage(&self, b: &[UsageRecord]) -> StoreResult<()> {
+        self.inner.record_usage(b).await
+    }
+    async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
+        self.inner.usage(q).await
+    }
+}
+
+/// A clock that moves 1 ms forward at every reading: time passes between
+/// any two steps of a verification (store reads, argon2, decisions).
+#[derive(Debug, Clone)]
+struct Ticking(ManualClock);
+
+impl Clock for Ticking {
+    fn now(&self) -> OffsetDateTime {
+        self.0.advance(Duration::milliseconds(1));
+        self.0.now()
+    }
+}
+
+const W_SECS: i64 = 30;
+
+/// A key verified by a cold instance at every offset (in clock ticks)
+/// before its account entry's W boundary: none is refused, whichever step
+/// of the verification (store read, argon2, decision) the boundary falls
+/// into.
+#[tokio::test]
+async fn no_valid_key_is_refused_across_w_boundaries() {
+    let clock = ManualClock::default();
+    let memory = MemoryStore::new();
+    let issuer = common::service(Arc::new(memory.clone()), Some(clock.clone()), W_SECS);
+    let (account, first) = common::account_and_key(&issuer).await;
+    let second = common::issue(&issuer, &account.id, "second").await;
+    let store = Arc::new(SlowKeyReads {
+        inner: memory,
+        clock: clock.clone(),
+        read_time: Duration::milliseconds(2),
+    });
+    let w = Duration::seconds(W_SECS);
+    let mut refused = Vec::new();
+    for offset_ms in 0..80 {
+        let kw = keyward::Keyward::builder()
+            .shared_store(store.clone())
+            .hash_params(common::FAST_HASH)
+            .propagation_window(w)
+            .flush_interval(None)
+            .clock(Ticking(clock.clone()))
+            .build()
+            .expect("build");
+        // The account entry is read with the first key, at about `start`.
+        let start = clock.now();
+        kw.verify(
+            first.key.id.as_str(),
+            first.secret.expose(),
+            VerifyContext::new(),
+        )
+        .await
+        .expect("first key");
+        // The second key (cold: a store read and argon2) starts just
+        // before that entry turns W old.
+        clock.set(start + w - Duration::milliseconds(offset_ms));
+        let r = kw
+            .verify(
+                second.key.id.as_str(),
+                second.secret.expose(),
+                VerifyContext::new(),
+            )
+            .await;
+        if let Err(e) = r {
+            refused.push((offset_ms, e));
+        }
+        clock.advance(w);
+    }
+    assert!(
+        refused.is_empty(),
+        "valid key refused at offsets (ms): {refused:?}"
+    );
+}
