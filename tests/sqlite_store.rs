@@ -20,7 +20,10 @@ async fn survives_restart() {
     let url = db_url(&dir);
     let (account, kept, deleted, events_before) = {
         let store = SqliteStore::connect(&url).await.expect("connect");
-        assert_eq!(store.schema_version().await.expect("version"), 2);
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            common::migration_count("sqlite")
+        );
         let kw = common::service(Arc::new(store.clone()), None, 30);
         let (account, kept) = common::account_and_key(&kw).await;
         let deleted = common::issue(&kw, &account.id, "gone").await;
