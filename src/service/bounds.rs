@@ -39,8 +39,12 @@ pub(crate) fn held(held: &PermissionSet) -> Cow<'_, PermissionSet> {
 
 /// Whether `held` includes `permission`, implications included.
 pub(crate) fn holds(held: &PermissionSet, permission: &Permission) -> bool {
-    held.contains(permission)
-        || (permission.as_str() == "readApiKeys" && held.contains(&Permission::write_api_keys()))
+    holds_name(held, permission.as_str())
+}
+
+/// [`holds`] by name.
+pub(crate) fn holds_name(held: &PermissionSet, name: &str) -> bool {
+    held.contains_name(name) || (name == "readApiKeys" && held.contains_name("writeApiKeys"))
 }
 
 /// The one management bound: an actor holding `actor` may manage (and
