@@ -899,6 +899,10 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
         "expires_at"
     );
     assert_eq!(
+        by_name(rs, "shed: mint a key for other networks").json(),
+        json!({"error": "restriction_not_held", "message": "allowed_cidrs: 0.0.0.0/0 is outside the acting key's allowed networks", "field": "allowed_cidrs"})
+    );
+    assert_eq!(
         by_name(rs, "host admin rotates the protected key").json()["message"],
         "the key has permissions the actor does not hold: writeApplications"
     );

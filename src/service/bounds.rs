@@ -160,18 +160,18 @@ impl Ceiling<'_> {
         }
         if let Some(wanted) = networks {
             if !allowed.is_empty() {
-                let outside = if wanted.is_empty() {
-                    Some("any address".to_owned())
+                let reason = if wanted.is_empty() {
+                    Some("must name networks within the acting key's allowed networks (empty allows any address)".to_owned())
                 } else {
                     wanted
                         .iter()
                         .find(|w| !allowed.iter().any(|a| a.contains(*w)))
-                        .map(ToString::to_string)
+                        .map(|w| format!("{w} is outside the acting key's allowed networks"))
                 };
-                if let Some(outside) = outside {
+                if let Some(reason) = reason {
                     return Err(Error::RestrictionNotHeld {
                         field: "allowed_cidrs",
-                        reason: format!("{outside} is outside the acting key's allowed networks"),
+                        reason,
                     });
                 }
             }
