@@ -188,6 +188,57 @@ fn walk(example: &str) {
     let apps = call(port, "GET", "/applications", &mine, None).unwrap();
     assert_eq!(apps.status, 200);
     assert_eq!(apps.json()["account_id"], "admin");
+    // Issue 10: a writeApiKeys-only key neither takes over nor disarms the
+    // protected admin key; the admin key itself changes it only through
+    // the application.
+    let w = call(
+        port,
+        "POST",
+        "/apikeys",
+        &admin,
+        Some(&json!({"name": "writer", "permissions": ["writeApiKeys"]})),
+    )
+    .unwrap()
+    .json();
+    let writer = [
+        ("x-api-key", w["id"].as_str().unwrap()),
+        ("x-api-secret", w["secret"].as_str().unwrap()),
+    ];
+    let takeover = call(
+        port,
+        "POST",
+        &format!("/apikeys/{admin_id}/rotate"),
+        &writer,
+        Some(&json!({"grace_period_seconds": 604800})),
+    )
+    .unwrap();
+    assert_eq!(takeover.status, 403, "{example}");
+    assert_eq!(takeover.json()["error"], "permission_not_held");
+    let disarm = call(
+        port,
+        "PATCH",
+        &format!("/apikeys/{admin_id}"),
+        &writer,
+        Some(&json!({"status": "inactive"})),
+    )
+    .unwrap();
+    assert_eq!(disarm.status, 403, "{example}");
+    let own = call(
+        port,
+        "POST",
+        &format!("/apikeys/{admin_id}/rotate"),
+        &admin,
+        None,
+    )
+    .unwrap();
+    assert_eq!(own.status, 409, "{example}");
+    assert_eq!(own.json()["error"], "protected");
+    assert_eq!(
+        call(port, "GET", "/auth/whoami", &admin, None)
+            .unwrap()
+            .status,
+        200
+    );
     assert_eq!(
         call(
             port,

@@ -370,6 +370,12 @@ impl keyward::http::RequiredPermission for ReadApplications {
     const NAME: &'static str = "readApplications";
 }
 
+struct ReadApiKeys;
+
+impl keyward::http::RequiredPermission for ReadApiKeys {
+    const NAME: &'static str = "readApiKeys";
+}
+
 fn axum_app(kw: &Keyward) -> Router {
     use axum::routing::get;
     use keyward::http::axum::{Authorized, require, router};
@@ -378,6 +384,9 @@ fn axum_app(kw: &Keyward) -> Router {
     }
     async fn apps_authorized(p: Authorized<ReadApplications>) -> String {
         format!("applications of {}", p.account_id())
+    }
+    async fn keys_authorized(p: Authorized<ReadApiKeys>) -> String {
+        format!("keys of {}", p.account_id())
     }
     // An application state holding the `Keyward` (the extractor's other
     // path: `FromRef` rather than the state itself).
@@ -399,6 +408,11 @@ fn axum_app(kw: &Keyward) -> Router {
             get(apps).route_layer(require(kw, "readApplications")),
         )
         .route("/authorized", get(apps_authorized))
+        .route("/authorized-keys", get(keys_authorized))
+        .route(
+            "/keys-reader",
+            get(apps).route_layer(require(kw, "readApiKeys")),
+        )
         .merge(app_state)
         .route("/optional", get(whoami_opt))
         .merge(router(kw.clone(), Fixture::config()))
@@ -435,6 +449,11 @@ macro_rules! actix_app {
                     .route(web::get().to(apps)),
             )
             .route("/optional", web::get().to(whoami_opt_actix))
+            .service(
+                web::resource("/keys-reader")
+                    .wrap(RequirePermission::new("readApiKeys"))
+                    .route(web::get().to(apps)),
+            )
             .service(scope(""))
     }};
 }
@@ -630,6 +649,9 @@ fn table(fx: &Fixture) -> Vec<Case> {
         case("shed: mint a key without expiry", req("POST", "/apikeys").key(fenced).json(json!({"name": "free", "permissions": ["readApplications"], "allowed_cidrs": ["203.0.113.0/24"]})), 403).code("restriction_not_held"),
         case("shed: mint a key for other networks", req("POST", "/apikeys").key(fenced).json(json!({"name": "free", "permissions": [], "expires_at": "2030-01-01T12:00:00Z", "allowed_cidrs": ["0.0.0.0/0"]})), 403).code("restriction_not_held"),
         case("writeApiKeys implies readApiKeys", req("GET", format!("/apikeys/{}", fx.id("rotatee"))).key(wonly), 200),
+        case("writeApiKeys implies readApiKeys in the require layer", req("GET", "/keys-reader").key(wonly), 200),
+        case("the require layer still refuses without either", req("GET", "/keys-reader").key(fx.key("noperm")), 403).code("insufficient_scope"),
+        case("host user and x-account-id", req("GET", "/apikeys").header("x-test-user", "admin").header("x-account-id", "acme-eu"), 400).code("invalid_request").www(INVALID_REQUEST),
         // --- issue 10: people the host signed in
         case("host admin creates", req("POST", "/apikeys").header("x-test-user", "admin").json(json!({"name": "by a person", "permissions": ["readApplications"]})), 201),
         case("host staff lists", req("GET", "/apikeys").header("x-test-user", "staff"), 200),
@@ -875,6 +897,10 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
     assert_eq!(
         by_name(rs, "shed: clear own expiry").json()["field"],
         "expires_at"
+    );
+    assert_eq!(
+        by_name(rs, "shed: mint a key for other networks").json(),
+        json!({"error": "restriction_not_held", "message": "allowed_cidrs: 0.0.0.0/0 is outside the acting key's allowed networks", "field": "allowed_cidrs"})
     );
     assert_eq!(
         by_name(rs, "host admin rotates the protected key").json()["message"],
@@ -1226,4 +1252,25 @@ async fn layers_act_for_a_child_account_on_both_frameworks() {
     let fx = fixture().await;
     let svc = actix_web::test::init_service(actix_app!(fx.kw)).await;
     acting_for_a_child_through_the_layer(&ActixClient(svc), &fx).await;
+}
+
+/// `writeApiKeys` implies `readApiKeys` in axum's `Authorized<P>` as in the
+/// `require` layer and the management routes.
+#[tokio::test]
+async fn axum_authorized_honours_write_implies_read() {
+    let fx = fixture().await;
+    let c = AxumClient(axum_app(&fx.kw));
+    let ok = c
+        .send(req("GET", "/authorized-keys").key(fx.key("wonly")))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.text(), "keys of acme");
+    let no = c
+        .send(req("GET", "/authorized-keys").key(fx.key("victim")))
+        .await;
+    assert_eq!(no.status, 403);
+    let layer = c
+        .send(req("GET", "/keys-reader").key(fx.key("victim")))
+        .await;
+    assert_eq!(no.contract(), layer.contract());
 }

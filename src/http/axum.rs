@@ -346,7 +346,7 @@ where
             let Some(principal) = p else {
                 return Err(HttpError::missing_credentials(cfg));
             };
-            if !principal.permissions().contains_name(name) {
+            if !principal.has_name(name) {
                 return Err(HttpError::insufficient_scope(cfg, name));
             }
             Ok(Self {

@@ -83,6 +83,12 @@ impl Caller {
                         "the request is signed in to the host application and carries keyward credentials; send one or the other",
                     ));
                 }
+                if headers::account_id(cfg, h)?.is_some() {
+                    return Err(HttpError::invalid_request(
+                        cfg,
+                        "x-account-id applies to keys; a person signed in to the host acts for the account the host gives",
+                    ));
+                }
                 let mut person = u.user().clone();
                 if person.client_ip().is_none() {
                     person = person.with_client_ip(client_ip);
