@@ -130,3 +130,19 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }
+
+/// How many embedded migrations `dialect` (`sqlite` or `postgres`) has: the
+/// schema version a freshly migrated store reports.
+#[allow(dead_code)]
+pub fn migration_count(dialect: &str) -> i64 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect);
+    std::fs::read_dir(dir)
+        .expect("migrations dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        })
+        .count() as i64
+}
