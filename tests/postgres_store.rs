@@ -131,7 +131,7 @@ async fn concurrent_instances_migrate_once() {
     for s in &stores {
         assert_eq!(s.schema_version().await.expect("version"), 1);
     }
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM keyward_migrations")
         .fetch_one(stores[0].pool())
         .await
         .expect("count");
