@@ -3,6 +3,7 @@
 mod accounts;
 mod actor;
 mod audit;
+mod bootstrap;
 mod builder;
 mod keys;
 mod loader;

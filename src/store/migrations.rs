@@ -193,7 +193,7 @@ pub(super) mod postgres_impl {
 
     /// Serializes keyward's adoption of a legacy migration table across
     /// instances starting at once ("keyward" in ASCII).
-    const ADOPT_LOCK: i64 = 0x6b65_7977_6172_64;
+    const ADOPT_LOCK: i64 = 0x006b_6579_7761_7264;
 
     async fn table_exists(conn: &mut sqlx::PgConnection, name: &str) -> StoreResult<bool> {
         sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
