@@ -17,6 +17,7 @@ mod hint;
 mod id;
 mod inline_str;
 mod limiter;
+mod metrics;
 mod permission;
 mod principal;
 mod random;

@@ -102,3 +102,19 @@ pub(crate) struct NewApplication {
     /// The application's name.
     pub(crate) name: String,
 }
+
+/// With feature `metrics`: installs the Prometheus recorder (and its
+/// upkeep task) that `GET /metrics` renders.
+#[cfg(feature = "metrics")]
+pub(crate) fn install_metrics()
+-> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn Error>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}

@@ -19,6 +19,7 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a bad name, [`Error::NotGrantable`],
     /// [`Error::NotFound`] for an unknown parent, [`Error::Conflict`] when
     /// the id exists, [`Error::Forbidden`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.create_account", skip_all, fields(account_id = ?new.id), err(level = "debug", Display))]
     pub async fn create_account(&self, actor: Actor<'_>, new: NewAccount) -> Result<Account> {
         validate::name(&new.name)?;
         let now = self.now();
@@ -77,6 +78,7 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.get_account", skip_all, fields(account_id = %id), err(level = "debug", Display))]
     pub async fn get_account(&self, actor: Actor<'_>, id: &AccountId) -> Result<Account> {
         let account = self
             .inner

@@ -100,6 +100,7 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a bad limit or cursor,
     /// [`Error::Forbidden`] without `readApiKeys`, [`Error::NotFound`],
     /// [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.events", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn events(
         &self,
         actor: Actor<'_>,
@@ -133,6 +134,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::InvalidInput`] when `from` is after `to`,
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.usage", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn usage(
         &self,
         actor: Actor<'_>,

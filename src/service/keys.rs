@@ -312,6 +312,7 @@ impl Keyward {
     /// networks, expiry in the past), [`Error::NotGrantable`],
     /// [`Error::Forbidden`] without `writeApiKeys`, [`Error::NotFound`] for
     /// an unknown or foreign account, [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.issue_key", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn issue_key(
         &self,
         actor: Actor<'_>,
@@ -398,6 +399,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::NotFound`] when absent or in another account,
     /// [`Error::Forbidden`] without `readApiKeys`, [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.get_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn get_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<ApiKey> {
         Ok(self
             .stored_for(actor, id, &Permission::read_api_keys())
@@ -411,6 +413,7 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a bad limit or cursor,
     /// [`Error::Forbidden`], [`Error::NotFound`] for a foreign account,
     /// [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.list_keys", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn list_keys(
         &self,
         actor: Actor<'_>,
@@ -456,6 +459,7 @@ impl Keyward {
     /// [`Error::InvalidInput`], [`Error::NotGrantable`],
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`] when
     /// the key changed concurrently, [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.update_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn update_key(
         &self,
         actor: Actor<'_>,
@@ -559,6 +563,7 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`update_key`](Self::update_key).
+    #[tracing::instrument(name = "keyward.deactivate_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn deactivate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
         self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Inactive))
             .await
@@ -568,6 +573,7 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`update_key`](Self::update_key).
+    #[tracing::instrument(name = "keyward.activate_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn activate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
         self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Active))
             .await
@@ -581,6 +587,7 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a negative or too long grace period,
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`],
     /// [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.rotate_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn rotate_key(
         &self,
         actor: Actor<'_>,
@@ -644,6 +651,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
     /// [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.delete_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn delete_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Deleted> {
         let now = self.now();
         let stored = self

@@ -224,7 +224,7 @@ impl Keyward {
             bucket,
         );
         match self.decide(warm, id, now, ctx) {
-            ControlFlow::Break(decided) => Some(decided),
+            ControlFlow::Break(decided) => Some(crate::metrics::verified_warm(decided)),
             ControlFlow::Continue(_) => None,
         }
     }
@@ -323,9 +323,10 @@ impl Keyward {
         let tag = tag.unwrap_or_else(|| self.inner.digester.tag(m));
         // The slow path's future is large (store reads, argon2 on a blocking
         // thread); boxing it keeps the warm path's future small.
-        Box::pin(self.verify_slow(id, m, tag, ctx)).await
+        crate::metrics::verified_cold(Box::pin(self.verify_slow(id, m, tag, ctx)).await)
     }
 
+    #[tracing::instrument(name = "keyward.verify_cold", level = "debug", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     async fn verify_slow(
         &self,
         id: KeyId,
@@ -447,12 +448,14 @@ impl Keyward {
         if let Err(retry_after_secs) = self.inner.limiter.check(&id, now) {
             return Err(Error::TooManyAttempts { retry_after_secs });
         }
+        let queued = crate::metrics::hash_queued();
         let permit = self
             .inner
             .hash_slots
             .acquire()
             .await
             .map_err(|e| Error::Internal(Box::new(e)))?;
+        crate::metrics::hash_started(queued);
         let material = Zeroizing::new(m.0.to_vec());
         let hasher = self.inner.hasher.clone();
         let result = tokio::task::spawn_blocking(move || {
