@@ -151,6 +151,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(router(kw.clone(), config.clone()))
         .layer(Extension(Arc::new(config)))
         .with_state(state);
+    // Prometheus text on GET /metrics (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    let app = {
+        let metrics = support::install_metrics()?;
+        app.route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
+    };
     let addr = support::listen_addr();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
