@@ -38,8 +38,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let apps = web::Data::new(Applications::default());
     let addr = support::listen_addr();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(kw_data.clone())
+        let app = App::new();
+        // The admin console at /console/ (feature `console`), before the
+        // root scope, which would take its requests.
+        #[cfg(feature = "console")]
+        let app = app.service(keyward::http::actix::console(
+            keyward::http::ConsoleConfig::default(),
+        ));
+        app.app_data(kw_data.clone())
             .app_data(config.clone())
             .app_data(apps.clone())
             .service(
