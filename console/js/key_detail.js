@@ -8,7 +8,7 @@ import { renderKeyUsage } from './usage.js';
 
 /** The activity log table of a list of events. */
 export function eventRows(items, { withKey = false } = {}) {
-  return items.map((e) => h('tr', { 'data-event-id': e.id, 'data-action': e.action },
+  return items.map((e) => h('tr', { 'data-event-id': e.id, 'data-event': e.action },
     h('td', {}, when(e.at)),
     h('td', {}, action(e.action)),
     withKey ? h('td', {}, e.key_id ? h('code', {}, e.key_id) : '—') : null,

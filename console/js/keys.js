@@ -10,7 +10,7 @@ const PAGE = 20;
 
 /** A lock for protected entries (they cannot be deleted). */
 export function lock() {
-  return h('span', { class: 'lock', role: 'img', 'aria-label': 'Protected', title: 'Protected: cannot be deleted' }, '🔒');
+  return h('img', { class: 'lock', src: 'lock.svg', alt: 'Protected', title: 'Protected: cannot be deleted', width: 16, height: 16 });
 }
 
 /** The status badge of a key (expired shown as such). */
@@ -53,7 +53,7 @@ export function renderKeys(main, ctx) {
   const table = h('table', { class: 'keys', 'aria-describedby': 'keys-caption' },
     h('caption', { id: 'keys-caption', class: 'sr-only' }, 'Credentials'),
     h('thead', {}, h('tr', {},
-      h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Client ID'),
+      h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col', class: 'wide' }, 'Client ID'),
       h('th', { scope: 'col', class: 'wide' }, 'Application'), h('th', { scope: 'col' }, 'Status'),
       h('th', { scope: 'col', class: 'wide' }, 'Last used'), h('th', { scope: 'col', class: 'wide' }, 'Expires'),
       ctx.canWrite ? h('th', { scope: 'col' }, 'Actions') : null)),
@@ -84,7 +84,7 @@ export function renderKeys(main, ctx) {
   function row(k) {
     return h('tr', { 'data-key-id': k.id },
       h('td', {}, h('a', { href: `#/keys/${encodeURIComponent(k.id)}`, class: 'key-name' }, k.name), k.protected ? lock() : null),
-      h('td', {}, h('code', {}, k.id)),
+      h('td', { class: 'wide' }, h('code', {}, k.id)),
       h('td', { class: 'wide' }, k.application || '—'),
       h('td', {}, statusBadge(k)),
       h('td', { class: 'wide' }, relative(k.last_used_at)),

@@ -139,6 +139,7 @@ static ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.css", CSS),
     asset!("favicon.svg", "image/svg+xml"),
+    asset!("lock.svg", "image/svg+xml"),
     asset!("js/main.js", JS),
     asset!("js/api.js", JS),
     asset!("js/dom.js", JS),
