@@ -89,7 +89,7 @@ function chart(box, data, label) {
     fig.append(h('p', { class: 'hint' }, 'Chart library not loaded.'));
     return () => {};
   }
-  const width = () => Math.max(280, Math.min(box.clientWidth || 600, 1100));
+  const width = () => Math.max(280, Math.min((box.clientWidth || 600) - 16, 1600));
   const plot = new U({
     width: width(),
     height: 220,

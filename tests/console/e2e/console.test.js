@@ -84,6 +84,19 @@ test('console pages carry the strict security headers', async () => {
   assert.equal(again.status, 304);
 });
 
+test('the first load transfers less than 300 KB', async () => {
+  const page = await newPage(browser);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  let bytes = 0;
+  cdp.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; });
+  await page.goto(`${server.base}/console/`, { waitUntil: 'networkidle' });
+  await page.getByLabel('Key ID').waitFor();
+  console.log(`first load: ${bytes} bytes on the wire`);
+  assert.ok(bytes > 10_000 && bytes < 300_000, `${bytes} bytes`);
+  await page.context().close();
+});
+
 test('an admin manages a credential end to end', async () => {
   const page = await newPage(browser);
   let token = null;
@@ -111,6 +124,21 @@ test('an admin manages a credential end to end', async () => {
   assert.equal(await adminRow.locator('.lock').count(), 1);
   assert.equal(await adminRow.locator('[data-action=delete]').count(), 0);
   assert.equal(await adminRow.locator('[data-action=edit]').count(), 1);
+
+  // A value the server refuses (422 naming the field) is shown in words
+  // next to that field, and nothing is created.
+  await page.locator('#create-key').click();
+  const form = page.getByRole('dialog', { name: 'New credential' });
+  await form.getByLabel('Name', { exact: true }).fill('bad-network');
+  await form.getByLabel('Allowed networks').fill('not-a-network');
+  await form.getByRole('button', { name: 'Create credential' }).click();
+  const fieldError = form.locator('[data-field=allowed_cidrs] .field-error');
+  await fieldError.waitFor();
+  assert.ok((await fieldError.textContent()).length > 5);
+  assert.equal(await form.getByLabel('Allowed networks').getAttribute('aria-invalid'), 'true');
+  await page.keyboard.press('Escape');
+  await form.waitFor({ state: 'detached' });
+  assert.equal(await page.locator('.key-name', { hasText: 'bad-network' }).count(), 0);
 
   // Create: the secret shown once, copied, and it works over plain HTTP.
   await createCredential(page, 'billing-sync', { application: 'Billing', permissions: ['readApplications'] });
