@@ -5,6 +5,7 @@
 let base = '';
 let token = null;
 let onSignedOut = () => {};
+let acting = null;
 
 /** An error answer of the API, with its words. */
 export class ApiError extends Error {
@@ -31,6 +32,19 @@ export function onSessionEnd(fn) {
   onSignedOut = fn;
 }
 
+/**
+ * Acts for a child account (`x-account-id` on every request) or, with
+ * `null`, for the session's own account again.
+ */
+export function actFor(accountId) {
+  acting = accountId || null;
+}
+
+/** The child account acted for, if any. */
+export function actingFor() {
+  return acting;
+}
+
 /** Whether a session is open. */
 export function signedIn() {
   return token !== null;
@@ -45,6 +59,7 @@ function describe(status, body) {
 async function send(method, path, { body, headers = {}, auth = true } = {}) {
   const h = { accept: 'application/json', ...headers };
   if (auth && token) h.authorization = `Bearer ${token}`;
+  if (auth && token && acting && path !== '/auth/logout') h['x-account-id'] = acting;
   let payload;
   if (body !== undefined) {
     h['content-type'] = 'application/json';
@@ -69,6 +84,7 @@ async function send(method, path, { body, headers = {}, auth = true } = {}) {
     const err = new ApiError(r.status, data && data.error, describe(r.status, data), data && data.field);
     if (r.status === 401 && auth && token) {
       token = null;
+      acting = null;
       onSignedOut('Your session has ended. Sign in again.');
     }
     throw err;
@@ -112,6 +128,7 @@ export async function logout() {
     if (token) await send('POST', '/auth/logout', { auth: true });
   } finally {
     token = null;
+    acting = null;
   }
 }
 
@@ -144,6 +161,7 @@ export function stream(path, onEvent, onState = () => {}) {
       try {
         const headers = { accept: 'text/event-stream', authorization: `Bearer ${token}` };
         if (ctl.lastId) headers['last-event-id'] = ctl.lastId;
+        if (acting) headers['x-account-id'] = acting;
         const r = await fetch(base + path, { headers, signal: ac.signal, cache: 'no-store', credentials: 'omit' });
         if (r.status === 404) {
           onState('unavailable');

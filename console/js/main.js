@@ -80,22 +80,44 @@ async function route() {
   }
 }
 
-async function signedIn() {
+/** Reads who is signed in (and for which account) and redraws the header. */
+async function refreshWho() {
   ctx.who = await api.get('/auth/whoami');
   const perms = ctx.who.permissions || [];
   ctx.canWrite = perms.includes('writeApiKeys');
   ctx.canReadAccounts = perms.includes('readAccounts');
   ctx.canWriteAccounts = perms.includes('writeAccounts');
-  const [apps, accounts, allowlist, usage, events] = await Promise.all(
-    ['/apps?limit=1', '/accounts?limit=1', '/allowlist', '/usage?limit=1', '/events?limit=1'].map(api.available));
-  ctx.features = { apps, accounts, allowlist, usage, events, stream: events };
+  const acting = api.actingFor();
   replace(whoEl,
-    h('span', { class: 'who-account' }, `Account ${ctx.who.account_id}`),
+    h('span', { class: 'who-account' }, acting ? `Acting for ${acting}` : `Account ${ctx.who.account_id}`),
+    acting ? button('Back to my account', () => ctx.actFor(null), { id: 'act-home' }) : null,
     h('span', { class: 'who-key' }, String(ctx.who.key_id || '')),
     h('span', { class: ctx.canWrite ? 'badge ok' : 'badge' }, ctx.canWrite ? 'Admin' : 'Read only'),
     button('Sign out', signOut, { id: 'signout' }));
-  top.hidden = false;
   document.body.dataset.role = ctx.canWrite ? 'admin' : 'staff';
+}
+
+/** Manages a customer account's credentials (or, with null, one's own). */
+ctx.actFor = async (accountId) => {
+  api.actFor(accountId);
+  try {
+    await refreshWho();
+  } catch (e) {
+    api.actFor(null);
+    await refreshWho();
+    throw e;
+  }
+  announce(accountId ? `Acting for ${accountId}.` : 'Back to your own account.');
+  if (location.hash === '#/keys') route();
+  else location.hash = '#/keys';
+};
+
+async function signedIn() {
+  await refreshWho();
+  const [apps, accounts, allowlist, usage, events] = await Promise.all(
+    ['/apps?limit=1', '/accounts?limit=1', '/allowlist', '/usage?limit=1', '/events?limit=1'].map(api.available));
+  ctx.features = { apps, accounts, allowlist, usage, events, stream: events };
+  top.hidden = false;
   announce('Signed in.');
   if (!location.hash || location.hash === '#/') location.hash = '#/keys';
   else route();

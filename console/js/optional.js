@@ -139,17 +139,21 @@ export function renderCustomers(main, ctx) {
     s.append(unavailable('Customer accounts', 'GET /accounts'));
     return;
   }
+  const err = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  s.append(err);
   const reload = pagedList(s, {
     path: '/accounts',
-    columns: ['Customer Name', 'Account ID', 'Status', 'Permissions', 'Last used', ...(write ? ['Actions'] : [])],
+    columns: ['Customer Name', 'Account ID', 'Status', 'Permissions', 'Last used', 'Actions'],
     empty: 'No customer accounts yet.',
     row: (a) => h('tr', {},
       h('td', {}, a.name), h('td', {}, h('code', {}, a.id)), h('td', {}, badge(a.status)),
       h('td', { class: 'details' }, (a.permissions || []).join(', ') || 'none'),
       h('td', {}, relative(a.last_used_at)),
-      write ? h('td', {}, h('div', { class: 'row-actions' },
-        button('Edit', () => editCustomer(ctx, a, () => reload()), { 'aria-label': `Edit ${a.name}` }),
-        button(a.status === 'active' ? 'Deactivate' : 'Activate', () => customerStatus(a, () => reload()), { 'aria-label': `${a.status === 'active' ? 'Deactivate' : 'Activate'} ${a.name}` }))) : null),
+      h('td', {}, h('div', { class: 'row-actions' },
+        a.status === 'active' ? button('Manage keys', () => ctx.actFor(a.id).catch((e) => { err.textContent = e.message; err.hidden = false; }),
+          { 'aria-label': `Manage the credentials of ${a.name}` }) : null,
+        write ? button('Edit', () => editCustomer(ctx, a, () => reload()), { 'aria-label': `Edit ${a.name}` }) : null,
+        write ? button(a.status === 'active' ? 'Deactivate' : 'Activate', () => customerStatus(a, () => reload()), { 'aria-label': `${a.status === 'active' ? 'Deactivate' : 'Activate'} ${a.name}` }) : null))),
   });
 }
 

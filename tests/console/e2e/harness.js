@@ -17,7 +17,7 @@ export const repo = resolve(here, '../../..');
 /** Every wait in these tests is bounded by this (ms). */
 export const WAIT = 10_000;
 
-function freePort() {
+export function freePort() {
   return new Promise((res, rej) => {
     const s = createServer();
     s.unref();
