@@ -89,9 +89,9 @@ async function refreshWho() {
   ctx.canWriteAccounts = perms.includes('writeAccounts');
   const acting = api.actingFor();
   replace(whoEl,
-    h('span', { class: 'who-account' }, acting ? `Acting for ${acting}` : `Account ${ctx.who.account_id}`),
+    h('span', { class: 'who-account', title: `Signed in with ${ctx.who.key_id || 'a session'}` },
+      acting ? `Acting for ${acting}` : `Account ${ctx.who.account_id}`),
     acting ? button('Back to my account', () => ctx.actFor(null), { id: 'act-home' }) : null,
-    h('span', { class: 'who-key' }, String(ctx.who.key_id || '')),
     h('span', { class: ctx.canWrite ? 'badge ok' : 'badge' }, ctx.canWrite ? 'Admin' : 'Read only'),
     button('Sign out', signOut, { id: 'signout' }));
   document.body.dataset.role = ctx.canWrite ? 'admin' : 'staff';

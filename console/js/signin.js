@@ -6,8 +6,8 @@ import * as api from './api.js';
 
 /** Renders the form into `main`; calls `done()` once signed in. */
 export function renderSignIn(main, done, notice) {
-  const key = h('input', { name: 'key', autocomplete: 'username', spellcheck: 'false', required: true });
-  const secret = h('input', { name: 'secret', type: 'password', autocomplete: 'current-password', spellcheck: 'false' });
+  const key = h('input', { name: 'key', autocomplete: 'off', spellcheck: 'false', required: true });
+  const secret = h('input', { name: 'secret', type: 'password', autocomplete: 'off', spellcheck: 'false' });
   const formError = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
   const form = h('form', { class: 'card signin', 'aria-labelledby': 'signin-title', novalidate: true },
