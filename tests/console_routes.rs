@@ -259,3 +259,33 @@ fn the_first_load_is_under_300_kb_uncompressed() {
     let n = keyward::http::console_asset_bytes();
     assert!(n < 300_000, "{n} bytes");
 }
+
+/// Every file under `console/` is embedded and served byte for byte (a
+/// module added to the page but not to the asset table would break it).
+#[tokio::test]
+async fn every_file_of_the_console_directory_is_served() {
+    let app: Router = keyward::http::axum::console(ConsoleConfig::default());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+    let mut stack = vec![root.clone()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .replace('\\', "/");
+            let r = axum_send(&app, "GET", &format!("/console/{rel}"), &[]).await;
+            assert_eq!(r.status, 200, "{rel} is not in the asset table");
+            assert_eq!(r.body, std::fs::read(&path).unwrap(), "{rel}");
+            files += 1;
+        }
+    }
+    assert!(files >= 15, "{files}");
+}
