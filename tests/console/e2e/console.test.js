@@ -331,3 +331,38 @@ test('works on a phone-sized screen (390×844)', async () => {
   await page.context().close();
 });
 
+
+test('the list pages through the server cursor and filters by status', async () => {
+  const admin = { 'x-api-key': server.admin.id, 'x-api-secret': server.admin.secret, 'content-type': 'application/json' };
+  const made = [];
+  for (let i = 0; i < 22; i += 1) {
+    const r = await fetch(`${server.base}/apikeys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: `bulk-${String(i).padStart(2, '0')}`, permissions: [] }) });
+    assert.equal(r.status, 201);
+    made.push((await r.json()).id);
+  }
+  const off = await fetch(`${server.base}/apikeys/${made[5]}`, { method: 'PATCH', headers: admin, body: '{"status":"inactive"}' });
+  assert.equal(off.status, 200);
+
+  const page = await newPage(browser);
+  await signIn(page, server.base, server.admin);
+  const rows = page.locator('table.keys tbody tr');
+  await page.locator('.page-info', { hasText: 'Page 1, 20 shown' }).waitFor();
+  assert.ok(await page.locator('#prev-page').isDisabled());
+  const first = await rows.evaluateAll((trs) => trs.map((t) => t.dataset.keyId));
+  await page.locator('#next-page').click();
+  await page.locator('.page-info', { hasText: /^Page 2/ }).waitFor();
+  const second = await rows.evaluateAll((trs) => trs.map((t) => t.dataset.keyId));
+  assert.ok(second.length > 0);
+  assert.equal(first.filter((id) => second.includes(id)).length, 0, 'pages do not overlap');
+  await page.locator('#prev-page').click();
+  await page.locator('.page-info', { hasText: 'Page 1, 20 shown' }).waitFor();
+
+  await page.locator('#status-filter label', { hasText: 'Inactive' }).click();
+  await page.locator('.page-info', { hasText: 'Page 1, 1 shown' }).waitFor();
+  assert.deepEqual(await rows.evaluateAll((trs) => trs.map((t) => t.dataset.keyId)), [made[5]]);
+  await page.locator('#status-filter label', { hasText: 'Active' }).first().click();
+  await page.locator('.page-info', { hasText: 'Page 1, 20 shown' }).waitFor();
+  assert.equal(await page.locator(`tr[data-key-id="${made[5]}"]`).count(), 0);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
