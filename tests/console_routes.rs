@@ -193,6 +193,49 @@ async fn console_routes_are_identical_on_axum_and_actix() {
         assert_eq!(head.status, 200, "{path}");
     }
 
+    // With `Accept-Encoding: gzip`, the larger files come gzip-encoded,
+    // with their own ETag and `Vary`; decoded, they are the same bytes.
+    let mut encoded = 0;
+    for (path, _) in FILES {
+        let plain = both("GET", path, &[]).await;
+        let r = both("GET", path, &[("accept-encoding", "br, gzip;q=0.8")]).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_secure(&r, path);
+        if r.header("content-encoding") == Some("gzip") {
+            encoded += 1;
+            assert_eq!(r.header("vary"), Some("accept-encoding"), "{path}");
+            assert_eq!(plain.header("vary"), Some("accept-encoding"), "{path}");
+            assert_ne!(r.header("etag"), plain.header("etag"), "{path}");
+            assert!(r.body.len() < plain.body.len());
+            let mut decoded = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&r.body[..]),
+                &mut decoded,
+            )
+            .unwrap();
+            assert_eq!(decoded, plain.body, "{path}");
+            let etag = r.header("etag").unwrap().to_owned();
+            let again = both(
+                "GET",
+                path,
+                &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+            )
+            .await;
+            assert_eq!(again.status, 304, "{path}");
+            // The identity representation does not match the gzip ETag.
+            assert_eq!(
+                both("GET", path, &[("if-none-match", &etag)]).await.status,
+                200
+            );
+        } else {
+            assert_eq!(r.body, plain.body, "{path}");
+        }
+        let refused = both("GET", path, &[("accept-encoding", "gzip;q=0")]).await;
+        assert_eq!(refused.header("content-encoding"), None, "{path}");
+        assert_eq!(refused.body, plain.body, "{path}");
+    }
+    assert!(encoded >= 5, "{encoded} files gzip-encoded");
+
     // The page references only its own files, no inline script or style.
     let page = both("GET", "/console/", &[]).await;
     let html = String::from_utf8(page.body.clone()).unwrap();

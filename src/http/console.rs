@@ -164,6 +164,52 @@ fn etag_of(body: &[u8]) -> String {
 static ETAGS: LazyLock<Vec<String>> =
     LazyLock::new(|| ASSETS.iter().map(|a| etag_of(a.body)).collect());
 
+/// A gzip variant: the encoded body and its ETag.
+type Gzipped = (Vec<u8>, String);
+
+/// The gzip variant of each asset (compressed once, on first use), when
+/// compression saves at least a tenth.
+static GZIPPED: LazyLock<Vec<Option<Gzipped>>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .zip(ETAGS.iter())
+        .map(|(a, etag)| {
+            let z = gzip(a.body)?;
+            (z.len() * 10 < a.body.len() * 9).then(|| {
+                let tag = format!("{}-gz\"", &etag[..etag.len() - 1]);
+                (z, tag)
+            })
+        })
+        .collect()
+});
+
+fn gzip(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(body).ok()?;
+    enc.finish().ok()
+}
+
+/// Whether `Accept-Encoding` (all its values) accepts gzip: a `gzip` or
+/// `*` coding whose `q` is not 0.
+fn accepts_gzip(accept_encoding: &[&[u8]]) -> bool {
+    accept_encoding.iter().any(|v| {
+        std::str::from_utf8(v).is_ok_and(|v| {
+            v.split(',').any(|item| {
+                let mut parts = item.split(';');
+                let coding = parts.next().unwrap_or_default().trim();
+                let zero = parts.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !zero
+            })
+        })
+    })
+}
+
 /// The number of bytes of every embedded file, uncompressed: what a first
 /// load transfers at most.
 pub fn console_asset_bytes() -> usize {
@@ -217,15 +263,37 @@ fn not_modified(if_none_match: &[&[u8]], etag: &str) -> bool {
     })
 }
 
+/// The request headers the console looks at: the values of every
+/// `If-None-Match` and `Accept-Encoding` header.
+#[derive(Debug, Default)]
+pub(crate) struct Conditions<'a> {
+    pub(crate) if_none_match: Vec<&'a [u8]>,
+    pub(crate) accept_encoding: Vec<&'a [u8]>,
+}
+
+impl<'a> Conditions<'a> {
+    /// Picks them out of `(name, value)` pairs (names in lower case).
+    pub(crate) fn gather(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
+        let mut c = Self::default();
+        for (name, value) in headers {
+            match name {
+                "if-none-match" => c.if_none_match.push(value),
+                "accept-encoding" => c.accept_encoding.push(value),
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
 /// Answers one console request. `rest` is the request path below the
 /// mount point: `""` for the mount point itself, `"/"` for the page,
-/// `"/js/main.js"` for a file. `if_none_match` holds the values of every
-/// `If-None-Match` header.
+/// `"/js/main.js"` for a file.
 pub(crate) fn respond(
     cfg: &ConsoleConfig,
     method: &str,
     rest: &str,
-    if_none_match: &[&[u8]],
+    conditions: &Conditions<'_>,
 ) -> ConsoleResponse {
     if method != "GET" && method != "HEAD" {
         let mut r = plain(405, "method not allowed\n");
@@ -238,23 +306,42 @@ pub(crate) fn respond(
             .push(("location", format!("{}/", cfg.last_segment())));
         return r;
     }
-    let (content_type, body, etag) = if rest == "/config.json" {
+    // (type, body, ETag, gzip-encoded, has a gzip variant)
+    let (content_type, body, etag, gzipped, varies) = if rest == "/config.json" {
         let body = cfg.config_json();
         let etag = etag_of(&body);
-        ("application/json", Cow::Owned(body), etag)
+        ("application/json", Cow::Owned(body), etag, false, false)
     } else {
         let path = if rest == "/" { "/index.html" } else { rest };
         let Some(i) = ASSETS.iter().position(|a| a.path == path) else {
             return plain(404, "not found\n");
         };
         let a = &ASSETS[i];
-        (a.content_type, Cow::Borrowed(a.body), ETAGS[i].clone())
+        match &GZIPPED[i] {
+            Some((z, tag)) if accepts_gzip(&conditions.accept_encoding) => (
+                a.content_type,
+                Cow::Borrowed(&z[..]),
+                tag.clone(),
+                true,
+                true,
+            ),
+            variant => (
+                a.content_type,
+                Cow::Borrowed(a.body),
+                ETAGS[i].clone(),
+                false,
+                variant.is_some(),
+            ),
+        }
     };
     let mut headers = security_headers();
     // Revalidate on every load: file names carry no version, and a 304 is
     // a few hundred bytes.
     headers.push(("cache-control", "no-cache".to_owned()));
-    if not_modified(if_none_match, &etag) {
+    if varies {
+        headers.push(("vary", "accept-encoding".to_owned()));
+    }
+    if not_modified(&conditions.if_none_match, &etag) {
         headers.push(("etag", etag));
         return ConsoleResponse {
             status: 304,
@@ -263,6 +350,9 @@ pub(crate) fn respond(
         };
     }
     headers.push(("content-type", content_type.to_owned()));
+    if gzipped {
+        headers.push(("content-encoding", "gzip".to_owned()));
+    }
     headers.push(("etag", etag));
     ConsoleResponse {
         status: 200,
@@ -279,7 +369,7 @@ mod tests {
     fn every_asset_is_served_with_its_type_and_the_policy() {
         let cfg = ConsoleConfig::new();
         for a in ASSETS {
-            let r = respond(&cfg, "GET", a.path, &[]);
+            let r = respond(&cfg, "GET", a.path, &Conditions::default());
             assert_eq!(r.status, 200, "{}", a.path);
             assert_eq!(&*r.body, a.body);
             let h = |n: &str| {
@@ -297,17 +387,43 @@ mod tests {
     #[test]
     fn etag_revalidation_gives_304_without_body() {
         let cfg = ConsoleConfig::new();
-        let first = respond(&cfg, "GET", "/", &[]);
+        let first = respond(&cfg, "GET", "/", &Conditions::default());
         let etag = first
             .headers
             .iter()
             .find(|(k, _)| *k == "etag")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let again = respond(&cfg, "GET", "/", &[format!("\"x\", W/{etag}").as_bytes()]);
+        let inm = format!("\"x\", W/{etag}");
+        let revalidate = Conditions {
+            if_none_match: vec![inm.as_bytes()],
+            ..Conditions::default()
+        };
+        let again = respond(&cfg, "GET", "/", &revalidate);
         assert_eq!(again.status, 304);
         assert!(again.body.is_empty());
-        assert_eq!(respond(&cfg, "GET", "/", &[b"\"other\""]).status, 200);
+        let other = Conditions {
+            if_none_match: vec![b"\"other\""],
+            ..Conditions::default()
+        };
+        assert_eq!(respond(&cfg, "GET", "/", &other).status, 200);
+    }
+
+    #[test]
+    fn gzip_is_chosen_by_accept_encoding() {
+        for (v, yes) in [
+            ("gzip", true),
+            ("deflate, gzip;q=0.5", true),
+            ("br, *", true),
+            ("GZIP", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.000", false),
+            ("deflate, br", false),
+            ("identity", false),
+        ] {
+            assert_eq!(accepts_gzip(&[v.as_bytes()]), yes, "{v}");
+        }
+        assert!(!accepts_gzip(&[]));
     }
 
     #[test]

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::http::console::{self, ConsoleConfig, ConsoleResponse};
+use crate::http::console::{self, Conditions, ConsoleConfig, ConsoleResponse};
 
 /// The admin console as a scope at `config`'s mount point (`/console` by
 /// default): the page there, its files below it. It calls the management
@@ -51,12 +50,12 @@ pub fn console(config: ConsoleConfig) -> actix_web::Scope {
 }
 
 fn serve(cfg: &ConsoleConfig, rest: &str, req: &HttpRequest) -> HttpResponse {
-    let inm: Vec<&[u8]> = req
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .map(header::HeaderValue::as_bytes)
-        .collect();
-    to_actix(console::respond(cfg, req.method().as_str(), rest, &inm))
+    let c = Conditions::gather(
+        req.headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    );
+    to_actix(console::respond(cfg, req.method().as_str(), rest, &c))
 }
 
 fn to_actix(r: ConsoleResponse) -> HttpResponse {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 
-use crate::http::console::{self, ConsoleConfig, ConsoleResponse};
+use crate::http::console::{self, Conditions, ConsoleConfig, ConsoleResponse};
 
 /// The admin console as a router to `merge` into an application: the page
 /// at `config`'s mount point (`/console` by default), its files below it.
@@ -58,13 +58,12 @@ where
 }
 
 fn serve(cfg: &ConsoleConfig, rest: &str, req: &Request) -> Response {
-    let inm: Vec<&[u8]> = req
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
-    to_axum(console::respond(cfg, req.method().as_str(), rest, &inm))
+    let c = Conditions::gather(
+        req.headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    );
+    to_axum(console::respond(cfg, req.method().as_str(), rest, &c))
 }
 
 fn to_axum(r: ConsoleResponse) -> Response {
