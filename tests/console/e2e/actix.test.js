@@ -22,6 +22,16 @@ test('actix-web serves the console with the same policy and it works', async () 
   const r = await fetch(`${server.base}/console/`);
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-security-policy') || '', /default-src 'self'.*frame-ancestors 'none'/);
+  // HEAD: GET's status and headers, no body (over the wire).
+  for (const enc of ['identity', 'gzip']) {
+    const g = await fetch(`${server.base}/console/app.css`, { headers: { 'accept-encoding': enc } });
+    const glen = (await g.arrayBuffer()).byteLength;
+    const hd = await fetch(`${server.base}/console/app.css`, { method: 'HEAD', headers: { 'accept-encoding': enc } });
+    assert.equal(hd.status, 200);
+    assert.equal(hd.headers.get('etag'), g.headers.get('etag'));
+    assert.equal((await hd.arrayBuffer()).byteLength, 0);
+    if (enc === 'identity') assert.equal(Number(hd.headers.get('content-length')), glen);
+  }
   const page = await newPage(browser);
   await signIn(page, server.base, server.admin);
   await page.locator(`tr[data-key-id="${server.admin.id}"]`).waitFor();

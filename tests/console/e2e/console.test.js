@@ -75,6 +75,16 @@ test('console pages carry the strict security headers', async () => {
     assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
     assert.equal(r.headers.get('referrer-policy'), 'no-referrer', path);
   }
+  // HEAD: GET's status and headers, no body (over the wire).
+  for (const enc of ['identity', 'gzip']) {
+    const g = await fetch(`${server.base}/console/app.css`, { headers: { 'accept-encoding': enc } });
+    const glen = (await g.arrayBuffer()).byteLength;
+    const hd = await fetch(`${server.base}/console/app.css`, { method: 'HEAD', headers: { 'accept-encoding': enc } });
+    assert.equal(hd.status, 200);
+    assert.equal(hd.headers.get('etag'), g.headers.get('etag'));
+    assert.equal((await hd.arrayBuffer()).byteLength, 0);
+    if (enc === 'identity') assert.equal(Number(hd.headers.get('content-length')), glen);
+  }
   const page = await fetch(`${server.base}/console/`);
   assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
   const html = await page.text();
