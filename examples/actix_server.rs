@@ -56,6 +56,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         #[cfg(not(feature = "metrics"))]
         let app = App::new();
+        // The admin console at /console/ (feature `console`), before the
+        // root scope, which would take its requests.
+        #[cfg(feature = "console")]
+        let app = app.service(keyward::http::actix::console(
+            keyward::http::ConsoleConfig::default(),
+        ));
         app.app_data(kw_data.clone())
             .app_data(config.clone())
             .app_data(apps.clone())

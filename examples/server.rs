@@ -160,6 +160,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             get(move || std::future::ready(metrics.render())),
         )
     };
+    // The admin console at /console/ (feature `console`).
+    #[cfg(feature = "console")]
+    let app = app.merge(keyward::http::axum::console(
+        keyward::http::ConsoleConfig::default(),
+    ));
     let addr = support::listen_addr();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

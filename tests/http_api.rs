@@ -796,6 +796,7 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
             "description",
             "expires_at",
             "id",
+            "key",
             "last_used_at",
             "metadata",
             "name",
