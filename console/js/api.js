@@ -6,6 +6,7 @@ let base = '';
 let token = null;
 let onSignedOut = () => {};
 let acting = null;
+let expiresAt = null;
 
 /** An error answer of the API, with its words. */
 export class ApiError extends Error {
@@ -43,6 +44,11 @@ export function actFor(accountId) {
 /** The child account acted for, if any. */
 export function actingFor() {
   return acting;
+}
+
+/** When the session ends (RFC 3339), if the server said. */
+export function sessionEndsAt() {
+  return expiresAt;
 }
 
 /** Whether a session is open. */
@@ -119,6 +125,7 @@ export async function login(keyOrSingle, secret) {
     : { authorization: `Bearer ${keyOrSingle}` };
   const r = await send('POST', '/auth/login', { headers, auth: false });
   token = r.token;
+  expiresAt = r.expires_at || null;
   return r;
 }
 

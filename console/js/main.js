@@ -1,6 +1,7 @@
 // The console's shell: sign-in, navigation (hash routes), who is signed in.
 
 import { h, replace, button, announce } from './dom.js';
+import { clock } from './format.js';
 import * as api from './api.js';
 import { renderSignIn } from './signin.js';
 import { renderKeys } from './keys.js';
@@ -93,6 +94,8 @@ async function refreshWho() {
       acting ? `Acting for ${acting}` : `Account ${ctx.who.account_id}`),
     acting ? button('Back to my account', () => ctx.actFor(null), { id: 'act-home' }) : null,
     h('span', { class: ctx.canWrite ? 'badge ok' : 'badge' }, ctx.canWrite ? 'Admin' : 'Read only'),
+    api.sessionEndsAt() ? h('span', { class: 'who-session', id: 'session-ends', title: 'When this session ends' },
+      `until ${clock(api.sessionEndsAt()).replace(/:\d\d UTC$/, ' UTC')}`) : null,
     button('Sign out', signOut, { id: 'signout' }));
   document.body.dataset.role = ctx.canWrite ? 'admin' : 'staff';
 }

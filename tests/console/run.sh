@@ -27,3 +27,5 @@ cd "$repo"
 cargo build --examples --all-features
 cd "$here"
 timeout 600 node --test --test-concurrency=1 --test-timeout=240000 e2e/
+# The same walk against the actix-web example server.
+KEYWARD_CONSOLE_EXAMPLE=actix_server timeout 600 node --test --test-timeout=240000 e2e/console.test.js

@@ -8,13 +8,18 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, newPage, signIn, callWith, cspViolations, shot, sleep } from './harness.js';
+import { startServer, launch, newPage, signIn, callWith, cspViolations, shot as takeShot, sleep } from './harness.js';
+
+// `KEYWARD_CONSOLE_EXAMPLE=actix_server` runs the same walk against the
+// actix-web example (run.sh does both); screenshots come from axum's.
+const EXAMPLE = process.env.KEYWARD_CONSOLE_EXAMPLE || 'server';
+const shot = (page, name) => (EXAMPLE === 'server' ? takeShot(page, name) : Promise.resolve());
 
 let server;
 let browser;
 
 before(async () => {
-  server = await startServer('server');
+  server = await startServer(EXAMPLE);
   browser = await launch();
 });
 
