@@ -25,28 +25,39 @@
 use crate::error::Error;
 use crate::error::Result;
 
-/// The `outcome` label of a verification result.
+/// Counts verification result `$r` under path `$path` with every label a
+/// literal, so each (path, outcome) pair is a static key: counting
+/// allocates nothing, also on the warm path.
 #[cfg(feature = "metrics")]
-fn outcome<T>(r: &Result<T>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(Error::Unauthorized) => "unauthorized",
-        Err(Error::Malformed(_)) => "malformed",
-        Err(Error::KeyInactive) => "inactive",
-        Err(Error::KeyExpired) => "expired",
-        Err(Error::ClientNotAllowed) => "client_not_allowed",
-        Err(Error::TooManyAttempts { .. }) => "too_many_attempts",
-        Err(Error::Unavailable(_)) => "unavailable",
-        Err(_) => "error",
-    }
+macro_rules! count_verification {
+    ($path:literal, $r:expr) => {
+        count_verification!(@arms $path, $r, [
+            Ok(_) => "ok",
+            Err(Error::Unauthorized) => "unauthorized",
+            Err(Error::Malformed(_)) => "malformed",
+            Err(Error::KeyInactive) => "inactive",
+            Err(Error::KeyExpired) => "expired",
+            Err(Error::ClientNotAllowed) => "client_not_allowed",
+            Err(Error::TooManyAttempts { .. }) => "too_many_attempts",
+            Err(Error::Unavailable(_)) => "unavailable",
+            Err(_) => "error",
+        ])
+    };
+    (@arms $path:literal, $r:expr, [$($pat:pat => $label:literal),* $(,)?]) => {
+        match $r {
+            $($pat => metrics::counter!(
+                "keyward_verifications_total", "path" => $path, "outcome" => $label
+            )
+            .increment(1),)*
+        }
+    };
 }
 
 /// Counts a verification decided from the caches; returns `r` unchanged.
 #[inline(always)]
 pub(crate) fn verified_warm<T>(r: Result<T>) -> Result<T> {
     #[cfg(feature = "metrics")]
-    metrics::counter!("keyward_verifications_total", "path" => "warm", "outcome" => outcome(&r))
-        .increment(1);
+    count_verification!("warm", &r);
     r
 }
 
@@ -55,8 +66,7 @@ pub(crate) fn verified_warm<T>(r: Result<T>) -> Result<T> {
 #[inline(always)]
 pub(crate) fn verified_cold<T>(r: Result<T>) -> Result<T> {
     #[cfg(feature = "metrics")]
-    metrics::counter!("keyward_verifications_total", "path" => "cold", "outcome" => outcome(&r))
-        .increment(1);
+    count_verification!("cold", &r);
     r
 }
 
@@ -139,16 +149,29 @@ mod tests {
 
     #[test]
     fn outcomes_are_the_documented_labels() {
-        assert_eq!(outcome::<()>(&Ok(())), "ok");
-        assert_eq!(outcome::<()>(&Err(Error::Unauthorized)), "unauthorized");
-        assert_eq!(outcome::<()>(&Err(Error::KeyInactive)), "inactive");
-        assert_eq!(outcome::<()>(&Err(Error::KeyExpired)), "expired");
-        assert_eq!(
-            outcome::<()>(&Err(Error::TooManyAttempts {
-                retry_after_secs: 1
-            })),
-            "too_many_attempts"
-        );
-        assert_eq!(outcome::<()>(&Err(Error::NotFound("key"))), "error");
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let _ = verified_warm::<()>(Ok(()));
+            let _ = verified_warm::<()>(Err(Error::Unauthorized));
+            let _ = verified_cold::<()>(Err(Error::KeyInactive));
+            let _ = verified_cold::<()>(Err(Error::KeyExpired));
+            let _ = verified_warm::<()>(Err(Error::TooManyAttempts {
+                retry_after_secs: 1,
+            }));
+            let _ = verified_cold::<()>(Err(Error::NotFound("key")));
+        });
+        let text = handle.render();
+        for series in [
+            r#"{path="warm",outcome="ok"} 1"#,
+            r#"{path="warm",outcome="unauthorized"} 1"#,
+            r#"{path="cold",outcome="inactive"} 1"#,
+            r#"{path="cold",outcome="expired"} 1"#,
+            r#"{path="warm",outcome="too_many_attempts"} 1"#,
+            r#"{path="cold",outcome="error"} 1"#,
+        ] {
+            let line = format!("keyward_verifications_total{series}");
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
     }
 }

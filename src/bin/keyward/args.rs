@@ -133,11 +133,14 @@ pub(crate) enum KeysCommand {
         #[arg(required = true)]
         ids: Vec<String>,
     },
-    /// Delete keys (protected keys cannot be deleted).
+    /// Delete keys (a protected key only with `--force`).
     Delete {
         /// Key ids.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Also delete protected keys (the application's own system keys).
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -133,7 +133,7 @@ async fn keys(kw: &Keyward, command: KeysCommand, out: Out) -> CliResult {
         }
         KeysCommand::Activate { ids } => bulk(kw, ids, Op::Activate, out).await,
         KeysCommand::Deactivate { ids } => bulk(kw, ids, Op::Deactivate, out).await,
-        KeysCommand::Delete { ids } => bulk(kw, ids, Op::Delete, out).await,
+        KeysCommand::Delete { ids, force } => bulk(kw, ids, Op::Delete { force }, out).await,
     }
 }
 
@@ -234,7 +234,11 @@ async fn update(kw: &Keyward, u: UpdateKey, out: Out) -> CliResult {
 enum Op {
     Activate,
     Deactivate,
-    Delete,
+    /// `force`: protected keys too (the CLI acts as `Actor::System`, which
+    /// may delete them; without it the CLI refuses, exit code 4).
+    Delete {
+        force: bool,
+    },
 }
 
 /// Applies `op` to every id (all are tried; a progress bar on stderr),
@@ -264,10 +268,15 @@ async fn bulk(kw: &Keyward, ids: Vec<String>, op: Op, out: Out) -> CliResult {
                     "deactivated",
                     kw.deactivate_key(Actor::System, &key).await?.effective_by,
                 ),
-                Op::Delete => (
-                    "deleted",
-                    Some(kw.delete_key(Actor::System, &key).await?.effective_by),
-                ),
+                Op::Delete { force } => {
+                    if !force && kw.get_key(Actor::System, &key).await?.protected {
+                        return Err(keyward::Error::Protected.into());
+                    }
+                    (
+                        "deleted",
+                        Some(kw.delete_key(Actor::System, &key).await?.effective_by),
+                    )
+                }
             })
         }
         .await;
