@@ -25,39 +25,107 @@
 use crate::error::Error;
 use crate::error::Result;
 
-/// Counts verification result `$r` under path `$path` with every label a
-/// literal, so each (path, outcome) pair is a static key: counting
-/// allocates nothing, also on the warm path.
+/// The `outcome` labels, in [`outcome`]'s order (the keys below spell
+/// them out; a test checks they agree).
+#[cfg(all(test, feature = "metrics"))]
+const OUTCOMES: [&str; 8] = [
+    "ok",
+    "unauthorized",
+    "inactive",
+    "expired",
+    "client_not_allowed",
+    "too_many_attempts",
+    "unavailable",
+    "error",
+];
+
+/// The index of a verification result's `outcome` label in the series
+/// tables below.
 #[cfg(feature = "metrics")]
-macro_rules! count_verification {
-    ($path:literal, $r:expr) => {
-        count_verification!(@arms $path, $r, [
-            Ok(_) => "ok",
-            Err(Error::Unauthorized) => "unauthorized",
-            Err(Error::Malformed(_)) => "malformed",
-            Err(Error::KeyInactive) => "inactive",
-            Err(Error::KeyExpired) => "expired",
-            Err(Error::ClientNotAllowed) => "client_not_allowed",
-            Err(Error::TooManyAttempts { .. }) => "too_many_attempts",
-            Err(Error::Unavailable(_)) => "unavailable",
-            Err(_) => "error",
-        ])
-    };
-    (@arms $path:literal, $r:expr, [$($pat:pat => $label:literal),* $(,)?]) => {
-        match $r {
-            $($pat => metrics::counter!(
-                "keyward_verifications_total", "path" => $path, "outcome" => $label
-            )
-            .increment(1),)*
-        }
-    };
+fn outcome<T>(r: &Result<T>) -> usize {
+    match r {
+        Ok(_) => 0,
+        Err(Error::Unauthorized) => 1,
+        Err(Error::KeyInactive) => 2,
+        Err(Error::KeyExpired) => 3,
+        Err(Error::ClientNotAllowed) => 4,
+        Err(Error::TooManyAttempts { .. }) => 5,
+        Err(Error::Unavailable(_)) => 6,
+        Err(_) => 7,
+    }
+}
+
+/// The verification counters' keys, built at compile time: counting a
+/// warm verification allocates nothing (`metrics::counter!` with a
+/// runtime label would build its key on the heap every call).
+#[cfg(feature = "metrics")]
+mod keys {
+    use metrics::{Key, Label, Level, Metadata};
+
+    pub(super) static METADATA: Metadata<'static> =
+        Metadata::new("keyward", Level::INFO, Some(module_path!()));
+
+    // One static label pair per series (a `Key` borrows its labels for
+    // 'static, and a temporary array cannot be promoted: `Label` has a
+    // destructor).
+    macro_rules! labels {
+        ($name:ident, $path:literal, $outcome:literal) => {
+            static $name: [Label; 2] = [
+                Label::from_static_parts("path", $path),
+                Label::from_static_parts("outcome", $outcome),
+            ];
+        };
+    }
+    labels!(WARM_OK, "warm", "ok");
+    labels!(WARM_UNAUTHORIZED, "warm", "unauthorized");
+    labels!(WARM_INACTIVE, "warm", "inactive");
+    labels!(WARM_EXPIRED, "warm", "expired");
+    labels!(WARM_CLIENT_NOT_ALLOWED, "warm", "client_not_allowed");
+    labels!(WARM_TOO_MANY_ATTEMPTS, "warm", "too_many_attempts");
+    labels!(WARM_UNAVAILABLE, "warm", "unavailable");
+    labels!(WARM_ERROR, "warm", "error");
+    labels!(COLD_OK, "cold", "ok");
+    labels!(COLD_UNAUTHORIZED, "cold", "unauthorized");
+    labels!(COLD_INACTIVE, "cold", "inactive");
+    labels!(COLD_EXPIRED, "cold", "expired");
+    labels!(COLD_CLIENT_NOT_ALLOWED, "cold", "client_not_allowed");
+    labels!(COLD_TOO_MANY_ATTEMPTS, "cold", "too_many_attempts");
+    labels!(COLD_UNAVAILABLE, "cold", "unavailable");
+    labels!(COLD_ERROR, "cold", "error");
+
+    const NAME: &str = "keyward_verifications_total";
+    pub(super) static WARM: [Key; 8] = [
+        Key::from_static_parts(NAME, &WARM_OK),
+        Key::from_static_parts(NAME, &WARM_UNAUTHORIZED),
+        Key::from_static_parts(NAME, &WARM_INACTIVE),
+        Key::from_static_parts(NAME, &WARM_EXPIRED),
+        Key::from_static_parts(NAME, &WARM_CLIENT_NOT_ALLOWED),
+        Key::from_static_parts(NAME, &WARM_TOO_MANY_ATTEMPTS),
+        Key::from_static_parts(NAME, &WARM_UNAVAILABLE),
+        Key::from_static_parts(NAME, &WARM_ERROR),
+    ];
+    pub(super) static COLD: [Key; 8] = [
+        Key::from_static_parts(NAME, &COLD_OK),
+        Key::from_static_parts(NAME, &COLD_UNAUTHORIZED),
+        Key::from_static_parts(NAME, &COLD_INACTIVE),
+        Key::from_static_parts(NAME, &COLD_EXPIRED),
+        Key::from_static_parts(NAME, &COLD_CLIENT_NOT_ALLOWED),
+        Key::from_static_parts(NAME, &COLD_TOO_MANY_ATTEMPTS),
+        Key::from_static_parts(NAME, &COLD_UNAVAILABLE),
+        Key::from_static_parts(NAME, &COLD_ERROR),
+    ];
+}
+
+#[cfg(feature = "metrics")]
+fn count(key: &'static metrics::Key) {
+    metrics::with_recorder(|r| r.register_counter(key, &keys::METADATA).increment(1));
 }
 
 /// Counts a verification decided from the caches; returns `r` unchanged.
 #[inline(always)]
 pub(crate) fn verified_warm<T>(r: Result<T>) -> Result<T> {
     #[cfg(feature = "metrics")]
-    count_verification!("warm", &r);
+    count(&keys::WARM[outcome(&r)]);
     r
 }
 
@@ -66,7 +134,7 @@ pub(crate) fn verified_warm<T>(r: Result<T>) -> Result<T> {
 #[inline(always)]
 pub(crate) fn verified_cold<T>(r: Result<T>) -> Result<T> {
     #[cfg(feature = "metrics")]
-    count_verification!("cold", &r);
+    count(&keys::COLD[outcome(&r)]);
     r
 }
 
@@ -149,29 +217,28 @@ mod tests {
 
     #[test]
     fn outcomes_are_the_documented_labels() {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || {
-            let _ = verified_warm::<()>(Ok(()));
-            let _ = verified_warm::<()>(Err(Error::Unauthorized));
-            let _ = verified_cold::<()>(Err(Error::KeyInactive));
-            let _ = verified_cold::<()>(Err(Error::KeyExpired));
-            let _ = verified_warm::<()>(Err(Error::TooManyAttempts {
-                retry_after_secs: 1,
-            }));
-            let _ = verified_cold::<()>(Err(Error::NotFound("key")));
-        });
-        let text = handle.render();
-        for series in [
-            r#"{path="warm",outcome="ok"} 1"#,
-            r#"{path="warm",outcome="unauthorized"} 1"#,
-            r#"{path="cold",outcome="inactive"} 1"#,
-            r#"{path="cold",outcome="expired"} 1"#,
-            r#"{path="warm",outcome="too_many_attempts"} 1"#,
-            r#"{path="cold",outcome="error"} 1"#,
-        ] {
-            let line = format!("keyward_verifications_total{series}");
-            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        let label = |r: Result<()>| OUTCOMES[outcome(&r)];
+        assert_eq!(label(Ok(())), "ok");
+        assert_eq!(label(Err(Error::Unauthorized)), "unauthorized");
+        assert_eq!(label(Err(Error::KeyInactive)), "inactive");
+        assert_eq!(label(Err(Error::KeyExpired)), "expired");
+        assert_eq!(
+            label(Err(Error::TooManyAttempts {
+                retry_after_secs: 1
+            })),
+            "too_many_attempts"
+        );
+        assert_eq!(label(Err(Error::NotFound("key"))), "error");
+    }
+
+    #[test]
+    fn the_static_keys_carry_the_same_labels() {
+        for (i, name) in OUTCOMES.iter().enumerate() {
+            for (keys, path) in [(&keys::WARM, "warm"), (&keys::COLD, "cold")] {
+                let labels: Vec<(&str, &str)> =
+                    keys[i].labels().map(|l| (l.key(), l.value())).collect();
+                assert_eq!(labels, [("path", path), ("outcome", *name)]);
+            }
         }
     }
 }
