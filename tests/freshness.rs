@@ -143,3 +143,37 @@ async fn no_valid_key_is_refused_across_w_boundaries() {
         "valid key refused at offsets (ms): {refused:?}"
     );
 }
+
+/// A key in use never waits for the store: its entry is re-read in the
+/// background ahead of its expiry (past 3/4 W, with jitter), so the cache
+/// alone decides every request, W after W.
+#[tokio::test]
+async fn keys_in_use_are_refreshed_ahead_of_expiry() {
+    let clock = ManualClock::default();
+    let kw = common::service(Arc::new(MemoryStore::new()), Some(clock.clone()), W_SECS);
+    let (account, key) = common::account_and_key(&kw).await;
+    let others: Vec<_> = {
+        let mut v = Vec::new();
+        for i in 0..20 {
+            v.push(common::issue(&kw, &account.id, &format!("k{i}")).await);
+        }
+        v
+    };
+    let step = Duration::seconds(W_SECS) / 40;
+    for n in 0..200 {
+        clock.advance(step);
+        for k in std::iter::once(&key).chain(&others) {
+            let decided =
+                kw.verify_cached(k.key.id.as_str(), k.secret.expose(), VerifyContext::new());
+            assert!(
+                matches!(decided, Some(Ok(_))),
+                "at {}/40 W: a key in use needed the store",
+                n + 1
+            );
+        }
+        // Let the background refreshes run.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+}

@@ -134,6 +134,23 @@ impl Decision {
     }
 }
 
+/// Whether an entry is due for a refresh ahead of its expiry: older than
+/// 3/4 W plus a jitter of up to 1/5 W (so refreshes end well before W, and
+/// entries read together spread out rather than refreshing together). The
+/// jitter comes from `seed` (random per entry). One comparison for the
+/// common young entry.
+#[inline]
+pub(crate) fn refresh_due(read_at: i64, seed: u64, judge: &Judge) -> bool {
+    let age = judge.now.saturating_sub(read_at);
+    let from = judge.window / 4 * 3;
+    if age < from {
+        return false;
+    }
+    crate::hint::cold_path();
+    let spread = (judge.window / 5).max(1) as u64;
+    age >= from.saturating_add((seed % spread) as i64)
+}
+
 /// The key's decision for a presented credential.
 #[inline]
 pub(crate) fn key<F: FnOnce() -> Tag>(

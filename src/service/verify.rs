@@ -254,13 +254,43 @@ impl Keyward {
     ) -> Decision {
         let usage = &self.inner.usage;
         let tally = usage.tally(ctx.origin, ctx.category, judge.now);
-        self.inner.keys.find(&id, |found| {
+        let (decision, refresh) = self.inner.keys.find(&id, |found| {
             let decision = decide::key(found, presented, judge);
-            if let (Found::Entry(e), Some(success)) = (found, decision.usage()) {
+            let Found::Entry(e) = found else {
+                return (decision, false);
+            };
+            if let Some(success) = decision.usage() {
                 usage.count(&tally, Some(&e.usage), id, &e.grant.account, success);
             }
-            decision
-        })
+            let refresh = matches!(decision, Decision::Accept { .. })
+                && decide::refresh_due(e.fetched_at, e.jitter_seed(), judge);
+            (decision, refresh)
+        });
+        if refresh {
+            self.refresh_ahead(id);
+        }
+        decision
+    }
+
+    /// Re-reads a key that is in use and nearly W old, in the background,
+    /// so that its requests never wait for the store. Needs a Tokio
+    /// runtime (none: the entry expires and the next request reads it).
+    #[cold]
+    #[inline(never)]
+    fn refresh_ahead(&self, id: KeyId) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.inner.keys.begin_refresh(&id) {
+            return;
+        }
+        let kw = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = kw.refresh_key(&id).await {
+                tracing::debug!(target: "keyward::verify", key_id = %id, error = %e, "refresh ahead failed; the entry expires at W");
+            }
+            kw.inner.keys.end_refresh(&id);
+        });
     }
 
     /// Verifies the single-string key form (see
@@ -557,13 +587,22 @@ impl Keyward {
     ) -> Decision {
         let usage = &self.inner.usage;
         let tally = usage.tally(ctx.origin, ctx.category, judge.now);
-        self.inner.keys.find(&entry.key_id, |found| {
+        let (decision, refresh) = self.inner.keys.find(&entry.key_id, |found| {
             let decision = decide::session(entry, digest, found, judge);
-            if let (Found::Entry(e), Some(success)) = (found, decision.usage()) {
+            let Found::Entry(e) = found else {
+                return (decision, false);
+            };
+            if let Some(success) = decision.usage() {
                 usage.count(&tally, Some(&e.usage), e.key_id, &e.grant.account, success);
             }
-            decision
-        })
+            let refresh = matches!(decision, Decision::Accept { .. })
+                && decide::refresh_due(e.fetched_at, e.jitter_seed(), judge);
+            (decision, refresh)
+        });
+        if refresh {
+            self.refresh_ahead(entry.key_id);
+        }
+        decision
     }
 
     /// The principal acting for `account`: its own account, or a direct
