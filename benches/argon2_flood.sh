@@ -14,8 +14,12 @@
 # summary: idle RSS, peak RSS during the flood, RSS 5 s after it, the
 # requests sent and the argon2-bound statuses seen.
 #
+# KEYWARD_FLOOD_ROUNDS (default 200) is how many times the request list
+# goes round the keys (the flood stops at the time limit anyway).
 # KEYWARD_FLOOD_PROFILE=release measures a release build (default: the
-# debug build, whose argon2 is slower but allocates the same). Needs curl.
+# debug build, whose argon2 is slower but allocates the same);
+# KEYWARD_FLOOD_BIN=<path> runs that server binary instead of building one
+# (to compare builds). Needs curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +33,8 @@ base=http://$addr
 
 command -v curl >/dev/null || { echo "argon2_flood.sh: curl not found" >&2; exit 1; }
 flag=(); [ "$profile" = release ] && flag=(--release)
-cargo build "${flag[@]}" --example server --features axum,sqlite >/dev/null 2>&1
-bin=target/$profile/examples/server
+[ -n "${KEYWARD_FLOOD_BIN:-}" ] || cargo build "${flag[@]}" --example server --features axum,sqlite >/dev/null 2>&1
+bin=${KEYWARD_FLOOD_BIN:-target/$profile/examples/server}
 
 tmp=$(mktemp -d)
 server=""
@@ -66,7 +70,7 @@ start # every key cold
 # One curl config: each request a flood key with the admin's secret
 # (well-formed, wrong for that key), round the keys again and again.
 {
-  for _ in $(seq 1 40); do
+  for _ in $(seq 1 "${KEYWARD_FLOOD_ROUNDS:-200}"); do
     while read -r k; do
       printf 'url = "%s/applications"\nheader = "x-api-key: %s"\nheader = "x-api-secret: %s"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\nnext\n' \
         "$base" "$k" "$secret"
