@@ -413,7 +413,9 @@ fn profile_loop(pop: &Population, n: u64, cached: bool) {
 }
 
 fn profile(spec: &str) {
-    let (mode, n) = spec.split_once(':').expect("<verify|cached>:<verifications>");
+    let (mode, n) = spec
+        .split_once(':')
+        .expect("<verify|cached>:<verifications>");
     let cached = match mode {
         "verify" => false,
         "cached" => true,

@@ -291,17 +291,19 @@ impl KeyCache {
     /// The hot path: runs `f` on what the cache holds for `id`, under the
     /// shard's read lock (so `f` can count usage in the entry's counter
     /// without a second lookup). Allocation-free.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<R>(&self, id: &KeyId, f: impl FnOnce(Found<'_>) -> R) -> R {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
-        match shard
+        // One call of `f`, so that it is inlined here.
+        let found = match shard
             .index
             .find(h, |i| shard.slab[i as usize].key_id == *id)
         {
-            Some(i) => f(Found::Entry(&shard.slab[i as usize])),
-            None => f(absent(&shard, id)),
-        }
+            Some(i) => Found::Entry(&shard.slab[i as usize]),
+            None => absent(&shard, id),
+        };
+        f(found)
     }
 
     /// Claims the background refresh of `id`: `false` when one is already

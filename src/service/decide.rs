@@ -152,7 +152,7 @@ pub(crate) fn refresh_due(read_at: i64, seed: u64, judge: &Judge) -> bool {
 }
 
 /// The key's decision for a presented credential.
-#[inline]
+#[inline(always)]
 pub(crate) fn key<F: FnOnce() -> Tag>(
     found: Found<'_>,
     presented: Presented<F>,
@@ -210,7 +210,7 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
 /// verified tag the key accepts at `now`; otherwise the refusal (every
 /// accepted secret is verified and none matches) or the hashes argon2
 /// must try.
-#[inline]
+#[inline(always)]
 fn proved(e: &KeyEntry, tag: &Tag, now: i64) -> Result<SecretRef, Decision> {
     let current = e.tag().map(|t| tags_equal(&t, tag));
     let previous = match e.extra {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::Keyward;
-use super::decide::{self, Decision, Judge, Presented};
+use super::decide::{self, Decision, Judge, Presented, Refusal};
 use crate::cache::{Found, SecretRef, SessionEntry};
 use crate::context::VerifyContext;
 use crate::credential::{
@@ -244,7 +244,7 @@ impl Keyward {
 
     /// Finds the key's entry, decides, and counts the outcome in the key's
     /// usage (under the entry's lock, so in its in-place counter).
-    #[inline]
+    #[inline(always)]
     fn decide_key<F: FnOnce() -> Tag>(
         &self,
         id: KeyId,
@@ -252,24 +252,40 @@ impl Keyward {
         judge: &Judge,
         ctx: VerifyContext,
     ) -> Decision {
-        let usage = &self.inner.usage;
-        let tally = usage.tally(ctx.origin, ctx.category, judge.now);
-        let (decision, refresh) = self.inner.keys.find(&id, |found| {
+        let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
+        self.inner.keys.find(&id, |found| {
             let decision = decide::key(found, presented, judge);
-            let Found::Entry(e) = found else {
-                return (decision, false);
-            };
+            self.after_decision(found, &decision, judge, &tally);
+            decision
+        })
+    }
+
+    /// What follows a decision, under the entry's lock: its usage, counted
+    /// once; a refresh ahead of expiry for an entry in use; the warning
+    /// for an allowlisted key presented without a client address.
+    #[inline(always)]
+    fn after_decision(
+        &self,
+        found: Found<'_>,
+        decision: &Decision,
+        judge: &Judge,
+        tally: &crate::usage::Tally,
+    ) {
+        if let Found::Entry(e) = found {
             if let Some(success) = decision.usage() {
-                usage.count(&tally, Some(&e.usage), id, &e.grant.account, success);
+                self.inner
+                    .usage
+                    .count(tally, Some(&e.usage), e.key_id, &e.grant.account, success);
             }
-            let refresh = matches!(decision, Decision::Accept { .. })
-                && decide::refresh_due(e.fetched_at, e.jitter_seed(), judge);
-            (decision, refresh)
-        });
-        if refresh {
-            self.refresh_ahead(id);
+            if matches!(decision, Decision::Accept { .. })
+                && decide::refresh_due(e.fetched_at, e.jitter_seed(), judge)
+            {
+                self.refresh_ahead(e.key_id);
+            }
         }
-        decision
+        if judge.ip.is_none() && matches!(decision, Decision::Reject(Refusal::ClientNotAllowed)) {
+            warn_no_client_address();
+        }
     }
 
     /// Re-reads a key that is in use and nearly W old, in the background,
@@ -585,24 +601,12 @@ impl Keyward {
         judge: &Judge,
         ctx: VerifyContext,
     ) -> Decision {
-        let usage = &self.inner.usage;
-        let tally = usage.tally(ctx.origin, ctx.category, judge.now);
-        let (decision, refresh) = self.inner.keys.find(&entry.key_id, |found| {
+        let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
+        self.inner.keys.find(&entry.key_id, |found| {
             let decision = decide::session(entry, digest, found, judge);
-            let Found::Entry(e) = found else {
-                return (decision, false);
-            };
-            if let Some(success) = decision.usage() {
-                usage.count(&tally, Some(&e.usage), e.key_id, &e.grant.account, success);
-            }
-            let refresh = matches!(decision, Decision::Accept { .. })
-                && decide::refresh_due(e.fetched_at, e.jitter_seed(), judge);
-            (decision, refresh)
-        });
-        if refresh {
-            self.refresh_ahead(entry.key_id);
-        }
-        decision
+            self.after_decision(found, &decision, judge, &tally);
+            decision
+        })
     }
 
     /// The principal acting for `account`: its own account, or a direct
@@ -659,6 +663,23 @@ impl Keyward {
         if let Err(e) = result {
             tracing::warn!(target: "keyward::verify", key_id = %id, error = %e, "hash upgrade failed; will retry on a later verification");
         }
+    }
+}
+
+/// Logs once per process that a key with a network allowlist was presented
+/// without a client address (so it can never be allowed), naming the fix.
+#[cold]
+#[inline(never)]
+fn warn_no_client_address() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            target: "keyward::verify",
+            "a key with allowed_cidrs was presented without a client address and refused; \
+             give the verification the client's address (axum: serve with \
+             `into_make_service_with_connect_info::<SocketAddr>()`; actix: the peer address \
+             is read from the request; library: `VerifyContext::client_ip`)"
+        );
     }
 }
 
