@@ -20,6 +20,9 @@ keyward::permission! {
 /// Status, `WWW-Authenticate` and body.
 type Answer = (u16, Option<String>, Vec<u8>);
 
+/// A case: its name, the request headers, the expected status.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+
 async fn axum_handler(p: AxumAuthorized<ReadApplications>) -> String {
     format!("apps of {}", p.account_id())
 }
@@ -94,7 +97,7 @@ async fn authorized_answers_alike_on_axum_and_actix() {
         .expect("other");
     let (rid, rsecret) = (reader.key.id.to_string(), reader.secret.expose().to_owned());
     let (oid, osecret) = (other.key.id.to_string(), other.secret.expose().to_owned());
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("no credentials", vec![], 401),
         (
             "wrong secret",
