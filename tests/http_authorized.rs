@@ -129,3 +129,51 @@ async fn authorized_answers_alike_on_axum_and_actix() {
         }
     }
 }
+
+/// The configuration `HttpConfig`'s docs show for axum,
+/// `Extension<HttpConfig>`, is the one used: its trusted proxy's
+/// `X-Forwarded-For` is believed, so a key allowed only for the forwarded
+/// client's network is accepted (and refused without the layer, as the
+/// proxy's own address is not allowed).
+#[tokio::test]
+async fn axum_reads_an_extension_http_config() {
+    use std::net::SocketAddr;
+
+    use axum::Extension;
+    use axum::extract::ConnectInfo;
+    use keyward::http::HttpConfig;
+
+    let f = fixture().await;
+    let k =
+        f.kw.issue_key(
+            Actor::System,
+            &f.account.id,
+            NewKey::new("behind a proxy")
+                .permissions(perms(&["readApplications"]))
+                .allowed_cidrs(vec!["203.0.113.0/24".parse().expect("cidr")]),
+        )
+        .await
+        .expect("key");
+    let (id, secret) = (k.key.id.to_string(), k.secret.expose().to_owned());
+    let call = |with_config: bool| {
+        let mut app: axum::Router = axum::Router::new()
+            .route("/apps", get(axum_handler))
+            .with_state(f.kw.clone());
+        if with_config {
+            app = app.layer(Extension(
+                HttpConfig::new().trusted_proxies(vec!["127.0.0.1/32".parse().expect("cidr")]),
+            ));
+        }
+        let mut req = axum::http::Request::get("/apps")
+            .header("x-api-key", &id)
+            .header("x-api-secret", &secret)
+            .header("x-forwarded-for", "203.0.113.9")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let proxy: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        req.extensions_mut().insert(ConnectInfo(proxy));
+        async move { app.oneshot(req).await.expect("response").status().as_u16() }
+    };
+    assert_eq!(call(true).await, 200);
+    assert_eq!(call(false).await, 401);
+}

@@ -21,8 +21,9 @@
 //!
 //! The extractor needs `Keyward: FromRef<S>` of the router state `S`
 //! (when `S` is `Keyward` itself, it is borrowed, not cloned). It
-//! reads the [`HttpConfig`] from an `Extension<Arc<HttpConfig>>` layer
-//! when there is one (defaults otherwise) and caches the verified principal
+//! reads the [`HttpConfig`] from an `Extension<HttpConfig>` (or
+//! `Extension<Arc<HttpConfig>>`) layer when there is one (defaults
+//! otherwise) and caches the verified principal
 //! in the request extensions. `Option<Principal>` extracts `None` when no
 //! credentials were presented and rejects bad ones.
 
@@ -57,10 +58,15 @@ use crate::service::Keyward;
 
 static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
 
+/// The [`HttpConfig`] of an `Extension<Arc<HttpConfig>>` layer, or of an
+/// `Extension<HttpConfig>` layer (what the docs of [`HttpConfig`] show),
+/// or the defaults.
 #[inline]
 fn config(ext: &Extensions) -> &HttpConfig {
-    ext.get::<Arc<HttpConfig>>()
-        .map_or(&*DEFAULT_CONFIG, |c| &**c)
+    match ext.get::<Arc<HttpConfig>>() {
+        Some(c) => c,
+        None => ext.get::<HttpConfig>().unwrap_or(&*DEFAULT_CONFIG),
+    }
 }
 
 // Pre-parsed name: a lookup by `&str` parses the name on every call.
