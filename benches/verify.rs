@@ -8,6 +8,19 @@
 //! reads requests off the network, naming keys in a random order.
 //!
 //! `cargo bench --bench verify` (`-- clock` for the hot path's clock).
+//!
+//! `KEYWARD_BENCH_PROFILE=<verify|cached>:<verifications>` runs that many
+//! warm verifications of 10 000 keys (`verify` awaited, or
+//! `verify_cached`) in [`profile_loop`] and exits, for an instruction
+//! count per verification:
+//!
+//! ```sh
+//! KEYWARD_BENCH_PROFILE=cached:200000 valgrind --tool=callgrind \
+//!   --toggle-collect='*profile_loop*' target/release/deps/verify-<hash>
+//! ```
+//!
+//! (the total `Ir` divided by the number of verifications; the loop's own
+//! cost, reading the request stream, is included).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +30,7 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use keyward::{
     Actor, HashParams, Keyward, ManualClock, MemoryStore, NewAccount, NewKey, PermissionSet,
     VerifyContext,
@@ -383,4 +396,48 @@ criterion_group!(
     one_million,
     clock
 );
-criterion_main!(verify);
+/// See the module docs.
+#[inline(never)]
+fn profile_loop(pop: &Population, n: u64, cached: bool) {
+    let ctx = VerifyContext::new();
+    let mut at = 0usize;
+    for _ in 0..n {
+        let (id, secret) = pop.stream.credentials(&mut at, pop.id_len);
+        if cached {
+            let decided = pop.kw.verify_cached(black_box(id), black_box(secret), ctx);
+            black_box(decided.expect("decided").expect("ok"));
+        } else {
+            black_box(ready(pop.kw.verify(black_box(id), black_box(secret), ctx)).expect("ok"));
+        }
+    }
+}
+
+fn profile(spec: &str) {
+    let (mode, n) = spec
+        .split_once(':')
+        .expect("<verify|cached>:<verifications>");
+    let cached = match mode {
+        "verify" => false,
+        "cached" => true,
+        other => panic!("unknown profile mode {other:?}"),
+    };
+    let n: u64 = n.parse().expect("a count");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pop = populate(&rt, 10_000);
+    // Warm the usage slots and the caches before counting.
+    profile_loop(&pop, 20_000, cached);
+    profile_loop(&pop, n, cached);
+    eprintln!("profiled {n} warm verifications ({mode})");
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("KEYWARD_BENCH_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    verify();
+    Criterion::default().configure_from_args().final_summary();
+}

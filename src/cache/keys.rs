@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ipnet::IpNet;
 
@@ -130,6 +130,15 @@ impl KeyEntry {
         self.state >> 1
     }
 
+    /// A per-entry random value (its tag and read time mixed), for
+    /// jitter.
+    #[inline]
+    pub(crate) fn jitter_seed(&self) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.tag[..8]);
+        u64::from_le_bytes(first) ^ (self.fetched_at as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     /// The key's session epoch.
     #[inline]
     pub(crate) fn session_epoch(&self) -> u32 {
@@ -224,6 +233,8 @@ pub(crate) struct KeyCache {
     max_per_shard: usize,
     /// Where in-place usage counts go on a flush or when an entry leaves.
     usage: Arc<UsageAggregator>,
+    /// Ids being refreshed ahead of expiry in the background.
+    refreshing: Mutex<HashSet<KeyId, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -252,6 +263,7 @@ impl KeyCache {
             hasher: foldhash::fast::RandomState::default(),
             max_per_shard: max_entries.div_ceil(SHARDS).max(1),
             usage,
+            refreshing: Mutex::default(),
         }
     }
 
@@ -279,17 +291,34 @@ impl KeyCache {
     /// The hot path: runs `f` on what the cache holds for `id`, under the
     /// shard's read lock (so `f` can count usage in the entry's counter
     /// without a second lookup). Allocation-free.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<R>(&self, id: &KeyId, f: impl FnOnce(Found<'_>) -> R) -> R {
         let (h, s) = self.locate(id);
         let shard = self.read(s);
-        match shard
+        // One call of `f`, so that it is inlined here.
+        let found = match shard
             .index
             .find(h, |i| shard.slab[i as usize].key_id == *id)
         {
-            Some(i) => f(Found::Entry(&shard.slab[i as usize])),
-            None => f(absent(&shard, id)),
-        }
+            Some(i) => Found::Entry(&shard.slab[i as usize]),
+            None => absent(&shard, id),
+        };
+        f(found)
+    }
+
+    /// Claims the background refresh of `id`: `false` when one is already
+    /// under way (or too many are).
+    pub(crate) fn begin_refresh(&self, id: &KeyId) -> bool {
+        let mut g = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+        g.len() < 4096 && g.insert(*id)
+    }
+
+    /// Ends the background refresh of `id`.
+    pub(crate) fn end_refresh(&self, id: &KeyId) {
+        self.refreshing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// Moves every entry's in-place usage counts into the aggregator (a

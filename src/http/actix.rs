@@ -232,6 +232,19 @@ impl FromRequest for OptionalPrincipal {
     }
 }
 
+pub use crate::http::auth::Authorized;
+
+/// A principal holding the permission `P` (see [`Authorized`]), checked by
+/// the extractor: `async fn apps(p: Authorized<ReadApplications>)`.
+impl<P: crate::http::RequiredPermission> FromRequest for Authorized<P> {
+    type Error = HttpError;
+    type Future = PrincipalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        extract(req, |found, req| Authorized::checked(config(req), found))
+    }
+}
+
 /// Middleware letting a request through only when its principal holds the
 /// permission (401/403 otherwise), caching the principal for the
 /// handler's extractor. One line per resource:

@@ -27,8 +27,124 @@ pub trait RequiredPermission: 'static {
     const NAME: &'static str;
 }
 
+/// Declares permission marker types for [`Authorized`]: each a unit
+/// struct implementing [`RequiredPermission`] (an invalid name is a compile
+/// error where the marker is used).
+///
+/// ```
+/// keyward::permission! {
+///     /// May read applications.
+///     pub ReadApplications = "readApplications";
+///     pub WriteApplications = "writeApplications";
+/// }
+/// use keyward::http::RequiredPermission;
+/// assert_eq!(ReadApplications::NAME, "readApplications");
+/// ```
+#[macro_export]
+macro_rules! permission {
+    ($($(#[$meta:meta])* $vis:vis $name:ident = $permission:literal;)+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+            $vis struct $name;
+            impl $crate::http::RequiredPermission for $name {
+                const NAME: &'static str = $permission;
+            }
+        )+
+    };
+}
+
+/// A principal holding the permission `P`, checked by the extractor itself
+/// (axum and actix-web): the same 401/400/403/429/503 as the adapter's
+/// `require` layer / `RequirePermission` middleware, without one.
+///
+/// ```no_run
+/// # #[cfg(feature = "axum")] {
+/// use axum::{Router, routing::get};
+/// use keyward::{Keyward, MemoryStore};
+/// use keyward::http::axum::Authorized;
+///
+/// keyward::permission! { pub ReadApplications = "readApplications"; }
+///
+/// async fn apps(p: Authorized<ReadApplications>) -> String {
+///     format!("applications of {}", p.account_id())
+/// }
+///
+/// # fn app() -> Result<(), Box<dyn std::error::Error>> {
+/// let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+/// let app: Router = Router::new().route("/applications", get(apps)).with_state(kw);
+/// # Ok(()) }
+/// # }
+/// ```
+///
+/// Cheaper than the layer plus a `Principal` extractor: no boxed layer
+/// future and nothing inserted in the request extensions. It uses a
+/// principal already cached there (by the layer or a `Principal`
+/// extractor) but does not cache the one it verifies, so make it the
+/// handler's only keyward extractor (it dereferences to the
+/// [`Principal`]); a second extractor would verify, and count usage,
+/// again. Put it before any body extractor so that a rejected request is
+/// not read.
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub struct Authorized<P> {
+    principal: Principal,
+    permission: std::marker::PhantomData<fn() -> P>,
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<P: RequiredPermission> Authorized<P> {
+    /// The extractors' one rule: 401 without credentials, 403 without `P`.
+    pub(crate) fn checked(cfg: &HttpConfig, found: Option<Principal>) -> Result<Self, HttpError> {
+        let name = required_name::<P>();
+        let Some(principal) = found else {
+            return Err(HttpError::missing_credentials(cfg));
+        };
+        if !principal.has_name(name) {
+            return Err(HttpError::insufficient_scope(cfg, name));
+        }
+        Ok(Self {
+            principal,
+            permission: std::marker::PhantomData,
+        })
+    }
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<P> Authorized<P> {
+    /// The principal.
+    pub fn into_inner(self) -> Principal {
+        self.principal
+    }
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<P> std::ops::Deref for Authorized<P> {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<P> Clone for Authorized<P> {
+    fn clone(&self) -> Self {
+        Self {
+            principal: self.principal.clone(),
+            permission: std::marker::PhantomData,
+        }
+    }
+}
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+impl<P> std::fmt::Debug for Authorized<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Authorized").field(&self.principal).finish()
+    }
+}
+
 /// [`RequiredPermission::NAME`], checked at compile time.
-#[cfg(feature = "axum")]
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) const fn required_name<P: RequiredPermission>() -> &'static str {
     const {
         assert!(

@@ -21,8 +21,9 @@
 //!
 //! The extractor needs `Keyward: FromRef<S>` of the router state `S`
 //! (when `S` is `Keyward` itself, it is borrowed, not cloned). It
-//! reads the [`HttpConfig`] from an `Extension<Arc<HttpConfig>>` layer
-//! when there is one (defaults otherwise) and caches the verified principal
+//! reads the [`HttpConfig`] from an `Extension<HttpConfig>` (or
+//! `Extension<Arc<HttpConfig>>`) layer when there is one (defaults
+//! otherwise) and caches the verified principal
 //! in the request extensions. `Option<Principal>` extracts `None` when no
 //! credentials were presented and rejects bad ones.
 
@@ -30,7 +31,6 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -62,10 +62,15 @@ pub use crate::http::console_axum::console;
 
 static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
 
+/// The [`HttpConfig`] of an `Extension<Arc<HttpConfig>>` layer, or of an
+/// `Extension<HttpConfig>` layer (what the docs of [`HttpConfig`] show),
+/// or the defaults.
 #[inline]
 fn config(ext: &Extensions) -> &HttpConfig {
-    ext.get::<Arc<HttpConfig>>()
-        .map_or(&*DEFAULT_CONFIG, |c| &**c)
+    match ext.get::<Arc<HttpConfig>>() {
+        Some(c) => c,
+        None => ext.get::<HttpConfig>().unwrap_or(&*DEFAULT_CONFIG),
+    }
 }
 
 // Pre-parsed name: a lookup by `&str` parses the name on every call.
@@ -268,70 +273,7 @@ where
     }
 }
 
-/// A principal holding the permission `P`, checked by the extractor itself:
-/// the same 401/400/403/429/503 as [`require`], without a layer.
-///
-/// ```no_run
-/// use axum::{Router, routing::get};
-/// use keyward::{Keyward, MemoryStore};
-/// use keyward::http::{RequiredPermission, axum::Authorized};
-///
-/// struct ReadApplications;
-/// impl RequiredPermission for ReadApplications {
-///     const NAME: &'static str = "readApplications";
-/// }
-///
-/// async fn apps(p: Authorized<ReadApplications>) -> String {
-///     format!("applications of {}", p.account_id())
-/// }
-///
-/// # fn app() -> Result<(), Box<dyn std::error::Error>> {
-/// let kw = Keyward::builder().store(MemoryStore::new()).build()?;
-/// let app: Router = Router::new().route("/applications", get(apps)).with_state(kw);
-/// # Ok(()) }
-/// ```
-///
-/// Cheaper than [`require`] plus [`Principal`]: no boxed layer future and
-/// nothing inserted in the request extensions. It uses a principal already
-/// cached there (by [`require`] or a [`Principal`] extractor) but does not
-/// cache the one it verifies, so make it the handler's only keyward
-/// extractor (it dereferences to the [`Principal`]); a second extractor
-/// would verify, and count usage, again. Put it before any body extractor
-/// so that a rejected request is not read.
-pub struct Authorized<P> {
-    principal: Principal,
-    permission: PhantomData<fn() -> P>,
-}
-
-impl<P> Authorized<P> {
-    /// The principal.
-    pub fn into_inner(self) -> Principal {
-        self.principal
-    }
-}
-
-impl<P> std::ops::Deref for Authorized<P> {
-    type Target = Principal;
-
-    fn deref(&self) -> &Principal {
-        &self.principal
-    }
-}
-
-impl<P> Clone for Authorized<P> {
-    fn clone(&self) -> Self {
-        Self {
-            principal: self.principal.clone(),
-            permission: PhantomData,
-        }
-    }
-}
-
-impl<P> std::fmt::Debug for Authorized<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Authorized").field(&self.principal).finish()
-    }
-}
+pub use crate::http::auth::Authorized;
 
 impl<S, P> FromRequestParts<S> for Authorized<P>
 where
@@ -345,19 +287,7 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> impl Future<Output = Result<Self, HttpError>> + Send {
-        extract(parts, state, false, |cfg, p| {
-            let name = auth::required_name::<P>();
-            let Some(principal) = p else {
-                return Err(HttpError::missing_credentials(cfg));
-            };
-            if !principal.has_name(name) {
-                return Err(HttpError::insufficient_scope(cfg, name));
-            }
-            Ok(Self {
-                principal,
-                permission: PhantomData,
-            })
-        })
+        extract(parts, state, false, Authorized::checked)
     }
 }
 

@@ -134,8 +134,25 @@ impl Decision {
     }
 }
 
-/// The key's decision for a presented credential.
+/// Whether an entry is due for a refresh ahead of its expiry: older than
+/// 3/4 W plus a jitter of up to 1/5 W (so refreshes end well before W, and
+/// entries read together spread out rather than refreshing together). The
+/// jitter comes from `seed` (random per entry). One comparison for the
+/// common young entry.
 #[inline]
+pub(crate) fn refresh_due(read_at: i64, seed: u64, judge: &Judge) -> bool {
+    let age = judge.now.saturating_sub(read_at);
+    let from = judge.window / 4 * 3;
+    if age < from {
+        return false;
+    }
+    crate::hint::cold_path();
+    let spread = (judge.window / 5).max(1) as u64;
+    age >= from.saturating_add((seed % spread) as i64)
+}
+
+/// The key's decision for a presented credential.
+#[inline(always)]
 pub(crate) fn key<F: FnOnce() -> Tag>(
     found: Found<'_>,
     presented: Presented<F>,
@@ -193,7 +210,7 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
 /// verified tag the key accepts at `now`; otherwise the refusal (every
 /// accepted secret is verified and none matches) or the hashes argon2
 /// must try.
-#[inline]
+#[inline(always)]
 fn proved(e: &KeyEntry, tag: &Tag, now: i64) -> Result<SecretRef, Decision> {
     let current = e.tag().map(|t| tags_equal(&t, tag));
     let previous = match e.extra {

@@ -18,12 +18,17 @@ impl Keyward {
     /// The account, from the cache when read less than W ago, with the time
     /// of the read.
     pub(crate) async fn load_account(&self, id: &AccountId) -> Result<Option<(Account, i64)>> {
+        self.load_account_within(id, self.inner.window_nanos).await
+    }
+
+    /// The account, from the cache when read less than `max_age` ago.
+    async fn load_account_within(
+        &self,
+        id: &AccountId,
+        max_age: i64,
+    ) -> Result<Option<(Account, i64)>> {
         let now = self.now_nanos();
-        if let Some(hit) = self
-            .inner
-            .accounts
-            .get_fresh(id, now, self.inner.window_nanos)
-        {
+        if let Some(hit) = self.inner.accounts.get_fresh(id, now, max_age) {
             return Ok(Some(hit));
         }
         let account = self.inner.store.get_account(id).await?;
@@ -46,6 +51,24 @@ impl Keyward {
         Ok(true)
     }
 
+    /// Re-reads `id` ahead of its entry's expiry: the key, and its account
+    /// unless read within W/4, so the new entry is trusted for most of W
+    /// (its freshness is the older of the two reads).
+    pub(crate) async fn refresh_key(&self, id: &KeyId) -> Result<()> {
+        let started = self.now_nanos();
+        let Some(stored) = self.inner.store.get_key(id).await? else {
+            self.inner.keys.mark_missing(id, started);
+            return Ok(());
+        };
+        let account = self
+            .load_account_within(&stored.key.account_id, self.inner.window_nanos / 4)
+            .await?;
+        self.inner
+            .keys
+            .upsert(entry_for(&stored, account.as_ref(), started, None));
+        Ok(())
+    }
+
     /// Puts `stored` in the key cache as read at `read_at`, with `tag` as
     /// the verified tag of its current secret when known.
     pub(crate) async fn cache_key(
@@ -55,14 +78,25 @@ impl Keyward {
         read_at: i64,
     ) -> Result<()> {
         let account = self.load_account(&stored.key.account_id).await?;
-        let (account_perms, fetched_at) = match &account {
-            Some((a, at)) => (a.permissions.clone(), read_at.min(*at)),
-            None => (PermissionSet::new(), read_at),
-        };
         self.inner
             .keys
-            .upsert(entry_from(stored, &account_perms, fetched_at, tag));
+            .upsert(entry_for(stored, account.as_ref(), read_at, tag));
         Ok(())
+    }
+}
+
+/// The cache entry for `stored` read at `read_at` with its account as
+/// cached (and when that was read): trusted from the older of the two
+/// reads.
+fn entry_for(
+    stored: &StoredKey,
+    account: Option<&(Account, i64)>,
+    read_at: i64,
+    tag: Option<Tag>,
+) -> KeyEntry {
+    match account {
+        Some((a, at)) => entry_from(stored, &a.permissions, read_at.min(*at), tag),
+        None => entry_from(stored, &PermissionSet::new(), read_at, tag),
     }
 }
 

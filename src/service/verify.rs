@@ -10,7 +10,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::Keyward;
-use super::decide::{self, Decision, Judge, Presented};
+use super::decide::{self, Decision, Judge, Presented, Refusal};
 use crate::cache::{Found, SecretRef, SessionEntry};
 use crate::context::VerifyContext;
 use crate::credential::{
@@ -246,7 +246,7 @@ impl Keyward {
 
     /// Finds the key's entry, decides, and counts the outcome in the key's
     /// usage (under the entry's lock, so in its in-place counter).
-    #[inline]
+    #[inline(always)]
     fn decide_key<F: FnOnce() -> Tag>(
         &self,
         id: KeyId,
@@ -254,15 +254,61 @@ impl Keyward {
         judge: &Judge,
         ctx: VerifyContext,
     ) -> Decision {
-        let usage = &self.inner.usage;
-        let tally = usage.tally(ctx.origin, ctx.category, judge.now);
+        let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&id, |found| {
             let decision = decide::key(found, presented, judge);
-            if let (Found::Entry(e), Some(success)) = (found, decision.usage()) {
-                usage.count(&tally, Some(&e.usage), id, &e.grant.account, success);
-            }
+            self.after_decision(found, &decision, judge, &tally);
             decision
         })
+    }
+
+    /// What follows a decision, under the entry's lock: its usage, counted
+    /// once; a refresh ahead of expiry for an entry in use; the warning
+    /// for an allowlisted key presented without a client address.
+    #[inline(always)]
+    fn after_decision(
+        &self,
+        found: Found<'_>,
+        decision: &Decision,
+        judge: &Judge,
+        tally: &crate::usage::Tally,
+    ) {
+        if let Found::Entry(e) = found {
+            if let Some(success) = decision.usage() {
+                self.inner
+                    .usage
+                    .count(tally, Some(&e.usage), e.key_id, &e.grant.account, success);
+            }
+            if matches!(decision, Decision::Accept { .. })
+                && decide::refresh_due(e.fetched_at, e.jitter_seed(), judge)
+            {
+                self.refresh_ahead(e.key_id);
+            }
+        }
+        if judge.ip.is_none() && matches!(decision, Decision::Reject(Refusal::ClientNotAllowed)) {
+            warn_no_client_address();
+        }
+    }
+
+    /// Re-reads a key that is in use and nearly W old, in the background,
+    /// so that its requests never wait for the store. Needs a Tokio
+    /// runtime (none: the entry expires and the next request reads it).
+    #[cold]
+    #[inline(never)]
+    fn refresh_ahead(&self, id: KeyId) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.inner.keys.begin_refresh(&id) {
+            return;
+        }
+        let kw = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = kw.refresh_key(&id).await {
+                tracing::debug!(target: "keyward::verify", key_id = %id, error = %e, "refresh ahead failed; the entry expires at W");
+            }
+            kw.inner.keys.end_refresh(&id);
+        });
     }
 
     /// Verifies the single-string key form (see
@@ -560,13 +606,10 @@ impl Keyward {
         judge: &Judge,
         ctx: VerifyContext,
     ) -> Decision {
-        let usage = &self.inner.usage;
-        let tally = usage.tally(ctx.origin, ctx.category, judge.now);
+        let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&entry.key_id, |found| {
             let decision = decide::session(entry, digest, found, judge);
-            if let (Found::Entry(e), Some(success)) = (found, decision.usage()) {
-                usage.count(&tally, Some(&e.usage), e.key_id, &e.grant.account, success);
-            }
+            self.after_decision(found, &decision, judge, &tally);
             decision
         })
     }
@@ -625,6 +668,23 @@ impl Keyward {
         if let Err(e) = result {
             tracing::warn!(target: "keyward::verify", key_id = %id, error = %e, "hash upgrade failed; will retry on a later verification");
         }
+    }
+}
+
+/// Logs once per process that a key with a network allowlist was presented
+/// without a client address (so it can never be allowed), naming the fix.
+#[cold]
+#[inline(never)]
+fn warn_no_client_address() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            target: "keyward::verify",
+            "a key with allowed_cidrs was presented without a client address and refused; \
+             give the verification the client's address (axum: serve with \
+             `into_make_service_with_connect_info::<SocketAddr>()`; actix: the peer address \
+             is read from the request; library: `VerifyContext::client_ip`)"
+        );
     }
 }
 
