@@ -29,6 +29,16 @@ pub enum AuditAction {
     KeyDeleted,
     /// A stored hash was upgraded to the configured argon2 parameters.
     KeyRehashed,
+    /// An application was created.
+    AppCreated,
+    /// An application's title or description changed.
+    AppUpdated,
+    /// An application was deactivated: none of its keys authenticates.
+    AppDeactivated,
+    /// An application was reactivated: its active keys authenticate again.
+    AppActivated,
+    /// An application was deleted.
+    AppDeleted,
     /// A session was opened with a key.
     Login,
     /// A session was ended by its holder.
@@ -47,6 +57,11 @@ impl AuditAction {
             Self::KeyRotated => "key_rotated",
             Self::KeyDeleted => "key_deleted",
             Self::KeyRehashed => "key_rehashed",
+            Self::AppCreated => "app_created",
+            Self::AppUpdated => "app_updated",
+            Self::AppDeactivated => "app_deactivated",
+            Self::AppActivated => "app_activated",
+            Self::AppDeleted => "app_deleted",
             Self::Login => "login",
             Self::Logout => "logout",
         }

@@ -5,6 +5,7 @@
 
 mod account;
 mod api_key;
+mod app;
 mod audit;
 mod cache;
 mod clock;
@@ -32,6 +33,7 @@ pub mod store;
 
 pub use account::{Account, NewAccount};
 pub use api_key::{ApiKey, KeyStatus};
+pub use app::{App, AppStatus, AppUpdate, NewApp};
 pub use audit::{ActorKind, AuditAction, AuditActor, AuditEvent};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{InvalidLabel, Label, VerifyContext};
@@ -40,14 +42,15 @@ pub use credential::{
 };
 pub use error::{Error, GrantLimit, Result};
 pub use hash::{HashParams, InvalidHashParams};
-pub use id::{AccountId, InvalidId, KeyId, SessionId};
+pub use id::{AccountId, AppId, InvalidId, KeyId, SessionId};
 pub use limiter::AttemptLimit;
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
 pub use secret::Secret;
 pub use service::{
-    Actor, BuildError, Deleted, EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder,
-    ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, User, may_manage,
+    Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted, EventPage, IssuedKey, KeyPage,
+    KeyUpdate, Keyward, KeywardBuilder, ListApps, ListKeys, LoginSession, NewKey, Rotated, Updated,
+    UsageFilter, User, may_manage,
 };
 pub use session::Session;
 pub use store::MemoryStore;

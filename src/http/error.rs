@@ -228,6 +228,12 @@ impl HttpError {
                 r
             }
             e @ Error::Protected => Self::new(cfg, 409, "protected", e.to_string()),
+            Error::AppHasKeys => Self::new(
+                cfg,
+                409,
+                "app_has_keys",
+                "the application still has keys; delete them first or pass cascade=true",
+            ),
             Error::Conflict(_) => Self::new(
                 cfg,
                 409,

@@ -40,8 +40,7 @@ pub(crate) fn held(held: &PermissionSet) -> Cow<'_, PermissionSet> {
 /// Whether `held` includes `permission`, implications included.
 pub(crate) fn holds(held: &PermissionSet, permission: &Permission) -> bool {
     held.contains(permission)
-        || (permission.as_str() == "readApiKeys"
-            && held.contains(&Permission::write_api_keys()))
+        || (permission.as_str() == "readApiKeys" && held.contains(&Permission::write_api_keys()))
 }
 
 /// The one management bound: an actor holding `actor` may manage (and
@@ -168,9 +167,7 @@ impl Ceiling<'_> {
                 if let Some(outside) = outside {
                     return Err(Error::RestrictionNotHeld {
                         field: "allowed_cidrs",
-                        reason: format!(
-                            "{outside} is outside the acting key's allowed networks"
-                        ),
+                        reason: format!("{outside} is outside the acting key's allowed networks"),
                     });
                 }
             }

@@ -54,6 +54,18 @@ impl Keyward {
         tag: Option<Tag>,
         read_at: i64,
     ) -> Result<()> {
+        // A key of an inactive (or vanished) application is refused like
+        // an inactive key; its own status stays as stored.
+        let app_off;
+        let stored = match stored.key.app_id {
+            Some(app) if !self.app_is_active(&app).await? => {
+                let mut off = stored.clone();
+                off.key.status = KeyStatus::Inactive;
+                app_off = off;
+                &app_off
+            }
+            _ => stored,
+        };
         let account = self.load_account(&stored.key.account_id).await?;
         let (account_perms, fetched_at) = match &account {
             Some((a, at)) => (a.permissions.clone(), read_at.min(*at)),
@@ -63,6 +75,15 @@ impl Keyward {
             .keys
             .upsert(entry_from(stored, &account_perms, fetched_at, tag));
         Ok(())
+    }
+}
+
+impl Keyward {
+    /// Whether the application `id` exists and is active, read from the
+    /// store (keys are read with their application on every load).
+    async fn app_is_active(&self, id: &crate::id::AppId) -> Result<bool> {
+        let app = self.inner.store.get_app(id).await?;
+        Ok(app.is_some_and(|a| a.status == crate::app::AppStatus::Active))
     }
 }
 

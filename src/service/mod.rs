@@ -2,6 +2,7 @@
 
 mod accounts;
 mod actor;
+mod apps;
 mod audit;
 mod bounds;
 mod builder;
@@ -17,9 +18,10 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
 pub use actor::{Actor, User};
-pub use bounds::may_manage;
-pub(crate) use bounds::holds;
+pub use apps::{AppDeleted, AppPage, AppUpdated, ListApps};
 pub use audit::{EventPage, UsageFilter};
+pub(crate) use bounds::holds;
+pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
 pub use sessions::LoginSession;

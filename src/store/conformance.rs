@@ -33,6 +33,7 @@ use std::sync::Arc;
 use super::KeyStore;
 
 mod accounts;
+mod apps;
 mod events;
 mod fixtures;
 mod keys;
@@ -40,6 +41,11 @@ mod sessions;
 mod usage;
 
 pub use accounts::{insert_account_conflicts, insert_account_round_trips};
+pub use apps::{
+    app_counts_and_lists_its_keys, delete_app_refused_while_it_has_keys,
+    insert_app_round_trips_and_conflicts, list_apps_filters_orders_and_paginates,
+    update_app_status_moves_keys_and_ends_sessions,
+};
 pub use events::{
     event_actor_kinds_round_trip, event_round_trips_every_field, events_written_with_each_change,
     list_events_newest_first_with_cursor_and_key_filter,
@@ -135,6 +141,11 @@ macro_rules! store_conformance_tests {
             event_actor_kinds_round_trip,
             record_usage_sums_and_advances_last_used,
             usage_filters_by_key_origin_and_time,
+            insert_app_round_trips_and_conflicts,
+            app_counts_and_lists_its_keys,
+            list_apps_filters_orders_and_paginates,
+            update_app_status_moves_keys_and_ends_sessions,
+            delete_app_refused_while_it_has_keys,
         );
     };
 }

@@ -12,8 +12,9 @@ use time::OffsetDateTime;
 
 use crate::account::Account;
 use crate::api_key::{ApiKey, KeyStatus};
+use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
 use crate::session::Session;
 
 mod connect;
@@ -109,9 +110,25 @@ pub struct KeyQuery {
     pub status: Option<KeyStatus>,
     /// Only keys with this application label.
     pub application: Option<String>,
+    /// Only keys of this application.
+    pub app_id: Option<AppId>,
     /// Only keys after this `(created_at, id)` position.
     pub after: Option<(OffsetDateTime, KeyId)>,
     /// At most this many keys.
+    pub limit: usize,
+}
+
+/// Filters and keyset pagination for [`KeyStore::list_apps`]. Results are
+/// ordered by `(created_at, id)` ascending.
+#[derive(Debug, Clone, Default)]
+pub struct AppQuery {
+    /// Only applications whose title contains this text (case-insensitive).
+    pub title_contains: Option<String>,
+    /// Only applications with this status.
+    pub status: Option<AppStatus>,
+    /// Only applications after this `(created_at, id)` position.
+    pub after: Option<(OffsetDateTime, AppId)>,
+    /// At most this many applications.
     pub limit: usize,
 }
 
@@ -180,6 +197,11 @@ pub enum Change {
     Reset,
 }
 
+/// The error of the application methods' defaults.
+fn no_apps() -> StoreError {
+    StoreError::Backend("this store does not implement applications".into())
+}
+
 /// Persistence for keyward. Implement it to bring your own database; run
 /// the conformance suite (feature `test-suite`) against your implementation.
 ///
@@ -218,6 +240,47 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Keys of an account matching `query`, ordered by `(created_at, id)`.
     async fn list_keys(&self, account: &AccountId, query: &KeyQuery) -> StoreResult<Vec<ApiKey>>;
+
+    /// Inserts an application; [`StoreError::Conflict`] if the id exists.
+    /// Its key counts are ignored.
+    ///
+    /// The application methods have defaults that fail with
+    /// [`StoreError::Backend`] and write nothing, so a store written before
+    /// applications existed still compiles and serves keys without one;
+    /// implement all five (and run the conformance suite) to support them.
+    async fn insert_app(&self, _app: &App, _event: &AuditEvent) -> StoreResult<()> {
+        Err(no_apps())
+    }
+
+    /// The application with this id, with the counts of its active and
+    /// inactive keys.
+    async fn get_app(&self, _id: &AppId) -> StoreResult<Option<App>> {
+        Err(no_apps())
+    }
+
+    /// Applications of an account matching `query`, ordered by
+    /// `(created_at, id)`, with their key counts.
+    async fn list_apps(&self, _account: &AccountId, _query: &AppQuery) -> StoreResult<Vec<App>> {
+        Err(no_apps())
+    }
+
+    /// Writes `app`'s title, description, status and `updated_at`, and
+    /// appends `event`, in one transaction. When the status changes, every
+    /// key of the application gets a new version (so caches re-read it;
+    /// the key's own status is untouched) and, when it becomes inactive,
+    /// the sessions of those keys are deleted. Returns the ids of the keys
+    /// whose version moved (none when the status did not change).
+    /// [`StoreError::NotFound`] if absent.
+    async fn update_app(&self, _app: &App, _event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+        Err(no_apps())
+    }
+
+    /// Deletes an application and appends `event`; [`StoreError::NotFound`]
+    /// if absent, [`StoreError::Conflict`] while a key still belongs to it
+    /// (nothing is written then).
+    async fn delete_app(&self, _id: &AppId, _event: &AuditEvent) -> StoreResult<()> {
+        Err(no_apps())
+    }
 
     /// Inserts a session; [`StoreError::Conflict`] if the id exists.
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()>;

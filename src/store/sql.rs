@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::{PhcString, PreviousSecret, StoreError, StoreResult, StoredKey, UsageRecord};
 use crate::account::Account;
 use crate::api_key::{ApiKey, KeyStatus};
+use crate::app::{App, AppStatus};
 use crate::audit::{AuditAction, AuditActor, AuditEvent};
 use crate::id::{AccountId, KeyId, SessionId};
 
@@ -103,6 +104,7 @@ pub(crate) struct KeyRow {
     pub(crate) previous_hash: Option<String>,
     pub(crate) previous_valid_until: Option<OffsetDateTime>,
     pub(crate) version: i64,
+    pub(crate) app_id: Option<String>,
 }
 
 impl KeyRow {
@@ -128,6 +130,7 @@ impl KeyRow {
                 name: self.name,
                 description: self.description,
                 application: self.application,
+                app_id: self.app_id.map(|a| id(&a, "keys.app_id")).transpose()?,
                 permissions: from_json(&self.permissions, "keys.permissions")?,
                 status,
                 protected: self.protected,
@@ -173,7 +176,7 @@ impl KeyColumns {
 /// them: `account_id, name, name_lower, description, application,
 /// permissions, status, protected, created_at, updated_at, last_used_at,
 /// expires_at, allowed_cidrs, metadata, secret_hash, generation,
-/// previous_hash, previous_valid_until, version` (19 parameters). `$time`
+/// previous_hash, previous_valid_until, version, app_id` (20 parameters). `$time`
 /// turns each timestamp into the store's bound type.
 macro_rules! bind_key_columns {
     ($query:expr, $key:expr, $columns:expr, $time:expr) => {{
@@ -199,6 +202,7 @@ macro_rules! bind_key_columns {
             .bind(key.previous.as_ref().map(|p| p.hash.0.as_str()))
             .bind(key.previous.as_ref().map(|p| time(p.valid_until)))
             .bind(c.version)
+            .bind(k.app_id.as_ref().map(|a| a.as_str()))
     }};
 }
 pub(crate) use bind_key_columns;
@@ -221,6 +225,43 @@ pub(crate) fn account(
         created_at,
     })
 }
+
+/// The application row as read by either backend, with its key counts.
+pub(crate) struct AppRow {
+    pub(crate) id: String,
+    pub(crate) account_id: String,
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) status: String,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+    pub(crate) active_keys: i64,
+    pub(crate) inactive_keys: i64,
+}
+
+impl AppRow {
+    /// Validates the row into an [`App`].
+    pub(crate) fn into_app(self) -> StoreResult<App> {
+        Ok(App {
+            id: id(&self.id, "apps.id")?,
+            account_id: id(&self.account_id, "apps.account_id")?,
+            title: self.title,
+            description: self.description,
+            status: AppStatus::parse(&self.status).ok_or_else(|| corrupt("apps.status"))?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            active_keys: to_u64(self.active_keys, "apps.active_keys")?,
+            inactive_keys: to_u64(self.inactive_keys, "apps.inactive_keys")?,
+        })
+    }
+}
+
+/// The columns of an application with its key counts, for a `SELECT … FROM
+/// apps a`.
+pub(crate) const APP_COLUMNS: &str = "a.id, a.account_id, a.title, a.description, a.status, \
+     a.created_at, a.updated_at, \
+     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'active') AS active_keys, \
+     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'inactive') AS inactive_keys";
 
 /// The audit event row as read by either backend.
 pub(crate) struct EventRow {

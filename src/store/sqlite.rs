@@ -17,14 +17,16 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
+use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+    AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery,
+    UsageRecord,
 };
 use crate::account::Account;
 use crate::api_key::ApiKey;
+use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
 use crate::session::Session;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -125,7 +127,7 @@ fn opt_from_us(v: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
 
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, permissions, status, \
      protected, created_at, updated_at, last_used_at, expires_at, allowed_cidrs, metadata, \
-     secret_hash, generation, previous_hash, previous_valid_until, version";
+     secret_hash, generation, previous_hash, previous_valid_until, version, app_id";
 
 fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
@@ -149,7 +151,24 @@ fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
         previous_hash: r.try_get("previous_hash").map_err(g)?,
         previous_valid_until: opt_from_us(r.try_get("previous_valid_until").map_err(g)?)?,
         version: r.try_get("version").map_err(g)?,
+        app_id: r.try_get("app_id").map_err(g)?,
     })
+}
+
+fn app_row(r: &SqliteRow) -> StoreResult<App> {
+    let g = |e| map_err(e, "decode");
+    AppRow {
+        id: r.try_get("id").map_err(g)?,
+        account_id: r.try_get("account_id").map_err(g)?,
+        title: r.try_get("title").map_err(g)?,
+        description: r.try_get("description").map_err(g)?,
+        status: r.try_get("status").map_err(g)?,
+        created_at: from_us(r.try_get("created_at").map_err(g)?)?,
+        updated_at: from_us(r.try_get("updated_at").map_err(g)?)?,
+        active_keys: r.try_get("active_keys").map_err(g)?,
+        inactive_keys: r.try_get("inactive_keys").map_err(g)?,
+    }
+    .into_app()
 }
 
 fn event_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
@@ -258,8 +277,8 @@ impl KeyStore for SqliteStore {
             "INSERT INTO keys (account_id, name, name_lower, description, application, \
              permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
              allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             previous_valid_until, version, app_id, id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         sql::bind_key_columns!(query, key, &c, us)
             .bind(k.id.as_str())
@@ -298,8 +317,8 @@ impl KeyStore for SqliteStore {
              last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ?11 THEN ?11 \
                             ELSE last_used_at END, \
              expires_at = ?12, allowed_cidrs = ?13, metadata = ?14, secret_hash = ?15, \
-             generation = ?16, previous_hash = ?17, previous_valid_until = ?18, version = ?19 \
-             WHERE id = ?20 AND version = ?21",
+             generation = ?16, previous_hash = ?17, previous_valid_until = ?18, version = ?19, \
+             app_id = ?20 WHERE id = ?21 AND version = ?22",
         );
         let done = sql::bind_key_columns!(query, key, &c, us)
             .bind(k.id.as_str())
@@ -352,6 +371,7 @@ impl KeyStore for SqliteStore {
              AND (? IS NULL OR instr(name_lower, ?) > 0) \
              AND (? IS NULL OR status = ?) \
              AND (? IS NULL OR application = ?) \
+             AND (? IS NULL OR app_id = ?) \
              AND (? IS NULL OR (created_at, id) > (?, ?)) \
              ORDER BY created_at, id LIMIT ?"
         )))
@@ -362,6 +382,8 @@ impl KeyStore for SqliteStore {
         .bind(q.status.map(sql::status_str))
         .bind(q.application.as_deref())
         .bind(q.application.as_deref())
+        .bind(q.app_id.as_ref().map(AppId::as_str))
+        .bind(q.app_id.as_ref().map(AppId::as_str))
         .bind(after_at)
         .bind(after_at)
         .bind(after_id)
@@ -372,6 +394,142 @@ impl KeyStore for SqliteStore {
         rows.iter()
             .map(|r| Ok(key_row(r)?.into_stored()?.key))
             .collect()
+    }
+
+    async fn insert_app(&self, app: &App, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO apps (id, account_id, title, title_lower, description, status, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app.id.as_str())
+        .bind(app.account_id.as_str())
+        .bind(&app.title)
+        .bind(app.title.to_lowercase())
+        .bind(&app.description)
+        .bind(app.status.as_str())
+        .bind(us(app.created_at))
+        .bind(us(app.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "application id exists"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM apps a WHERE a.id = ?",
+            sql::APP_COLUMNS
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        row.map(|r| app_row(&r)).transpose()
+    }
+
+    async fn list_apps(&self, account: &AccountId, q: &AppQuery) -> StoreResult<Vec<App>> {
+        let needle = q.title_contains.as_ref().map(|s| s.to_lowercase());
+        let status = q.status.map(AppStatus::as_str);
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM apps a WHERE a.account_id = ? \
+             AND (? IS NULL OR instr(a.title_lower, ?) > 0) \
+             AND (? IS NULL OR a.status = ?) \
+             AND (? IS NULL OR (a.created_at, a.id) > (?, ?)) \
+             ORDER BY a.created_at, a.id LIMIT ?",
+            sql::APP_COLUMNS
+        )))
+        .bind(account.as_str())
+        .bind(needle.as_deref())
+        .bind(needle.as_deref())
+        .bind(status)
+        .bind(status)
+        .bind(after_at)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(app_row).collect()
+    }
+
+    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+        let mut tx = self.begin().await?;
+        let before: Option<String> = sqlx::query_scalar("SELECT status FROM apps WHERE id = ?")
+            .bind(app.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        let Some(before) = before else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query(
+            "UPDATE apps SET title = ?, title_lower = ?, description = ?, status = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(&app.title)
+        .bind(app.title.to_lowercase())
+        .bind(&app.description)
+        .bind(app.status.as_str())
+        .bind(us(app.updated_at))
+        .bind(app.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "application update"))?;
+        let mut moved = Vec::new();
+        if before != app.status.as_str() {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "UPDATE keys SET version = version + 1 WHERE app_id = ? RETURNING id",
+            )
+            .bind(app.id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "application update"))?;
+            if app.status == AppStatus::Inactive {
+                sqlx::query(
+                    "DELETE FROM sessions WHERE key_id IN (SELECT id FROM keys WHERE app_id = ?)",
+                )
+                .bind(app.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "delete"))?;
+            }
+            moved = ids
+                .iter()
+                .map(|i| sql::id(i, "keys.id"))
+                .collect::<StoreResult<_>>()?;
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))?;
+        Ok(moved)
+    }
+
+    async fn delete_app(&self, id: &AppId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let has_keys = sqlx::query("SELECT 1 FROM keys WHERE app_id = ? LIMIT 1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        let done = sqlx::query("DELETE FROM apps WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if has_keys.is_some() {
+            return Err(StoreError::Conflict("application has keys"));
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
