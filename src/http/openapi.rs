@@ -42,9 +42,74 @@ fn body(schema: &str) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
 }
 
+/// The paths of `/apps…`.
+fn app_paths() -> Value {
+    json!({
+            "/apps": {
+                "post": {
+                    "operationId": "createApp", "summary": "Create an application (writeApiKeys)",
+                    "requestBody": body("NewApp"),
+                    "responses": with_common(json!({ "201": ok("The application", "App"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+                },
+                "get": {
+                    "operationId": "listApps", "summary": "List applications (readApiKeys)",
+                    "parameters": [
+                        q("q", json!({ "type": "string" })),
+                        q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
+                        q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
+                        q("cursor", json!({ "type": "string" }))
+                    ],
+                    "responses": with_common(json!({ "200": ok("A page of applications", "AppPage"), "422": err("Invalid status, limit or cursor") }))
+                }
+            },
+            "/apps/{id}": {
+                "parameters": [ id_param() ],
+                "get": { "operationId": "getApp", "summary": "An application with its key counts (readApiKeys)", "responses": with_common(json!({ "200": ok("The application", "App"), "404": err("No such application in this account") })) },
+                "patch": {
+                    "operationId": "updateApp", "summary": "Change an application; status inactive stops all its keys and sessions at once (writeApiKeys, and every permission of its keys to change the status)",
+                    "requestBody": body("AppUpdate"),
+                    "responses": with_common(json!({ "200": ok("The application; effective_by when it was switched off", "UpdatedApp"), "404": err("No such application"), "409": err("It holds a protected key"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+                },
+                "delete": {
+                    "operationId": "deleteApp", "summary": "Delete an application; with cascade=true its keys too, each with its own audit event (writeApiKeys)",
+                    "parameters": [ q("cascade", json!({ "type": "boolean", "default": false })) ],
+                    "responses": with_common(json!({ "200": ok("Deleted", "DeletedApp"), "404": err("No such application"), "409": err("It still has keys (app_has_keys) or holds a protected key") }))
+                }
+            }
+    })
+}
+
+/// The schemas of `/apps…`.
+fn app_schemas() -> Value {
+    json!({
+                "App": {
+                    "type": "object",
+                    "required": ["id", "account_id", "title", "description", "status", "created_at", "updated_at", "active_keys", "inactive_keys"],
+                    "properties": {
+                        "id": { "type": "string" }, "account_id": { "type": "string" }, "title": { "type": "string" }, "description": { "type": "string" },
+                        "status": { "type": "string", "enum": ["active", "inactive"] },
+                        "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
+                        "active_keys": { "type": "integer", "minimum": 0 }, "inactive_keys": { "type": "integer", "minimum": 0 }
+                    }
+                },
+                "NewApp": { "type": "object", "additionalProperties": false, "required": ["title"], "properties": { "title": { "type": "string" }, "description": { "type": "string" } } },
+                "AppUpdate": { "type": "object", "additionalProperties": false, "properties": { "title": { "type": "string" }, "description": { "type": "string" }, "status": { "type": "string", "enum": ["active", "inactive"] } } },
+                "UpdatedApp": { "allOf": [ { "$ref": "#/components/schemas/App" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
+                "DeletedApp": { "type": "object", "required": ["id", "status", "deleted_keys", "effective_by"], "properties": { "id": { "type": "string" }, "status": { "const": "deleted" }, "deleted_keys": { "type": "array", "items": { "type": "string" } }, "effective_by": { "type": "string", "format": "date-time" } } },
+                "AppPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/App" } }, "next_cursor": { "type": ["string", "null"] } } }
+    })
+}
+
+/// Moves every entry of the object `from` into the object at `to`.
+fn merge(to: Option<&mut Value>, from: Value) {
+    if let (Some(Value::Object(to)), Value::Object(from)) = (to, from) {
+        to.extend(from);
+    }
+}
+
 /// The document.
 pub(crate) fn document() -> Value {
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "keyward management API", "version": env!("CARGO_PKG_VERSION") },
         "security": [ { "apiKey": [], "apiSecret": [] }, { "bearer": [] } ],
@@ -61,6 +126,7 @@ pub(crate) fn document() -> Value {
                         q("q", json!({ "type": "string" })),
                         q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
                         q("application", json!({ "type": "string" })),
+                        q("app_id", json!({ "type": "string" })),
                         q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
                         q("cursor", json!({ "type": "string" }))
                     ],
@@ -129,10 +195,11 @@ pub(crate) fn document() -> Value {
                 "Error": { "type": "object", "required": ["error", "message"], "properties": { "error": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } },
                 "ApiKey": {
                     "type": "object",
-                    "required": ["id", "account_id", "name", "description", "application", "permissions", "status", "protected", "created_at", "updated_at", "expires_at", "last_used_at", "allowed_cidrs", "metadata"],
+                    "required": ["id", "account_id", "name", "description", "application", "app_id", "permissions", "status", "protected", "created_at", "updated_at", "expires_at", "last_used_at", "allowed_cidrs", "metadata"],
                     "properties": {
                         "id": { "type": "string" }, "account_id": { "type": "string" }, "name": { "type": "string" },
                         "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "app_id": { "type": ["string", "null"] },
                         "permissions": { "type": "array", "items": { "type": "string" } },
                         "status": { "type": "string", "enum": ["active", "inactive"] }, "protected": { "type": "boolean" },
                         "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
@@ -140,13 +207,14 @@ pub(crate) fn document() -> Value {
                         "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
                     }
                 },
-                "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret"], "properties": { "secret": { "type": "string" } } } ] },
+                "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key"], "properties": { "secret": { "type": "string" }, "key": { "type": "string", "description": "The single-string form of id and secret, shown once" } } } ] },
                 "UpdatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
-                "RotatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "previous_secret_expires_at", "effective_by"], "properties": { "secret": { "type": "string" }, "previous_secret_expires_at": { "type": ["string", "null"], "format": "date-time" }, "effective_by": { "type": "string", "format": "date-time" } } } ] },
+                "RotatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key", "previous_secret_expires_at", "effective_by"], "properties": { "secret": { "type": "string" }, "key": { "type": "string" }, "previous_secret_expires_at": { "type": ["string", "null"], "format": "date-time" }, "effective_by": { "type": "string", "format": "date-time" } } } ] },
                 "NewKey": {
                     "type": "object", "additionalProperties": false, "required": ["name", "permissions"],
                     "properties": {
                         "name": { "type": "string" }, "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "app_id": { "type": ["string", "null"] },
                         "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
                         "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
                     }
@@ -176,5 +244,8 @@ pub(crate) fn document() -> Value {
                 "Whoami": { "type": "object", "required": ["account_id", "key_id", "session_id", "permissions"], "properties": { "account_id": { "type": "string" }, "key_id": { "type": "string" }, "session_id": { "type": ["string", "null"] }, "permissions": { "type": "array", "items": { "type": "string" } } } }
             }
         }
-    })
+    });
+    merge(doc.pointer_mut("/paths"), app_paths());
+    merge(doc.pointer_mut("/components/schemas"), app_schemas());
+    doc
 }

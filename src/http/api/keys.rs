@@ -8,11 +8,12 @@ use super::sessions::rfc3339;
 use super::{Op, Request, Response};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::context::Label;
+use crate::error::Error;
 use crate::http::auth;
 use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
-use crate::id::KeyId;
+use crate::id::{AppId, KeyId};
 use crate::permission::Permission;
 use crate::principal::Principal;
 use crate::service::{Actor, KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
@@ -21,6 +22,7 @@ const CREATE_FIELDS: &[&str] = &[
     "name",
     "description",
     "application",
+    "app_id",
     "permissions",
     "expires_at",
     "allowed_cidrs",
@@ -113,6 +115,13 @@ async fn create(
         new.description = d.unwrap_or_default();
     }
     new.application = f.string("application")?.flatten();
+    new.app_id = match f.string("app_id")?.flatten() {
+        None => None,
+        Some(a) => Some(
+            AppId::new(&a)
+                .map_err(|_| HttpError::invalid_value(cfg, "app_id", "no such application"))?,
+        ),
+    };
     new.permissions = f
         .permissions("permissions")?
         .ok_or_else(|| HttpError::invalid_value(cfg, "permissions", "is required"))?;
@@ -124,15 +133,37 @@ async fn create(
     let issued = kw
         .issue_key(Actor::Principal(p), p.account_id(), new)
         .await
-        .map_err(|e| HttpError::from_service(cfg, e))?;
+        .map_err(|e| match e {
+            Error::NotFound("application") => {
+                HttpError::invalid_value(cfg, "app_id", "no such application")
+            }
+            e => HttpError::from_service(cfg, e),
+        })?;
     let mut out = record(&issued.key);
     out.insert("secret".into(), issued.secret.expose().into());
+    out.insert(
+        "key".into(),
+        single_string(kw, cfg, &issued.key, &issued.secret)?,
+    );
     Ok(Response::json(201, &Value::Object(out)))
+}
+
+/// The single-string form (`<prefix>_ak_…`) of a new id and secret, shown
+/// once beside the secret.
+fn single_string(
+    kw: &Keyward,
+    cfg: &HttpConfig,
+    key: &ApiKey,
+    secret: &crate::secret::Secret,
+) -> Result<Value, HttpError> {
+    crate::credential::combine_key(kw.prefix(), &key.id, secret)
+        .map(|s| Value::from(s.expose()))
+        .map_err(|e| HttpError::from_service(cfg, Error::Internal(Box::new(e))))
 }
 
 /// Parses a query string into `(name, value)` pairs, each name at most
 /// once and one of `allowed`.
-fn query<'q>(
+pub(super) fn query<'q>(
     cfg: &HttpConfig,
     raw: &str,
     allowed: &[&'q str],
@@ -162,7 +193,7 @@ fn query<'q>(
     Ok(out)
 }
 
-fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
+pub(super) fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
     v.parse::<usize>()
         .ok()
         .filter(|n| (1..=100).contains(n))
@@ -171,7 +202,7 @@ fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
         })
 }
 
-fn page(items: Vec<Value>, next: Option<String>) -> Value {
+pub(super) fn page(items: Vec<Value>, next: Option<String>) -> Value {
     json!({ "items": items, "next_cursor": next })
 }
 
@@ -185,7 +216,7 @@ async fn list(
     for (name, v) in query(
         cfg,
         req.query,
-        &["q", "status", "application", "limit", "cursor"],
+        &["q", "status", "application", "app_id", "limit", "cursor"],
     )? {
         match name {
             "q" => l.q = Some(v),
@@ -203,6 +234,13 @@ async fn list(
                 });
             }
             "application" => l.application = Some(v),
+            "app_id" => {
+                // An id that cannot exist names no application: no keys.
+                match AppId::new(&v) {
+                    Ok(a) => l.app_id = Some(a),
+                    Err(_) => return Ok(Response::json(200, &page(Vec::new(), None))),
+                }
+            }
             "limit" => l.limit = limit(cfg, &v)?,
             _ => l.cursor = Some(v),
         }
@@ -291,6 +329,7 @@ async fn rotate(
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&r.key);
     out.insert("secret".into(), r.secret.expose().into());
+    out.insert("key".into(), single_string(kw, cfg, &r.key, &r.secret)?);
     out.insert(
         "previous_secret_expires_at".into(),
         r.previous_secret_expires_at.map_or(Value::Null, rfc3339),

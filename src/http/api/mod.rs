@@ -2,6 +2,7 @@
 //! path of [`ROUTES`] and hand each request here, so both frameworks give
 //! the same answers byte for byte.
 
+mod apps;
 mod keys;
 mod sessions;
 
@@ -26,6 +27,11 @@ pub(crate) enum Op {
     RotateKey,
     KeyEvents,
     KeyUsage,
+    CreateApp,
+    ListApps,
+    GetApp,
+    UpdateApp,
+    DeleteApp,
     Login,
     Logout,
     Whoami,
@@ -43,6 +49,11 @@ pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
     ("POST", "/apikeys/{id}/rotate", Op::RotateKey),
     ("GET", "/apikeys/{id}/events", Op::KeyEvents),
     ("GET", "/apikeys/{id}/usage", Op::KeyUsage),
+    ("POST", "/apps", Op::CreateApp),
+    ("GET", "/apps", Op::ListApps),
+    ("GET", "/apps/{id}", Op::GetApp),
+    ("PATCH", "/apps/{id}", Op::UpdateApp),
+    ("DELETE", "/apps/{id}", Op::DeleteApp),
     ("POST", "/auth/login", Op::Login),
     ("POST", "/auth/logout", Op::Logout),
     ("GET", "/auth/whoami", Op::Whoami),
@@ -137,6 +148,9 @@ pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -
         Op::Login => sessions::login(kw, cfg, &req).await,
         Op::Logout => sessions::logout(kw, cfg, &req).await,
         Op::Whoami => sessions::whoami(kw, cfg, &req).await,
+        Op::CreateApp | Op::ListApps | Op::GetApp | Op::UpdateApp | Op::DeleteApp => {
+            apps::handle(kw, cfg, op, &req).await
+        }
         op => keys::handle(kw, cfg, op, &req).await,
     };
     result.unwrap_or_else(HttpError::render)
