@@ -14,6 +14,12 @@ use crate::id::{AccountId, KeyId, SessionId};
 pub enum AuditAction {
     /// An account was created.
     AccountCreated,
+    /// An account's name or permissions changed.
+    AccountUpdated,
+    /// An account was deactivated: none of its keys authenticates.
+    AccountDeactivated,
+    /// An account was reactivated.
+    AccountActivated,
     /// A key was issued.
     KeyCreated,
     /// A key's name, description, permissions, expiry, networks, metadata or
@@ -50,6 +56,9 @@ impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccountCreated => "account_created",
+            Self::AccountUpdated => "account_updated",
+            Self::AccountDeactivated => "account_deactivated",
+            Self::AccountActivated => "account_activated",
             Self::KeyCreated => "key_created",
             Self::KeyUpdated => "key_updated",
             Self::KeyDeactivated => "key_deactivated",

@@ -31,7 +31,7 @@ mod usage;
 pub mod http;
 pub mod store;
 
-pub use account::{Account, NewAccount};
+pub use account::{Account, AccountStatus, AccountUpdate, NewAccount};
 pub use api_key::{ApiKey, KeyStatus};
 pub use app::{App, AppStatus, AppUpdate, NewApp};
 pub use audit::{ActorKind, AuditAction, AuditActor, AuditEvent};
@@ -48,9 +48,9 @@ pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
 pub use secret::Secret;
 pub use service::{
-    Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted, EventPage, IssuedKey, KeyPage,
-    KeyUpdate, Keyward, KeywardBuilder, ListApps, ListKeys, LoginSession, NewKey, Rotated, Updated,
-    UsageFilter, User, may_manage,
+    AccountPage, AccountUpdated, Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted,
+    EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder, ListAccounts, ListApps,
+    ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, User, may_manage,
 };
 pub use session::Session;
 pub use store::MemoryStore;

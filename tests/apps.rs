@@ -316,6 +316,8 @@ async fn apps_are_scoped_to_their_account_and_listed_with_filters() {
         "got {r:?}"
     );
     for title in ["Billing export", "Mobile", "billing API"] {
+        // Apart in time: listed in creation order.
+        f.clock.advance(time::Duration::seconds(1));
         f.kw.create_app(Actor::Principal(&admin), &f.account.id, NewApp::new(title))
             .await
             .expect("app");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::Keyward;
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::KeyStatus;
 use crate::cache::{Extra, KeyEntry, SecretSlot};
 use crate::digest::Tag;
@@ -54,22 +54,27 @@ impl Keyward {
         tag: Option<Tag>,
         read_at: i64,
     ) -> Result<()> {
-        // A key of an inactive (or vanished) application is refused like
-        // an inactive key; its own status stays as stored.
-        let app_off;
-        let stored = match stored.key.app_id {
-            Some(app) if !self.app_is_active(&app).await? => {
-                let mut off = stored.clone();
-                off.key.status = KeyStatus::Inactive;
-                app_off = off;
-                &app_off
-            }
-            _ => stored,
-        };
         let account = self.load_account(&stored.key.account_id).await?;
         let (account_perms, fetched_at) = match &account {
             Some((a, at)) => (a.permissions.clone(), read_at.min(*at)),
             None => (PermissionSet::new(), read_at),
+        };
+        // A key of an inactive account or application (or a vanished one)
+        // is refused like an inactive key; its own status stays as stored.
+        let account_off = account
+            .as_ref()
+            .is_some_and(|(a, _)| a.status == AccountStatus::Inactive);
+        let switched_off;
+        let stored = match stored.key.app_id {
+            _ if account_off => {
+                switched_off = inactive(stored);
+                &switched_off
+            }
+            Some(app) if !self.app_is_active(&app).await? => {
+                switched_off = inactive(stored);
+                &switched_off
+            }
+            _ => stored,
         };
         self.inner
             .keys
@@ -85,6 +90,13 @@ impl Keyward {
         let app = self.inner.store.get_app(id).await?;
         Ok(app.is_some_and(|a| a.status == crate::app::AppStatus::Active))
     }
+}
+
+/// `stored` with its status inactive.
+fn inactive(stored: &StoredKey) -> StoredKey {
+    let mut off = stored.clone();
+    off.key.status = KeyStatus::Inactive;
+    off
 }
 
 /// The cache entry for a stored key.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
+pub use accounts::{AccountPage, AccountUpdated, ListAccounts};
 pub use actor::{Actor, User};
 pub use apps::{AppDeleted, AppPage, AppUpdated, ListApps};
 pub use audit::{EventPage, UsageFilter};

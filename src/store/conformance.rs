@@ -40,7 +40,11 @@ mod keys;
 mod sessions;
 mod usage;
 
-pub use accounts::{insert_account_conflicts, insert_account_round_trips};
+pub use accounts::{
+    insert_account_conflicts, insert_account_round_trips,
+    list_accounts_lists_children_with_filters_and_pages,
+    update_account_writes_and_deactivation_ends_sessions,
+};
 pub use apps::{
     app_counts_and_lists_its_keys, delete_app_refused_while_it_has_keys,
     insert_app_round_trips_and_conflicts, list_apps_filters_orders_and_paginates,
@@ -119,6 +123,8 @@ macro_rules! store_conformance_tests {
         $crate::__store_conformance_cases!(($make) ($teardown);
             insert_account_round_trips,
             insert_account_conflicts,
+            list_accounts_lists_children_with_filters_and_pages,
+            update_account_writes_and_deactivation_ends_sessions,
             get_absent_returns_none,
             insert_key_round_trips_every_field,
             insert_key_conflicts,

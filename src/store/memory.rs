@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery,
-    UsageRecord,
+    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
+    UsageQuery, UsageRecord,
 };
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
@@ -76,6 +76,51 @@ impl KeyStore for MemoryStore {
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
         Ok(self.lock()?.accounts.get(id).cloned())
+    }
+
+    async fn list_accounts(
+        &self,
+        parent: &AccountId,
+        q: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        let g = self.lock()?;
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let mut out: Vec<Account> = g
+            .accounts
+            .values()
+            .filter(|a| a.parent.as_ref() == Some(parent))
+            .filter(|a| q.status.is_none_or(|s| a.status == s))
+            .filter(|a| {
+                needle
+                    .as_ref()
+                    .is_none_or(|n| a.name.to_lowercase().contains(n.as_str()))
+            })
+            .filter(|a| {
+                q.after
+                    .as_ref()
+                    .is_none_or(|(at, id)| (a.created_at, a.id) > (*at, *id))
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|a| (a.created_at, a.id));
+        out.truncate(q.limit);
+        Ok(out)
+    }
+
+    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        let current = g
+            .accounts
+            .get_mut(&account.id)
+            .ok_or(StoreError::NotFound)?;
+        current.name.clone_from(&account.name);
+        current.permissions.clone_from(&account.permissions);
+        current.status = account.status;
+        if account.status == AccountStatus::Inactive {
+            g.sessions.retain(|_, s| s.account_id != account.id);
+        }
+        g.events.push(event.clone());
+        Ok(())
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use std::fmt;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
@@ -118,6 +118,20 @@ pub struct KeyQuery {
     pub limit: usize,
 }
 
+/// Filters and keyset pagination for [`KeyStore::list_accounts`]. Results
+/// are ordered by `(created_at, id)` ascending.
+#[derive(Debug, Clone, Default)]
+pub struct AccountQuery {
+    /// Only accounts whose name contains this text (case-insensitive).
+    pub name_contains: Option<String>,
+    /// Only accounts with this status.
+    pub status: Option<AccountStatus>,
+    /// Only accounts after this `(created_at, id)` position.
+    pub after: Option<(OffsetDateTime, AccountId)>,
+    /// At most this many accounts.
+    pub limit: usize,
+}
+
 /// Filters and keyset pagination for [`KeyStore::list_apps`]. Results are
 /// ordered by `(created_at, id)` ascending.
 #[derive(Debug, Clone, Default)]
@@ -197,9 +211,9 @@ pub enum Change {
     Reset,
 }
 
-/// The error of the application methods' defaults.
-fn no_apps() -> StoreError {
-    StoreError::Backend("this store does not implement applications".into())
+/// The error of the defaults of methods added after the first release.
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Backend(format!("this store does not implement {what}").into())
 }
 
 /// Persistence for keyward. Implement it to bring your own database; run
@@ -214,6 +228,26 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// The account with this id.
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+
+    /// The child accounts of `parent` matching `query`, ordered by
+    /// `(created_at, id)`.
+    ///
+    /// This and [`update_account`](Self::update_account) have defaults that
+    /// fail with [`StoreError::Backend`] (as the application methods do).
+    async fn list_accounts(
+        &self,
+        _parent: &AccountId,
+        _query: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        Err(unsupported("accounts listing"))
+    }
+
+    /// Writes `account`'s name, permissions and status and appends `event`,
+    /// in one transaction. When it becomes inactive, the sessions of its
+    /// keys are deleted. [`StoreError::NotFound`] if absent.
+    async fn update_account(&self, _account: &Account, _event: &AuditEvent) -> StoreResult<()> {
+        Err(unsupported("account updates"))
+    }
 
     /// Inserts a key; [`StoreError::Conflict`] if the id exists.
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()>;
@@ -249,19 +283,19 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// applications existed still compiles and serves keys without one;
     /// implement all five (and run the conformance suite) to support them.
     async fn insert_app(&self, _app: &App, _event: &AuditEvent) -> StoreResult<()> {
-        Err(no_apps())
+        Err(unsupported("applications"))
     }
 
     /// The application with this id, with the counts of its active and
     /// inactive keys.
     async fn get_app(&self, _id: &AppId) -> StoreResult<Option<App>> {
-        Err(no_apps())
+        Err(unsupported("applications"))
     }
 
     /// Applications of an account matching `query`, ordered by
     /// `(created_at, id)`, with their key counts.
     async fn list_apps(&self, _account: &AccountId, _query: &AppQuery) -> StoreResult<Vec<App>> {
-        Err(no_apps())
+        Err(unsupported("applications"))
     }
 
     /// Writes `app`'s title, description, status and `updated_at`, and
@@ -272,14 +306,14 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// whose version moved (none when the status did not change).
     /// [`StoreError::NotFound`] if absent.
     async fn update_app(&self, _app: &App, _event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
-        Err(no_apps())
+        Err(unsupported("applications"))
     }
 
     /// Deletes an application and appends `event`; [`StoreError::NotFound`]
     /// if absent, [`StoreError::Conflict`] while a key still belongs to it
     /// (nothing is written then).
     async fn delete_app(&self, _id: &AppId, _event: &AuditEvent) -> StoreResult<()> {
-        Err(no_apps())
+        Err(unsupported("applications"))
     }
 
     /// Inserts a session; [`StoreError::Conflict`] if the id exists.

@@ -23,10 +23,10 @@ pub use options::PostgresOptions;
 
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
-    UsageQuery, UsageRecord,
+    AccountQuery, AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult,
+    StoredKey, UsageQuery, UsageRecord,
 };
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
 use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
@@ -234,6 +234,24 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
     })
 }
 
+const ACCOUNT_COLUMNS: &str =
+    "id, name, parent, permissions::text AS permissions, status, created_at";
+
+fn account_row(r: &PgRow) -> StoreResult<Account> {
+    let g = |e| map_err(e, "decode");
+    let id_: String = r.try_get("id").map_err(g)?;
+    let perms: String = r.try_get("permissions").map_err(g)?;
+    let status: String = r.try_get("status").map_err(g)?;
+    sql::account(
+        &id_,
+        r.try_get("name").map_err(g)?,
+        r.try_get("parent").map_err(g)?,
+        &perms,
+        &status,
+        r.try_get("created_at").map_err(g)?,
+    )
+}
+
 fn app_row(r: &PgRow) -> StoreResult<App> {
     let g = |e| map_err(e, "decode");
     AppRow {
@@ -310,14 +328,16 @@ impl KeyStore for PostgresStore {
     async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, parent, permissions, created_at) \
-             VALUES ($1, $2, $3, $4::jsonb, $5)",
+            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
         )
         .bind(account.id.as_str())
         .bind(&account.name)
         .bind(account.parent.as_ref().map(AccountId::as_str))
         .bind(sql::to_json(&account.permissions)?)
         .bind(account.created_at)
+        .bind(account.status.as_str())
+        .bind(account.name.to_lowercase())
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
@@ -326,26 +346,77 @@ impl KeyStore for PostgresStore {
     }
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(
-            "SELECT id, name, parent, permissions::text AS permissions, created_at \
-             FROM accounts WHERE id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+        )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| map_err(e, "read"))?;
-        let Some(r) = row else { return Ok(None) };
-        let g = |e| map_err(e, "decode");
-        let id_: String = r.try_get("id").map_err(g)?;
-        let perms: String = r.try_get("permissions").map_err(g)?;
-        sql::account(
-            &id_,
-            r.try_get("name").map_err(g)?,
-            r.try_get("parent").map_err(g)?,
-            &perms,
-            r.try_get("created_at").map_err(g)?,
+        row.map(|r| account_row(&r)).transpose()
+    }
+
+    async fn list_accounts(
+        &self,
+        parent: &AccountId,
+        q: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE parent = $1 \
+             AND ($2::text IS NULL OR strpos(name_lower, $2) > 0) \
+             AND ($3::text IS NULL OR status = $3) \
+             AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::text)) \
+             ORDER BY created_at, id LIMIT $6"
+        )))
+        .bind(parent.as_str())
+        .bind(needle.as_deref())
+        .bind(q.status.map(AccountStatus::as_str))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(account_row).collect()
+    }
+
+    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE accounts SET name = $1, name_lower = $2, permissions = $3::jsonb, \
+             status = $4 WHERE id = $5",
         )
-        .map(Some)
+        .bind(&account.name)
+        .bind(account.name.to_lowercase())
+        .bind(sql::to_json(&account.permissions)?)
+        .bind(account.status.as_str())
+        .bind(account.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "account update"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if account.status == AccountStatus::Inactive {
+            let ended: Vec<String> =
+                sqlx::query_scalar("DELETE FROM sessions WHERE account_id = $1 RETURNING id")
+                    .bind(account.id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(e, "delete"))?;
+            for sid in &ended {
+                let sid: SessionId = sql::id(sid, "sessions.id")?;
+                self.announce(&mut tx, &Change::Session(sid)).await?;
+            }
+        }
+        insert_event(&mut tx, event).await?;
+        self.announce(&mut tx, &Change::Account(account.id)).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{PhcString, PreviousSecret, StoreError, StoreResult, StoredKey, UsageRecord};
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::app::{App, AppStatus};
 use crate::audit::{AuditAction, AuditActor, AuditEvent};
@@ -213,6 +213,7 @@ pub(crate) fn account(
     name: String,
     parent: Option<String>,
     permissions: &str,
+    status: &str,
     created_at: OffsetDateTime,
 ) -> StoreResult<Account> {
     Ok(Account {
@@ -222,6 +223,7 @@ pub(crate) fn account(
             .map(|p| id::<AccountId>(&p, "accounts.parent"))
             .transpose()?,
         permissions: from_json(permissions, "accounts.permissions")?,
+        status: AccountStatus::parse(status).ok_or_else(|| corrupt("accounts.status"))?,
         created_at,
     })
 }

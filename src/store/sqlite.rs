@@ -19,10 +19,10 @@ use time::OffsetDateTime;
 
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery,
-    UsageRecord,
+    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
+    UsageQuery, UsageRecord,
 };
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
 use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
@@ -155,6 +155,23 @@ fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     })
 }
 
+const ACCOUNT_COLUMNS: &str = "id, name, parent, permissions, status, created_at";
+
+fn account_row(r: &SqliteRow) -> StoreResult<Account> {
+    let g = |e| map_err(e, "decode");
+    let id_: String = r.try_get("id").map_err(g)?;
+    let perms: String = r.try_get("permissions").map_err(g)?;
+    let status: String = r.try_get("status").map_err(g)?;
+    sql::account(
+        &id_,
+        r.try_get("name").map_err(g)?,
+        r.try_get("parent").map_err(g)?,
+        &perms,
+        &status,
+        from_us(r.try_get("created_at").map_err(g)?)?,
+    )
+}
+
 fn app_row(r: &SqliteRow) -> StoreResult<App> {
     let g = |e| map_err(e, "decode");
     AppRow {
@@ -232,14 +249,16 @@ impl KeyStore for SqliteStore {
     async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, parent, permissions, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(account.id.as_str())
         .bind(&account.name)
         .bind(account.parent.as_ref().map(AccountId::as_str))
         .bind(sql::to_json(&account.permissions)?)
         .bind(us(account.created_at))
+        .bind(account.status.as_str())
+        .bind(account.name.to_lowercase())
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
@@ -248,25 +267,75 @@ impl KeyStore for SqliteStore {
     }
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(
-            "SELECT id, name, parent, permissions, created_at FROM accounts WHERE id = ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?"
+        )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| map_err(e, "read"))?;
-        let Some(r) = row else { return Ok(None) };
-        let g = |e| map_err(e, "decode");
-        let id_: String = r.try_get("id").map_err(g)?;
-        let perms: String = r.try_get("permissions").map_err(g)?;
-        sql::account(
-            &id_,
-            r.try_get("name").map_err(g)?,
-            r.try_get("parent").map_err(g)?,
-            &perms,
-            from_us(r.try_get("created_at").map_err(g)?)?,
+        row.map(|r| account_row(&r)).transpose()
+    }
+
+    async fn list_accounts(
+        &self,
+        parent: &AccountId,
+        q: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let status = q.status.map(AccountStatus::as_str);
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE parent = ? \
+             AND (? IS NULL OR instr(name_lower, ?) > 0) \
+             AND (? IS NULL OR status = ?) \
+             AND (? IS NULL OR (created_at, id) > (?, ?)) \
+             ORDER BY created_at, id LIMIT ?"
+        )))
+        .bind(parent.as_str())
+        .bind(needle.as_deref())
+        .bind(needle.as_deref())
+        .bind(status)
+        .bind(status)
+        .bind(after_at)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(account_row).collect()
+    }
+
+    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE accounts SET name = ?, name_lower = ?, permissions = ?, status = ? \
+             WHERE id = ?",
         )
-        .map(Some)
+        .bind(&account.name)
+        .bind(account.name.to_lowercase())
+        .bind(sql::to_json(&account.permissions)?)
+        .bind(account.status.as_str())
+        .bind(account.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "account update"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if account.status == AccountStatus::Inactive {
+            sqlx::query("DELETE FROM sessions WHERE account_id = ?")
+                .bind(account.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "delete"))?;
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {

@@ -83,6 +83,7 @@ pub(super) fn account() -> Account {
         name: "Acme Ünïcode".into(),
         parent: Some(account_id()),
         permissions: perms(&["readApiKeys", "writeApiKeys", "readApplications"]),
+        status: crate::account::AccountStatus::Active,
         created_at: at(0, 1),
     }
 }

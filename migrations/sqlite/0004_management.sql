@@ -1,3 +1,13 @@
+-- keyward schema: the management plane (applications, account status).
+
+-- Accounts can be switched off (their keys and sessions stop), and are
+-- searched by name.
+ALTER TABLE accounts ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE accounts ADD COLUMN name_lower TEXT NOT NULL DEFAULT '';
+-- (SQLite's lower() folds ASCII only; new rows get full Unicode folding.)
+UPDATE accounts SET name_lower = lower(name);
+CREATE INDEX accounts_by_parent ON accounts (parent, created_at, id);
+
 -- Applications: a titled group of keys of one account, switched off and on
 -- as a whole. A key belongs to at most one (`keys.app_id`).
 CREATE TABLE apps (
