@@ -3,6 +3,9 @@
 //! ```sh
 //! KEYWARD_DATABASE_URL=sqlite://keyward.db cargo run --example actix_server --features actix,sqlite
 //! ```
+//!
+//! `KEYWARD_HEADER_READ_TIMEOUT_SECS` (default 10, at most 10), as
+//! `server.rs`.
 
 mod support;
 
@@ -58,6 +61,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .service(scope(""))
     })
     .shutdown_timeout(30)
+    // Slowloris: a connection must send its whole request head in time
+    // (actix answers 408 and closes), and gets 1 s to close afterwards.
+    .client_request_timeout(support::header_read_timeout())
+    .client_disconnect_timeout(std::time::Duration::from_secs(1))
     .bind(&addr)?;
     for a in server.addrs() {
         tracing::info!(addr = %a, "listening");

@@ -4,21 +4,31 @@
 //! ```sh
 //! KEYWARD_DATABASE_URL=sqlite://keyward.db cargo run --example server --features axum,sqlite
 //! ```
+//!
+//! `KEYWARD_HEADER_READ_TIMEOUT_SECS` (default 10, at most 10) closes
+//! connections that do not send a whole request head in time.
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{FromRef, State};
+use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use keyward::http::HttpConfig;
 use keyward::http::axum::{require, router};
 use keyward::{Keyward, Principal};
 use serde_json::{Value, json};
 use support::{Applications, NewApplication};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 #[derive(Clone)]
 struct AppState {
@@ -70,6 +80,55 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Serves `app` over HTTP/1.1 with a header-read timeout: a connection
+/// that has not sent a whole request head within `header_timeout` is
+/// closed (slowloris). `axum::serve` has no such setting, so this is
+/// hyper's connection builder, which has; stops on SIGINT/SIGTERM and
+/// drains open connections (at most 30 s).
+async fn serve(listener: TcpListener, app: Router, header_timeout: Duration) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        // The adapters read the peer address from `ConnectInfo`.
+        let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(Duration::from_secs(30)) => {
+            tracing::warn!("connections still open after 30 s; closing them");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     support::init_tracing();
@@ -95,12 +154,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = support::listen_addr();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    serve(listener, app, support::header_read_timeout()).await;
     kw.shutdown().await?;
     tracing::info!("usage flushed; bye");
     Ok(())

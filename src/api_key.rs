@@ -49,7 +49,8 @@ pub struct ApiKey {
     pub permissions: PermissionSet,
     /// Active or inactive.
     pub status: KeyStatus,
-    /// Protected keys cannot be deleted (system keys).
+    /// Protected keys (the application's own system keys) are rotated,
+    /// changed, deactivated and deleted only by [`Actor::System`](crate::Actor::System).
     pub protected: bool,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]

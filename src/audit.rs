@@ -204,3 +204,31 @@ pub struct AuditEvent {
     /// Details: the fields changed, grace periods and so on. Never a secret.
     pub details: serde_json::Value,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Events written before `kind` existed read back with the kind their
+    /// fields imply; new ones name it.
+    #[test]
+    fn actors_stored_without_a_kind_read_back_with_the_implied_one() {
+        let old: AuditActor =
+            serde_json::from_str(r#"{"key_id":null,"session_id":null,"account_id":null}"#).unwrap();
+        assert_eq!(old, AuditActor::system());
+        let key: AuditActor = serde_json::from_str(
+            r#"{"key_id":"kw_00000000000000000","session_id":null,"account_id":"acme"}"#,
+        )
+        .unwrap();
+        assert_eq!(key.kind, ActorKind::Key);
+        let json = serde_json::to_value(AuditActor::system()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "system", "key_id": null, "session_id": null, "account_id": null, "user_id": null, "user_name": null})
+        );
+        let back: AuditActor = serde_json::from_value(json).unwrap();
+        assert_eq!(back, AuditActor::system());
+    }
+}

@@ -83,7 +83,7 @@ pub enum Error {
     },
     /// The key would be less restricted (a later or no expiry, networks
     /// outside the acting key's) than the key the actor acts with (403).
-    #[error("{field} {reason}")]
+    #[error("{field}: {reason}")]
     RestrictionNotHeld {
         /// The field (`expires_at`, `allowed_cidrs`).
         field: &'static str,

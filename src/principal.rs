@@ -67,6 +67,12 @@ impl Principal {
         crate::service::holds(self.permissions(), permission)
     }
 
+    /// [`has`](Self::has) by name (a name checked at compile time).
+    #[cfg(feature = "axum")]
+    pub(crate) fn has_name(&self, name: &str) -> bool {
+        crate::service::holds_name(self.permissions(), name)
+    }
+
     /// Succeeds when the principal holds `permission`.
     ///
     /// # Errors

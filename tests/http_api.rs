@@ -11,10 +11,10 @@ use std::sync::Arc;
 use actix_web::dev::{Service, ServiceResponse};
 use axum::Router;
 use axum::extract::ConnectInfo;
-use keyward::http::HttpConfig;
+use keyward::http::{HostUser, HttpConfig};
 use keyward::{
     AccountId, Actor, KeyId, Keyward, ManualClock, MemoryStore, NewAccount, NewKey, PermissionSet,
-    Principal,
+    Principal, User,
 };
 use serde_json::{Value, json};
 use time::Duration;
@@ -112,12 +112,19 @@ async fn fixture() -> Fixture {
         ("rotatee", acme, &["readApplications"][..], 0),
         ("patchee", acme, &["readApplications"][..], 0),
         ("foreign", other, &ALL[..], 0),
+        ("wonly", acme, &["writeApiKeys"][..], 0),
+        ("fenced", acme, &["writeApiKeys", "readApplications"][..], 6),
     ] {
         let mut new = NewKey::new(name).permissions(perms(p));
         match extra {
             2 => new = new.expires_at(now + Duration::minutes(1)),
             4 => new = new.allowed_cidrs(vec!["198.51.100.0/24".parse().unwrap()]),
             5 => new = new.protected(true),
+            6 => {
+                new = new
+                    .expires_at(now + Duration::days(1))
+                    .allowed_cidrs(vec!["203.0.113.0/24".parse().unwrap()]);
+            }
             _ => {}
         }
         let cred = issue(&kw, &account, new).await;
@@ -326,6 +333,33 @@ where
 
 // -------------------------------------------------------------------- apps
 
+/// The host application's own login, as a test stand-in: `x-test-user:
+/// admin|staff` signs a person in (a real host reads its session cookie).
+fn host_user_of(role: Option<&[u8]>) -> Option<HostUser> {
+    let acme = AccountId::new("acme").unwrap();
+    let user = match role? {
+        b"admin" => User::new(
+            "u-1",
+            "Ada Admin",
+            acme,
+            perms(&["readApiKeys", "writeApiKeys", "readApplications"]),
+        ),
+        b"staff" => User::new("u-2", "Sam Staff", acme, perms(&["readApiKeys"])),
+        _ => return None,
+    };
+    Some(HostUser::new(user.unwrap()))
+}
+
+async fn axum_host_login(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(u) = host_user_of(req.headers().get("x-test-user").map(|v| v.as_bytes())) {
+        req.extensions_mut().insert(u);
+    }
+    next.run(req).await
+}
+
 async fn whoami_opt(p: Option<Principal>) -> String {
     p.map_or_else(|| "anonymous".to_owned(), |p| p.key_id().to_string())
 }
@@ -336,6 +370,12 @@ impl keyward::http::RequiredPermission for ReadApplications {
     const NAME: &'static str = "readApplications";
 }
 
+struct ReadApiKeys;
+
+impl keyward::http::RequiredPermission for ReadApiKeys {
+    const NAME: &'static str = "readApiKeys";
+}
+
 fn axum_app(kw: &Keyward) -> Router {
     use axum::routing::get;
     use keyward::http::axum::{Authorized, require, router};
@@ -344,6 +384,9 @@ fn axum_app(kw: &Keyward) -> Router {
     }
     async fn apps_authorized(p: Authorized<ReadApplications>) -> String {
         format!("applications of {}", p.account_id())
+    }
+    async fn keys_authorized(p: Authorized<ReadApiKeys>) -> String {
+        format!("keys of {}", p.account_id())
     }
     // An application state holding the `Keyward` (the extractor's other
     // path: `FromRef` rather than the state itself).
@@ -365,9 +408,15 @@ fn axum_app(kw: &Keyward) -> Router {
             get(apps).route_layer(require(kw, "readApplications")),
         )
         .route("/authorized", get(apps_authorized))
+        .route("/authorized-keys", get(keys_authorized))
+        .route(
+            "/keys-reader",
+            get(apps).route_layer(require(kw, "readApiKeys")),
+        )
         .merge(app_state)
         .route("/optional", get(whoami_opt))
         .merge(router(kw.clone(), Fixture::config()))
+        .layer(axum::middleware::from_fn(axum_host_login))
         .layer(axum::Extension(Arc::new(Fixture::config())))
         .with_state(kw.clone())
 }
@@ -383,6 +432,15 @@ macro_rules! actix_app {
             whoami_opt(p.0).await
         }
         App::new()
+            .wrap_fn(|req, srv| {
+                use actix_web::HttpMessage as _;
+                if let Some(u) =
+                    host_user_of(req.headers().get("x-test-user").map(|v| v.as_bytes()))
+                {
+                    req.extensions_mut().insert(u);
+                }
+                srv.call(req)
+            })
             .app_data(web::Data::new($kw.clone()))
             .app_data(web::Data::new(Fixture::config()))
             .service(
@@ -391,6 +449,11 @@ macro_rules! actix_app {
                     .route(web::get().to(apps)),
             )
             .route("/optional", web::get().to(whoami_opt_actix))
+            .service(
+                web::resource("/keys-reader")
+                    .wrap(RequirePermission::new("readApiKeys"))
+                    .route(web::get().to(apps)),
+            )
             .service(scope(""))
     }};
 }
@@ -436,6 +499,8 @@ fn table(fx: &Fixture) -> Vec<Case> {
     let admin = fx.key("admin");
     let reader = fx.key("reader");
     let writer = fx.key("writer");
+    let wonly = fx.key("wonly");
+    let fenced = fx.key("fenced");
     let wrong = Cred {
         id: admin.id.clone(),
         secret: reader.secret.clone(),
@@ -570,6 +635,47 @@ fn table(fx: &Fixture) -> Vec<Case> {
         case("login, inactive key", req("POST", "/auth/login").key(fx.key("inactive")), 401).code("invalid_credentials").www(INVALID_TOKEN),
         case("logout with a key", req("POST", "/auth/logout").key(admin), 400).code("invalid_request"),
         case("logout without credentials", req("POST", "/auth/logout"), 401).code("missing_credentials"),
+        // --- issue 10: no principal gains or removes power it does not hold
+        case("takeover: rotate the protected admin key with writeApiKeys only", req("POST", format!("/apikeys/{}/rotate", fx.id("protected"))).key(wonly).json(json!({"grace_period_seconds": 604800})), 403).code("permission_not_held"),
+        case("takeover: rotate a stronger key", req("POST", format!("/apikeys/{}/rotate", admin.id)).key(wonly).json(json!({"grace_period_seconds": 604800})), 403).code("permission_not_held"),
+        case("disarm: deactivate a stronger key", req("PATCH", format!("/apikeys/{}", admin.id)).key(wonly).json(json!({"status": "inactive"})), 403).code("permission_not_held"),
+        case("disarm: narrow a stronger key", req("PATCH", format!("/apikeys/{}", admin.id)).key(writer).json(json!({"permissions": ["readApiKeys"]})), 403).code("permission_not_held"),
+        case("disarm: fence a stronger key", req("PATCH", format!("/apikeys/{}", admin.id)).key(writer).json(json!({"allowed_cidrs": ["203.0.113.0/24"]})), 403).code("permission_not_held"),
+        case("disarm: delete a stronger key", req("DELETE", format!("/apikeys/{}", admin.id)).key(wonly), 403).code("permission_not_held"),
+        case("protected: rotate, even with every permission", req("POST", format!("/apikeys/{}/rotate", fx.id("protected"))).key(admin), 409).code("protected"),
+        case("protected: deactivate, even with every permission", req("PATCH", format!("/apikeys/{}", fx.id("protected"))).key(admin).json(json!({"status": "inactive"})), 409).code("protected"),
+        case("shed: clear own expiry", req("PATCH", format!("/apikeys/{}", fx.id("fenced"))).key(fenced).json(json!({"expires_at": null})), 403).code("restriction_not_held"),
+        case("shed: clear own networks", req("PATCH", format!("/apikeys/{}", fx.id("fenced"))).key(fenced).json(json!({"allowed_cidrs": []})), 403).code("restriction_not_held"),
+        case("shed: mint a key without expiry", req("POST", "/apikeys").key(fenced).json(json!({"name": "free", "permissions": ["readApplications"], "allowed_cidrs": ["203.0.113.0/24"]})), 403).code("restriction_not_held"),
+        case("shed: mint a key for other networks", req("POST", "/apikeys").key(fenced).json(json!({"name": "free", "permissions": [], "expires_at": "2030-01-01T12:00:00Z", "allowed_cidrs": ["0.0.0.0/0"]})), 403).code("restriction_not_held"),
+        case("writeApiKeys implies readApiKeys", req("GET", format!("/apikeys/{}", fx.id("rotatee"))).key(wonly), 200),
+        case("writeApiKeys implies readApiKeys in the require layer", req("GET", "/keys-reader").key(wonly), 200),
+        case("the require layer still refuses without either", req("GET", "/keys-reader").key(fx.key("noperm")), 403).code("insufficient_scope"),
+        case("host user and x-account-id", req("GET", "/apikeys").header("x-test-user", "admin").header("x-account-id", "acme-eu"), 400).code("invalid_request").www(INVALID_REQUEST),
+        // --- issue 10: people the host signed in
+        case("host admin creates", req("POST", "/apikeys").header("x-test-user", "admin").json(json!({"name": "by a person", "permissions": ["readApplications"]})), 201),
+        case("host staff lists", req("GET", "/apikeys").header("x-test-user", "staff"), 200),
+        case("host staff creates", req("POST", "/apikeys").header("x-test-user", "staff").json(json!({"name": "x", "permissions": []})), 403).code("insufficient_scope"),
+        case("host admin rotates a stronger key", req("POST", format!("/apikeys/{}/rotate", admin.id)).header("x-test-user", "admin"), 403).code("permission_not_held"),
+        case("host admin rotates the protected key", req("POST", format!("/apikeys/{}/rotate", fx.id("protected"))).header("x-test-user", "admin"), 403).code("permission_not_held"),
+        case("host user and credentials", req("GET", "/apikeys").header("x-test-user", "admin").key(admin), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("host user sees no foreign key", req("GET", format!("/apikeys/{}", fx.id("foreign"))).header("x-test-user", "admin"), 404).code("not_found"),
+        // --- issue 10: bad input
+        case("login, body not an object", req("POST", "/auth/login").json(json!([null, null])), 400).code("invalid_body"),
+        case("login, headers and a body not an object", req("POST", "/auth/login").key(admin).json(json!([null, null])), 400).code("invalid_body"),
+        case("login, credentials in body and headers", req("POST", "/auth/login").key(admin).json(json!({"key": fx.id("reader"), "secret": reader.secret})), 400).code("invalid_request").www(INVALID_REQUEST),
+        case("login, headers and an empty object", req("POST", "/auth/login").key(admin).json(json!({})), 200),
+        case("login, headers and a text body", req("POST", "/auth/login").key(admin).raw("text/plain", "hello"), 415).code("unsupported_media_type"),
+        case("login, duplicate JSON keys", req("POST", "/auth/login").raw("application/json", format!(r#"{{"key":"{}","secret":"{}","secret":"x"}}"#, admin.id, admin.secret)), 400).code("invalid_body"),
+        case("create, duplicate JSON keys", req("POST", "/apikeys").key(admin).raw("application/json", r#"{"name":"a","permissions":[],"name":"b"}"#), 400).code("invalid_body"),
+        case("create, duplicate keys in metadata", req("POST", "/apikeys").key(admin).raw("application/json", r#"{"name":"a","permissions":[],"metadata":{"x":1,"x":2}}"#), 400).code("invalid_body"),
+        case("create, bidi override in the name", req("POST", "/apikeys").key(admin).json(json!({"name": "admin\u{202E}gpj.exe", "permissions": []})), 422).code("invalid_value"),
+        case("create, zero-width space in the name", req("POST", "/apikeys").key(admin).json(json!({"name": "ad\u{200B}min", "permissions": []})), 422).code("invalid_value"),
+        case("create, BOM in the name", req("POST", "/apikeys").key(admin).json(json!({"name": "\u{FEFF}admin", "permissions": []})), 422).code("invalid_value"),
+        case("update, control character in the name", req("PATCH", format!("/apikeys/{}", fx.id("patchee"))).key(admin).json(json!({"name": "a\u{1B}[31mred"})), 422).code("invalid_value"),
+        case("events, other account", req("GET", format!("/apikeys/{}/events", fx.id("foreign"))).key(admin), 404).code("not_found"),
+        case("events, unknown key", req("GET", format!("/apikeys/{}/events", fx.id("unknown"))).key(admin), 404).code("not_found"),
+        case("create, expiry with nanoseconds", req("POST", "/apikeys").key(admin).json(json!({"name": "precise", "permissions": [], "expires_at": "2031-01-01T00:00:00.123456789Z"})), 201),
         // --- routing
         case("openapi", req("GET", "/openapi.json"), 200),
         case("method not allowed", req("PUT", "/apikeys").key(admin), 405).code("method_not_allowed"),
@@ -644,8 +750,8 @@ async fn run_table<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> 
         .unwrap()
         .items
         .len();
-    assert_eq!(created, 2, "[{}]", C::NAME);
-    assert_eq!(after, before + 2 - 1, "[{}]", C::NAME);
+    assert_eq!(created, 4, "[{}]", C::NAME);
+    assert_eq!(after, before + 4 - 1, "[{}]", C::NAME);
     out
 }
 
@@ -781,6 +887,33 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
         by_name(rs, "method not allowed").header("allow"),
         Some("POST, GET, HEAD")
     );
+    // The store keeps microseconds, and the answer says so.
+    assert_eq!(
+        by_name(rs, "create, expiry with nanoseconds").json()["expires_at"],
+        "2031-01-01T00:00:00.123456Z"
+    );
+    assert_eq!(
+        by_name(rs, "takeover: rotate a stronger key").json()["message"],
+        "the key has permissions the actor does not hold: readApplications, writeApplications"
+    );
+    assert_eq!(
+        by_name(rs, "shed: clear own expiry").json()["field"],
+        "expires_at"
+    );
+    assert_eq!(
+        by_name(rs, "shed: mint a key for other networks").json(),
+        json!({"error": "restriction_not_held", "message": "allowed_cidrs: 0.0.0.0/0 is outside the acting key's allowed networks", "field": "allowed_cidrs"})
+    );
+    assert_eq!(
+        by_name(rs, "host admin rotates the protected key").json()["message"],
+        "the key has permissions the actor does not hold: writeApplications"
+    );
+    assert!(
+        by_name(rs, "create, duplicate JSON keys").json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field `name`")
+    );
     let s503 = by_name(rs, "openapi").json();
     assert_eq!(s503["openapi"], "3.1.0");
 }
@@ -898,6 +1031,43 @@ async fn run_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> 
     assert!(r429.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(r429.json()["error"], "too_many_attempts");
     out.push(("429", r429));
+    // A person the host signed in is recorded in the audit log; the
+    // system's own events say so.
+    let by_person = c
+        .send(
+            req("POST", "/apikeys")
+                .header("x-test-user", "admin")
+                .json(json!({"name": "person's", "permissions": []})),
+        )
+        .await;
+    assert_eq!(by_person.status, 201, "{}", by_person.text());
+    let pid = by_person.json()["id"].as_str().unwrap().to_owned();
+    let rotated = c
+        .send(req("POST", format!("/apikeys/{pid}/rotate")).header("x-test-user", "admin"))
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let ev = c
+        .send(req("GET", format!("/apikeys/{pid}/events")).header("x-test-user", "staff"))
+        .await
+        .json();
+    let items = ev["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for e in items {
+        assert_eq!(
+            e["actor"],
+            json!({"kind": "user", "key_id": null, "session_id": null, "account_id": "acme", "user_id": "u-1", "user_name": "Ada Admin"}),
+            "[{}]",
+            C::NAME
+        );
+        assert_eq!(e["client_ip"], "203.0.113.7");
+    }
+    let ev = c
+        .send(req("GET", format!("/apikeys/{}/events", fx.id("admin"))).key(admin))
+        .await
+        .json();
+    let created = ev["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(created["action"], "key_created");
+    assert_eq!(created["actor"]["kind"], "system");
     // Store down: 503 with Retry-After, nothing of the store error leaks.
     fx.store.set_unavailable(true);
     let r503 = c.send(req("GET", "/apikeys").key(admin)).await;
@@ -1482,4 +1652,25 @@ async fn applications_answer_alike_on_axum_and_actix() {
             assert_eq!(a.status, b.status, "{name}");
         }
     }
+}
+
+/// `writeApiKeys` implies `readApiKeys` in axum's `Authorized<P>` as in the
+/// `require` layer and the management routes.
+#[tokio::test]
+async fn axum_authorized_honours_write_implies_read() {
+    let fx = fixture().await;
+    let c = AxumClient(axum_app(&fx.kw));
+    let ok = c
+        .send(req("GET", "/authorized-keys").key(fx.key("wonly")))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.text(), "keys of acme");
+    let no = c
+        .send(req("GET", "/authorized-keys").key(fx.key("victim")))
+        .await;
+    assert_eq!(no.status, 403);
+    let layer = c
+        .send(req("GET", "/keys-reader").key(fx.key("victim")))
+        .await;
+    assert_eq!(no.contract(), layer.contract());
 }

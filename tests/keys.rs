@@ -186,11 +186,16 @@ async fn rotation_with_and_without_grace() {
 #[tokio::test]
 async fn delete_refuses_protected_and_removes_others_everywhere_here() {
     let f = fixture().await;
+    let admin =
+        f.kw.verify(f.admin.key.id.as_str(), f.admin.secret.expose(), ctx())
+            .await
+            .expect("admin");
+    // Even a principal holding every permission (the protected key itself).
     let e =
-        f.kw.delete_key(Actor::System, &f.admin.key.id)
+        f.kw.delete_key(Actor::Principal(&admin), &f.admin.key.id)
             .await
             .expect_err("protected");
-    assert!(matches!(e, Error::Protected));
+    assert!(matches!(e, Error::Protected), "{e:?}");
     let k =
         f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("k"))
             .await
@@ -269,9 +274,25 @@ async fn principals_cannot_escalate_or_reach_other_accounts() {
         ),
         "{e:?}"
     );
-    // writer lacks readApiKeys
+    // writeApiKeys implies readApiKeys: the writer sees what it manages.
+    f.kw.get_key(Actor::Principal(&writer), &f.admin.key.id)
+        .await
+        .expect("writeApiKeys reads");
+    // A key without either is refused.
+    let apps =
+        f.kw.issue_key(
+            Actor::Principal(&admin),
+            &f.account.id,
+            NewKey::new("apps").permissions(perms(&["readApplications"])),
+        )
+        .await
+        .expect("issued");
+    let apps =
+        f.kw.verify(apps.key.id.as_str(), apps.secret.expose(), ctx())
+            .await
+            .expect("apps");
     let e =
-        f.kw.get_key(Actor::Principal(&writer), &f.admin.key.id)
+        f.kw.get_key(Actor::Principal(&apps), &f.admin.key.id)
             .await
             .expect_err("forbidden");
     assert!(matches!(e, Error::Forbidden { .. }), "{e:?}");

@@ -135,7 +135,7 @@ async fn concurrent_instances_migrate_once() {
         .fetch_one(stores[0].pool())
         .await
         .expect("count");
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2);
     let kw = common::service(Arc::new(stores[0].clone()), None, 30);
     let (_, key) = common::account_and_key(&kw).await;
     let other = common::service(Arc::new(stores[5].clone()), None, 30);

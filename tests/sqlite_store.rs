@@ -147,3 +147,98 @@ async fn unopenable_file_is_an_error_not_a_panic() {
     let r = SqliteStore::connect("sqlite:///nonexistent-dir-kw/x/y.db").await;
     assert!(r.is_err());
 }
+
+/// A store written by schema 1 (before the audit actor columns): opening
+/// it applies migration 2, which backfills `actor_kind`, and its events
+/// read back with the kind they imply (the system's as "system").
+#[tokio::test]
+async fn schema_1_events_read_back_with_their_actor_kind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db_url(&dir);
+    let v1 = dir.path().join("v1");
+    std::fs::create_dir(&v1).expect("dir");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/sqlite/0001_init.sql"
+        ),
+        v1.join("0001_init.sql"),
+    )
+    .expect("copy");
+    {
+        let opts = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .expect("url")
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("pool");
+        sqlx::migrate::Migrator::new(v1.as_path())
+            .await
+            .expect("migrator")
+            .run(&pool)
+            .await
+            .expect("schema 1");
+        sqlx::query(
+            "INSERT INTO accounts (id, name, parent, permissions, created_at) \
+             VALUES ('acme', 'Acme', NULL, '[]', 1)",
+        )
+        .execute(&pool)
+        .await
+        .expect("account");
+        for (id, at, actor) in [
+            (
+                "evt_1",
+                1,
+                r#"{"key_id":null,"session_id":null,"account_id":null}"#,
+            ),
+            (
+                "evt_2",
+                2,
+                r#"{"key_id":"kw_00000000000000000","session_id":null,"account_id":"acme"}"#,
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, \
+                 actor, client_ip, details) VALUES (?, ?, 'key_updated', 'acme', NULL, NULL, ?, NULL, '{}')",
+            )
+            .bind(id)
+            .bind(at)
+            .bind(actor)
+            .execute(&pool)
+            .await
+            .expect("event");
+        }
+        pool.close().await;
+    }
+    let store = SqliteStore::connect(&url).await.expect("connect");
+    assert_eq!(store.schema_version().await.expect("version"), 2);
+    let reader = sqlx::SqlitePool::connect(&url).await.expect("pool");
+    let kinds: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, actor_kind FROM audit_events ORDER BY id")
+            .fetch_all(&reader)
+            .await
+            .expect("kinds");
+    reader.close().await;
+    assert_eq!(
+        kinds,
+        [
+            ("evt_1".to_owned(), "system".to_owned()),
+            ("evt_2".to_owned(), "key".to_owned())
+        ]
+    );
+    let kw = common::service(Arc::new(store.clone()), None, 30);
+    let events = kw
+        .events(
+            Actor::System,
+            &keyward::AccountId::new("acme").expect("id"),
+            None,
+            10,
+            None,
+        )
+        .await
+        .expect("events")
+        .items;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].actor.kind, keyward::ActorKind::Key);
+    assert_eq!(events[1].actor.kind, keyward::ActorKind::System);
+    store.close().await;
+}

@@ -20,6 +20,18 @@ pub(crate) fn listen_addr() -> String {
     std::env::var("KEYWARD_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into())
 }
 
+/// How long a connection may take to send a whole request head:
+/// `KEYWARD_HEADER_READ_TIMEOUT_SECS`, 1–10 s (default 10). Longer is
+/// refused: slowloris clients hold connections open with partial headers.
+pub(crate) fn header_read_timeout() -> std::time::Duration {
+    let secs = std::env::var("KEYWARD_HEADER_READ_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(10)
+        .clamp(1, 10);
+    std::time::Duration::from_secs(secs)
+}
+
 /// Logs to stderr, `RUST_LOG` or `info`.
 pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()

@@ -424,6 +424,9 @@ async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> H
             _ => None,
         }
     };
+    // Cloned out of the extensions: their `RefCell` must not stay borrowed
+    // across the awaits below.
+    let user = req.extensions().get::<crate::http::HostUser>().cloned();
     let request = api::Request {
         path,
         method: req.method().as_str(),
@@ -432,6 +435,7 @@ async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> H
         headers: gather(req.headers()),
         client_ip: client_ip(cfg, &req),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
+        user: user.as_ref(),
     };
     to_actix(api::dispatch(kw.get_ref(), cfg, request).await)
 }

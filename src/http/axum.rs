@@ -346,7 +346,7 @@ where
             let Some(principal) = p else {
                 return Err(HttpError::missing_credentials(cfg));
             };
-            if !principal.permissions().contains_name(name) {
+            if !principal.has_name(name) {
                 return Err(HttpError::insufficient_scope(cfg, name));
             }
             Ok(Self {
@@ -626,6 +626,7 @@ async fn serve(kw: &Keyward, cfg: &HttpConfig, path: &'static str, req: Request)
         headers: gather(&parts.headers),
         client_ip: client_ip(cfg, &parts.headers, &parts.extensions),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
+        user: parts.extensions.get::<crate::http::HostUser>(),
     };
     to_axum(api::dispatch(kw, cfg, request).await)
 }

@@ -1,9 +1,11 @@
 //! Request bodies: JSON only, at most 64 KiB, unknown fields rejected, and
 //! typed field readers that name the field in their 422s.
 
+use std::fmt;
 use std::str::FromStr;
 
 use ipnet::IpNet;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -52,16 +54,23 @@ pub(crate) fn object(
     if optional && bytes.trim_ascii().is_empty() {
         return Ok(Map::new());
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        HttpError::invalid_body(
-            cfg,
-            format!(
-                "request body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
+    let value = serde_json::from_slice::<Unique>(bytes)
+        .map(|u| u.0)
+        .map_err(|e| {
+            HttpError::invalid_body(
+                cfg,
+                if e.is_data() {
+                    // The only data error `Unique` raises: "duplicate field …".
+                    format!("request body has a {e}")
+                } else {
+                    format!(
+                        "request body is not valid JSON (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    )
+                },
+            )
+        })?;
     let Value::Object(map) = value else {
         return Err(HttpError::invalid_body(
             cfg,
@@ -79,6 +88,73 @@ pub(crate) fn object(
         ));
     }
     Ok(map)
+}
+
+/// A JSON value in which no object has a key twice: serde_json keeps the
+/// last of duplicates silently, so two readers of one body (a proxy, a
+/// WAF, this API) could each see a different request.
+struct Unique(Value);
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Unique::deserialize(d).map(|u| u.0)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                let shown: String = key.chars().take(64).collect();
+                return Err(de::Error::custom(format_args!("duplicate field `{shown}`")));
+            }
+            let Unique(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// Typed readers over a JSON object. `Option<Option<T>>`: absent, null,

@@ -36,6 +36,15 @@
 //!
 //! Mounted with [`axum::router`] or [`actix::scope`]; the routes are listed
 //! by [`management_routes`] and described by `GET /openapi.json`.
+//!
+//! The caller is a key (or session), or a person the host application
+//! signed in: the host's middleware inserts a [`HostUser`] into the
+//! request's extensions, and the routes act as that
+//! [`Actor::User`](crate::Actor::User). Either way the service's bounds
+//! apply: 403 `permission_not_held` for a key with permissions the caller
+//! lacks, 403 `restriction_not_held` (with `field`) for an expiry or
+//! networks beyond the caller's key, 409 `protected` for the
+//! application's own keys.
 
 mod api;
 mod auth;
@@ -43,6 +52,7 @@ mod body;
 mod config;
 mod error;
 mod headers;
+mod host_user;
 mod openapi;
 
 #[cfg(feature = "actix")]
@@ -56,6 +66,7 @@ pub(crate) use api::Response;
 pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
+pub use host_user::HostUser;
 
 /// `(method, path)` of every route of the management API, paths relative
 /// to where it is mounted, `{id}` for the key id.

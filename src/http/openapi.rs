@@ -23,7 +23,7 @@ fn common() -> Value {
     json!({
         "400": err("Malformed request or authentication headers"),
         "401": err("Missing or invalid credentials (WWW-Authenticate: Bearer)"),
-        "403": err("Missing permission (error=\"insufficient_scope\") or account not allowed"),
+        "403": err("Missing permission (error=\"insufficient_scope\"), account not allowed, the key has permissions the caller does not hold (permission_not_held), or it would be less restricted than the caller's key (restriction_not_held, field named)"),
         "429": err("Too many failed attempts (Retry-After)"),
         "503": err("Store unavailable (Retry-After)")
     })
@@ -139,16 +139,16 @@ pub(crate) fn document() -> Value {
                 "patch": {
                     "operationId": "updateKey", "summary": "Change a key (writeApiKeys)",
                     "requestBody": body("KeyUpdate"),
-                    "responses": with_common(json!({ "200": ok("The key; effective_by when something was revoked", "UpdatedKey"), "404": err("No such key"), "409": err("Concurrent change"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+                    "responses": with_common(json!({ "200": ok("The key; effective_by when something was revoked", "UpdatedKey"), "404": err("No such key"), "409": err("Protected key (only the application itself changes it), or concurrent change"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
                 },
-                "delete": { "operationId": "deleteKey", "summary": "Delete a key (writeApiKeys)", "responses": with_common(json!({ "200": ok("Deleted", "Deleted"), "404": err("No such key"), "409": err("Protected key") })) }
+                "delete": { "operationId": "deleteKey", "summary": "Delete a key (writeApiKeys)", "responses": with_common(json!({ "200": ok("Deleted", "Deleted"), "404": err("No such key"), "409": err("Protected key (only the application itself deletes it)") })) }
             },
             "/apikeys/{id}/rotate": {
                 "parameters": [ id_param() ],
                 "post": {
                     "operationId": "rotateKey", "summary": "New secret, old one valid for the grace period (writeApiKeys)",
                     "requestBody": { "required": false, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Rotate" } } } },
-                    "responses": with_common(json!({ "200": ok("The key and its new secret", "RotatedKey"), "404": err("No such key"), "422": err("Invalid grace period") }))
+                    "responses": with_common(json!({ "200": ok("The key and its new secret", "RotatedKey"), "404": err("No such key"), "409": err("Protected key (only the application itself rotates it), or concurrent change"), "422": err("Invalid grace period") }))
                 }
             },
             "/apikeys/{id}/events": {
@@ -156,7 +156,7 @@ pub(crate) fn document() -> Value {
                 "get": {
                     "operationId": "keyEvents", "summary": "Audit events of a key, newest first (readApiKeys)",
                     "parameters": [ q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
-                    "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "422": err("Invalid limit or cursor") }))
+                    "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key in this account (deleted keys' events remain)"), "422": err("Invalid limit or cursor") }))
                 }
             },
             "/apikeys/{id}/usage": {
@@ -169,7 +169,7 @@ pub(crate) fn document() -> Value {
             },
             "/auth/login": {
                 "post": {
-                    "operationId": "login", "summary": "Open a session with a key (headers, or JSON {key, secret})",
+                    "operationId": "login", "summary": "Open a session with a key (headers, or JSON {key, secret}; not both: 400)",
                     "security": [ { "apiKey": [], "apiSecret": [] }, {} ],
                     "requestBody": { "required": false, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Login" } } } },
                     "responses": with_common(json!({ "200": ok("A bearer session token", "Session") }))

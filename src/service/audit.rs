@@ -98,8 +98,9 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad limit or cursor,
-    /// [`Error::Forbidden`] without `readApiKeys`, [`Error::NotFound`],
-    /// [`Error::Unavailable`].
+    /// [`Error::Forbidden`] without `readApiKeys`, [`Error::NotFound`] for
+    /// a foreign account, or a key that is not (and never was) one of
+    /// `account`'s, [`Error::Unavailable`].
     pub async fn events(
         &self,
         actor: Actor<'_>,
@@ -111,6 +112,9 @@ impl Keyward {
         let limit = page_limit(limit)?;
         let before = cursor.map(decode_cursor).transpose()?;
         actor.authorize(account, &Permission::read_api_keys(), "account")?;
+        if let Some(key) = key {
+            self.key_of_account(account, key).await?;
+        }
         let query = EventQuery {
             account_id: *account,
             key_id: key.copied(),
@@ -125,6 +129,28 @@ impl Keyward {
             None
         };
         Ok(EventPage { items, next_cursor })
+    }
+
+    /// Succeeds when `key` is, or was (deleted, its events remain), a key
+    /// of `account`: another account's key and an unknown one are alike
+    /// not found, as for [`get_key`](Self::get_key).
+    async fn key_of_account(&self, account: &AccountId, key: &KeyId) -> Result<()> {
+        match self.inner.store.get_key(key).await? {
+            Some(k) if k.key.account_id == *account => return Ok(()),
+            Some(_) => return Err(Error::NotFound("key")),
+            None => {}
+        }
+        let any = EventQuery {
+            account_id: *account,
+            key_id: Some(*key),
+            before: None,
+            limit: 1,
+        };
+        if self.inner.store.list_events(&any).await?.is_empty() {
+            Err(Error::NotFound("key"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Usage counts per key, origin, category and hour (flushes pending

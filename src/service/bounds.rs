@@ -39,8 +39,12 @@ pub(crate) fn held(held: &PermissionSet) -> Cow<'_, PermissionSet> {
 
 /// Whether `held` includes `permission`, implications included.
 pub(crate) fn holds(held: &PermissionSet, permission: &Permission) -> bool {
-    held.contains(permission)
-        || (permission.as_str() == "readApiKeys" && held.contains(&Permission::write_api_keys()))
+    holds_name(held, permission.as_str())
+}
+
+/// [`holds`] by name.
+pub(crate) fn holds_name(held: &PermissionSet, name: &str) -> bool {
+    held.contains_name(name) || (name == "readApiKeys" && held.contains_name("writeApiKeys"))
 }
 
 /// The one management bound: an actor holding `actor` may manage (and
@@ -156,18 +160,18 @@ impl Ceiling<'_> {
         }
         if let Some(wanted) = networks {
             if !allowed.is_empty() {
-                let outside = if wanted.is_empty() {
-                    Some("any address".to_owned())
+                let reason = if wanted.is_empty() {
+                    Some("must name networks within the acting key's allowed networks (empty allows any address)".to_owned())
                 } else {
                     wanted
                         .iter()
                         .find(|w| !allowed.iter().any(|a| a.contains(*w)))
-                        .map(ToString::to_string)
+                        .map(|w| format!("{w} is outside the acting key's allowed networks"))
                 };
-                if let Some(outside) = outside {
+                if let Some(reason) = reason {
                     return Err(Error::RestrictionNotHeld {
                         field: "allowed_cidrs",
-                        reason: format!("{outside} is outside the acting key's allowed networks"),
+                        reason,
                     });
                 }
             }

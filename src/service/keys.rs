@@ -42,7 +42,9 @@ pub struct NewKey {
     pub allowed_cidrs: Vec<IpNet>,
     /// Application-defined JSON object (≤ 16 KiB).
     pub metadata: serde_json::Value,
-    /// Protected keys cannot be deleted. Only [`Actor::System`] may set it.
+    /// Protected keys (the application's own) are rotated, changed,
+    /// deactivated and deleted only by [`Actor::System`], which alone may
+    /// set it.
     pub protected: bool,
 }
 
@@ -325,9 +327,14 @@ impl Keyward {
     /// Issues a key for `account`. The secret is returned once; only its
     /// argon2id hash is stored.
     ///
+    /// A bounded actor grants only permissions it holds, and the key is at
+    /// least as restricted as the actor's own (no later expiry, networks
+    /// within its own when it has any).
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (name, description, application, metadata,
     /// networks, expiry in the past), [`Error::NotGrantable`],
+    /// [`Error::RestrictionNotHeld`],
     /// [`Error::Forbidden`] without `writeApiKeys`, [`Error::NotFound`] for
     /// an unknown or foreign account, [`Error::Unavailable`].
     pub async fn issue_key(
@@ -479,10 +486,16 @@ impl Keyward {
     /// Applies `update`. Takes effect at once on this instance and within W
     /// everywhere.
     ///
+    /// A bounded actor (principal, person) must hold every permission of
+    /// the key, and may not set a later (or no) expiry, or networks outside
+    /// its own key's.
+    ///
     /// # Errors
     /// [`Error::InvalidInput`], [`Error::NotGrantable`],
-    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`] when
-    /// the key changed concurrently, [`Error::Unavailable`].
+    /// [`Error::PermissionNotHeld`], [`Error::RestrictionNotHeld`],
+    /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
+    /// [`Error::Conflict`] when the key changed concurrently,
+    /// [`Error::Unavailable`].
     pub async fn update_key(
         &self,
         actor: Actor<'_>,
@@ -610,10 +623,15 @@ impl Keyward {
     /// (default none, at most the configured maximum); sessions opened with
     /// it end with it.
     ///
+    /// The new secret goes to the actor, so a bounded actor must hold every
+    /// permission of the key, and the key must be at least as restricted
+    /// (expiry, networks) as the actor's own.
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] for a negative or too long grace period,
-    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`],
-    /// [`Error::Unavailable`].
+    /// [`Error::PermissionNotHeld`], [`Error::RestrictionNotHeld`],
+    /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
+    /// [`Error::Conflict`], [`Error::Unavailable`].
     pub async fn rotate_key(
         &self,
         actor: Actor<'_>,

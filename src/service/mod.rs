@@ -22,6 +22,8 @@ pub use actor::{Actor, User};
 pub use apps::{AppDeleted, AppPage, AppUpdated, ListApps};
 pub use audit::{EventPage, UsageFilter};
 pub(crate) use bounds::holds;
+#[cfg(feature = "axum")]
+pub(crate) use bounds::holds_name;
 pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};

@@ -7,14 +7,13 @@ use super::keys::{limit, page, query};
 use super::sessions::rfc3339;
 use super::{Op, Request, Response};
 use crate::app::{App, AppStatus, AppUpdate, NewApp};
-use crate::http::auth;
 use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
+use crate::http::host_user::Caller;
 use crate::id::AppId;
 use crate::permission::Permission;
-use crate::principal::Principal;
-use crate::service::{Actor, Keyward, ListApps};
+use crate::service::{Keyward, ListApps};
 
 const CREATE_FIELDS: &[&str] = &["title", "description"];
 const UPDATE_FIELDS: &[&str] = &["title", "description", "status"];
@@ -42,7 +41,7 @@ pub(super) async fn handle(
         Op::ListApps | Op::GetApp => Permission::read_api_keys(),
         _ => Permission::write_api_keys(),
     };
-    let p = auth::require(kw, cfg, &req.headers, req.client_ip).await?;
+    let p = Caller::of(kw, cfg, req.user, &req.headers, req.client_ip).await?;
     if !p.has(&permission) {
         return Err(HttpError::insufficient_scope(cfg, permission.as_str()));
     }
@@ -54,7 +53,7 @@ pub(super) async fn handle(
             let id = app_id(cfg, req)?;
             match op {
                 Op::GetApp => {
-                    let app = kw.get_app(Actor::Principal(&p), &id).await.map_err(svc)?;
+                    let app = kw.get_app(p.actor(), &id).await.map_err(svc)?;
                     Ok(Response::json(200, &Value::Object(record(&app))))
                 }
                 Op::UpdateApp => update(kw, cfg, &p, &id, req).await,
@@ -74,7 +73,7 @@ fn app_id(cfg: &HttpConfig, req: &Request<'_>) -> Result<AppId, HttpError> {
 async fn create(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
     let map = body::object(
@@ -90,7 +89,7 @@ async fn create(
         new.description = d.unwrap_or_default();
     }
     let app = kw
-        .create_app(Actor::Principal(p), p.account_id(), new)
+        .create_app(p.actor(), p.account(), new)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     Ok(Response::json(201, &Value::Object(record(&app))))
@@ -99,7 +98,7 @@ async fn create(
 async fn list(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
     let mut l = ListApps::new();
@@ -112,7 +111,7 @@ async fn list(
         }
     }
     let page_ = kw
-        .list_apps(Actor::Principal(p), p.account_id(), l)
+        .list_apps(p.actor(), p.account(), l)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let items = page_
@@ -126,7 +125,7 @@ async fn list(
 async fn update(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &AppId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -157,7 +156,7 @@ async fn update(
         }
     };
     let updated = kw
-        .update_app(Actor::Principal(p), id, u)
+        .update_app(p.actor(), id, u)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&updated.app);
@@ -170,7 +169,7 @@ async fn update(
 async fn delete(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &AppId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -189,7 +188,7 @@ async fn delete(
         };
     }
     let d = kw
-        .delete_app(Actor::Principal(p), id, cascade)
+        .delete_app(p.actor(), id, cascade)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     Ok(Response::json(

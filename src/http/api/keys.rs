@@ -9,14 +9,13 @@ use super::{Op, Request, Response};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::context::Label;
 use crate::error::Error;
-use crate::http::auth;
 use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
+use crate::http::host_user::Caller;
 use crate::id::{AppId, KeyId};
 use crate::permission::Permission;
-use crate::principal::Principal;
-use crate::service::{Actor, KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
+use crate::service::{KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
 
 const CREATE_FIELDS: &[&str] = &[
     "name",
@@ -57,12 +56,12 @@ pub(super) async fn handle(
         Op::ListKeys | Op::GetKey | Op::KeyEvents | Op::KeyUsage => Permission::read_api_keys(),
         _ => Permission::write_api_keys(),
     };
-    let p = auth::require(kw, cfg, &req.headers, req.client_ip).await?;
+    let p = Caller::of(kw, cfg, req.user, &req.headers, req.client_ip).await?;
     if !p.has(&permission) {
         return Err(HttpError::insufficient_scope(cfg, permission.as_str()));
     }
     let svc = |e| HttpError::from_service(cfg, e);
-    let actor = Actor::Principal(&p);
+    let actor = p.actor();
     match op {
         Op::CreateKey => create(kw, cfg, &p, req).await,
         Op::ListKeys => list(kw, cfg, &p, req).await,
@@ -99,7 +98,7 @@ fn key_id(cfg: &HttpConfig, req: &Request<'_>) -> Result<KeyId, HttpError> {
 async fn create(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
     let map = body::object(
@@ -131,7 +130,7 @@ async fn create(
         new.metadata = m;
     }
     let issued = kw
-        .issue_key(Actor::Principal(p), p.account_id(), new)
+        .issue_key(p.actor(), p.account(), new)
         .await
         .map_err(|e| match e {
             Error::NotFound("application") => {
@@ -209,7 +208,7 @@ pub(super) fn page(items: Vec<Value>, next: Option<String>) -> Value {
 async fn list(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
     let mut l = ListKeys::new();
@@ -246,7 +245,7 @@ async fn list(
         }
     }
     let page_ = kw
-        .list_keys(Actor::Principal(p), p.account_id(), l)
+        .list_keys(p.actor(), p.account(), l)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let items = page_
@@ -260,7 +259,7 @@ async fn list(
 async fn update(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -297,7 +296,7 @@ async fn update(
     u.allowed_cidrs = f.cidrs("allowed_cidrs")?;
     u.metadata = f.object("metadata")?;
     let updated = kw
-        .update_key(Actor::Principal(p), id, u)
+        .update_key(p.actor(), id, u)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&updated.key);
@@ -310,7 +309,7 @@ async fn update(
 async fn rotate(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -324,7 +323,7 @@ async fn rotate(
     let mut f = Fields { cfg, map };
     let grace = f.seconds("grace_period_seconds")?.map(Duration::seconds);
     let r = kw
-        .rotate_key(Actor::Principal(p), id, grace)
+        .rotate_key(p.actor(), id, grace)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&r.key);
@@ -341,7 +340,7 @@ async fn rotate(
 async fn events(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -355,13 +354,7 @@ async fn events(
         }
     }
     let page_ = kw
-        .events(
-            Actor::Principal(p),
-            p.account_id(),
-            Some(id),
-            n,
-            cursor.as_deref(),
-        )
+        .events(p.actor(), p.account(), Some(id), n, cursor.as_deref())
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let items = page_
@@ -380,7 +373,7 @@ fn instant(cfg: &HttpConfig, field: &'static str, v: &str) -> Result<OffsetDateT
 async fn usage(
     kw: &Keyward,
     cfg: &HttpConfig,
-    p: &Principal,
+    p: &Caller,
     id: &KeyId,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
@@ -404,11 +397,11 @@ async fn usage(
     let mut filter = UsageFilter::between(from, to).key(*id);
     filter.origin = origin;
     // The key must be visible to the caller (404 otherwise).
-    kw.get_key(Actor::Principal(p), id)
+    kw.get_key(p.actor(), id)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let rows = kw
-        .usage(Actor::Principal(p), p.account_id(), filter)
+        .usage(p.actor(), p.account(), filter)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let items: Vec<Value> = rows

@@ -14,6 +14,7 @@ use crate::http::body::Body;
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::http::headers::RequestHeaders;
+use crate::http::host_user::HostUser;
 use crate::service::Keyward;
 
 /// What a route does.
@@ -84,6 +85,8 @@ pub(crate) struct Request<'a> {
     pub(crate) headers: RequestHeaders<'a>,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) body: Body<'a>,
+    /// The person the host's authentication put on the request, if any.
+    pub(crate) user: Option<&'a HostUser>,
 }
 
 /// A response for an adapter to write out as is.

@@ -20,7 +20,22 @@ pub(super) async fn login(
     let mut ctx = VerifyContext::new();
     ctx.client_ip = req.client_ip;
     let svc = |e| HttpError::from_service(cfg, e);
+    // No body, an empty one, or a JSON object naming the key and secret;
+    // never a body beside header credentials (which would win?).
+    let map = body::object(
+        cfg,
+        req.body,
+        req.headers.content_type,
+        &["key", "secret"],
+        true,
+    )?;
     let principal = match headers::credentials(cfg, &req.headers)? {
+        Some(_) if !map.is_empty() => {
+            return Err(HttpError::invalid_request(
+                cfg,
+                "credentials in both the body and the headers; send one or the other",
+            ));
+        }
         Some(c @ Credentials::Key { id, secret }) => kw
             .verify_key_bytes(id, secret, ctx)
             .await
@@ -30,13 +45,6 @@ pub(super) async fn login(
             .await
             .map_err(|e| c.reject(cfg, e))?,
         None => {
-            let map = body::object(
-                cfg,
-                req.body,
-                req.headers.content_type,
-                &["key", "secret"],
-                true,
-            )?;
             if map.is_empty() {
                 return Err(HttpError::missing_credentials(cfg));
             }

@@ -185,7 +185,7 @@ pub async fn event_actor_kinds_round_trip(store: &dyn KeyStore) {
         .await
         .expect("update_key");
     let all = events_of(store, a.id).await;
-    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
     assert_eq!(all[0], by_user);
     assert_eq!(all[1], system);
     assert_eq!(all[1].actor.kind, ActorKind::System);
