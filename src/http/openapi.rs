@@ -79,6 +79,57 @@ fn app_paths() -> Value {
     })
 }
 
+/// The paths of `/accounts…`.
+fn account_paths() -> Value {
+    json!({
+        "/accounts": {
+            "post": {
+                "operationId": "createAccount", "summary": "Create a customer account, a child of the acting account, with permissions within its own and the caller's (writeAccounts)",
+                "requestBody": body("NewAccount"),
+                "responses": with_common(json!({ "201": ok("The account", "Account"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+            },
+            "get": {
+                "operationId": "listAccounts", "summary": "List the acting account's child accounts (readAccounts)",
+                "parameters": [
+                    q("q", json!({ "type": "string" })),
+                    q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
+                    q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
+                    q("cursor", json!({ "type": "string" }))
+                ],
+                "responses": with_common(json!({ "200": ok("A page of accounts", "AccountPage"), "422": err("Invalid status, limit or cursor") }))
+            }
+        },
+        "/accounts/{id}": {
+            "parameters": [ id_param() ],
+            "get": { "operationId": "getAccount", "summary": "The acting account or one of its children (readAccounts)", "responses": with_common(json!({ "200": ok("The account", "Account"), "404": err("No such account, or not a child") })) },
+            "patch": {
+                "operationId": "updateAccount", "summary": "Rename a child account, narrow or widen its permissions (every key of it follows within W), switch it off or on (writeAccounts, and every permission it has)",
+                "requestBody": body("AccountUpdate"),
+                "responses": with_common(json!({ "200": ok("The account; effective_by when something was revoked", "UpdatedAccount"), "404": err("No such child account"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+            }
+        }
+    })
+}
+
+/// The schemas of `/accounts…`.
+fn account_schemas() -> Value {
+    json!({
+        "Account": {
+            "type": "object", "required": ["id", "name", "parent", "permissions", "status", "created_at"],
+            "properties": {
+                "id": { "type": "string" }, "name": { "type": "string" }, "parent": { "type": ["string", "null"] },
+                "permissions": { "type": "array", "items": { "type": "string" } },
+                "status": { "type": "string", "enum": ["active", "inactive"] },
+                "created_at": { "type": "string", "format": "date-time" }
+            }
+        },
+        "NewAccount": { "type": "object", "additionalProperties": false, "required": ["name", "permissions"], "properties": { "name": { "type": "string" }, "permissions": { "type": "array", "items": { "type": "string" } } } },
+        "AccountUpdate": { "type": "object", "additionalProperties": false, "properties": { "name": { "type": "string" }, "permissions": { "type": "array", "items": { "type": "string" } }, "status": { "type": "string", "enum": ["active", "inactive"] } } },
+        "UpdatedAccount": { "allOf": [ { "$ref": "#/components/schemas/Account" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
+        "AccountPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Account" } }, "next_cursor": { "type": ["string", "null"] } } }
+    })
+}
+
 /// The schemas of `/apps…`.
 fn app_schemas() -> Value {
     json!({
@@ -247,5 +298,7 @@ pub(crate) fn document() -> Value {
     });
     merge(doc.pointer_mut("/paths"), app_paths());
     merge(doc.pointer_mut("/components/schemas"), app_schemas());
+    merge(doc.pointer_mut("/paths"), account_paths());
+    merge(doc.pointer_mut("/components/schemas"), account_schemas());
     doc
 }

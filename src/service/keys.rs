@@ -46,6 +46,10 @@ pub struct NewKey {
     /// deactivated and deleted only by [`Actor::System`], which alone may
     /// set it.
     pub protected: bool,
+    /// Instead of `permissions`: every permission the actor may grant on
+    /// the account (the account's, within the actor's own), recorded
+    /// explicitly on the key.
+    pub inherit_permissions: bool,
 }
 
 impl NewKey {
@@ -61,6 +65,7 @@ impl NewKey {
             allowed_cidrs: Vec::new(),
             metadata: serde_json::Value::Object(Default::default()),
             protected: false,
+            inherit_permissions: false,
         }
     }
     /// Sets the description.
@@ -96,6 +101,12 @@ impl NewKey {
     /// Sets the metadata.
     pub fn metadata(mut self, m: serde_json::Value) -> Self {
         self.metadata = m;
+        self
+    }
+    /// Gives the key every permission the actor may grant on the account
+    /// (replacing [`permissions`](Self::permissions)), recorded explicitly.
+    pub fn inherit_permissions(mut self) -> Self {
+        self.inherit_permissions = true;
         self
     }
     /// Marks the key protected.
@@ -375,6 +386,18 @@ impl Keyward {
         }
         let own = self.acting_key(actor, None).await?;
         let ceiling = Ceiling::of(actor, own.as_ref());
+        if new.inherit_permissions {
+            new.permissions = acct
+                .permissions
+                .iter()
+                .filter(|p| {
+                    ceiling
+                        .grant_bound()
+                        .is_none_or(|held| super::holds(held, p))
+                })
+                .cloned()
+                .collect();
+        }
         validate::grantable(&new.permissions, &acct.permissions, ceiling.grant_bound())?;
         ceiling.restrict(Some(new.expires_at), Some(&new.allowed_cidrs))?;
 

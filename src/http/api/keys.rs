@@ -121,9 +121,12 @@ async fn create(
                 .map_err(|_| HttpError::invalid_value(cfg, "app_id", "no such application"))?,
         ),
     };
-    new.permissions = f
-        .permissions("permissions")?
-        .ok_or_else(|| HttpError::invalid_value(cfg, "permissions", "is required"))?;
+    // Without `permissions`, the key inherits what the caller may grant on
+    // the account; `[]` is an explicit empty set.
+    match f.permissions("permissions")? {
+        Some(p) => new.permissions = p,
+        None => new.inherit_permissions = true,
+    }
     new.expires_at = f.time("expires_at")?.flatten();
     new.allowed_cidrs = f.cidrs("allowed_cidrs")?.unwrap_or_default();
     if let Some(m) = f.object("metadata")? {

@@ -2,6 +2,7 @@
 //! path of [`ROUTES`] and hand each request here, so both frameworks give
 //! the same answers byte for byte.
 
+mod accounts;
 mod apps;
 mod keys;
 mod sessions;
@@ -33,6 +34,10 @@ pub(crate) enum Op {
     GetApp,
     UpdateApp,
     DeleteApp,
+    CreateAccount,
+    ListAccounts,
+    GetAccount,
+    UpdateAccount,
     Login,
     Logout,
     Whoami,
@@ -55,6 +60,10 @@ pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
     ("GET", "/apps/{id}", Op::GetApp),
     ("PATCH", "/apps/{id}", Op::UpdateApp),
     ("DELETE", "/apps/{id}", Op::DeleteApp),
+    ("POST", "/accounts", Op::CreateAccount),
+    ("GET", "/accounts", Op::ListAccounts),
+    ("GET", "/accounts/{id}", Op::GetAccount),
+    ("PATCH", "/accounts/{id}", Op::UpdateAccount),
     ("POST", "/auth/login", Op::Login),
     ("POST", "/auth/logout", Op::Logout),
     ("GET", "/auth/whoami", Op::Whoami),
@@ -153,6 +162,9 @@ pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -
         Op::Whoami => sessions::whoami(kw, cfg, &req).await,
         Op::CreateApp | Op::ListApps | Op::GetApp | Op::UpdateApp | Op::DeleteApp => {
             apps::handle(kw, cfg, op, &req).await
+        }
+        Op::CreateAccount | Op::ListAccounts | Op::GetAccount | Op::UpdateAccount => {
+            accounts::handle(kw, cfg, op, &req).await
         }
         op => keys::handle(kw, cfg, op, &req).await,
     };
