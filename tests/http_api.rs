@@ -1674,3 +1674,306 @@ async fn axum_authorized_honours_write_implies_read() {
         .await;
     assert_eq!(no.contract(), layer.contract());
 }
+
+// ---------------------------------------------------------- the seed flows
+
+/// The seeds' "API Management" flows end to end (issue 12's "Done when"):
+/// an application with two credentials switched off and on, a customer
+/// account with an inherited key, narrowed and switched off.
+async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> {
+    let n = C::NAME;
+    let mut out = Vec::new();
+    let mut step = |name: &'static str, r: Resp, status: u16| {
+        assert_eq!(r.status, status, "[{n}] {name}: {}", r.text());
+        let v = r.json();
+        out.push((name, r));
+        v
+    };
+    // A vendor account whose admin manages keys and customer accounts.
+    let vendor = AccountId::new("vendor").unwrap();
+    let all = [
+        "readApiKeys",
+        "writeApiKeys",
+        "readAccounts",
+        "writeAccounts",
+        "readApplications",
+        "writeApplications",
+    ];
+    fx.kw
+        .create_account(
+            Actor::System,
+            NewAccount::new("Vendor", perms(&all)).id(vendor),
+        )
+        .await
+        .unwrap();
+    let admin = issue(
+        &fx.kw,
+        &vendor,
+        NewKey::new("admin").permissions(perms(&all)),
+    )
+    .await;
+    let acct = |c: &Cred| req("GET", "/auth/whoami").key(c);
+
+    // Create New App: title and description.
+    let app = step(
+        "seed: create app",
+        c.send(
+            req("POST", "/apps")
+                .key(&admin)
+                .json(json!({"title": "Dashboard", "description": "the customer dashboard"})),
+        )
+        .await,
+        201,
+    );
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    // Multiple credentials per application.
+    let mut creds = Vec::new();
+    for name in ["web", "batch"] {
+        let k = step(
+            "seed: add credential",
+            c.send(req("POST", "/apikeys").key(&admin).json(
+                json!({"name": name, "permissions": ["readApplications"], "app_id": app_id}),
+            ))
+            .await,
+            201,
+        );
+        creds.push(Cred {
+            id: k["id"].as_str().unwrap().into(),
+            secret: k["secret"].as_str().unwrap().into(),
+        });
+    }
+    let (web, batch) = (&creds[0], &creds[1]);
+    let listed = step(
+        "seed: list its keys",
+        c.send(req("GET", format!("/apikeys?app_id={app_id}")).key(&admin))
+            .await,
+        200,
+    );
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    // One credential switched off on its own first.
+    step(
+        "seed: batch off",
+        c.send(
+            req("PATCH", format!("/apikeys/{}", batch.id))
+                .key(&admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await,
+        200,
+    );
+    step(
+        "seed: web works",
+        c.send(req("GET", "/applications").key(web)).await,
+        200,
+    );
+    // Application off: both 401 at once, one audit event, effective_by.
+    let before = fx
+        .kw
+        .events(Actor::System, &vendor, None, 100, None)
+        .await
+        .unwrap()
+        .items
+        .len();
+    let off = step(
+        "seed: app off",
+        c.send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(&admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await,
+        200,
+    );
+    assert!(off["effective_by"].is_string());
+    let events = fx
+        .kw
+        .events(Actor::System, &vendor, None, 100, None)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(events.len(), before + 1, "[{n}] one audit event");
+    step(
+        "seed: web, app off",
+        c.send(req("GET", "/applications").key(web)).await,
+        401,
+    );
+    step(
+        "seed: batch, app off",
+        c.send(req("GET", "/applications").key(batch)).await,
+        401,
+    );
+    // On again: the active key verifies; the one off before stays off.
+    step(
+        "seed: app on",
+        c.send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(&admin)
+                .json(json!({"status": "active"})),
+        )
+        .await,
+        200,
+    );
+    step(
+        "seed: web, app on",
+        c.send(req("GET", "/applications").key(web)).await,
+        200,
+    );
+    step(
+        "seed: batch, app on",
+        c.send(req("GET", "/applications").key(batch)).await,
+        401,
+    );
+
+    // A customer account, a child of the vendor.
+    let child = step(
+        "seed: create customer",
+        c.send(req("POST", "/accounts").key(&admin).json(
+            json!({"name": "Globex", "permissions": ["readApplications", "writeApplications"]}),
+        ))
+        .await,
+        201,
+    );
+    let child_id = child["id"].as_str().unwrap().to_owned();
+    assert_eq!(child["parent"], "vendor");
+    let list = step(
+        "seed: list customers",
+        c.send(req("GET", "/accounts?q=glob").key(&admin)).await,
+        200,
+    );
+    assert_eq!(list["items"][0]["id"], child_id.as_str());
+    // A key for it, acting with x-account-id, without permissions: it
+    // inherits what the admin may grant there.
+    let k = step(
+        "seed: customer key inherits",
+        c.send(
+            req("POST", "/apikeys")
+                .key(&admin)
+                .header("x-account-id", &child_id)
+                .json(json!({"name": "globex-prod"})),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(k["account_id"], child_id.as_str());
+    assert_eq!(
+        k["permissions"],
+        json!(["readApplications", "writeApplications"])
+    );
+    let customer = Cred {
+        id: k["id"].as_str().unwrap().into(),
+        secret: k["secret"].as_str().unwrap().into(),
+    };
+    let who = step("seed: customer key", c.send(acct(&customer)).await, 200);
+    assert_eq!(
+        who["permissions"],
+        json!(["readApplications", "writeApplications"])
+    );
+    // Narrow the customer: its key loses the permission.
+    let narrowed = step(
+        "seed: narrow customer",
+        c.send(
+            req("PATCH", format!("/accounts/{child_id}"))
+                .key(&admin)
+                .json(json!({"permissions": ["readApplications"]})),
+        )
+        .await,
+        200,
+    );
+    assert!(narrowed["effective_by"].is_string());
+    let who = step(
+        "seed: customer key, narrowed",
+        c.send(acct(&customer)).await,
+        200,
+    );
+    assert_eq!(who["permissions"], json!(["readApplications"]));
+    // Switch the customer off: its key 401.
+    step(
+        "seed: customer off",
+        c.send(
+            req("PATCH", format!("/accounts/{child_id}"))
+                .key(&admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await,
+        200,
+    );
+    step(
+        "seed: customer key, customer off",
+        c.send(acct(&customer)).await,
+        401,
+    );
+    // The rules of the other routes.
+    step(
+        "seed: customers need readAccounts",
+        c.send(req("GET", "/accounts").key(fx.key("admin"))).await,
+        403,
+    );
+    step(
+        "seed: customer, unknown field",
+        c.send(
+            req("POST", "/accounts")
+                .key(&admin)
+                .json(json!({"name": "x", "permissions": [], "parent": "other"})),
+        )
+        .await,
+        400,
+    );
+    step(
+        "seed: customer, no permissions",
+        c.send(
+            req("POST", "/accounts")
+                .key(&admin)
+                .json(json!({"name": "x"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: customer, bad status",
+        c.send(
+            req("PATCH", format!("/accounts/{child_id}"))
+                .key(&admin)
+                .json(json!({"status": "gone"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: not a child",
+        c.send(req("GET", "/accounts/acme").key(&admin)).await,
+        404,
+    );
+    step(
+        "seed: patch own account",
+        c.send(
+            req("PATCH", "/accounts/vendor")
+                .key(&admin)
+                .json(json!({"name": "mine"})),
+        )
+        .await,
+        404,
+    );
+    step(
+        "seed: accounts, method not allowed",
+        c.send(req("DELETE", "/accounts/vendor").key(&admin)).await,
+        405,
+    );
+    out
+}
+
+#[actix_web::test]
+async fn seed_flows_on_axum_and_actix() {
+    let fx = fixture().await;
+    let axum_rs = seed_flows(&fx, &AxumClient(axum_app(&fx.kw))).await;
+    let fx = fixture().await;
+    let svc = actix_web::test::init_service(actix_app!(fx.kw)).await;
+    let actix_rs = seed_flows(&fx, &ActixClient(svc)).await;
+    assert_eq!(axum_rs.len(), actix_rs.len());
+    for ((name, a), (_, b)) in axum_rs.iter().zip(&actix_rs) {
+        if a.status >= 400 {
+            assert_eq!(a.contract(), b.contract(), "{name}");
+        } else {
+            assert_eq!(a.status, b.status, "{name}");
+        }
+    }
+}
