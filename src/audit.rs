@@ -45,6 +45,10 @@ pub enum AuditAction {
     AppActivated,
     /// An application was deleted.
     AppDeleted,
+    /// An origin was added to the management API's allowlist.
+    OriginAllowed,
+    /// An origin was removed from the management API's allowlist.
+    OriginRemoved,
     /// A session was opened with a key.
     Login,
     /// A session was ended by its holder.
@@ -71,6 +75,8 @@ impl AuditAction {
             Self::AppDeactivated => "app_deactivated",
             Self::AppActivated => "app_activated",
             Self::AppDeleted => "app_deleted",
+            Self::OriginAllowed => "origin_allowed",
+            Self::OriginRemoved => "origin_removed",
             Self::Login => "login",
             Self::Logout => "logout",
         }

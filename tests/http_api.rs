@@ -1958,6 +1958,146 @@ async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)>
         c.send(req("DELETE", "/accounts/vendor").key(&admin)).await,
         405,
     );
+
+    // The management API from browsers: its own origin, listed origins.
+    let from = |origin: &str, r: Req| r.header("host", "keyward.test").header("origin", origin);
+    let r = c
+        .send(from(
+            "https://evil.example",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await;
+    assert_eq!(
+        step("seed: unlisted origin", r, 403)["error"],
+        "origin_not_allowed"
+    );
+    let r = c
+        .send(from(
+            "https://keyward.test",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://keyward.test")
+    );
+    step("seed: own origin", r, 200);
+    let list = step(
+        "seed: allowlist",
+        c.send(req("GET", "/allowlist").key(&admin)).await,
+        200,
+    );
+    assert_eq!(list["items"][0]["id"], "orig_self");
+    assert_eq!(list["items"][0]["protected"], true);
+    let r = c
+        .send(req("DELETE", "/allowlist/orig_self").key(&admin))
+        .await;
+    assert_eq!(
+        step("seed: delete the default entry", r, 409)["error"],
+        "protected"
+    );
+    let added = step(
+        "seed: allow the console",
+        c.send(
+            req("POST", "/allowlist")
+                .key(&admin)
+                .json(json!({"origin": "https://Console.Example.com:443"})),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(added["origin"], "https://console.example.com");
+    let entry = added["id"].as_str().unwrap().to_owned();
+    step(
+        "seed: allow it twice",
+        c.send(
+            req("POST", "/allowlist")
+                .key(&admin)
+                .json(json!({"origin": "https://console.example.com"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: allow a path",
+        c.send(
+            req("POST", "/allowlist")
+                .key(&admin)
+                .json(json!({"origin": "https://x.example/admin"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: allowlist, reader",
+        c.send(
+            req("POST", "/allowlist")
+                .key(fx.key("reader"))
+                .json(json!({"origin": "https://x.example"})),
+        )
+        .await,
+        403,
+    );
+    let r = c
+        .send(from(
+            "https://console.example.com",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://console.example.com")
+    );
+    assert_eq!(r.header("vary"), Some("Origin"));
+    step("seed: listed origin", r, 200);
+    let pre = |origin: &str| {
+        from(
+            origin,
+            req("OPTIONS", "/apikeys").header("access-control-request-method", "POST"),
+        )
+    };
+    let r = c.send(pre("https://console.example.com")).await;
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("POST, GET, HEAD")
+    );
+    assert!(
+        r.header("access-control-allow-headers")
+            .unwrap()
+            .contains("x-api-secret")
+    );
+    step("seed: preflight, listed", r, 204);
+    step(
+        "seed: preflight, unlisted",
+        c.send(pre("https://evil.example")).await,
+        403,
+    );
+    step(
+        "seed: unlist the console",
+        c.send(req("DELETE", format!("/allowlist/{entry}")).key(&admin))
+            .await,
+        200,
+    );
+    step(
+        "seed: unlisted again",
+        c.send(from(
+            "https://console.example.com",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await,
+        403,
+    );
+    step(
+        "seed: unlist twice",
+        c.send(req("DELETE", format!("/allowlist/{entry}")).key(&admin))
+            .await,
+        404,
+    );
+    step(
+        "seed: no Origin, no gate",
+        c.send(req("GET", "/apikeys").key(&admin)).await,
+        200,
+    );
     out
 }
 
@@ -1969,7 +2109,18 @@ async fn seed_flows_on_axum_and_actix() {
     let svc = actix_web::test::init_service(actix_app!(fx.kw)).await;
     let actix_rs = seed_flows(&fx, &ActixClient(svc)).await;
     assert_eq!(axum_rs.len(), actix_rs.len());
+    let cors = |r: &Resp| {
+        let mut h: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("access-control-") || k == "vary")
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
     for ((name, a), (_, b)) in axum_rs.iter().zip(&actix_rs) {
+        assert_eq!(cors(a), cors(b), "{name}");
         if a.status >= 400 {
             assert_eq!(a.contract(), b.contract(), "{name}");
         } else {

@@ -37,3 +37,11 @@ GROUP BY account_id, application;
 UPDATE keys SET app_id = apps.id FROM apps
 WHERE keys.application IS NOT NULL
   AND apps.account_id = keys.account_id AND apps.title = keys.application;
+
+-- The management API's runtime allowlist of browser origins (the server's
+-- own origin is a built-in, protected entry and is not stored).
+CREATE TABLE allowed_origins (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    origin     TEXT NOT NULL UNIQUE,
+    created_at TIMESTAMPTZ NOT NULL
+);

@@ -39,3 +39,11 @@ UPDATE keys SET app_id = (
     SELECT apps.id FROM apps
     WHERE apps.account_id = keys.account_id AND apps.title = keys.application
 ) WHERE application IS NOT NULL;
+
+-- The management API's runtime allowlist of browser origins (the server's
+-- own origin is a built-in, protected entry and is not stored).
+CREATE TABLE allowed_origins (
+    id         TEXT PRIMARY KEY NOT NULL,
+    origin     TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+) STRICT;

@@ -111,6 +111,33 @@ fn account_paths() -> Value {
     })
 }
 
+/// The paths of `/allowlist…`.
+fn allowlist_paths() -> Value {
+    json!({
+        "/allowlist": {
+            "get": { "operationId": "listOrigins", "summary": "The browser origins that may call the management API; the first entry, orig_self, is the server's own origin and cannot be deleted (readApiKeys, top-level account)", "responses": with_common(json!({ "200": ok("The entries", "OriginList") })) },
+            "post": {
+                "operationId": "addOrigin", "summary": "Allow a browser origin, scheme://host[:port] (writeApiKeys, top-level account)",
+                "requestBody": body("NewOrigin"),
+                "responses": with_common(json!({ "201": ok("The entry", "AllowedOrigin"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Not an origin, or already listed") }))
+            }
+        },
+        "/allowlist/{id}": {
+            "parameters": [ id_param() ],
+            "delete": { "operationId": "removeOrigin", "summary": "Remove an origin (writeApiKeys, top-level account)", "responses": with_common(json!({ "200": { "description": "Removed" }, "404": err("No such entry"), "409": err("The protected default entry") })) }
+        }
+    })
+}
+
+/// The schemas of `/allowlist…`.
+fn allowlist_schemas() -> Value {
+    json!({
+        "AllowedOrigin": { "type": "object", "required": ["id", "origin", "protected", "created_at"], "properties": { "id": { "type": "string" }, "origin": { "type": "string" }, "protected": { "type": "boolean" }, "created_at": { "type": ["string", "null"], "format": "date-time" } } },
+        "NewOrigin": { "type": "object", "additionalProperties": false, "required": ["origin"], "properties": { "origin": { "type": "string" } } },
+        "OriginList": { "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/AllowedOrigin" } } } }
+    })
+}
+
 /// The schemas of `/accounts…`.
 fn account_schemas() -> Value {
     json!({
@@ -300,5 +327,7 @@ pub(crate) fn document() -> Value {
     merge(doc.pointer_mut("/components/schemas"), app_schemas());
     merge(doc.pointer_mut("/paths"), account_paths());
     merge(doc.pointer_mut("/components/schemas"), account_schemas());
+    merge(doc.pointer_mut("/paths"), allowlist_paths());
+    merge(doc.pointer_mut("/components/schemas"), allowlist_schemas());
     doc
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod actor;
+mod allowlist;
 mod apps;
 mod audit;
 mod bounds;
@@ -19,6 +20,7 @@ use tokio::sync::Semaphore;
 
 pub use accounts::{AccountPage, AccountUpdated, ListAccounts};
 pub use actor::{Actor, User};
+pub(crate) use allowlist::SELF_ORIGIN_ID;
 pub use apps::{AppDeleted, AppPage, AppUpdated, ListApps};
 pub use audit::{EventPage, UsageFilter};
 pub(crate) use bounds::holds;

@@ -37,6 +37,7 @@ mod apps;
 mod events;
 mod fixtures;
 mod keys;
+mod origins;
 mod sessions;
 mod usage;
 
@@ -61,6 +62,7 @@ pub use keys::{
     update_key_keeps_the_later_last_used_at, update_key_refuses_stale_version,
     update_key_replaces_record,
 };
+pub use origins::allowed_origins_insert_list_delete;
 pub use sessions::{
     delete_session_then_not_found, insert_session_for_absent_key_is_not_found,
     purge_expired_sessions_removes_only_expired, session_round_trips_and_conflicts,
@@ -152,6 +154,7 @@ macro_rules! store_conformance_tests {
             list_apps_filters_orders_and_paginates,
             update_app_status_moves_keys_and_ends_sessions,
             delete_app_refused_while_it_has_keys,
+            allowed_origins_insert_list_delete,
         );
     };
 }

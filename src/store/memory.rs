@@ -17,6 +17,7 @@ use crate::api_key::{ApiKey, KeyStatus};
 use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
 use crate::id::{AccountId, AppId, KeyId, SessionId};
+use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 #[derive(Debug, Default)]
@@ -24,6 +25,7 @@ struct Inner {
     accounts: HashMap<AccountId, Account>,
     keys: HashMap<KeyId, StoredKey>,
     apps: HashMap<AppId, App>,
+    origins: Vec<AllowedOrigin>,
     sessions: HashMap<SessionId, Session>,
     events: Vec<AuditEvent>,
     usage: BTreeMap<(OffsetDateTime, KeyId, String, String), UsageRecord>,
@@ -269,6 +271,38 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::Conflict("application has keys"));
         }
         g.apps.remove(id);
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
+        Ok(self.lock()?.origins.clone())
+    }
+
+    async fn insert_allowed_origin(
+        &self,
+        origin: &AllowedOrigin,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.origins
+            .iter()
+            .any(|o| o.id == origin.id || o.origin == origin.origin)
+        {
+            return Err(StoreError::Conflict("origin already listed"));
+        }
+        g.origins.push(origin.clone());
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn delete_allowed_origin(&self, id: &str, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        let before = g.origins.len();
+        g.origins.retain(|o| o.id != id);
+        if g.origins.len() == before {
+            return Err(StoreError::NotFound);
+        }
         g.events.push(event.clone());
         Ok(())
     }

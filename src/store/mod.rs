@@ -15,6 +15,7 @@ use crate::api_key::{ApiKey, KeyStatus};
 use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
 use crate::id::{AccountId, AppId, KeyId, SessionId};
+use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 mod connect;
@@ -314,6 +315,29 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     /// (nothing is written then).
     async fn delete_app(&self, _id: &AppId, _event: &AuditEvent) -> StoreResult<()> {
         Err(unsupported("applications"))
+    }
+
+    /// The stored entries of the management API's origin allowlist, in the
+    /// order they were added. The default has none.
+    async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
+        Ok(Vec::new())
+    }
+
+    /// Adds an origin and appends `event`; [`StoreError::Conflict`] when the
+    /// id or the origin is already listed (nothing written). The default
+    /// fails with [`StoreError::Backend`].
+    async fn insert_allowed_origin(
+        &self,
+        _origin: &AllowedOrigin,
+        _event: &AuditEvent,
+    ) -> StoreResult<()> {
+        Err(unsupported("origin allowlists"))
+    }
+
+    /// Removes the entry `id` and appends `event`; [`StoreError::NotFound`]
+    /// if absent. The default fails with [`StoreError::Backend`].
+    async fn delete_allowed_origin(&self, _id: &str, _event: &AuditEvent) -> StoreResult<()> {
+        Err(unsupported("origin allowlists"))
     }
 
     /// Inserts a session; [`StoreError::Conflict`] if the id exists.

@@ -27,6 +27,7 @@ use crate::api_key::ApiKey;
 use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
 use crate::id::{AccountId, AppId, KeyId, SessionId};
+use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -596,6 +597,57 @@ impl KeyStore for SqliteStore {
         }
         if has_keys.is_some() {
             return Err(StoreError::Conflict("application has keys"));
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
+        let rows = sqlx::query(
+            "SELECT id, origin, created_at FROM allowed_origins ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| map_err(e, "decode");
+                Ok(AllowedOrigin {
+                    id: r.try_get("id").map_err(g)?,
+                    origin: r.try_get("origin").map_err(g)?,
+                    protected: false,
+                    created_at: from_us(r.try_get("created_at").map_err(g)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_allowed_origin(
+        &self,
+        o: &AllowedOrigin,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO allowed_origins (id, origin, created_at) VALUES (?, ?, ?)")
+            .bind(&o.id)
+            .bind(&o.origin)
+            .bind(us(o.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "origin already listed"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn delete_allowed_origin(&self, id: &str, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM allowed_origins WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
         }
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
