@@ -4,6 +4,7 @@
 //! can do it), and switching back on revives no session. Needs
 //! `KEYWARD_TEST_POSTGRES_URL`.
 #![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)]
 
 #[path = "store_support/mod.rs"]
 mod common;
