@@ -37,8 +37,8 @@ impl AppStatus {
     }
 }
 
-/// An application's record. The key counts are computed by the store when
-/// the record is read; they are ignored when it is written.
+/// An application's record. The key counts and `protected` are computed by
+/// the store when the record is read; they are ignored when it is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
     /// Public id, `app_…`.
@@ -61,6 +61,9 @@ pub struct App {
     pub active_keys: u64,
     /// How many of its keys are themselves inactive.
     pub inactive_keys: u64,
+    /// Whether it holds a protected key: then only
+    /// [`Actor::System`](crate::Actor::System) may change or delete it.
+    pub protected: bool,
 }
 
 /// What [`Keyward::create_app`](crate::Keyward::create_app) needs.

@@ -162,12 +162,12 @@ fn app_schemas() -> Value {
     json!({
                 "App": {
                     "type": "object",
-                    "required": ["id", "account_id", "title", "description", "status", "created_at", "updated_at", "active_keys", "inactive_keys"],
+                    "required": ["id", "account_id", "title", "description", "status", "created_at", "updated_at", "active_keys", "inactive_keys", "protected"],
                     "properties": {
                         "id": { "type": "string" }, "account_id": { "type": "string" }, "title": { "type": "string" }, "description": { "type": "string" },
                         "status": { "type": "string", "enum": ["active", "inactive"] },
                         "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
-                        "active_keys": { "type": "integer", "minimum": 0 }, "inactive_keys": { "type": "integer", "minimum": 0 }
+                        "active_keys": { "type": "integer", "minimum": 0 }, "inactive_keys": { "type": "integer", "minimum": 0 }, "protected": { "type": "boolean", "description": "It holds a protected key" }
                     }
                 },
                 "NewApp": { "type": "object", "additionalProperties": false, "required": ["title"], "properties": { "title": { "type": "string" }, "description": { "type": "string" } } },

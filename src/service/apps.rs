@@ -137,6 +137,7 @@ impl Keyward {
             updated_at: now,
             active_keys: 0,
             inactive_keys: 0,
+            protected: false,
         };
         let event = self.event(
             AuditAction::AppCreated,

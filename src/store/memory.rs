@@ -205,7 +205,7 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::Conflict("application id exists"));
         }
         let mut app = app.clone();
-        (app.active_keys, app.inactive_keys) = (0, 0);
+        (app.active_keys, app.inactive_keys, app.protected) = (0, 0, false);
         g.apps.insert(app.id, app);
         g.events.push(event.clone());
         Ok(())
@@ -405,8 +405,9 @@ impl KeyStore for MemoryStore {
 /// `app` with the counts of its active and inactive keys.
 fn with_counts(g: &Inner, app: &App) -> App {
     let mut out = app.clone();
-    (out.active_keys, out.inactive_keys) = (0, 0);
+    (out.active_keys, out.inactive_keys, out.protected) = (0, 0, false);
     for k in g.keys.values().filter(|k| k.key.app_id == Some(app.id)) {
+        out.protected |= k.key.protected;
         match k.key.status {
             KeyStatus::Active => out.active_keys += 1,
             KeyStatus::Inactive => out.inactive_keys += 1,

@@ -239,6 +239,7 @@ pub(crate) struct AppRow {
     pub(crate) updated_at: OffsetDateTime,
     pub(crate) active_keys: i64,
     pub(crate) inactive_keys: i64,
+    pub(crate) protected_keys: i64,
 }
 
 impl AppRow {
@@ -254,6 +255,7 @@ impl AppRow {
             updated_at: self.updated_at,
             active_keys: to_u64(self.active_keys, "apps.active_keys")?,
             inactive_keys: to_u64(self.inactive_keys, "apps.inactive_keys")?,
+            protected: self.protected_keys > 0,
         })
     }
 }
@@ -263,7 +265,8 @@ impl AppRow {
 pub(crate) const APP_COLUMNS: &str = "a.id, a.account_id, a.title, a.description, a.status, \
      a.created_at, a.updated_at, \
      (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'active') AS active_keys, \
-     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'inactive') AS inactive_keys";
+     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'inactive') AS inactive_keys, \
+     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.protected = TRUE) AS protected_keys";
 
 /// The audit event row as read by either backend.
 pub(crate) struct EventRow {

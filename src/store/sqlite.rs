@@ -185,6 +185,7 @@ fn app_row(r: &SqliteRow) -> StoreResult<App> {
         updated_at: from_us(r.try_get("updated_at").map_err(g)?)?,
         active_keys: r.try_get("active_keys").map_err(g)?,
         inactive_keys: r.try_get("inactive_keys").map_err(g)?,
+        protected_keys: r.try_get("protected_keys").map_err(g)?,
     }
     .into_app()
 }

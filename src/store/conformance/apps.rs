@@ -39,7 +39,8 @@ pub async fn insert_app_round_trips_and_conflicts(store: &dyn KeyStore) {
     assert!(store.get_app(&app_id()).await.expect("get_app").is_none());
 }
 
-/// An application's record counts its keys by their own status; a key's
+/// An application's record counts its keys by their own status and says
+/// whether it holds a protected key; a key's
 /// `app_id` round-trips and `KeyQuery::app_id` lists exactly the
 /// application's keys.
 pub async fn app_counts_and_lists_its_keys(store: &dyn KeyStore) {
@@ -61,6 +62,17 @@ pub async fn app_counts_and_lists_its_keys(store: &dyn KeyStore) {
     insert_key(store, &outside).await;
     let got = store.get_app(&x.id).await.expect("get_app").expect("app");
     assert_eq!((got.active_keys, got.inactive_keys), (2, 1));
+    assert!(!got.protected);
+    let mut guard = plain_key(a.id, "guard", at(2, 8));
+    guard.key.app_id = Some(x.id);
+    guard.key.protected = true;
+    insert_key(store, &guard).await;
+    let got = store.get_app(&x.id).await.expect("get_app").expect("app");
+    assert!(
+        got.protected,
+        "an application holding a protected key is protected"
+    );
+    keys.push(guard);
     assert_eq!(
         store.get_key(&keys[1].key.id).await.expect("get_key"),
         Some(keys[1].clone())

@@ -59,6 +59,7 @@ pub(super) fn app(account: AccountId, title: &str, created_at: OffsetDateTime) -
         updated_at: created_at + Duration::microseconds(3),
         active_keys: 0,
         inactive_keys: 0,
+        protected: false,
     }
 }
 
