@@ -6,6 +6,37 @@ use time::OffsetDateTime;
 use crate::id::AccountId;
 use crate::permission::PermissionSet;
 
+/// Whether an account's keys may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Its keys authenticate (each as its own status allows).
+    #[default]
+    Active,
+    /// None of its keys authenticates, nor any of their sessions; each key
+    /// keeps its own status.
+    Inactive,
+}
+
+impl AccountStatus {
+    /// `"active"` or `"inactive"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+        }
+    }
+
+    /// Parses `"active"` or `"inactive"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "inactive" => Some(Self::Inactive),
+            _ => None,
+        }
+    }
+}
+
 /// An account (tenant). Its keys may hold only permissions the account has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -17,6 +48,9 @@ pub struct Account {
     pub parent: Option<AccountId>,
     /// The permissions this account's keys may be granted.
     pub permissions: PermissionSet,
+    /// Active or inactive.
+    #[serde(default)]
+    pub status: AccountStatus,
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -57,6 +91,44 @@ impl NewAccount {
     /// Uses `id` instead of a generated id.
     pub fn id(mut self, id: AccountId) -> Self {
         self.id = Some(id);
+        self
+    }
+}
+
+/// Changes to an account; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AccountUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New permissions; narrowing them narrows every key of the account
+    /// (key ∩ account) within W.
+    pub permissions: Option<PermissionSet>,
+    /// Activate or deactivate every key of the account at once.
+    pub status: Option<AccountStatus>,
+}
+
+impl AccountUpdate {
+    /// No changes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renames.
+    pub fn name(mut self, n: impl Into<String>) -> Self {
+        self.name = Some(n.into());
+        self
+    }
+
+    /// Replaces the permissions.
+    pub fn permissions(mut self, p: PermissionSet) -> Self {
+        self.permissions = Some(p);
+        self
+    }
+
+    /// Activates or deactivates.
+    pub fn status(mut self, s: AccountStatus) -> Self {
+        self.status = Some(s);
         self
     }
 }

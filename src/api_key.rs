@@ -4,7 +4,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::id::{AccountId, KeyId};
+use crate::id::{AccountId, AppId, KeyId};
 use crate::permission::PermissionSet;
 
 /// Whether a key may be used.
@@ -41,6 +41,10 @@ pub struct ApiKey {
     pub description: String,
     /// Optional application label, to group several keys of one integration.
     pub application: Option<String>,
+    /// The application ([`App`](crate::App)) the key belongs to, if any.
+    /// While that application is inactive the key does not authenticate,
+    /// whatever its own status.
+    pub app_id: Option<AppId>,
     /// Permissions granted to the key (a subset of the account's).
     pub permissions: PermissionSet,
     /// Active or inactive.

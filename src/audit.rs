@@ -14,6 +14,12 @@ use crate::id::{AccountId, KeyId, SessionId};
 pub enum AuditAction {
     /// An account was created.
     AccountCreated,
+    /// An account's name or permissions changed.
+    AccountUpdated,
+    /// An account was deactivated: none of its keys authenticates.
+    AccountDeactivated,
+    /// An account was reactivated.
+    AccountActivated,
     /// A key was issued.
     KeyCreated,
     /// A key's name, description, permissions, expiry, networks, metadata or
@@ -29,6 +35,20 @@ pub enum AuditAction {
     KeyDeleted,
     /// A stored hash was upgraded to the configured argon2 parameters.
     KeyRehashed,
+    /// An application was created.
+    AppCreated,
+    /// An application's title or description changed.
+    AppUpdated,
+    /// An application was deactivated: none of its keys authenticates.
+    AppDeactivated,
+    /// An application was reactivated: its active keys authenticate again.
+    AppActivated,
+    /// An application was deleted.
+    AppDeleted,
+    /// An origin was added to the management API's allowlist.
+    OriginAllowed,
+    /// An origin was removed from the management API's allowlist.
+    OriginRemoved,
     /// A session was opened with a key.
     Login,
     /// A session was ended by its holder.
@@ -40,6 +60,9 @@ impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccountCreated => "account_created",
+            Self::AccountUpdated => "account_updated",
+            Self::AccountDeactivated => "account_deactivated",
+            Self::AccountActivated => "account_activated",
             Self::KeyCreated => "key_created",
             Self::KeyUpdated => "key_updated",
             Self::KeyDeactivated => "key_deactivated",
@@ -47,6 +70,13 @@ impl AuditAction {
             Self::KeyRotated => "key_rotated",
             Self::KeyDeleted => "key_deleted",
             Self::KeyRehashed => "key_rehashed",
+            Self::AppCreated => "app_created",
+            Self::AppUpdated => "app_updated",
+            Self::AppDeactivated => "app_deactivated",
+            Self::AppActivated => "app_activated",
+            Self::AppDeleted => "app_deleted",
+            Self::OriginAllowed => "origin_allowed",
+            Self::OriginRemoved => "origin_removed",
             Self::Login => "login",
             Self::Logout => "logout",
         }

@@ -94,6 +94,10 @@ pub enum Error {
     /// only by [`Actor::System`](crate::Actor::System) (409).
     #[error("the key is protected: only the application itself may change or delete it")]
     Protected,
+    /// The application still has keys (409): delete them first, or delete
+    /// it with its keys (`cascade`).
+    #[error("the application still has keys")]
+    AppHasKeys,
     /// A concurrent change won (409); re-read and retry.
     #[error("conflicting change: {0}")]
     Conflict(&'static str),

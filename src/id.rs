@@ -1,4 +1,4 @@
-//! Identifier newtypes: [`AccountId`], [`KeyId`], [`SessionId`].
+//! Identifier newtypes: [`AccountId`], [`AppId`], [`KeyId`], [`SessionId`].
 //!
 //! Ids are public (they appear in logs, URLs and audit events) and are stored
 //! inline, so they are `Copy` and never allocate.
@@ -137,6 +137,11 @@ define_id!(
     /// Identifies a session, `<prefix>_ses_<17 base62>`. Not a secret: the
     /// bearer token is.
     SessionId, "session id", 31, 32
+);
+define_id!(
+    /// Public identifier of an application (a group of keys with a title),
+    /// `app_<17 base62>`. Not a secret.
+    AppId, "application id", 31, 32
 );
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 mod account;
 mod api_key;
+mod app;
 mod audit;
 mod cache;
 mod clock;
@@ -18,6 +19,7 @@ mod id;
 mod inline_str;
 mod limiter;
 mod metrics;
+mod origin;
 mod padded;
 mod permission;
 mod principal;
@@ -32,8 +34,9 @@ mod usage;
 pub mod http;
 pub mod store;
 
-pub use account::{Account, NewAccount};
+pub use account::{Account, AccountStatus, AccountUpdate, NewAccount};
 pub use api_key::{ApiKey, KeyStatus};
+pub use app::{App, AppStatus, AppUpdate, NewApp};
 pub use audit::{ActorKind, AuditAction, AuditActor, AuditEvent};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{InvalidLabel, Label, VerifyContext};
@@ -42,13 +45,15 @@ pub use credential::{
 };
 pub use error::{Error, GrantLimit, Result};
 pub use hash::{HashParams, InvalidHashParams};
-pub use id::{AccountId, InvalidId, KeyId, SessionId};
+pub use id::{AccountId, AppId, InvalidId, KeyId, SessionId};
 pub use limiter::AttemptLimit;
+pub use origin::{AllowedOrigin, InvalidOrigin, normalize_origin};
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
 pub use secret::Secret;
 pub use service::{
-    Actor, BuildError, Deleted, EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder,
+    AccountPage, AccountUpdated, Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted,
+    EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder, ListAccounts, ListApps,
     ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, User, may_manage,
 };
 pub use session::Session;

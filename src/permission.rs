@@ -60,6 +60,27 @@ impl Permission {
     pub fn write_api_keys() -> Self {
         Self("writeApiKeys".into())
     }
+
+    /// `readAccounts`: list and read the acting account's child accounts.
+    pub fn read_accounts() -> Self {
+        Self("readAccounts".into())
+    }
+
+    /// `writeAccounts`: create child accounts, rename them, change their
+    /// permissions and status.
+    pub fn write_accounts() -> Self {
+        Self("writeAccounts".into())
+    }
+
+    /// Whether this is one of the management permissions (`readApiKeys`,
+    /// `writeApiKeys`, `readAccounts`, `writeAccounts`). Acting for a
+    /// child account, a principal keeps its own management permissions.
+    pub fn is_management(&self) -> bool {
+        matches!(
+            self.as_str(),
+            "readApiKeys" | "writeApiKeys" | "readAccounts" | "writeAccounts"
+        )
+    }
 }
 
 /// Whether `name` is a valid permission name (see [`Permission::new`]);

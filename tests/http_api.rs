@@ -791,6 +791,7 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
         [
             "account_id",
             "allowed_cidrs",
+            "app_id",
             "application",
             "created_at",
             "description",
@@ -1255,6 +1256,404 @@ async fn layers_act_for_a_child_account_on_both_frameworks() {
     acting_for_a_child_through_the_layer(&ActixClient(svc), &fx).await;
 }
 
+// ------------------------------------------------------------ applications
+
+/// The applications flow (`/apps…`, `app_id` on keys): each step's status
+/// and body, returned for the byte-for-byte comparison of the errors.
+async fn app_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> {
+    let mut out = Vec::new();
+    let admin = fx.key("admin");
+    let n = C::NAME;
+    let mut step = |name: &'static str, r: Resp, status: u16| {
+        assert_eq!(r.status, status, "[{n}] {name}: {}", r.text());
+        if status == 422 {
+            assert!(r.json()["field"].is_string(), "[{n}] {name}");
+        }
+        let v = r.json();
+        out.push((name, r));
+        v
+    };
+    // Create, with the body rules of the other routes.
+    let app = step(
+        "create app",
+        c.send(
+            req("POST", "/apps")
+                .key(admin)
+                .json(json!({"title": "Mobile", "description": "iOS and Android"})),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(app["title"], "Mobile");
+    assert_eq!(app["description"], "iOS and Android");
+    assert_eq!(app["status"], "active");
+    assert_eq!(
+        (app["active_keys"].as_u64(), app["inactive_keys"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(app["id"].as_str().unwrap().starts_with("app_"));
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    let r = c
+        .send(
+            req("POST", "/apps")
+                .key(admin)
+                .json(json!({"title": "x", "owner": "me"})),
+        )
+        .await;
+    step("create app, unknown field", r, 400);
+    let r = c
+        .send(
+            req("POST", "/apps")
+                .key(admin)
+                .json(json!({"description": "no title"})),
+        )
+        .await;
+    assert_eq!(step("create app, no title", r, 422)["field"], "title");
+    let r = c
+        .send(
+            req("POST", "/apps")
+                .key(admin)
+                .json(json!({"title": "a\u{202e}b"})),
+        )
+        .await;
+    assert_eq!(
+        step("create app, format character", r, 422)["field"],
+        "title"
+    );
+    let r = c
+        .send(req("POST", "/apps").key(admin).raw("text/plain", "title=x"))
+        .await;
+    step("create app, not JSON", r, 415);
+    let r = c
+        .send(
+            req("POST", "/apps")
+                .key(fx.key("reader"))
+                .json(json!({"title": "x"})),
+        )
+        .await;
+    assert_eq!(
+        step("create app, reader", r, 403)["error"],
+        "insufficient_scope"
+    );
+    // Two credentials in it; one individually off.
+    let mut creds = Vec::new();
+    for name in ["m1", "m2"] {
+        let r =
+            c.send(req("POST", "/apikeys").key(admin).json(
+                json!({"name": name, "permissions": ["readApplications"], "app_id": app_id}),
+            ))
+            .await;
+        let k = step("create key in app", r, 201);
+        assert_eq!(k["app_id"], app_id.as_str());
+        let single = k["key"].as_str().unwrap();
+        assert!(single.starts_with("kw_ak_"), "{single}");
+        let (id, secret) = keyward::split_key(fx.kw.prefix(), single).unwrap();
+        assert_eq!(
+            (id.as_str(), secret.expose()),
+            (k["id"].as_str().unwrap(), k["secret"].as_str().unwrap())
+        );
+        creds.push(Cred {
+            id: k["id"].as_str().unwrap().into(),
+            secret: k["secret"].as_str().unwrap().into(),
+        });
+    }
+    let (m1, m2) = (&creds[0], &creds[1]);
+    let r = c
+        .send(
+            req("PATCH", format!("/apikeys/{}", m2.id))
+                .key(admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await;
+    step("key off", r, 200);
+    let r = c
+        .send(
+            req("POST", "/apikeys")
+                .key(admin)
+                .json(json!({"name": "x", "permissions": [], "app_id": "app_nope"})),
+        )
+        .await;
+    assert_eq!(step("create key, unknown app", r, 422)["field"], "app_id");
+    let r = c
+        .send(
+            req("POST", "/apikeys")
+                .key(admin)
+                .json(json!({"name": "x", "permissions": [], "app_id": "bad id!"})),
+        )
+        .await;
+    assert_eq!(
+        step("create key, malformed app id", r, 422)["field"],
+        "app_id"
+    );
+    // List its keys; read it with its counts; list applications.
+    let r = c
+        .send(req("GET", format!("/apikeys?app_id={app_id}")).key(admin))
+        .await;
+    let listed = step("list keys of app", r, 200);
+    let mut ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want = [m1.id.as_str(), m2.id.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    let got = step(
+        "get app",
+        c.send(req("GET", format!("/apps/{app_id}")).key(fx.key("reader")))
+            .await,
+        200,
+    );
+    assert_eq!(
+        (got["active_keys"].as_u64(), got["inactive_keys"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let page = step(
+        "list apps",
+        c.send(req("GET", "/apps?q=MOB&status=active").key(admin))
+            .await,
+        200,
+    );
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_cursor"], Value::Null);
+    step(
+        "list apps, bad status",
+        c.send(req("GET", "/apps?status=off").key(admin)).await,
+        422,
+    );
+    step(
+        "list apps, bad limit",
+        c.send(req("GET", "/apps?limit=0").key(admin)).await,
+        422,
+    );
+    step(
+        "list apps, unknown parameter",
+        c.send(req("GET", "/apps?owner=me").key(admin)).await,
+        400,
+    );
+    step(
+        "get app, unknown",
+        c.send(req("GET", "/apps/app_nope").key(admin)).await,
+        404,
+    );
+    step(
+        "apps, method not allowed",
+        c.send(req("PUT", "/apps").key(admin)).await,
+        405,
+    );
+    // A key without every permission of the app's keys cannot switch it.
+    let r = c
+        .send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(fx.key("writer"))
+                .json(json!({"status": "inactive"})),
+        )
+        .await;
+    assert_eq!(
+        step("app off, weaker writer", r, 403)["error"],
+        "permission_not_held"
+    );
+    step(
+        "app patch, bad status",
+        c.send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(admin)
+                .json(json!({"status": "off"})),
+        )
+        .await,
+        422,
+    );
+    // Switch it off: both keys and the session 401 at once, one event.
+    let token = c.send(req("POST", "/auth/login").key(m1)).await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    step(
+        "m1 before",
+        c.send(req("GET", "/applications").key(m1)).await,
+        200,
+    );
+    let before = fx
+        .kw
+        .events(
+            Actor::System,
+            &AccountId::new("acme").unwrap(),
+            None,
+            100,
+            None,
+        )
+        .await
+        .unwrap()
+        .items;
+    let off = step(
+        "app off",
+        c.send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(off["status"], "inactive");
+    assert!(off["effective_by"].is_string());
+    let after = fx
+        .kw
+        .events(
+            Actor::System,
+            &AccountId::new("acme").unwrap(),
+            None,
+            100,
+            None,
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(after.len(), before.len() + 1);
+    assert_eq!(after[0].action, keyward::AuditAction::AppDeactivated);
+    let inactive_key = c
+        .send(req("GET", "/applications").key(fx.key("inactive")))
+        .await;
+    for (name, r) in [
+        (
+            "m1, app off",
+            c.send(req("GET", "/applications").key(m1)).await,
+        ),
+        (
+            "m2, app off",
+            c.send(req("GET", "/applications").key(m2)).await,
+        ),
+        (
+            "session, app off",
+            c.send(req("GET", "/applications").bearer(&token)).await,
+        ),
+    ] {
+        if name != "session, app off" {
+            assert_eq!(
+                r.contract(),
+                inactive_key.contract(),
+                "[{n}] {name}: not the inactive key's 401"
+            );
+        }
+        step(name, r, 401);
+    }
+    // Back on: the key that was active works again, the other stays off.
+    let on = step(
+        "app on",
+        c.send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(admin)
+                .json(json!({"status": "active"})),
+        )
+        .await,
+        200,
+    );
+    assert!(on.get("effective_by").is_none());
+    step(
+        "m1, app on",
+        c.send(req("GET", "/applications").key(m1)).await,
+        200,
+    );
+    step(
+        "m2, app on",
+        c.send(req("GET", "/applications").key(m2)).await,
+        401,
+    );
+    step(
+        "session, app on",
+        c.send(req("GET", "/applications").bearer(&token)).await,
+        401,
+    );
+    // Rotation carries the single-string key too.
+    let rot = step(
+        "rotate m1",
+        c.send(req("POST", format!("/apikeys/{}/rotate", m1.id)).key(admin))
+            .await,
+        200,
+    );
+    assert!(rot["key"].as_str().unwrap().starts_with("kw_ak_"));
+    // Delete: 409 while it has keys, then with its keys.
+    let r = c
+        .send(req("DELETE", format!("/apps/{app_id}")).key(admin))
+        .await;
+    assert_eq!(
+        step("delete app with keys", r, 409)["error"],
+        "app_has_keys"
+    );
+    step(
+        "delete app, bad cascade",
+        c.send(req("DELETE", format!("/apps/{app_id}?cascade=yes")).key(admin))
+            .await,
+        422,
+    );
+    let d = step(
+        "delete app, cascade",
+        c.send(req("DELETE", format!("/apps/{app_id}?cascade=true")).key(admin))
+            .await,
+        200,
+    );
+    assert_eq!(d["deleted_keys"].as_array().unwrap().len(), 2);
+    step(
+        "get deleted app",
+        c.send(req("GET", format!("/apps/{app_id}")).key(admin))
+            .await,
+        404,
+    );
+    step(
+        "m1, app deleted",
+        c.send(req("GET", "/applications").key(m1)).await,
+        401,
+    );
+    // Another account's application is not found.
+    let foreign = step(
+        "create foreign app",
+        c.send(
+            req("POST", "/apps")
+                .key(fx.key("foreign"))
+                .json(json!({"title": "Theirs"})),
+        )
+        .await,
+        201,
+    );
+    let foreign_id = foreign["id"].as_str().unwrap();
+    step(
+        "get foreign app",
+        c.send(req("GET", format!("/apps/{foreign_id}")).key(admin))
+            .await,
+        404,
+    );
+    step(
+        "patch foreign app",
+        c.send(
+            req("PATCH", format!("/apps/{foreign_id}"))
+                .key(admin)
+                .json(json!({"title": "mine"})),
+        )
+        .await,
+        404,
+    );
+    out
+}
+
+#[actix_web::test]
+async fn applications_answer_alike_on_axum_and_actix() {
+    let fx = fixture().await;
+    let axum_rs = app_flows(&fx, &AxumClient(axum_app(&fx.kw))).await;
+    let fx = fixture().await;
+    let svc = actix_web::test::init_service(actix_app!(fx.kw)).await;
+    let actix_rs = app_flows(&fx, &ActixClient(svc)).await;
+    assert_eq!(axum_rs.len(), actix_rs.len());
+    for ((name, a), (_, b)) in axum_rs.iter().zip(&actix_rs) {
+        if a.status >= 400 {
+            assert_eq!(a.contract(), b.contract(), "{name}");
+        } else {
+            assert_eq!(a.status, b.status, "{name}");
+        }
+    }
+}
+
 /// `writeApiKeys` implies `readApiKeys` in axum's `Authorized<P>` as in the
 /// `require` layer and the management routes.
 #[tokio::test]
@@ -1274,4 +1673,458 @@ async fn axum_authorized_honours_write_implies_read() {
         .send(req("GET", "/keys-reader").key(fx.key("victim")))
         .await;
     assert_eq!(no.contract(), layer.contract());
+}
+
+// ---------------------------------------------------------- the seed flows
+
+/// The seeds' "API Management" flows end to end (issue 12's "Done when"):
+/// an application with two credentials switched off and on, a customer
+/// account with an inherited key, narrowed and switched off.
+async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> {
+    let n = C::NAME;
+    let mut out = Vec::new();
+    let mut step = |name: &'static str, r: Resp, status: u16| {
+        assert_eq!(r.status, status, "[{n}] {name}: {}", r.text());
+        let v = r.json();
+        out.push((name, r));
+        v
+    };
+    // A vendor account whose admin manages keys and customer accounts.
+    let vendor = AccountId::new("vendor").unwrap();
+    let all = [
+        "readApiKeys",
+        "writeApiKeys",
+        "readAccounts",
+        "writeAccounts",
+        "readApplications",
+        "writeApplications",
+    ];
+    fx.kw
+        .create_account(
+            Actor::System,
+            NewAccount::new("Vendor", perms(&all)).id(vendor),
+        )
+        .await
+        .unwrap();
+    let admin = issue(
+        &fx.kw,
+        &vendor,
+        NewKey::new("admin").permissions(perms(&all)),
+    )
+    .await;
+    let acct = |c: &Cred| req("GET", "/auth/whoami").key(c);
+
+    // Create New App: title and description.
+    let app = step(
+        "seed: create app",
+        c.send(
+            req("POST", "/apps")
+                .key(&admin)
+                .json(json!({"title": "Dashboard", "description": "the customer dashboard"})),
+        )
+        .await,
+        201,
+    );
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    // Multiple credentials per application.
+    let mut creds = Vec::new();
+    for name in ["web", "batch"] {
+        let k = step(
+            "seed: add credential",
+            c.send(req("POST", "/apikeys").key(&admin).json(
+                json!({"name": name, "permissions": ["readApplications"], "app_id": app_id}),
+            ))
+            .await,
+            201,
+        );
+        creds.push(Cred {
+            id: k["id"].as_str().unwrap().into(),
+            secret: k["secret"].as_str().unwrap().into(),
+        });
+    }
+    let (web, batch) = (&creds[0], &creds[1]);
+    let listed = step(
+        "seed: list its keys",
+        c.send(req("GET", format!("/apikeys?app_id={app_id}")).key(&admin))
+            .await,
+        200,
+    );
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    // One credential switched off on its own first.
+    step(
+        "seed: batch off",
+        c.send(
+            req("PATCH", format!("/apikeys/{}", batch.id))
+                .key(&admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await,
+        200,
+    );
+    step(
+        "seed: web works",
+        c.send(req("GET", "/applications").key(web)).await,
+        200,
+    );
+    // Application off: both 401 at once, one audit event, effective_by.
+    let before = fx
+        .kw
+        .events(Actor::System, &vendor, None, 100, None)
+        .await
+        .unwrap()
+        .items
+        .len();
+    let off = step(
+        "seed: app off",
+        c.send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(&admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await,
+        200,
+    );
+    assert!(off["effective_by"].is_string());
+    let events = fx
+        .kw
+        .events(Actor::System, &vendor, None, 100, None)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(events.len(), before + 1, "[{n}] one audit event");
+    step(
+        "seed: web, app off",
+        c.send(req("GET", "/applications").key(web)).await,
+        401,
+    );
+    step(
+        "seed: batch, app off",
+        c.send(req("GET", "/applications").key(batch)).await,
+        401,
+    );
+    // On again: the active key verifies; the one off before stays off.
+    step(
+        "seed: app on",
+        c.send(
+            req("PATCH", format!("/apps/{app_id}"))
+                .key(&admin)
+                .json(json!({"status": "active"})),
+        )
+        .await,
+        200,
+    );
+    step(
+        "seed: web, app on",
+        c.send(req("GET", "/applications").key(web)).await,
+        200,
+    );
+    step(
+        "seed: batch, app on",
+        c.send(req("GET", "/applications").key(batch)).await,
+        401,
+    );
+
+    // A customer account, a child of the vendor.
+    let child = step(
+        "seed: create customer",
+        c.send(req("POST", "/accounts").key(&admin).json(
+            json!({"name": "Globex", "permissions": ["readApplications", "writeApplications"]}),
+        ))
+        .await,
+        201,
+    );
+    let child_id = child["id"].as_str().unwrap().to_owned();
+    assert_eq!(child["parent"], "vendor");
+    let list = step(
+        "seed: list customers",
+        c.send(req("GET", "/accounts?q=glob").key(&admin)).await,
+        200,
+    );
+    assert_eq!(list["items"][0]["id"], child_id.as_str());
+    // A key for it, acting with x-account-id, without permissions: it
+    // inherits what the admin may grant there.
+    let k = step(
+        "seed: customer key inherits",
+        c.send(
+            req("POST", "/apikeys")
+                .key(&admin)
+                .header("x-account-id", &child_id)
+                .json(json!({"name": "globex-prod"})),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(k["account_id"], child_id.as_str());
+    assert_eq!(
+        k["permissions"],
+        json!(["readApplications", "writeApplications"])
+    );
+    let customer = Cred {
+        id: k["id"].as_str().unwrap().into(),
+        secret: k["secret"].as_str().unwrap().into(),
+    };
+    let who = step("seed: customer key", c.send(acct(&customer)).await, 200);
+    assert_eq!(
+        who["permissions"],
+        json!(["readApplications", "writeApplications"])
+    );
+    // Narrow the customer: its key loses the permission.
+    let narrowed = step(
+        "seed: narrow customer",
+        c.send(
+            req("PATCH", format!("/accounts/{child_id}"))
+                .key(&admin)
+                .json(json!({"permissions": ["readApplications"]})),
+        )
+        .await,
+        200,
+    );
+    assert!(narrowed["effective_by"].is_string());
+    let who = step(
+        "seed: customer key, narrowed",
+        c.send(acct(&customer)).await,
+        200,
+    );
+    assert_eq!(who["permissions"], json!(["readApplications"]));
+    // Switch the customer off: its key 401.
+    step(
+        "seed: customer off",
+        c.send(
+            req("PATCH", format!("/accounts/{child_id}"))
+                .key(&admin)
+                .json(json!({"status": "inactive"})),
+        )
+        .await,
+        200,
+    );
+    step(
+        "seed: customer key, customer off",
+        c.send(acct(&customer)).await,
+        401,
+    );
+    // The rules of the other routes.
+    step(
+        "seed: customers need readAccounts",
+        c.send(req("GET", "/accounts").key(fx.key("admin"))).await,
+        403,
+    );
+    step(
+        "seed: customer, unknown field",
+        c.send(
+            req("POST", "/accounts")
+                .key(&admin)
+                .json(json!({"name": "x", "permissions": [], "parent": "other"})),
+        )
+        .await,
+        400,
+    );
+    step(
+        "seed: customer, no permissions",
+        c.send(
+            req("POST", "/accounts")
+                .key(&admin)
+                .json(json!({"name": "x"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: customer, bad status",
+        c.send(
+            req("PATCH", format!("/accounts/{child_id}"))
+                .key(&admin)
+                .json(json!({"status": "gone"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: not a child",
+        c.send(req("GET", "/accounts/acme").key(&admin)).await,
+        404,
+    );
+    step(
+        "seed: patch own account",
+        c.send(
+            req("PATCH", "/accounts/vendor")
+                .key(&admin)
+                .json(json!({"name": "mine"})),
+        )
+        .await,
+        404,
+    );
+    step(
+        "seed: accounts, method not allowed",
+        c.send(req("DELETE", "/accounts/vendor").key(&admin)).await,
+        405,
+    );
+
+    // The management API from browsers: its own origin, listed origins.
+    let from = |origin: &str, r: Req| r.header("host", "keyward.test").header("origin", origin);
+    let r = c
+        .send(from(
+            "https://evil.example",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await;
+    assert_eq!(
+        step("seed: unlisted origin", r, 403)["error"],
+        "origin_not_allowed"
+    );
+    let r = c
+        .send(from(
+            "https://keyward.test",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://keyward.test")
+    );
+    step("seed: own origin", r, 200);
+    let list = step(
+        "seed: allowlist",
+        c.send(req("GET", "/allowlist").key(&admin)).await,
+        200,
+    );
+    assert_eq!(list["items"][0]["id"], "orig_self");
+    assert_eq!(list["items"][0]["protected"], true);
+    let r = c
+        .send(req("DELETE", "/allowlist/orig_self").key(&admin))
+        .await;
+    assert_eq!(
+        step("seed: delete the default entry", r, 409)["error"],
+        "protected"
+    );
+    let added = step(
+        "seed: allow the console",
+        c.send(
+            req("POST", "/allowlist")
+                .key(&admin)
+                .json(json!({"origin": "https://Console.Example.com:443"})),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(added["origin"], "https://console.example.com");
+    let entry = added["id"].as_str().unwrap().to_owned();
+    step(
+        "seed: allow it twice",
+        c.send(
+            req("POST", "/allowlist")
+                .key(&admin)
+                .json(json!({"origin": "https://console.example.com"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: allow a path",
+        c.send(
+            req("POST", "/allowlist")
+                .key(&admin)
+                .json(json!({"origin": "https://x.example/admin"})),
+        )
+        .await,
+        422,
+    );
+    step(
+        "seed: allowlist, reader",
+        c.send(
+            req("POST", "/allowlist")
+                .key(fx.key("reader"))
+                .json(json!({"origin": "https://x.example"})),
+        )
+        .await,
+        403,
+    );
+    let r = c
+        .send(from(
+            "https://console.example.com",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://console.example.com")
+    );
+    assert_eq!(r.header("vary"), Some("Origin"));
+    step("seed: listed origin", r, 200);
+    let pre = |origin: &str| {
+        from(
+            origin,
+            req("OPTIONS", "/apikeys").header("access-control-request-method", "POST"),
+        )
+    };
+    let r = c.send(pre("https://console.example.com")).await;
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("POST, GET, HEAD")
+    );
+    assert!(
+        r.header("access-control-allow-headers")
+            .unwrap()
+            .contains("x-api-secret")
+    );
+    step("seed: preflight, listed", r, 204);
+    step(
+        "seed: preflight, unlisted",
+        c.send(pre("https://evil.example")).await,
+        403,
+    );
+    step(
+        "seed: unlist the console",
+        c.send(req("DELETE", format!("/allowlist/{entry}")).key(&admin))
+            .await,
+        200,
+    );
+    step(
+        "seed: unlisted again",
+        c.send(from(
+            "https://console.example.com",
+            req("GET", "/apikeys").key(&admin),
+        ))
+        .await,
+        403,
+    );
+    step(
+        "seed: unlist twice",
+        c.send(req("DELETE", format!("/allowlist/{entry}")).key(&admin))
+            .await,
+        404,
+    );
+    step(
+        "seed: no Origin, no gate",
+        c.send(req("GET", "/apikeys").key(&admin)).await,
+        200,
+    );
+    out
+}
+
+#[actix_web::test]
+async fn seed_flows_on_axum_and_actix() {
+    let fx = fixture().await;
+    let axum_rs = seed_flows(&fx, &AxumClient(axum_app(&fx.kw))).await;
+    let fx = fixture().await;
+    let svc = actix_web::test::init_service(actix_app!(fx.kw)).await;
+    let actix_rs = seed_flows(&fx, &ActixClient(svc)).await;
+    assert_eq!(axum_rs.len(), actix_rs.len());
+    let cors = |r: &Resp| {
+        let mut h: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("access-control-") || k == "vary")
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
+    for ((name, a), (_, b)) in axum_rs.iter().zip(&actix_rs) {
+        assert_eq!(cors(a), cors(b), "{name}");
+        if a.status >= 400 {
+            assert_eq!(a.contract(), b.contract(), "{name}");
+        } else {
+            assert_eq!(a.status, b.status, "{name}");
+        }
+    }
 }

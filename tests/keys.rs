@@ -337,7 +337,12 @@ async fn effective_permissions_follow_the_account() {
     let acting = f.kw.act_for(&admin, &child.id).await.expect("child ok");
     assert_eq!(acting.account_id(), &child.id);
     assert_eq!(acting.home_account_id(), &f.account.id);
-    assert_eq!(acting.permissions(), &perms(&["readApplications"]));
+    // Data permissions: key ∩ child; management permissions stay the
+    // admin's own (issue 12).
+    assert_eq!(
+        acting.permissions(),
+        &perms(&["readApplications", "readApiKeys", "writeApiKeys"])
+    );
     let stranger =
         f.kw.create_account(
             Actor::System,

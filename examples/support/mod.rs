@@ -62,6 +62,8 @@ pub(crate) async fn bootstrap(kw: &Keyward) -> Result<(), Box<dyn Error>> {
     let perms = PermissionSet::parse([
         "readApiKeys",
         "writeApiKeys",
+        "readAccounts",
+        "writeAccounts",
         "readApplications",
         "writeApplications",
     ])?;

@@ -453,6 +453,13 @@ async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> H
         client_ip: client_ip(cfg, &req),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
         user: user.as_ref(),
+        origin: req.headers().get("origin").map(|v| v.as_bytes()),
+        host: req
+            .headers()
+            .get("host")
+            .map(|v| v.as_bytes())
+            .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes())),
+        preflight: req.headers().contains_key("access-control-request-method"),
     };
     to_actix(api::dispatch(kw.get_ref(), cfg, request).await)
 }

@@ -561,6 +561,15 @@ async fn serve(kw: &Keyward, cfg: &HttpConfig, path: &'static str, req: Request)
         client_ip: client_ip(cfg, &parts.headers, &parts.extensions),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
         user: parts.extensions.get::<crate::http::HostUser>(),
+        origin: parts.headers.get(header::ORIGIN).map(HeaderValue::as_bytes),
+        host: parts
+            .headers
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes())),
+        preflight: parts
+            .headers
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD),
     };
     to_axum(api::dispatch(kw, cfg, request).await)
 }

@@ -140,6 +140,17 @@ impl HttpError {
         Self::new(cfg, 404, "not_found", format!("{what} not found"))
     }
 
+    /// 403 for a browser request from an origin not on the management
+    /// API's allowlist.
+    pub fn origin_not_allowed(cfg: &HttpConfig) -> Self {
+        Self::new(
+            cfg,
+            403,
+            "origin_not_allowed",
+            "this origin may not call the management API; add it to /allowlist",
+        )
+    }
+
     /// 405 with `Allow`.
     pub fn method_not_allowed(cfg: &HttpConfig, allow: String) -> Self {
         let mut e = Self::new(cfg, 405, "method_not_allowed", "method not allowed");
@@ -228,6 +239,12 @@ impl HttpError {
                 r
             }
             e @ Error::Protected => Self::new(cfg, 409, "protected", e.to_string()),
+            Error::AppHasKeys => Self::new(
+                cfg,
+                409,
+                "app_has_keys",
+                "the application still has keys; delete them first or pass cascade=true",
+            ),
             Error::Conflict(_) => Self::new(
                 cfg,
                 409,

@@ -42,9 +42,152 @@ fn body(schema: &str) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
 }
 
+/// The paths of `/apps…`.
+fn app_paths() -> Value {
+    json!({
+            "/apps": {
+                "post": {
+                    "operationId": "createApp", "summary": "Create an application (writeApiKeys)",
+                    "requestBody": body("NewApp"),
+                    "responses": with_common(json!({ "201": ok("The application", "App"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+                },
+                "get": {
+                    "operationId": "listApps", "summary": "List applications (readApiKeys)",
+                    "parameters": [
+                        q("q", json!({ "type": "string" })),
+                        q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
+                        q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
+                        q("cursor", json!({ "type": "string" }))
+                    ],
+                    "responses": with_common(json!({ "200": ok("A page of applications", "AppPage"), "422": err("Invalid status, limit or cursor") }))
+                }
+            },
+            "/apps/{id}": {
+                "parameters": [ id_param() ],
+                "get": { "operationId": "getApp", "summary": "An application with its key counts (readApiKeys)", "responses": with_common(json!({ "200": ok("The application", "App"), "404": err("No such application in this account") })) },
+                "patch": {
+                    "operationId": "updateApp", "summary": "Change an application; status inactive stops all its keys and sessions at once (writeApiKeys, and every permission of its keys to change the status)",
+                    "requestBody": body("AppUpdate"),
+                    "responses": with_common(json!({ "200": ok("The application; effective_by when it was switched off", "UpdatedApp"), "404": err("No such application"), "409": err("It holds a protected key"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+                },
+                "delete": {
+                    "operationId": "deleteApp", "summary": "Delete an application; with cascade=true its keys too, each with its own audit event (writeApiKeys)",
+                    "parameters": [ q("cascade", json!({ "type": "boolean", "default": false })) ],
+                    "responses": with_common(json!({ "200": ok("Deleted", "DeletedApp"), "404": err("No such application"), "409": err("It still has keys (app_has_keys) or holds a protected key") }))
+                }
+            }
+    })
+}
+
+/// The paths of `/accounts…`.
+fn account_paths() -> Value {
+    json!({
+        "/accounts": {
+            "post": {
+                "operationId": "createAccount", "summary": "Create a customer account, a child of the acting account, with permissions within its own and the caller's (writeAccounts)",
+                "requestBody": body("NewAccount"),
+                "responses": with_common(json!({ "201": ok("The account", "Account"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+            },
+            "get": {
+                "operationId": "listAccounts", "summary": "List the acting account's child accounts (readAccounts)",
+                "parameters": [
+                    q("q", json!({ "type": "string" })),
+                    q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
+                    q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
+                    q("cursor", json!({ "type": "string" }))
+                ],
+                "responses": with_common(json!({ "200": ok("A page of accounts", "AccountPage"), "422": err("Invalid status, limit or cursor") }))
+            }
+        },
+        "/accounts/{id}": {
+            "parameters": [ id_param() ],
+            "get": { "operationId": "getAccount", "summary": "The acting account or one of its children (readAccounts)", "responses": with_common(json!({ "200": ok("The account", "Account"), "404": err("No such account, or not a child") })) },
+            "patch": {
+                "operationId": "updateAccount", "summary": "Rename a child account, narrow or widen its permissions (every key of it follows within W), switch it off or on (writeAccounts, and every permission it has)",
+                "requestBody": body("AccountUpdate"),
+                "responses": with_common(json!({ "200": ok("The account; effective_by when something was revoked", "UpdatedAccount"), "404": err("No such child account"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Invalid value (field named)") }))
+            }
+        }
+    })
+}
+
+/// The paths of `/allowlist…`.
+fn allowlist_paths() -> Value {
+    json!({
+        "/allowlist": {
+            "get": { "operationId": "listOrigins", "summary": "The browser origins that may call the management API; the first entry, orig_self, is the server's own origin and cannot be deleted (readApiKeys, top-level account)", "responses": with_common(json!({ "200": ok("The entries", "OriginList") })) },
+            "post": {
+                "operationId": "addOrigin", "summary": "Allow a browser origin, scheme://host[:port] (writeApiKeys, top-level account)",
+                "requestBody": body("NewOrigin"),
+                "responses": with_common(json!({ "201": ok("The entry", "AllowedOrigin"), "413": err("Body over 64 KiB"), "415": err("Not application/json"), "422": err("Not an origin, or already listed") }))
+            }
+        },
+        "/allowlist/{id}": {
+            "parameters": [ id_param() ],
+            "delete": { "operationId": "removeOrigin", "summary": "Remove an origin (writeApiKeys, top-level account)", "responses": with_common(json!({ "200": { "description": "Removed" }, "404": err("No such entry"), "409": err("The protected default entry") })) }
+        }
+    })
+}
+
+/// The schemas of `/allowlist…`.
+fn allowlist_schemas() -> Value {
+    json!({
+        "AllowedOrigin": { "type": "object", "required": ["id", "origin", "protected", "created_at"], "properties": { "id": { "type": "string" }, "origin": { "type": "string" }, "protected": { "type": "boolean" }, "created_at": { "type": ["string", "null"], "format": "date-time" } } },
+        "NewOrigin": { "type": "object", "additionalProperties": false, "required": ["origin"], "properties": { "origin": { "type": "string" } } },
+        "OriginList": { "type": "object", "required": ["items"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/AllowedOrigin" } } } }
+    })
+}
+
+/// The schemas of `/accounts…`.
+fn account_schemas() -> Value {
+    json!({
+        "Account": {
+            "type": "object", "required": ["id", "name", "parent", "permissions", "status", "created_at"],
+            "properties": {
+                "id": { "type": "string" }, "name": { "type": "string" }, "parent": { "type": ["string", "null"] },
+                "permissions": { "type": "array", "items": { "type": "string" } },
+                "status": { "type": "string", "enum": ["active", "inactive"] },
+                "created_at": { "type": "string", "format": "date-time" }
+            }
+        },
+        "NewAccount": { "type": "object", "additionalProperties": false, "required": ["name", "permissions"], "properties": { "name": { "type": "string" }, "permissions": { "type": "array", "items": { "type": "string" } } } },
+        "AccountUpdate": { "type": "object", "additionalProperties": false, "properties": { "name": { "type": "string" }, "permissions": { "type": "array", "items": { "type": "string" } }, "status": { "type": "string", "enum": ["active", "inactive"] } } },
+        "UpdatedAccount": { "allOf": [ { "$ref": "#/components/schemas/Account" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
+        "AccountPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Account" } }, "next_cursor": { "type": ["string", "null"] } } }
+    })
+}
+
+/// The schemas of `/apps…`.
+fn app_schemas() -> Value {
+    json!({
+                "App": {
+                    "type": "object",
+                    "required": ["id", "account_id", "title", "description", "status", "created_at", "updated_at", "active_keys", "inactive_keys", "protected"],
+                    "properties": {
+                        "id": { "type": "string" }, "account_id": { "type": "string" }, "title": { "type": "string" }, "description": { "type": "string" },
+                        "status": { "type": "string", "enum": ["active", "inactive"] },
+                        "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
+                        "active_keys": { "type": "integer", "minimum": 0 }, "inactive_keys": { "type": "integer", "minimum": 0 }, "protected": { "type": "boolean", "description": "It holds a protected key" }
+                    }
+                },
+                "NewApp": { "type": "object", "additionalProperties": false, "required": ["title"], "properties": { "title": { "type": "string" }, "description": { "type": "string" } } },
+                "AppUpdate": { "type": "object", "additionalProperties": false, "properties": { "title": { "type": "string" }, "description": { "type": "string" }, "status": { "type": "string", "enum": ["active", "inactive"] } } },
+                "UpdatedApp": { "allOf": [ { "$ref": "#/components/schemas/App" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
+                "DeletedApp": { "type": "object", "required": ["id", "status", "deleted_keys", "effective_by"], "properties": { "id": { "type": "string" }, "status": { "const": "deleted" }, "deleted_keys": { "type": "array", "items": { "type": "string" } }, "effective_by": { "type": "string", "format": "date-time" } } },
+                "AppPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/App" } }, "next_cursor": { "type": ["string", "null"] } } }
+    })
+}
+
+/// Moves every entry of the object `from` into the object at `to`.
+fn merge(to: Option<&mut Value>, from: Value) {
+    if let (Some(Value::Object(to)), Value::Object(from)) = (to, from) {
+        to.extend(from);
+    }
+}
+
 /// The document.
 pub(crate) fn document() -> Value {
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "keyward management API", "version": env!("CARGO_PKG_VERSION") },
         "security": [ { "apiKey": [], "apiSecret": [] }, { "bearer": [] } ],
@@ -61,6 +204,7 @@ pub(crate) fn document() -> Value {
                         q("q", json!({ "type": "string" })),
                         q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
                         q("application", json!({ "type": "string" })),
+                        q("app_id", json!({ "type": "string" })),
                         q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
                         q("cursor", json!({ "type": "string" }))
                     ],
@@ -129,10 +273,11 @@ pub(crate) fn document() -> Value {
                 "Error": { "type": "object", "required": ["error", "message"], "properties": { "error": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } },
                 "ApiKey": {
                     "type": "object",
-                    "required": ["id", "account_id", "name", "description", "application", "permissions", "status", "protected", "created_at", "updated_at", "expires_at", "last_used_at", "allowed_cidrs", "metadata"],
+                    "required": ["id", "account_id", "name", "description", "application", "app_id", "permissions", "status", "protected", "created_at", "updated_at", "expires_at", "last_used_at", "allowed_cidrs", "metadata"],
                     "properties": {
                         "id": { "type": "string" }, "account_id": { "type": "string" }, "name": { "type": "string" },
                         "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "app_id": { "type": ["string", "null"] },
                         "permissions": { "type": "array", "items": { "type": "string" } },
                         "status": { "type": "string", "enum": ["active", "inactive"] }, "protected": { "type": "boolean" },
                         "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
@@ -140,13 +285,14 @@ pub(crate) fn document() -> Value {
                         "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
                     }
                 },
-                "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key"], "properties": { "secret": { "type": "string" }, "key": { "type": "string", "description": "The single-string form of id and secret (Authorization: Bearer), shown once" } } } ] },
+                "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key"], "properties": { "secret": { "type": "string" }, "key": { "type": "string", "description": "The single-string form of id and secret, shown once" } } } ] },
                 "UpdatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
                 "RotatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key", "previous_secret_expires_at", "effective_by"], "properties": { "secret": { "type": "string" }, "key": { "type": "string" }, "previous_secret_expires_at": { "type": ["string", "null"], "format": "date-time" }, "effective_by": { "type": "string", "format": "date-time" } } } ] },
                 "NewKey": {
                     "type": "object", "additionalProperties": false, "required": ["name", "permissions"],
                     "properties": {
                         "name": { "type": "string" }, "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "app_id": { "type": ["string", "null"] },
                         "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
                         "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
                     }
@@ -176,5 +322,12 @@ pub(crate) fn document() -> Value {
                 "Whoami": { "type": "object", "required": ["account_id", "key_id", "session_id", "permissions"], "properties": { "account_id": { "type": "string" }, "key_id": { "type": "string" }, "session_id": { "type": ["string", "null"] }, "permissions": { "type": "array", "items": { "type": "string" } } } }
             }
         }
-    })
+    });
+    merge(doc.pointer_mut("/paths"), app_paths());
+    merge(doc.pointer_mut("/components/schemas"), app_schemas());
+    merge(doc.pointer_mut("/paths"), account_paths());
+    merge(doc.pointer_mut("/components/schemas"), account_schemas());
+    merge(doc.pointer_mut("/paths"), allowlist_paths());
+    merge(doc.pointer_mut("/components/schemas"), allowlist_schemas());
+    doc
 }

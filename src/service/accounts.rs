@@ -1,33 +1,117 @@
-//! Accounts.
+//! Accounts: create (children of the acting account), get, list children,
+//! update (name, permissions, status).
+//!
+//! A bounded actor (a principal or a person) manages only the direct
+//! children of the account it acts for, with `readAccounts` /
+//! `writeAccounts`; what it grants lies within the parent's permissions and
+//! its own, and changing a child's permissions or status needs every
+//! permission the child has (the bound of managing a key).
 
 use serde_json::json;
+use time::OffsetDateTime;
 
-use super::{Actor, Keyward, validate};
-use crate::account::{Account, NewAccount};
+use super::keys::{decode_cursor, encode_cursor, page_limit};
+use super::{Actor, Keyward, may_manage, validate};
+use crate::account::{Account, AccountStatus, AccountUpdate, NewAccount};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::id::AccountId;
 use crate::permission::Permission;
 use crate::random::fill_base62;
+use crate::store::AccountQuery;
+
+/// Filters and page for [`Keyward::list_accounts`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ListAccounts {
+    /// Name contains (case-insensitive).
+    pub q: Option<String>,
+    /// Status filter.
+    pub status: Option<AccountStatus>,
+    /// Page size, 1–100 (default 50).
+    pub limit: usize,
+    /// Cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+impl Default for ListAccounts {
+    fn default() -> Self {
+        Self {
+            q: None,
+            status: None,
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+impl ListAccounts {
+    /// The first page of 50, unfiltered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Name contains `q`.
+    pub fn q(mut self, q: impl Into<String>) -> Self {
+        self.q = Some(q.into());
+        self
+    }
+    /// Only accounts with `status`.
+    pub fn status(mut self, status: AccountStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+    /// Page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// Continue after `cursor`.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+}
+
+/// One page of accounts.
+#[derive(Debug, Clone)]
+pub struct AccountPage {
+    /// The accounts, ordered by creation time.
+    pub items: Vec<Account>,
+    /// Pass to [`ListAccounts::cursor`] for the next page; `None` on the
+    /// last.
+    pub next_cursor: Option<String>,
+}
+
+/// The result of [`Keyward::update_account`].
+#[derive(Debug, Clone)]
+pub struct AccountUpdated {
+    /// The account after the update.
+    pub account: Account,
+    /// When the update revoked something (fewer permissions,
+    /// deactivation): the instant it is effective on every instance (at
+    /// once on this one).
+    pub effective_by: Option<OffsetDateTime>,
+}
 
 impl Keyward {
     /// Creates an account. [`Actor::System`] may create any account; a
-    /// principal with `writeApiKeys` may create child accounts of its own
-    /// account, with permissions it holds.
+    /// bounded actor with `writeAccounts` creates children of the account
+    /// it acts for, with permissions within that account's and its own.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad name, [`Error::NotGrantable`],
     /// [`Error::NotFound`] for an unknown parent, [`Error::Conflict`] when
-    /// the id exists, [`Error::Forbidden`], [`Error::Unavailable`].
+    /// the id exists, [`Error::Forbidden`], [`Error::AccountNotAllowed`],
+    /// [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.create_account", skip_all, fields(account_id = ?new.id), err(level = "debug", Display))]
     pub async fn create_account(&self, actor: Actor<'_>, new: NewAccount) -> Result<Account> {
         validate::name(&new.name)?;
         let now = self.now();
         // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
         let read_at = self.now_nanos();
-        actor.require(&Permission::write_api_keys())?;
-        if let Some(home) = home_account(actor)
-            && new.parent.as_ref() != Some(home)
+        actor.require(&Permission::write_accounts())?;
+        if let Some(acting) = actor.account()
+            && new.parent.as_ref() != Some(acting)
         {
             return Err(Error::AccountNotAllowed);
         }
@@ -52,6 +136,7 @@ impl Keyward {
             name: new.name,
             parent: new.parent,
             permissions: new.permissions,
+            status: AccountStatus::Active,
             created_at: now,
         };
         let event = self.event(
@@ -67,10 +152,12 @@ impl Keyward {
         Ok(account)
     }
 
-    /// The account, if `actor` may see it (its own or a child).
+    /// The account, if `actor` may see it: the account it acts for or a
+    /// direct child of it (a bounded actor needs `readAccounts` for a
+    /// child).
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::Unavailable`].
+    /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.get_account", skip_all, fields(account_id = %id), err(level = "debug", Display))]
     pub async fn get_account(&self, actor: Actor<'_>, id: &AccountId) -> Result<Account> {
         let account = self
@@ -79,22 +166,155 @@ impl Keyward {
             .get_account(id)
             .await?
             .ok_or(Error::NotFound("account"))?;
-        match home_account(actor) {
+        match actor.account() {
             None => Ok(account),
-            Some(home) if account.id == *home || account.parent.as_ref() == Some(home) => {
+            Some(own) if account.id == *own => Ok(account),
+            Some(own) if account.parent.as_ref() == Some(own) => {
+                actor.require(&Permission::read_accounts())?;
                 Ok(account)
             }
             Some(_) => Err(Error::NotFound("account")),
         }
     }
-}
 
-/// The account a bounded actor belongs to: a key's own account, a
-/// person's account. `None` for the system.
-fn home_account<'a>(actor: Actor<'a>) -> Option<&'a AccountId> {
-    match actor {
-        Actor::Principal(p) => Some(p.home_account_id()),
-        Actor::User(u) => Some(u.account()),
-        _ => None,
+    /// A page of `parent`'s direct children.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad limit or cursor,
+    /// [`Error::Forbidden`] without `readAccounts`, [`Error::NotFound`]
+    /// for a foreign parent, [`Error::Unavailable`].
+    pub async fn list_accounts(
+        &self,
+        actor: Actor<'_>,
+        parent: &AccountId,
+        list: ListAccounts,
+    ) -> Result<AccountPage> {
+        let limit = page_limit(list.limit)?;
+        let after = match &list.cursor {
+            Some(c) => {
+                let (at, id) = decode_cursor(c)?;
+                let id = AccountId::new(&id).map_err(|_| Error::InvalidInput {
+                    field: "cursor",
+                    reason: "not a cursor returned by this API".into(),
+                })?;
+                Some((at, id))
+            }
+            None => None,
+        };
+        actor.authorize(parent, &Permission::read_accounts(), "account")?;
+        let query = AccountQuery {
+            name_contains: list.q.filter(|q| !q.is_empty()),
+            status: list.status,
+            after,
+            limit: limit + 1,
+        };
+        let mut items = self.inner.store.list_accounts(parent, &query).await?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|a| encode_cursor(a.created_at, a.id.as_str()))
+        } else {
+            None
+        };
+        Ok(AccountPage { items, next_cursor })
+    }
+
+    /// Applies `update` to a child account. Narrowed permissions narrow
+    /// every key of the account (key ∩ account); deactivation stops all
+    /// its keys and their sessions (ended for good); both at once on this
+    /// instance and within W everywhere, in one store transaction with one
+    /// audit event.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`], [`Error::NotGrantable`] (permissions beyond
+    /// the parent's or the actor's), [`Error::PermissionNotHeld`] when the
+    /// account has permissions the actor lacks (permission or status
+    /// changes), [`Error::Forbidden`] without `writeAccounts`,
+    /// [`Error::NotFound`] for an account that is not a child of the
+    /// actor's, [`Error::Unavailable`].
+    pub async fn update_account(
+        &self,
+        actor: Actor<'_>,
+        id: &AccountId,
+        update: AccountUpdate,
+    ) -> Result<AccountUpdated> {
+        if let Some(n) = &update.name {
+            validate::name(n)?;
+        }
+        actor.require(&Permission::write_accounts())?;
+        let mut account = self
+            .inner
+            .store
+            .get_account(id)
+            .await?
+            .ok_or(Error::NotFound("account"))?;
+        if let Some(acting) = actor.account() {
+            // Only children: an actor never changes its own account.
+            if account.parent.as_ref() != Some(acting) {
+                return Err(Error::NotFound("account"));
+            }
+        }
+        let before = account.clone();
+        let mut changed: Vec<&'static str> = Vec::new();
+        if let Some(n) = update.name.filter(|n| *n != account.name) {
+            account.name = n;
+            changed.push("name");
+        }
+        if let Some(p) = update.permissions.filter(|p| *p != account.permissions) {
+            if let Some(parent) = &account.parent {
+                let (parent, _) = self
+                    .load_account(parent)
+                    .await?
+                    .ok_or(Error::NotFound("parent account"))?;
+                validate::grantable(&p, &parent.permissions, actor.permissions())?;
+            }
+            account.permissions = p;
+            changed.push("permissions");
+        }
+        if let Some(s) = update.status.filter(|s| *s != account.status) {
+            account.status = s;
+            changed.push("status");
+        }
+        if changed.is_empty() {
+            return Ok(AccountUpdated {
+                account: before,
+                effective_by: None,
+            });
+        }
+        if changed != ["name"]
+            && let Some(held) = actor.permissions()
+        {
+            may_manage(held, &before.permissions)
+                .map_err(|permissions| Error::PermissionNotHeld { permissions })?;
+        }
+        let now = self.now();
+        let read_at = self.now_nanos();
+        let action = match (before.status, account.status) {
+            (AccountStatus::Active, AccountStatus::Inactive) => AuditAction::AccountDeactivated,
+            (AccountStatus::Inactive, AccountStatus::Active) => AuditAction::AccountActivated,
+            _ => AuditAction::AccountUpdated,
+        };
+        let event = self.event(
+            action,
+            account.id,
+            None,
+            None,
+            actor,
+            json!({ "changed": changed, "permissions": account.permissions }),
+        );
+        self.inner.store.update_account(&account, &event).await?;
+        self.inner.accounts.insert(account.clone(), read_at);
+        self.inner.keys.invalidate_account(&account.id);
+        if action == AuditAction::AccountDeactivated {
+            // Its sessions were deleted; none outlives that here.
+            self.inner.sessions.clear();
+        }
+        let revokes = action == AuditAction::AccountDeactivated
+            || !before.permissions.is_subset(&account.permissions);
+        Ok(AccountUpdated {
+            account,
+            effective_by: revokes.then(|| self.effective_by(now)),
+        })
     }
 }

@@ -14,7 +14,7 @@ use crate::api_key::{ApiKey, KeyStatus};
 use crate::audit::AuditAction;
 use crate::credential::{SecretMaterial, new_key_id, new_key_secret, parse_key_secret};
 use crate::error::{Error, Result};
-use crate::id::{AccountId, KeyId};
+use crate::id::{AccountId, AppId, KeyId};
 use crate::permission::{Permission, PermissionSet};
 use crate::secret::Secret;
 use crate::store::{KeyQuery, PhcString, PreviousSecret, StoreError, StoredKey};
@@ -31,6 +31,9 @@ pub struct NewKey {
     pub description: String,
     /// Application label.
     pub application: Option<String>,
+    /// The application ([`App`](crate::App)) of the same account the key
+    /// belongs to.
+    pub app_id: Option<AppId>,
     /// Permissions (⊆ the account's, and ⊆ the acting principal's).
     pub permissions: PermissionSet,
     /// Expiry (must be in the future).
@@ -43,6 +46,10 @@ pub struct NewKey {
     /// deactivated and deleted only by [`Actor::System`], which alone may
     /// set it.
     pub protected: bool,
+    /// Instead of `permissions`: every permission the actor may grant on
+    /// the account (the account's, within the actor's own), recorded
+    /// explicitly on the key.
+    pub inherit_permissions: bool,
 }
 
 impl NewKey {
@@ -52,11 +59,13 @@ impl NewKey {
             name: name.into(),
             description: String::new(),
             application: None,
+            app_id: None,
             permissions: PermissionSet::new(),
             expires_at: None,
             allowed_cidrs: Vec::new(),
             metadata: serde_json::Value::Object(Default::default()),
             protected: false,
+            inherit_permissions: false,
         }
     }
     /// Sets the description.
@@ -67,6 +76,11 @@ impl NewKey {
     /// Sets the application label.
     pub fn application(mut self, a: impl Into<String>) -> Self {
         self.application = Some(a.into());
+        self
+    }
+    /// Puts the key in the application `app`.
+    pub fn app(mut self, app: AppId) -> Self {
+        self.app_id = Some(app);
         self
     }
     /// Sets the permissions.
@@ -87,6 +101,12 @@ impl NewKey {
     /// Sets the metadata.
     pub fn metadata(mut self, m: serde_json::Value) -> Self {
         self.metadata = m;
+        self
+    }
+    /// Gives the key every permission the actor may grant on the account
+    /// (replacing [`permissions`](Self::permissions)), recorded explicitly.
+    pub fn inherit_permissions(mut self) -> Self {
+        self.inherit_permissions = true;
         self
     }
     /// Marks the key protected.
@@ -215,8 +235,10 @@ pub struct ListKeys {
     pub q: Option<String>,
     /// Status filter.
     pub status: Option<KeyStatus>,
-    /// Application filter.
+    /// Application label filter.
     pub application: Option<String>,
+    /// Only the keys of this application.
+    pub app_id: Option<AppId>,
     /// Page size, 1–100 (default 50).
     pub limit: usize,
     /// Cursor from a previous page.
@@ -229,6 +251,7 @@ impl Default for ListKeys {
             q: None,
             status: None,
             application: None,
+            app_id: None,
             limit: 50,
             cursor: None,
         }
@@ -253,6 +276,11 @@ impl ListKeys {
     /// Only keys of `application`.
     pub fn application(mut self, a: impl Into<String>) -> Self {
         self.application = Some(a.into());
+        self
+    }
+    /// Only keys of the application `app`.
+    pub fn app(mut self, app: AppId) -> Self {
+        self.app_id = Some(app);
         self
     }
     /// Page size.
@@ -351,8 +379,26 @@ impl Keyward {
             .load_account(account)
             .await?
             .ok_or(Error::NotFound("account"))?;
+        if let Some(app) = &new.app_id {
+            match self.inner.store.get_app(app).await? {
+                Some(a) if a.account_id == *account => {}
+                _ => return Err(Error::NotFound("application")),
+            }
+        }
         let own = self.acting_key(actor, None).await?;
         let ceiling = Ceiling::of(actor, own.as_ref());
+        if new.inherit_permissions {
+            new.permissions = acct
+                .permissions
+                .iter()
+                .filter(|p| {
+                    ceiling
+                        .grant_bound()
+                        .is_none_or(|held| super::holds(held, p))
+                })
+                .cloned()
+                .collect();
+        }
         validate::grantable(&new.permissions, &acct.permissions, ceiling.grant_bound())?;
         ceiling.restrict(Some(new.expires_at), Some(&new.allowed_cidrs))?;
 
@@ -366,6 +412,7 @@ impl Keyward {
             name: new.name,
             description: new.description,
             application: new.application,
+            app_id: new.app_id,
             permissions: new.permissions,
             status: KeyStatus::Active,
             protected: new.protected,
@@ -394,7 +441,7 @@ impl Keyward {
             Some(stored.key.id),
             None,
             actor,
-            json!({ "name": stored.key.name, "permissions": stored.key.permissions }),
+            json!({ "name": stored.key.name, "permissions": stored.key.permissions, "app_id": stored.key.app_id }),
         );
         self.inner.store.insert_key(&stored, &event).await?;
         self.cache_key(&stored, Some(tag), read_at).await?;
@@ -447,6 +494,7 @@ impl Keyward {
             name_contains: list.q.filter(|q| !q.is_empty()),
             status: list.status,
             application: list.application,
+            app_id: list.app_id,
             after,
             limit: limit + 1,
         };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::Keyward;
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::KeyStatus;
 use crate::cache::{Extra, KeyEntry, SecretSlot};
 use crate::digest::Tag;
@@ -63,9 +63,11 @@ impl Keyward {
         let account = self
             .load_account_within(&stored.key.account_id, self.inner.window_nanos / 4)
             .await?;
+        let switched = self.switched_off(&stored, account.as_ref()).await?;
+        let stored = switched.as_ref().unwrap_or(&stored);
         self.inner
             .keys
-            .upsert(entry_for(&stored, account.as_ref(), started, None));
+            .upsert(entry_for(stored, account.as_ref(), started, None));
         Ok(())
     }
 
@@ -78,6 +80,8 @@ impl Keyward {
         read_at: i64,
     ) -> Result<()> {
         let account = self.load_account(&stored.key.account_id).await?;
+        let switched = self.switched_off(stored, account.as_ref()).await?;
+        let stored = switched.as_ref().unwrap_or(stored);
         self.inner
             .keys
             .upsert(entry_for(stored, account.as_ref(), read_at, tag));
@@ -98,6 +102,40 @@ fn entry_for(
         Some((a, at)) => entry_from(stored, &a.permissions, read_at.min(*at), tag),
         None => entry_from(stored, &PermissionSet::new(), read_at, tag),
     }
+}
+
+impl Keyward {
+    /// `stored` as inactive when its account or application is inactive
+    /// (or its application vanished): such a key is refused like an
+    /// inactive key, while its own status stays as stored. `None` when
+    /// `stored` stands as it is.
+    async fn switched_off(
+        &self,
+        stored: &StoredKey,
+        account: Option<&(Account, i64)>,
+    ) -> Result<Option<StoredKey>> {
+        let account_off = account.is_some_and(|(a, _)| a.status == AccountStatus::Inactive);
+        let off = match stored.key.app_id {
+            _ if account_off => true,
+            Some(app) => !self.app_is_active(&app).await?,
+            None => false,
+        };
+        Ok(off.then(|| inactive(stored)))
+    }
+
+    /// Whether the application `id` exists and is active, read from the
+    /// store (keys are read with their application on every load).
+    async fn app_is_active(&self, id: &crate::id::AppId) -> Result<bool> {
+        let app = self.inner.store.get_app(id).await?;
+        Ok(app.is_some_and(|a| a.status == crate::app::AppStatus::Active))
+    }
+}
+
+/// `stored` with its status inactive.
+fn inactive(stored: &StoredKey) -> StoredKey {
+    let mut off = stored.clone();
+    off.key.status = KeyStatus::Inactive;
+    off
 }
 
 /// The cache entry for a stored key.

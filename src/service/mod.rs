@@ -2,6 +2,8 @@
 
 mod accounts;
 mod actor;
+mod allowlist;
+mod apps;
 mod audit;
 mod bootstrap;
 mod bounds;
@@ -18,7 +20,10 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Semaphore;
 
+pub use accounts::{AccountPage, AccountUpdated, ListAccounts};
 pub use actor::{Actor, User};
+pub(crate) use allowlist::SELF_ORIGIN_ID;
+pub use apps::{AppDeleted, AppPage, AppUpdated, ListApps};
 pub use audit::{EventPage, UsageFilter};
 pub(crate) use bounds::holds;
 #[cfg(feature = "axum")]

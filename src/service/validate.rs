@@ -86,6 +86,15 @@ pub(crate) fn name(s: &str) -> Result<()> {
     Ok(())
 }
 
+/// An application's title: the rules of a key's name.
+pub(crate) fn title(s: &str) -> Result<()> {
+    label("title", s, MAX_NAME)?;
+    if s.contains('\n') {
+        return Err(invalid("title", "must be a single line"));
+    }
+    Ok(())
+}
+
 pub(crate) fn description(s: &str) -> Result<()> {
     text("description", s, MAX_DESCRIPTION, true)
 }

@@ -616,7 +616,10 @@ impl Keyward {
 
     /// The principal acting for `account`: its own account, or a direct
     /// child of it (`x-account-id`). Effective permissions become the
-    /// principal's ∩ the child account's.
+    /// principal's ∩ the child account's, plus the principal's own
+    /// management permissions ([`Permission::is_management`]).
+    ///
+    /// [`Permission::is_management`]: crate::Permission::is_management
     ///
     /// # Errors
     /// [`Error::AccountNotAllowed`] for any other account (existing or
@@ -634,9 +637,21 @@ impl Keyward {
             return Err(Error::AccountNotAllowed);
         }
         let mut p = principal.clone();
+        // Data permissions: key ∩ child; management permissions stay the
+        // principal's own (a parent's admin manages a customer account
+        // that holds none itself).
+        let mut permissions = principal.home.permissions.intersection(&child.permissions);
+        for m in principal
+            .home
+            .permissions
+            .iter()
+            .filter(|m| m.is_management())
+        {
+            permissions.insert(m.clone());
+        }
         p.acting = Some(Arc::new(Grant {
             account: child.id,
-            permissions: principal.home.permissions.intersection(&child.permissions),
+            permissions,
         }));
         Ok(p)
     }

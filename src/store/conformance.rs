@@ -33,13 +33,24 @@ use std::sync::Arc;
 use super::KeyStore;
 
 mod accounts;
+mod apps;
 mod events;
 mod fixtures;
 mod keys;
+mod origins;
 mod sessions;
 mod usage;
 
-pub use accounts::{insert_account_conflicts, insert_account_round_trips};
+pub use accounts::{
+    insert_account_conflicts, insert_account_round_trips,
+    list_accounts_lists_children_with_filters_and_pages,
+    update_account_writes_and_deactivation_ends_sessions,
+};
+pub use apps::{
+    app_counts_and_lists_its_keys, delete_app_refused_while_it_has_keys,
+    insert_app_round_trips_and_conflicts, list_apps_filters_orders_and_paginates,
+    update_app_status_moves_keys_and_ends_sessions,
+};
 pub use events::{
     event_actor_kinds_round_trip, event_round_trips_every_field, events_written_with_each_change,
     list_events_newest_first_with_cursor_and_key_filter,
@@ -51,6 +62,7 @@ pub use keys::{
     update_key_keeps_the_later_last_used_at, update_key_refuses_stale_version,
     update_key_replaces_record,
 };
+pub use origins::allowed_origins_insert_list_delete;
 pub use sessions::{
     delete_session_then_not_found, insert_session_for_absent_key_is_not_found,
     insert_session_with_a_stale_epoch_is_not_found, purge_expired_sessions_removes_only_expired,
@@ -114,6 +126,8 @@ macro_rules! store_conformance_tests {
         $crate::__store_conformance_cases!(($make) ($teardown);
             insert_account_round_trips,
             insert_account_conflicts,
+            list_accounts_lists_children_with_filters_and_pages,
+            update_account_writes_and_deactivation_ends_sessions,
             get_absent_returns_none,
             insert_key_round_trips_every_field,
             insert_key_conflicts,
@@ -137,6 +151,12 @@ macro_rules! store_conformance_tests {
             event_actor_kinds_round_trip,
             record_usage_sums_and_advances_last_used,
             usage_filters_by_key_origin_and_time,
+            insert_app_round_trips_and_conflicts,
+            app_counts_and_lists_its_keys,
+            list_apps_filters_orders_and_paginates,
+            update_app_status_moves_keys_and_ends_sessions,
+            delete_app_refused_while_it_has_keys,
+            allowed_origins_insert_list_delete,
         );
     };
 }

@@ -9,18 +9,23 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
+    UsageQuery, UsageRecord,
 };
-use crate::account::Account;
-use crate::api_key::ApiKey;
+use crate::account::{Account, AccountStatus};
+use crate::api_key::{ApiKey, KeyStatus};
+use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
+use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 #[derive(Debug, Default)]
 struct Inner {
     accounts: HashMap<AccountId, Account>,
     keys: HashMap<KeyId, StoredKey>,
+    apps: HashMap<AppId, App>,
+    origins: Vec<AllowedOrigin>,
     sessions: HashMap<SessionId, Session>,
     events: Vec<AuditEvent>,
     usage: BTreeMap<(OffsetDateTime, KeyId, String, String), UsageRecord>,
@@ -73,6 +78,51 @@ impl KeyStore for MemoryStore {
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
         Ok(self.lock()?.accounts.get(id).cloned())
+    }
+
+    async fn list_accounts(
+        &self,
+        parent: &AccountId,
+        q: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        let g = self.lock()?;
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let mut out: Vec<Account> = g
+            .accounts
+            .values()
+            .filter(|a| a.parent.as_ref() == Some(parent))
+            .filter(|a| q.status.is_none_or(|s| a.status == s))
+            .filter(|a| {
+                needle
+                    .as_ref()
+                    .is_none_or(|n| a.name.to_lowercase().contains(n.as_str()))
+            })
+            .filter(|a| {
+                q.after
+                    .as_ref()
+                    .is_none_or(|(at, id)| (a.created_at, a.id) > (*at, *id))
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|a| (a.created_at, a.id));
+        out.truncate(q.limit);
+        Ok(out)
+    }
+
+    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        let current = g
+            .accounts
+            .get_mut(&account.id)
+            .ok_or(StoreError::NotFound)?;
+        current.name.clone_from(&account.name);
+        current.permissions.clone_from(&account.permissions);
+        current.status = account.status;
+        if account.status == AccountStatus::Inactive {
+            g.sessions.retain(|_, s| s.account_id != account.id);
+        }
+        g.events.push(event.clone());
+        Ok(())
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
@@ -131,6 +181,7 @@ impl KeyStore for MemoryStore {
                     .as_ref()
                     .is_none_or(|a| k.application.as_ref() == Some(a))
             })
+            .filter(|k| q.app_id.is_none_or(|a| k.app_id == Some(a)))
             .filter(|k| {
                 needle
                     .as_ref()
@@ -146,6 +197,114 @@ impl KeyStore for MemoryStore {
         keys.sort_by_key(|k| (k.created_at, k.id));
         keys.truncate(q.limit);
         Ok(keys)
+    }
+
+    async fn insert_app(&self, app: &App, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.apps.contains_key(&app.id) {
+            return Err(StoreError::Conflict("application id exists"));
+        }
+        let mut app = app.clone();
+        (app.active_keys, app.inactive_keys, app.protected) = (0, 0, false);
+        g.apps.insert(app.id, app);
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
+        let g = self.lock()?;
+        Ok(g.apps.get(id).map(|a| with_counts(&g, a)))
+    }
+
+    async fn list_apps(&self, account: &AccountId, q: &AppQuery) -> StoreResult<Vec<App>> {
+        let g = self.lock()?;
+        let needle = q.title_contains.as_ref().map(|s| s.to_lowercase());
+        let mut apps: Vec<&App> = g
+            .apps
+            .values()
+            .filter(|a| a.account_id == *account)
+            .filter(|a| q.status.is_none_or(|s| a.status == s))
+            .filter(|a| {
+                needle
+                    .as_ref()
+                    .is_none_or(|n| a.title.to_lowercase().contains(n.as_str()))
+            })
+            .filter(|a| {
+                q.after
+                    .as_ref()
+                    .is_none_or(|(at, id)| (a.created_at, a.id) > (*at, *id))
+            })
+            .collect();
+        apps.sort_by_key(|a| (a.created_at, a.id));
+        apps.truncate(q.limit);
+        Ok(apps.into_iter().map(|a| with_counts(&g, a)).collect())
+    }
+
+    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+        let mut g = self.lock()?;
+        let current = g.apps.get_mut(&app.id).ok_or(StoreError::NotFound)?;
+        let status_changed = current.status != app.status;
+        current.title.clone_from(&app.title);
+        current.description.clone_from(&app.description);
+        current.status = app.status;
+        current.updated_at = app.updated_at;
+        let mut moved = Vec::new();
+        if status_changed {
+            for k in g.keys.values_mut().filter(|k| k.key.app_id == Some(app.id)) {
+                k.version += 1;
+                moved.push(k.key.id);
+            }
+            if app.status == AppStatus::Inactive {
+                g.sessions.retain(|_, s| !moved.contains(&s.key_id));
+            }
+        }
+        g.events.push(event.clone());
+        Ok(moved)
+    }
+
+    async fn delete_app(&self, id: &AppId, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if !g.apps.contains_key(id) {
+            return Err(StoreError::NotFound);
+        }
+        if g.keys.values().any(|k| k.key.app_id == Some(*id)) {
+            return Err(StoreError::Conflict("application has keys"));
+        }
+        g.apps.remove(id);
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
+        Ok(self.lock()?.origins.clone())
+    }
+
+    async fn insert_allowed_origin(
+        &self,
+        origin: &AllowedOrigin,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if g.origins
+            .iter()
+            .any(|o| o.id == origin.id || o.origin == origin.origin)
+        {
+            return Err(StoreError::Conflict("origin already listed"));
+        }
+        g.origins.push(origin.clone());
+        g.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn delete_allowed_origin(&self, id: &str, event: &AuditEvent) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        let before = g.origins.len();
+        g.origins.retain(|o| o.id != id);
+        if g.origins.len() == before {
+            return Err(StoreError::NotFound);
+        }
+        g.events.push(event.clone());
+        Ok(())
     }
 
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
@@ -244,4 +403,18 @@ impl KeyStore for MemoryStore {
         });
         Ok(rows)
     }
+}
+
+/// `app` with the counts of its active and inactive keys.
+fn with_counts(g: &Inner, app: &App) -> App {
+    let mut out = app.clone();
+    (out.active_keys, out.inactive_keys, out.protected) = (0, 0, false);
+    for k in g.keys.values().filter(|k| k.key.app_id == Some(app.id)) {
+        out.protected |= k.key.protected;
+        match k.key.status {
+            KeyStatus::Active => out.active_keys += 1,
+            KeyStatus::Inactive => out.inactive_keys += 1,
+        }
+    }
+    out
 }

@@ -10,10 +10,12 @@ use std::fmt;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
+use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
+use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 mod connect;
@@ -114,9 +116,39 @@ pub struct KeyQuery {
     pub status: Option<KeyStatus>,
     /// Only keys with this application label.
     pub application: Option<String>,
+    /// Only keys of this application.
+    pub app_id: Option<AppId>,
     /// Only keys after this `(created_at, id)` position.
     pub after: Option<(OffsetDateTime, KeyId)>,
     /// At most this many keys.
+    pub limit: usize,
+}
+
+/// Filters and keyset pagination for [`KeyStore::list_accounts`]. Results
+/// are ordered by `(created_at, id)` ascending.
+#[derive(Debug, Clone, Default)]
+pub struct AccountQuery {
+    /// Only accounts whose name contains this text (case-insensitive).
+    pub name_contains: Option<String>,
+    /// Only accounts with this status.
+    pub status: Option<AccountStatus>,
+    /// Only accounts after this `(created_at, id)` position.
+    pub after: Option<(OffsetDateTime, AccountId)>,
+    /// At most this many accounts.
+    pub limit: usize,
+}
+
+/// Filters and keyset pagination for [`KeyStore::list_apps`]. Results are
+/// ordered by `(created_at, id)` ascending.
+#[derive(Debug, Clone, Default)]
+pub struct AppQuery {
+    /// Only applications whose title contains this text (case-insensitive).
+    pub title_contains: Option<String>,
+    /// Only applications with this status.
+    pub status: Option<AppStatus>,
+    /// Only applications after this `(created_at, id)` position.
+    pub after: Option<(OffsetDateTime, AppId)>,
+    /// At most this many applications.
     pub limit: usize,
 }
 
@@ -185,6 +217,11 @@ pub enum Change {
     Reset,
 }
 
+/// The error of the defaults of methods added after the first release.
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Backend(format!("this store does not implement {what}").into())
+}
+
 /// Persistence for keyward. Implement it to bring your own database; run
 /// the conformance suite (feature `test-suite`) against your implementation.
 ///
@@ -197,6 +234,26 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// The account with this id.
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+
+    /// The child accounts of `parent` matching `query`, ordered by
+    /// `(created_at, id)`.
+    ///
+    /// This and [`update_account`](Self::update_account) have defaults that
+    /// fail with [`StoreError::Backend`] (as the application methods do).
+    async fn list_accounts(
+        &self,
+        _parent: &AccountId,
+        _query: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        Err(unsupported("accounts listing"))
+    }
+
+    /// Writes `account`'s name, permissions and status and appends `event`,
+    /// in one transaction. When it becomes inactive, the sessions of its
+    /// keys are deleted. [`StoreError::NotFound`] if absent.
+    async fn update_account(&self, _account: &Account, _event: &AuditEvent) -> StoreResult<()> {
+        Err(unsupported("account updates"))
+    }
 
     /// Inserts a key; [`StoreError::Conflict`] if the id exists.
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()>;
@@ -223,6 +280,70 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Keys of an account matching `query`, ordered by `(created_at, id)`.
     async fn list_keys(&self, account: &AccountId, query: &KeyQuery) -> StoreResult<Vec<ApiKey>>;
+
+    /// Inserts an application; [`StoreError::Conflict`] if the id exists.
+    /// Its key counts are ignored.
+    ///
+    /// The application methods have defaults that fail with
+    /// [`StoreError::Backend`] and write nothing, so a store written before
+    /// applications existed still compiles and serves keys without one;
+    /// implement all five (and run the conformance suite) to support them.
+    async fn insert_app(&self, _app: &App, _event: &AuditEvent) -> StoreResult<()> {
+        Err(unsupported("applications"))
+    }
+
+    /// The application with this id, with the counts of its active and
+    /// inactive keys.
+    async fn get_app(&self, _id: &AppId) -> StoreResult<Option<App>> {
+        Err(unsupported("applications"))
+    }
+
+    /// Applications of an account matching `query`, ordered by
+    /// `(created_at, id)`, with their key counts.
+    async fn list_apps(&self, _account: &AccountId, _query: &AppQuery) -> StoreResult<Vec<App>> {
+        Err(unsupported("applications"))
+    }
+
+    /// Writes `app`'s title, description, status and `updated_at`, and
+    /// appends `event`, in one transaction. When the status changes, every
+    /// key of the application gets a new version (so caches re-read it;
+    /// the key's own status is untouched) and, when it becomes inactive,
+    /// the sessions of those keys are deleted. Returns the ids of the keys
+    /// whose version moved (none when the status did not change).
+    /// [`StoreError::NotFound`] if absent.
+    async fn update_app(&self, _app: &App, _event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+        Err(unsupported("applications"))
+    }
+
+    /// Deletes an application and appends `event`; [`StoreError::NotFound`]
+    /// if absent, [`StoreError::Conflict`] while a key still belongs to it
+    /// (nothing is written then).
+    async fn delete_app(&self, _id: &AppId, _event: &AuditEvent) -> StoreResult<()> {
+        Err(unsupported("applications"))
+    }
+
+    /// The stored entries of the management API's origin allowlist, in the
+    /// order they were added. The default has none.
+    async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
+        Ok(Vec::new())
+    }
+
+    /// Adds an origin and appends `event`; [`StoreError::Conflict`] when the
+    /// id or the origin is already listed (nothing written). The default
+    /// fails with [`StoreError::Backend`].
+    async fn insert_allowed_origin(
+        &self,
+        _origin: &AllowedOrigin,
+        _event: &AuditEvent,
+    ) -> StoreResult<()> {
+        Err(unsupported("origin allowlists"))
+    }
+
+    /// Removes the entry `id` and appends `event`; [`StoreError::NotFound`]
+    /// if absent. The default fails with [`StoreError::Backend`].
+    async fn delete_allowed_origin(&self, _id: &str, _event: &AuditEvent) -> StoreResult<()> {
+        Err(unsupported("origin allowlists"))
+    }
 
     /// Inserts a session; [`StoreError::Conflict`] if the id exists,
     /// [`StoreError::NotFound`] (nothing written) unless the session's key

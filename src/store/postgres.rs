@@ -24,15 +24,17 @@ use tokio::sync::{broadcast, watch};
 pub use options::PostgresOptions;
 
 use super::migrations::postgres_impl as migrations;
-use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
+use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery,
-    UsageRecord,
+    AccountQuery, AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult,
+    StoredKey, UsageQuery, UsageRecord,
 };
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
+use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
+use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 /// A [`KeyStore`] on PostgreSQL with a LISTEN/NOTIFY change feed. Cheap to
@@ -262,7 +264,7 @@ impl PostgresStore {
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, \
      permissions::text AS permissions, status, protected, created_at, updated_at, last_used_at, \
      expires_at, allowed_cidrs::text AS allowed_cidrs, metadata::text AS metadata, secret_hash, \
-     generation, previous_hash, previous_valid_until, version, session_epoch";
+     generation, previous_hash, previous_valid_until, version, session_epoch, app_id";
 
 fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
@@ -287,7 +289,43 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
         previous_valid_until: r.try_get("previous_valid_until").map_err(g)?,
         version: r.try_get("version").map_err(g)?,
         session_epoch: r.try_get("session_epoch").map_err(g)?,
+        app_id: r.try_get("app_id").map_err(g)?,
     })
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "id, name, parent, permissions::text AS permissions, status, created_at";
+
+fn account_row(r: &PgRow) -> StoreResult<Account> {
+    let g = |e| map_err(e, "decode");
+    let id_: String = r.try_get("id").map_err(g)?;
+    let perms: String = r.try_get("permissions").map_err(g)?;
+    let status: String = r.try_get("status").map_err(g)?;
+    sql::account(
+        &id_,
+        r.try_get("name").map_err(g)?,
+        r.try_get("parent").map_err(g)?,
+        &perms,
+        &status,
+        r.try_get("created_at").map_err(g)?,
+    )
+}
+
+fn app_row(r: &PgRow) -> StoreResult<App> {
+    let g = |e| map_err(e, "decode");
+    AppRow {
+        id: r.try_get("id").map_err(g)?,
+        account_id: r.try_get("account_id").map_err(g)?,
+        title: r.try_get("title").map_err(g)?,
+        description: r.try_get("description").map_err(g)?,
+        status: r.try_get("status").map_err(g)?,
+        created_at: r.try_get("created_at").map_err(g)?,
+        updated_at: r.try_get("updated_at").map_err(g)?,
+        active_keys: r.try_get("active_keys").map_err(g)?,
+        inactive_keys: r.try_get("inactive_keys").map_err(g)?,
+        protected_keys: r.try_get("protected_keys").map_err(g)?,
+    }
+    .into_app()
 }
 
 fn event_row(r: &PgRow) -> StoreResult<AuditEvent> {
@@ -350,14 +388,16 @@ impl KeyStore for PostgresStore {
     async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, parent, permissions, created_at) \
-             VALUES ($1, $2, $3, $4::jsonb, $5)",
+            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
         )
         .bind(account.id.as_str())
         .bind(&account.name)
         .bind(account.parent.as_ref().map(AccountId::as_str))
         .bind(sql::to_json(&account.permissions)?)
         .bind(account.created_at)
+        .bind(account.status.as_str())
+        .bind(account.name.to_lowercase())
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
@@ -366,26 +406,77 @@ impl KeyStore for PostgresStore {
     }
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(
-            "SELECT id, name, parent, permissions::text AS permissions, created_at \
-             FROM accounts WHERE id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+        )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| map_err(e, "read"))?;
-        let Some(r) = row else { return Ok(None) };
-        let g = |e| map_err(e, "decode");
-        let id_: String = r.try_get("id").map_err(g)?;
-        let perms: String = r.try_get("permissions").map_err(g)?;
-        sql::account(
-            &id_,
-            r.try_get("name").map_err(g)?,
-            r.try_get("parent").map_err(g)?,
-            &perms,
-            r.try_get("created_at").map_err(g)?,
+        row.map(|r| account_row(&r)).transpose()
+    }
+
+    async fn list_accounts(
+        &self,
+        parent: &AccountId,
+        q: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE parent = $1 \
+             AND ($2::text IS NULL OR strpos(name_lower, $2) > 0) \
+             AND ($3::text IS NULL OR status = $3) \
+             AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::text)) \
+             ORDER BY created_at, id LIMIT $6"
+        )))
+        .bind(parent.as_str())
+        .bind(needle.as_deref())
+        .bind(q.status.map(AccountStatus::as_str))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(account_row).collect()
+    }
+
+    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE accounts SET name = $1, name_lower = $2, permissions = $3::jsonb, \
+             status = $4 WHERE id = $5",
         )
-        .map(Some)
+        .bind(&account.name)
+        .bind(account.name.to_lowercase())
+        .bind(sql::to_json(&account.permissions)?)
+        .bind(account.status.as_str())
+        .bind(account.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "account update"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if account.status == AccountStatus::Inactive {
+            let ended: Vec<String> =
+                sqlx::query_scalar("DELETE FROM sessions WHERE account_id = $1 RETURNING id")
+                    .bind(account.id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| map_err(e, "delete"))?;
+            for sid in &ended {
+                let sid: SessionId = sql::id(sid, "sessions.id")?;
+                self.announce(&mut tx, &Change::Session(sid)).await?;
+            }
+        }
+        insert_event(&mut tx, event).await?;
+        self.announce(&mut tx, &Change::Account(account.id)).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
@@ -396,9 +487,9 @@ impl KeyStore for PostgresStore {
             "INSERT INTO keys (account_id, name, name_lower, description, application, \
              permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
              allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, session_epoch, id) \
+             previous_valid_until, version, session_epoch, app_id, id) \
              VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
-             $14::jsonb, $15, $16, $17, $18, $19, $20, $21)",
+             $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22)",
         );
         sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
             .bind(k.id.as_str())
@@ -436,7 +527,7 @@ impl KeyStore for PostgresStore {
              last_used_at = GREATEST(last_used_at, $11), expires_at = $12, \
              allowed_cidrs = $13::jsonb, metadata = $14::jsonb, secret_hash = $15, \
              generation = $16, previous_hash = $17, previous_valid_until = $18, version = $19, \
-             session_epoch = $20 WHERE id = $21 AND version = $22",
+             session_epoch = $20, app_id = $21 WHERE id = $22 AND version = $23",
         );
         let done = sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
             .bind(k.id.as_str())
@@ -492,6 +583,7 @@ impl KeyStore for PostgresStore {
              AND ($3::text IS NULL OR status = $3) \
              AND ($4::text IS NULL OR application = $4) \
              AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::text)) \
+             AND ($8::text IS NULL OR app_id = $8) \
              ORDER BY created_at, id LIMIT $7"
         )))
         .bind(account.as_str())
@@ -501,12 +593,205 @@ impl KeyStore for PostgresStore {
         .bind(after_at)
         .bind(after_id)
         .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .bind(q.app_id.as_ref().map(AppId::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| map_err(e, "read"))?;
         rows.iter()
             .map(|r| Ok(key_row(r)?.into_stored()?.key))
             .collect()
+    }
+
+    async fn insert_app(&self, app: &App, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO apps (id, account_id, title, title_lower, description, status, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(app.id.as_str())
+        .bind(app.account_id.as_str())
+        .bind(&app.title)
+        .bind(app.title.to_lowercase())
+        .bind(&app.description)
+        .bind(app.status.as_str())
+        .bind(app.created_at)
+        .bind(app.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "application id exists"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM apps a WHERE a.id = $1",
+            sql::APP_COLUMNS
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        row.map(|r| app_row(&r)).transpose()
+    }
+
+    async fn list_apps(&self, account: &AccountId, q: &AppQuery) -> StoreResult<Vec<App>> {
+        let needle = q.title_contains.as_ref().map(|s| s.to_lowercase());
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM apps a WHERE a.account_id = $1 \
+             AND ($2::text IS NULL OR strpos(a.title_lower, $2) > 0) \
+             AND ($3::text IS NULL OR a.status = $3) \
+             AND ($4::timestamptz IS NULL OR (a.created_at, a.id) > ($4, $5::text)) \
+             ORDER BY a.created_at, a.id LIMIT $6",
+            sql::APP_COLUMNS
+        )))
+        .bind(account.as_str())
+        .bind(needle.as_deref())
+        .bind(q.status.map(AppStatus::as_str))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(app_row).collect()
+    }
+
+    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+        let mut tx = self.begin().await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT status FROM apps WHERE id = $1 FOR UPDATE")
+                .bind(app.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+        let Some(before) = before else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query(
+            "UPDATE apps SET title = $1, title_lower = $2, description = $3, status = $4, \
+             updated_at = $5 WHERE id = $6",
+        )
+        .bind(&app.title)
+        .bind(app.title.to_lowercase())
+        .bind(&app.description)
+        .bind(app.status.as_str())
+        .bind(app.updated_at)
+        .bind(app.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "application update"))?;
+        let mut moved: Vec<KeyId> = Vec::new();
+        if before != app.status.as_str() {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "UPDATE keys SET version = version + 1 WHERE app_id = $1 RETURNING id",
+            )
+            .bind(app.id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "application update"))?;
+            moved = ids
+                .iter()
+                .map(|i| sql::id(i, "keys.id"))
+                .collect::<StoreResult<_>>()?;
+            if app.status == AppStatus::Inactive {
+                let ended: Vec<String> = sqlx::query_scalar(
+                    "DELETE FROM sessions WHERE key_id IN \
+                     (SELECT id FROM keys WHERE app_id = $1) RETURNING id",
+                )
+                .bind(app.id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "delete"))?;
+                for sid in &ended {
+                    let sid: SessionId = sql::id(sid, "sessions.id")?;
+                    self.announce(&mut tx, &Change::Session(sid)).await?;
+                }
+            }
+            for k in &moved {
+                self.announce(&mut tx, &Change::Key(*k)).await?;
+            }
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))?;
+        Ok(moved)
+    }
+
+    async fn delete_app(&self, id: &AppId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM apps WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let has_keys = sqlx::query("SELECT 1 FROM keys WHERE app_id = $1 LIMIT 1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        if has_keys.is_some() {
+            return Err(StoreError::Conflict("application has keys"));
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
+        let rows = sqlx::query(
+            "SELECT id, origin, created_at FROM allowed_origins ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| map_err(e, "decode");
+                Ok(AllowedOrigin {
+                    id: r.try_get("id").map_err(g)?,
+                    origin: r.try_get("origin").map_err(g)?,
+                    protected: false,
+                    created_at: r.try_get("created_at").map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_allowed_origin(
+        &self,
+        o: &AllowedOrigin,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO allowed_origins (id, origin, created_at) VALUES ($1, $2, $3)")
+            .bind(&o.id)
+            .bind(&o.origin)
+            .bind(o.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "origin already listed"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn delete_allowed_origin(&self, id: &str, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM allowed_origins WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {

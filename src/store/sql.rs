@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{PhcString, PreviousSecret, StoreError, StoreResult, StoredKey, UsageRecord};
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
+use crate::app::{App, AppStatus};
 use crate::audit::{AuditAction, AuditActor, AuditEvent};
 use crate::id::{AccountId, KeyId, SessionId};
 
@@ -104,6 +105,7 @@ pub(crate) struct KeyRow {
     pub(crate) previous_valid_until: Option<OffsetDateTime>,
     pub(crate) version: i64,
     pub(crate) session_epoch: i64,
+    pub(crate) app_id: Option<String>,
 }
 
 impl KeyRow {
@@ -129,6 +131,7 @@ impl KeyRow {
                 name: self.name,
                 description: self.description,
                 application: self.application,
+                app_id: self.app_id.map(|a| id(&a, "keys.app_id")).transpose()?,
                 permissions: from_json(&self.permissions, "keys.permissions")?,
                 status,
                 protected: self.protected,
@@ -177,7 +180,7 @@ impl KeyColumns {
 /// them: `account_id, name, name_lower, description, application,
 /// permissions, status, protected, created_at, updated_at, last_used_at,
 /// expires_at, allowed_cidrs, metadata, secret_hash, generation,
-/// previous_hash, previous_valid_until, version, session_epoch` (20 parameters). `$time`
+/// previous_hash, previous_valid_until, version, session_epoch, app_id` (21 parameters). `$time`
 /// turns each timestamp into the store's bound type.
 macro_rules! bind_key_columns {
     ($query:expr, $key:expr, $columns:expr, $time:expr) => {{
@@ -204,6 +207,7 @@ macro_rules! bind_key_columns {
             .bind(key.previous.as_ref().map(|p| time(p.valid_until)))
             .bind(c.version)
             .bind(c.session_epoch)
+            .bind(k.app_id.as_ref().map(|a| a.as_str()))
     }};
 }
 pub(crate) use bind_key_columns;
@@ -214,6 +218,7 @@ pub(crate) fn account(
     name: String,
     parent: Option<String>,
     permissions: &str,
+    status: &str,
     created_at: OffsetDateTime,
 ) -> StoreResult<Account> {
     Ok(Account {
@@ -223,9 +228,50 @@ pub(crate) fn account(
             .map(|p| id::<AccountId>(&p, "accounts.parent"))
             .transpose()?,
         permissions: from_json(permissions, "accounts.permissions")?,
+        status: AccountStatus::parse(status).ok_or_else(|| corrupt("accounts.status"))?,
         created_at,
     })
 }
+
+/// The application row as read by either backend, with its key counts.
+pub(crate) struct AppRow {
+    pub(crate) id: String,
+    pub(crate) account_id: String,
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) status: String,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+    pub(crate) active_keys: i64,
+    pub(crate) inactive_keys: i64,
+    pub(crate) protected_keys: i64,
+}
+
+impl AppRow {
+    /// Validates the row into an [`App`].
+    pub(crate) fn into_app(self) -> StoreResult<App> {
+        Ok(App {
+            id: id(&self.id, "apps.id")?,
+            account_id: id(&self.account_id, "apps.account_id")?,
+            title: self.title,
+            description: self.description,
+            status: AppStatus::parse(&self.status).ok_or_else(|| corrupt("apps.status"))?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            active_keys: to_u64(self.active_keys, "apps.active_keys")?,
+            inactive_keys: to_u64(self.inactive_keys, "apps.inactive_keys")?,
+            protected: self.protected_keys > 0,
+        })
+    }
+}
+
+/// The columns of an application with its key counts, for a `SELECT … FROM
+/// apps a`.
+pub(crate) const APP_COLUMNS: &str = "a.id, a.account_id, a.title, a.description, a.status, \
+     a.created_at, a.updated_at, \
+     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'active') AS active_keys, \
+     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'inactive') AS inactive_keys, \
+     (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.protected = TRUE) AS protected_keys";
 
 /// The audit event row as read by either backend.
 pub(crate) struct EventRow {

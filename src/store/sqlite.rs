@@ -21,14 +21,17 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::migrations::sqlite_impl as migrations;
-use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
+use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
+    UsageQuery, UsageRecord,
 };
-use crate::account::Account;
+use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
+use crate::app::{App, AppStatus};
 use crate::audit::AuditEvent;
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
+use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 /// Usage rows per multi-row statement (8 parameters each, far below
@@ -164,7 +167,7 @@ fn opt_from_us(v: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
 
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, permissions, status, \
      protected, created_at, updated_at, last_used_at, expires_at, allowed_cidrs, metadata, \
-     secret_hash, generation, previous_hash, previous_valid_until, version, session_epoch";
+     secret_hash, generation, previous_hash, previous_valid_until, version, session_epoch, app_id";
 
 fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
@@ -189,7 +192,42 @@ fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
         previous_valid_until: opt_from_us(r.try_get("previous_valid_until").map_err(g)?)?,
         version: r.try_get("version").map_err(g)?,
         session_epoch: r.try_get("session_epoch").map_err(g)?,
+        app_id: r.try_get("app_id").map_err(g)?,
     })
+}
+
+const ACCOUNT_COLUMNS: &str = "id, name, parent, permissions, status, created_at";
+
+fn account_row(r: &SqliteRow) -> StoreResult<Account> {
+    let g = |e| map_err(e, "decode");
+    let id_: String = r.try_get("id").map_err(g)?;
+    let perms: String = r.try_get("permissions").map_err(g)?;
+    let status: String = r.try_get("status").map_err(g)?;
+    sql::account(
+        &id_,
+        r.try_get("name").map_err(g)?,
+        r.try_get("parent").map_err(g)?,
+        &perms,
+        &status,
+        from_us(r.try_get("created_at").map_err(g)?)?,
+    )
+}
+
+fn app_row(r: &SqliteRow) -> StoreResult<App> {
+    let g = |e| map_err(e, "decode");
+    AppRow {
+        id: r.try_get("id").map_err(g)?,
+        account_id: r.try_get("account_id").map_err(g)?,
+        title: r.try_get("title").map_err(g)?,
+        description: r.try_get("description").map_err(g)?,
+        status: r.try_get("status").map_err(g)?,
+        created_at: from_us(r.try_get("created_at").map_err(g)?)?,
+        updated_at: from_us(r.try_get("updated_at").map_err(g)?)?,
+        active_keys: r.try_get("active_keys").map_err(g)?,
+        inactive_keys: r.try_get("inactive_keys").map_err(g)?,
+        protected_keys: r.try_get("protected_keys").map_err(g)?,
+    }
+    .into_app()
 }
 
 fn event_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
@@ -253,14 +291,16 @@ impl KeyStore for SqliteStore {
     async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, parent, permissions, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(account.id.as_str())
         .bind(&account.name)
         .bind(account.parent.as_ref().map(AccountId::as_str))
         .bind(sql::to_json(&account.permissions)?)
         .bind(us(account.created_at))
+        .bind(account.status.as_str())
+        .bind(account.name.to_lowercase())
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
@@ -269,25 +309,75 @@ impl KeyStore for SqliteStore {
     }
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(
-            "SELECT id, name, parent, permissions, created_at FROM accounts WHERE id = ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?"
+        )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| map_err(e, "read"))?;
-        let Some(r) = row else { return Ok(None) };
-        let g = |e| map_err(e, "decode");
-        let id_: String = r.try_get("id").map_err(g)?;
-        let perms: String = r.try_get("permissions").map_err(g)?;
-        sql::account(
-            &id_,
-            r.try_get("name").map_err(g)?,
-            r.try_get("parent").map_err(g)?,
-            &perms,
-            from_us(r.try_get("created_at").map_err(g)?)?,
+        row.map(|r| account_row(&r)).transpose()
+    }
+
+    async fn list_accounts(
+        &self,
+        parent: &AccountId,
+        q: &AccountQuery,
+    ) -> StoreResult<Vec<Account>> {
+        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
+        let status = q.status.map(AccountStatus::as_str);
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE parent = ? \
+             AND (? IS NULL OR instr(name_lower, ?) > 0) \
+             AND (? IS NULL OR status = ?) \
+             AND (? IS NULL OR (created_at, id) > (?, ?)) \
+             ORDER BY created_at, id LIMIT ?"
+        )))
+        .bind(parent.as_str())
+        .bind(needle.as_deref())
+        .bind(needle.as_deref())
+        .bind(status)
+        .bind(status)
+        .bind(after_at)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(account_row).collect()
+    }
+
+    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE accounts SET name = ?, name_lower = ?, permissions = ?, status = ? \
+             WHERE id = ?",
         )
-        .map(Some)
+        .bind(&account.name)
+        .bind(account.name.to_lowercase())
+        .bind(sql::to_json(&account.permissions)?)
+        .bind(account.status.as_str())
+        .bind(account.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "account update"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if account.status == AccountStatus::Inactive {
+            sqlx::query("DELETE FROM sessions WHERE account_id = ?")
+                .bind(account.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "delete"))?;
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
@@ -298,8 +388,8 @@ impl KeyStore for SqliteStore {
             "INSERT INTO keys (account_id, name, name_lower, description, application, \
              permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
              allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, session_epoch, id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             previous_valid_until, version, session_epoch, app_id, id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         sql::bind_key_columns!(query, key, &c, us)
             .bind(k.id.as_str())
@@ -339,7 +429,7 @@ impl KeyStore for SqliteStore {
                             ELSE last_used_at END, \
              expires_at = ?12, allowed_cidrs = ?13, metadata = ?14, secret_hash = ?15, \
              generation = ?16, previous_hash = ?17, previous_valid_until = ?18, version = ?19, \
-             session_epoch = ?20 WHERE id = ?21 AND version = ?22",
+             session_epoch = ?20, app_id = ?21 WHERE id = ?22 AND version = ?23",
         );
         let done = sql::bind_key_columns!(query, key, &c, us)
             .bind(k.id.as_str())
@@ -392,6 +482,7 @@ impl KeyStore for SqliteStore {
              AND (? IS NULL OR instr(name_lower, ?) > 0) \
              AND (? IS NULL OR status = ?) \
              AND (? IS NULL OR application = ?) \
+             AND (? IS NULL OR app_id = ?) \
              AND (? IS NULL OR (created_at, id) > (?, ?)) \
              ORDER BY created_at, id LIMIT ?"
         )))
@@ -402,6 +493,8 @@ impl KeyStore for SqliteStore {
         .bind(q.status.map(sql::status_str))
         .bind(q.application.as_deref())
         .bind(q.application.as_deref())
+        .bind(q.app_id.as_ref().map(AppId::as_str))
+        .bind(q.app_id.as_ref().map(AppId::as_str))
         .bind(after_at)
         .bind(after_at)
         .bind(after_id)
@@ -412,6 +505,193 @@ impl KeyStore for SqliteStore {
         rows.iter()
             .map(|r| Ok(key_row(r)?.into_stored()?.key))
             .collect()
+    }
+
+    async fn insert_app(&self, app: &App, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO apps (id, account_id, title, title_lower, description, status, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app.id.as_str())
+        .bind(app.account_id.as_str())
+        .bind(&app.title)
+        .bind(app.title.to_lowercase())
+        .bind(&app.description)
+        .bind(app.status.as_str())
+        .bind(us(app.created_at))
+        .bind(us(app.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "application id exists"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM apps a WHERE a.id = ?",
+            sql::APP_COLUMNS
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        row.map(|r| app_row(&r)).transpose()
+    }
+
+    async fn list_apps(&self, account: &AccountId, q: &AppQuery) -> StoreResult<Vec<App>> {
+        let needle = q.title_contains.as_ref().map(|s| s.to_lowercase());
+        let status = q.status.map(AppStatus::as_str);
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM apps a WHERE a.account_id = ? \
+             AND (? IS NULL OR instr(a.title_lower, ?) > 0) \
+             AND (? IS NULL OR a.status = ?) \
+             AND (? IS NULL OR (a.created_at, a.id) > (?, ?)) \
+             ORDER BY a.created_at, a.id LIMIT ?",
+            sql::APP_COLUMNS
+        )))
+        .bind(account.as_str())
+        .bind(needle.as_deref())
+        .bind(needle.as_deref())
+        .bind(status)
+        .bind(status)
+        .bind(after_at)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter().map(app_row).collect()
+    }
+
+    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+        let mut tx = self.begin().await?;
+        let before: Option<String> = sqlx::query_scalar("SELECT status FROM apps WHERE id = ?")
+            .bind(app.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        let Some(before) = before else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query(
+            "UPDATE apps SET title = ?, title_lower = ?, description = ?, status = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(&app.title)
+        .bind(app.title.to_lowercase())
+        .bind(&app.description)
+        .bind(app.status.as_str())
+        .bind(us(app.updated_at))
+        .bind(app.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map_err(e, "application update"))?;
+        let mut moved = Vec::new();
+        if before != app.status.as_str() {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "UPDATE keys SET version = version + 1 WHERE app_id = ? RETURNING id",
+            )
+            .bind(app.id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "application update"))?;
+            if app.status == AppStatus::Inactive {
+                sqlx::query(
+                    "DELETE FROM sessions WHERE key_id IN (SELECT id FROM keys WHERE app_id = ?)",
+                )
+                .bind(app.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "delete"))?;
+            }
+            moved = ids
+                .iter()
+                .map(|i| sql::id(i, "keys.id"))
+                .collect::<StoreResult<_>>()?;
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))?;
+        Ok(moved)
+    }
+
+    async fn delete_app(&self, id: &AppId, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let has_keys = sqlx::query("SELECT 1 FROM keys WHERE app_id = ? LIMIT 1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        let done = sqlx::query("DELETE FROM apps WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if has_keys.is_some() {
+            return Err(StoreError::Conflict("application has keys"));
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
+        let rows = sqlx::query(
+            "SELECT id, origin, created_at FROM allowed_origins ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| map_err(e, "decode");
+                Ok(AllowedOrigin {
+                    id: r.try_get("id").map_err(g)?,
+                    origin: r.try_get("origin").map_err(g)?,
+                    protected: false,
+                    created_at: from_us(r.try_get("created_at").map_err(g)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_allowed_origin(
+        &self,
+        o: &AllowedOrigin,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO allowed_origins (id, origin, created_at) VALUES (?, ?, ?)")
+            .bind(&o.id)
+            .bind(&o.origin)
+            .bind(us(o.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "origin already listed"))?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn delete_allowed_origin(&self, id: &str, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM allowed_origins WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "delete"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {

@@ -8,11 +8,12 @@ use super::sessions::rfc3339;
 use super::{Op, Request, Response};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::context::Label;
+use crate::error::Error;
 use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::http::host_user::Caller;
-use crate::id::KeyId;
+use crate::id::{AppId, KeyId};
 use crate::permission::Permission;
 use crate::service::{KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
 
@@ -20,6 +21,7 @@ const CREATE_FIELDS: &[&str] = &[
     "name",
     "description",
     "application",
+    "app_id",
     "permissions",
     "expires_at",
     "allowed_cidrs",
@@ -112,9 +114,19 @@ async fn create(
         new.description = d.unwrap_or_default();
     }
     new.application = f.string("application")?.flatten();
-    new.permissions = f
-        .permissions("permissions")?
-        .ok_or_else(|| HttpError::invalid_value(cfg, "permissions", "is required"))?;
+    new.app_id = match f.string("app_id")?.flatten() {
+        None => None,
+        Some(a) => Some(
+            AppId::new(&a)
+                .map_err(|_| HttpError::invalid_value(cfg, "app_id", "no such application"))?,
+        ),
+    };
+    // Without `permissions`, the key inherits what the caller may grant on
+    // the account; `[]` is an explicit empty set.
+    match f.permissions("permissions")? {
+        Some(p) => new.permissions = p,
+        None => new.inherit_permissions = true,
+    }
     new.expires_at = f.time("expires_at")?.flatten();
     new.allowed_cidrs = f.cidrs("allowed_cidrs")?.unwrap_or_default();
     if let Some(m) = f.object("metadata")? {
@@ -123,29 +135,37 @@ async fn create(
     let issued = kw
         .issue_key(p.actor(), p.account(), new)
         .await
-        .map_err(|e| HttpError::from_service(cfg, e))?;
+        .map_err(|e| match e {
+            Error::NotFound("application") => {
+                HttpError::invalid_value(cfg, "app_id", "no such application")
+            }
+            e => HttpError::from_service(cfg, e),
+        })?;
     let mut out = record(&issued.key);
     out.insert("secret".into(), issued.secret.expose().into());
-    insert_single_key(kw, &mut out, &issued.key.id, &issued.secret);
+    out.insert(
+        "key".into(),
+        single_string(kw, cfg, &issued.key, &issued.secret)?,
+    );
     Ok(Response::json(201, &Value::Object(out)))
 }
 
-/// `"key"`: the single-string form of a new id and secret (shown once,
-/// like the secret).
-fn insert_single_key(
+/// The single-string form (`<prefix>_ak_…`) of a new id and secret, shown
+/// once beside the secret.
+fn single_string(
     kw: &Keyward,
-    out: &mut Map<String, Value>,
-    id: &KeyId,
+    cfg: &HttpConfig,
+    key: &ApiKey,
     secret: &crate::secret::Secret,
-) {
-    if let Ok(single) = crate::credential::combine_key(kw.prefix(), id, secret) {
-        out.insert("key".into(), single.expose().into());
-    }
+) -> Result<Value, HttpError> {
+    crate::credential::combine_key(kw.prefix(), &key.id, secret)
+        .map(|s| Value::from(s.expose()))
+        .map_err(|e| HttpError::from_service(cfg, Error::Internal(Box::new(e))))
 }
 
 /// Parses a query string into `(name, value)` pairs, each name at most
 /// once and one of `allowed`.
-fn query<'q>(
+pub(super) fn query<'q>(
     cfg: &HttpConfig,
     raw: &str,
     allowed: &[&'q str],
@@ -175,7 +195,7 @@ fn query<'q>(
     Ok(out)
 }
 
-fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
+pub(super) fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
     v.parse::<usize>()
         .ok()
         .filter(|n| (1..=100).contains(n))
@@ -184,7 +204,7 @@ fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
         })
 }
 
-fn page(items: Vec<Value>, next: Option<String>) -> Value {
+pub(super) fn page(items: Vec<Value>, next: Option<String>) -> Value {
     json!({ "items": items, "next_cursor": next })
 }
 
@@ -198,7 +218,7 @@ async fn list(
     for (name, v) in query(
         cfg,
         req.query,
-        &["q", "status", "application", "limit", "cursor"],
+        &["q", "status", "application", "app_id", "limit", "cursor"],
     )? {
         match name {
             "q" => l.q = Some(v),
@@ -216,6 +236,13 @@ async fn list(
                 });
             }
             "application" => l.application = Some(v),
+            "app_id" => {
+                // An id that cannot exist names no application: no keys.
+                match AppId::new(&v) {
+                    Ok(a) => l.app_id = Some(a),
+                    Err(_) => return Ok(Response::json(200, &page(Vec::new(), None))),
+                }
+            }
             "limit" => l.limit = limit(cfg, &v)?,
             _ => l.cursor = Some(v),
         }
@@ -304,7 +331,7 @@ async fn rotate(
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&r.key);
     out.insert("secret".into(), r.secret.expose().into());
-    insert_single_key(kw, &mut out, &r.key.id, &r.secret);
+    out.insert("key".into(), single_string(kw, cfg, &r.key, &r.secret)?);
     out.insert(
         "previous_secret_expires_at".into(),
         r.previous_secret_expires_at.map_or(Value::Null, rfc3339),

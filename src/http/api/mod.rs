@@ -2,6 +2,9 @@
 //! path of [`ROUTES`] and hand each request here, so both frameworks give
 //! the same answers byte for byte.
 
+mod accounts;
+mod allowlist;
+mod apps;
 mod keys;
 mod sessions;
 
@@ -27,6 +30,18 @@ pub(crate) enum Op {
     RotateKey,
     KeyEvents,
     KeyUsage,
+    CreateApp,
+    ListApps,
+    GetApp,
+    UpdateApp,
+    DeleteApp,
+    CreateAccount,
+    ListAccounts,
+    GetAccount,
+    UpdateAccount,
+    ListOrigins,
+    AddOrigin,
+    RemoveOrigin,
     Login,
     Logout,
     Whoami,
@@ -44,6 +59,18 @@ pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
     ("POST", "/apikeys/{id}/rotate", Op::RotateKey),
     ("GET", "/apikeys/{id}/events", Op::KeyEvents),
     ("GET", "/apikeys/{id}/usage", Op::KeyUsage),
+    ("POST", "/apps", Op::CreateApp),
+    ("GET", "/apps", Op::ListApps),
+    ("GET", "/apps/{id}", Op::GetApp),
+    ("PATCH", "/apps/{id}", Op::UpdateApp),
+    ("DELETE", "/apps/{id}", Op::DeleteApp),
+    ("POST", "/accounts", Op::CreateAccount),
+    ("GET", "/accounts", Op::ListAccounts),
+    ("GET", "/accounts/{id}", Op::GetAccount),
+    ("PATCH", "/accounts/{id}", Op::UpdateAccount),
+    ("GET", "/allowlist", Op::ListOrigins),
+    ("POST", "/allowlist", Op::AddOrigin),
+    ("DELETE", "/allowlist/{id}", Op::RemoveOrigin),
     ("POST", "/auth/login", Op::Login),
     ("POST", "/auth/logout", Op::Logout),
     ("GET", "/auth/whoami", Op::Whoami),
@@ -76,6 +103,13 @@ pub(crate) struct Request<'a> {
     pub(crate) body: Body<'a>,
     /// The person the host's authentication put on the request, if any.
     pub(crate) user: Option<&'a HostUser>,
+    /// The `Origin` header: a browser request.
+    pub(crate) origin: Option<&'a [u8]>,
+    /// The `Host` header (or the URI's authority).
+    pub(crate) host: Option<&'a [u8]>,
+    /// Whether it carries `Access-Control-Request-Method` (a CORS
+    /// preflight when the method is OPTIONS).
+    pub(crate) preflight: bool,
 }
 
 /// A response for an adapter to write out as is.
@@ -114,6 +148,43 @@ impl Response {
 /// HEAD is answered as GET (RFC 9110 §9.3.2): the frameworks send GET's
 /// status and headers, `Content-Length` included, without the body.
 pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -> Response {
+    // A browser request: only from the server's own origin or a listed one.
+    let cors = match req.origin {
+        None => None,
+        Some(raw) => match allowlist::admit(kw, cfg, &req, raw).await {
+            Ok(origin) => Some(origin),
+            Err(refused) => return refused,
+        },
+    };
+    if let Some(origin) = &cors
+        && req.method == "OPTIONS"
+        && req.preflight
+    {
+        return allowlist::preflight(origin, &allowed_methods(req.path));
+    }
+    let mut res = route(kw, cfg, req).await;
+    if let Some(origin) = cors {
+        res.headers.push(("access-control-allow-origin", origin));
+        res.headers.push(("vary", "Origin".to_owned()));
+    }
+    res
+}
+
+/// The methods served on `path` (GET implying HEAD), as for `Allow`.
+fn allowed_methods(path: &str) -> String {
+    let allow: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(_, p, _)| *p == path)
+        .flat_map(|(m, _, _)| match *m {
+            "GET" => &["GET", "HEAD"][..],
+            _ => std::slice::from_ref(m),
+        })
+        .copied()
+        .collect();
+    allow.join(", ")
+}
+
+async fn route(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -> Response {
     let method = if req.method == "HEAD" {
         "GET"
     } else {
@@ -124,22 +195,22 @@ pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -
         .find(|(m, p, _)| *p == req.path && *m == method)
         .map(|(_, _, op)| *op);
     let Some(op) = op else {
-        let allow: Vec<&str> = ROUTES
-            .iter()
-            .filter(|(_, p, _)| *p == req.path)
-            .flat_map(|(m, _, _)| match *m {
-                "GET" => &["GET", "HEAD"][..],
-                _ => std::slice::from_ref(m),
-            })
-            .copied()
-            .collect();
-        return HttpError::method_not_allowed(cfg, allow.join(", ")).render();
+        return HttpError::method_not_allowed(cfg, allowed_methods(req.path)).render();
     };
     let result = match op {
         Op::OpenApi => Ok(Response::json(200, &crate::http::openapi::document())),
         Op::Login => sessions::login(kw, cfg, &req).await,
         Op::Logout => sessions::logout(kw, cfg, &req).await,
         Op::Whoami => sessions::whoami(kw, cfg, &req).await,
+        Op::CreateApp | Op::ListApps | Op::GetApp | Op::UpdateApp | Op::DeleteApp => {
+            apps::handle(kw, cfg, op, &req).await
+        }
+        Op::CreateAccount | Op::ListAccounts | Op::GetAccount | Op::UpdateAccount => {
+            accounts::handle(kw, cfg, op, &req).await
+        }
+        Op::ListOrigins | Op::AddOrigin | Op::RemoveOrigin => {
+            allowlist::handle(kw, cfg, op, &req).await
+        }
         op => keys::handle(kw, cfg, op, &req).await,
     };
     result.unwrap_or_else(HttpError::render)

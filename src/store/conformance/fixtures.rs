@@ -6,8 +6,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::account::Account;
 use crate::api_key::{ApiKey, KeyStatus};
+use crate::app::{App, AppStatus};
 use crate::audit::{AuditAction, AuditActor, AuditEvent};
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
 use crate::permission::PermissionSet;
 use crate::random::fill_base62;
 use crate::session::Session;
@@ -42,6 +43,37 @@ pub(super) fn key_id() -> KeyId {
     KeyId::new(&format!("kw_{}", random(17))).expect("valid key id")
 }
 
+pub(super) fn app_id() -> AppId {
+    AppId::new(&format!("app_{}", random(17))).expect("valid app id")
+}
+
+/// An application of `account` created at `created_at` (key counts zero).
+pub(super) fn app(account: AccountId, title: &str, created_at: OffsetDateTime) -> App {
+    App {
+        id: app_id(),
+        account_id: account,
+        title: title.into(),
+        description: "the nightly exporter — ✓".into(),
+        status: AppStatus::Active,
+        created_at,
+        updated_at: created_at + Duration::microseconds(3),
+        active_keys: 0,
+        inactive_keys: 0,
+        protected: false,
+    }
+}
+
+/// Inserts `a` with an `app_created` event.
+pub(super) async fn insert_app(store: &dyn KeyStore, a: &App) {
+    store
+        .insert_app(
+            a,
+            &event(AuditAction::AppCreated, a.account_id, None, a.created_at),
+        )
+        .await
+        .expect("insert_app");
+}
+
 pub(super) fn session_id() -> SessionId {
     SessionId::new(&format!("kw_ses_{}", random(17))).expect("valid session id")
 }
@@ -52,6 +84,7 @@ pub(super) fn account() -> Account {
         name: "Acme Ünïcode".into(),
         parent: Some(account_id()),
         permissions: perms(&["readApiKeys", "writeApiKeys", "readApplications"]),
+        status: crate::account::AccountStatus::Active,
         created_at: at(0, 1),
     }
 }
@@ -65,6 +98,7 @@ pub(super) fn key(account: AccountId, name: &str, created_at: OffsetDateTime) ->
             name: name.into(),
             description: "for the nightly export — ✓".into(),
             application: Some("exporter".into()),
+            app_id: Some(app_id()),
             permissions: perms(&["readApplications"]),
             status: KeyStatus::Active,
             protected: false,
@@ -107,6 +141,7 @@ pub(super) fn key(account: AccountId, name: &str, created_at: OffsetDateTime) ->
 pub(super) fn plain_key(account: AccountId, name: &str, created_at: OffsetDateTime) -> StoredKey {
     let mut k = key(account, name, created_at);
     k.key.application = None;
+    k.key.app_id = None;
     k.key.last_used_at = None;
     k.key.expires_at = None;
     k.key.allowed_cidrs.clear();

@@ -1,0 +1,47 @@
+-- keyward schema: the management plane (applications, account status).
+
+-- Accounts can be switched off (their keys and sessions stop), and are
+-- searched by name.
+ALTER TABLE accounts ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE accounts ADD COLUMN name_lower TEXT NOT NULL DEFAULT '';
+UPDATE accounts SET name_lower = lower(name);
+CREATE INDEX accounts_by_parent ON accounts (parent, created_at, id);
+
+-- Applications: a titled group of keys of one account, switched off and on
+-- as a whole. A key belongs to at most one (`keys.app_id`).
+CREATE TABLE apps (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    account_id  TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    title_lower TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE INDEX apps_by_account ON apps (account_id, created_at, id);
+
+ALTER TABLE keys ADD COLUMN app_id TEXT;
+
+CREATE INDEX keys_by_app ON keys (app_id) WHERE app_id IS NOT NULL;
+
+-- Today's free-text `application` labels become applications: one per
+-- distinct label and account, created when its first key was, active.
+INSERT INTO apps (id, account_id, title, title_lower, description, status, created_at, updated_at)
+SELECT 'app_' || substr(md5(random()::text || clock_timestamp()::text || account_id || application), 1, 24),
+       account_id, application, lower(application), '', 'active', MIN(created_at), MIN(created_at)
+FROM keys WHERE application IS NOT NULL
+GROUP BY account_id, application;
+
+UPDATE keys SET app_id = apps.id FROM apps
+WHERE keys.application IS NOT NULL
+  AND apps.account_id = keys.account_id AND apps.title = keys.application;
+
+-- The management API's runtime allowlist of browser origins (the server's
+-- own origin is a built-in, protected entry and is not stored).
+CREATE TABLE allowed_origins (
+    id         TEXT COLLATE "C" PRIMARY KEY,
+    origin     TEXT NOT NULL UNIQUE,
+    created_at TIMESTAMPTZ NOT NULL
+);
