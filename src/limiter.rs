@@ -101,6 +101,17 @@ impl Bucket {
     }
 }
 
+/// How a reserved attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Argon2 refused the secret.
+    WrongSecret,
+    /// Argon2 accepted it.
+    Matched,
+    /// It could not be judged.
+    Unjudged,
+}
+
 /// A reserved attempt: give it to [`AttemptLimiter::settle`] with the
 /// outcome. Dropped unsettled (the verification was cancelled), it stays
 /// counted as a failure.
@@ -211,17 +222,18 @@ impl AttemptLimiter {
         gate.acquire().await.ok()
     }
 
-    /// Settles a reservation: a wrong secret keeps it counted; a match (or
-    /// an attempt that could not be judged) gives it back, and a match
-    /// also clears the address's failures on the key.
-    pub(crate) fn settle(&self, r: Reservation, wrong_secret: bool) {
-        if wrong_secret {
+    /// Settles a reservation: a wrong secret keeps it counted; a match
+    /// gives it back and clears the address's failures on the key (only
+    /// the holder of the secret can do that); an attempt that could not be
+    /// judged (a stored hash unusable, shutting down) only gives it back.
+    pub(crate) fn settle(&self, r: Reservation, outcome: Settled) {
+        if outcome == Settled::WrongSecret {
             return;
         }
         let mut g = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(b) = g.per_address.get_mut(&(r.key, r.ip)) {
             b.used = b.used.saturating_sub(1);
-            if b.used == 0 {
+            if b.used == 0 || outcome == Settled::Matched {
                 g.per_address.remove(&(r.key, r.ip));
             }
         }
@@ -259,15 +271,33 @@ mod tests {
         let b = l.reserve(&k, ip(1), 0).expect("second");
         // Both in flight: a third is refused before any argon2 runs.
         assert_eq!(l.reserve(&k, ip(1), 3 * S).map(|_| ()), Err(7));
-        l.settle(a, true);
-        l.settle(b, false);
-        // One refunded: one more attempt now.
+        l.settle(a, Settled::WrongSecret);
+        l.settle(b, Settled::Unjudged);
+        // One given back: one more attempt now.
         let c = l.reserve(&k, ip(1), 3 * S).expect("refunded");
-        l.settle(c, true);
+        l.settle(c, Settled::WrongSecret);
         assert_eq!(l.reserve(&k, ip(1), 4 * S).map(|_| ()), Err(6));
         // Refills one per step.
-        l.settle(l.reserve(&k, ip(1), 10 * S).expect("refilled"), true);
+        l.settle(
+            l.reserve(&k, ip(1), 10 * S).expect("refilled"),
+            Settled::WrongSecret,
+        );
         assert!(l.reserve(&k, ip(1), 10 * S).is_err());
+        // A match clears the address's failures.
+        let other = KeyId::new("kw_y").expect("valid");
+        l.settle(
+            l.reserve(&other, ip(1), 0).expect("first"),
+            Settled::WrongSecret,
+        );
+        l.settle(
+            l.reserve(&other, ip(1), 0).expect("matched"),
+            Settled::Matched,
+        );
+        l.settle(
+            l.reserve(&other, ip(1), 0).expect("cleared"),
+            Settled::WrongSecret,
+        );
+        assert!(l.reserve(&other, ip(1), 0).is_ok());
     }
 
     #[test]
@@ -278,7 +308,7 @@ mod tests {
         for n in 1..=10 {
             while let Ok(r) = l.reserve(&k, ip(n), 0) {
                 gated += usize::from(r.gated());
-                l.settle(r, true);
+                l.settle(r, Settled::WrongSecret);
             }
         }
         // Five failures charged the cap (three from the first address, two
@@ -290,7 +320,7 @@ mod tests {
         assert!(l.reserve(&k, ip(1), 0).is_err());
         let owner = l.reserve(&k, ip(200), 0).expect("owner served");
         assert!(owner.gated());
-        l.settle(owner, false);
+        l.settle(owner, Settled::Matched);
         assert!(l.reserve(&k, ip(200), 0).is_ok());
     }
 }

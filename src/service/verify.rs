@@ -21,6 +21,7 @@ use crate::digest::{Tag, session_digest};
 use crate::error::{Error, Result};
 use crate::hash::Checked;
 use crate::id::{AccountId, KeyId, SessionId};
+use crate::limiter::Settled;
 use crate::principal::{Grant, Principal};
 use crate::store::PhcString;
 use crate::usage::time_to_nanos;
@@ -471,7 +472,7 @@ impl Keyward {
         let permit = match self.inner.hash_slots.acquire().await {
             Ok(p) => p,
             Err(e) => {
-                limiter.settle(reservation, false);
+                limiter.settle(reservation, Settled::Unjudged);
                 return Err(Error::Internal(Box::new(e)));
             }
         };
@@ -495,8 +496,14 @@ impl Keyward {
         .await;
         drop(permit);
         drop(gate);
-        let wrong_secret = matches!(result, Ok(Ok(ColdOutcome::Mismatch)));
-        limiter.settle(reservation, wrong_secret);
+        limiter.settle(
+            reservation,
+            match &result {
+                Ok(Ok(ColdOutcome::Mismatch)) => Settled::WrongSecret,
+                Ok(Ok(ColdOutcome::Matched { .. })) => Settled::Matched,
+                _ => Settled::Unjudged,
+            },
+        );
         match result {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => {
