@@ -1675,6 +1675,7 @@ async fn axum_authorized_honours_write_implies_read() {
     assert_eq!(no.contract(), layer.contract());
 }
 
+<<<<<<< HEAD
 // ---------------------------------------------------------- the seed flows
 
 /// The seeds' "API Management" flows end to end (issue 12's "Done when"):
@@ -2098,10 +2099,157 @@ async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)>
         c.send(req("GET", "/apikeys").key(&admin)).await,
         200,
     );
+=======
+// ------------------------------------------------- sessions that stay dead
+
+/// A new key of `admin`'s account with `extra` fields, created over HTTP.
+async fn created_key<C: Client>(c: &C, admin: &Cred, name: &str, extra: Value) -> Cred {
+    let mut body = json!({"name": name, "permissions": ["readApplications"]});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = c.send(req("POST", "/apikeys").key(admin).json(body)).await;
+    assert_eq!(r.status, 201, "[{}] create {name}: {}", C::NAME, r.text());
+    let k = r.json();
+    Cred {
+        id: k["id"].as_str().unwrap().into(),
+        secret: k["secret"].as_str().unwrap().into(),
+    }
+}
+
+/// A session token opened over HTTP with `cred`'s headers.
+async fn session_of<C: Client>(c: &C, cred: &Cred) -> String {
+    let r = c.send(req("POST", "/auth/login").key(cred)).await;
+    assert_eq!(r.status, 200, "[{}] login: {}", C::NAME, r.text());
+    r.json()["token"].as_str().unwrap().to_owned()
+}
+
+/// `PATCH /apikeys/{id}` as `admin`; the answer must be 200.
+async fn patched<C: Client>(c: &C, admin: &Cred, id: &str, body: Value) -> Value {
+    let r = c
+        .send(
+            req("PATCH", format!("/apikeys/{id}"))
+                .key(admin)
+                .json(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{}] PATCH {body}: {}", C::NAME, r.text());
+    r.json()
+}
+
+/// Issue 10, failures 3 and 4, over HTTP: a session opened with the old
+/// secret during a grace period ends with the grace; deactivating then
+/// reactivating a key, or letting it expire then clearing its expiry,
+/// revives none of its sessions (each dead session answers the same 401 as
+/// a logged-out one), while new logins work. Time moves by the fixture's
+/// manual clock.
+async fn run_dead_session_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> {
+    let mut out = Vec::new();
+    let admin = fx.key("admin");
+    let whoami = |t: &str| c.send(req("GET", "/auth/whoami").bearer(t));
+    let apps = |t: &str| c.send(req("GET", "/applications").bearer(t));
+    // The reference: a session ended by logout.
+    let ended = session_of(c, admin).await;
+    let bye = c.send(req("POST", "/auth/logout").bearer(&ended)).await;
+    assert_eq!(bye.status, 204);
+    let reference = whoami(&ended).await;
+    assert_eq!(reference.status, 401);
+    assert_eq!(reference.header("www-authenticate"), Some(INVALID_TOKEN));
+    out.push(("logged-out session", reference.clone()));
+    let mut dead = |name: &'static str, r: Resp| {
+        assert_eq!(r.status, 401, "[{}] {name}: {}", C::NAME, r.text());
+        assert_eq!(r.contract(), reference.contract(), "[{}] {name}", C::NAME);
+        out.push((name, r));
+    };
+
+    // 1. Rotation with a 3 s grace: a session opened with the old secret
+    // during the grace ends when the grace does.
+    let old = created_key(c, admin, "graceful", json!({})).await;
+    let before = session_of(c, &old).await;
+    let rot = c
+        .send(
+            req("POST", format!("/apikeys/{}/rotate", old.id))
+                .key(admin)
+                .json(json!({"grace_period_seconds": 3})),
+        )
+        .await;
+    assert_eq!(rot.status, 200, "[{}] rotate: {}", C::NAME, rot.text());
+    let new = Cred {
+        id: old.id.clone(),
+        secret: rot.json()["secret"].as_str().unwrap().to_owned(),
+    };
+    let during = session_of(c, &old).await;
+    let fresh = session_of(c, &new).await;
+    for t in [&before, &during, &fresh] {
+        assert_eq!(whoami(t).await.status, 200, "[{}] in the grace", C::NAME);
+    }
+    fx.clock.advance(Duration::seconds(4));
+    dead("old-secret session after the grace", whoami(&during).await);
+    dead(
+        "old-secret session after the grace, layer",
+        apps(&during).await,
+    );
+    dead(
+        "pre-rotation session after the grace",
+        whoami(&before).await,
+    );
+    let r = whoami(&fresh).await;
+    assert_eq!(
+        r.status,
+        200,
+        "[{}] new-secret session: {}",
+        C::NAME,
+        r.text()
+    );
+    let r = c.send(req("POST", "/auth/login").key(&old)).await;
+    assert_eq!(r.status, 401, "[{}] old secret after the grace", C::NAME);
+
+    // 2. Deactivate, reactivate: the old session stays dead.
+    let toggled = created_key(c, admin, "toggled", json!({})).await;
+    let s = session_of(c, &toggled).await;
+    assert_eq!(whoami(&s).await.status, 200);
+    let off = patched(c, admin, &toggled.id, json!({"status": "inactive"})).await;
+    assert_eq!(off["status"], "inactive");
+    dead("session of a deactivated key", whoami(&s).await);
+    let on = patched(c, admin, &toggled.id, json!({"status": "active"})).await;
+    assert_eq!(on["status"], "active");
+    dead("session after reactivation", whoami(&s).await);
+    dead("session after reactivation, layer", apps(&s).await);
+    let r = c.send(req("GET", "/applications").key(&toggled)).await;
+    assert_eq!(r.status, 200, "[{}] reactivated key: {}", C::NAME, r.text());
+    let again = session_of(c, &toggled).await;
+    let r = whoami(&again).await;
+    assert_eq!(r.status, 200, "[{}] new session: {}", C::NAME, r.text());
+    assert_eq!(r.json()["key_id"], toggled.id.as_str());
+
+    // 3. Expire, clear the expiry: the old session stays dead.
+    let at = (fx.kw.now() + Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let expiring = created_key(c, admin, "expiring", json!({"expires_at": at})).await;
+    let s = session_of(c, &expiring).await;
+    assert_eq!(whoami(&s).await.status, 200);
+    fx.clock.advance(Duration::minutes(2));
+    dead("session of an expired key", whoami(&s).await);
+    let r = c.send(req("POST", "/auth/login").key(&expiring)).await;
+    assert_eq!(r.status, 401, "[{}] expired key logs in", C::NAME);
+    let cleared = patched(c, admin, &expiring.id, json!({"expires_at": null})).await;
+    assert!(cleared["expires_at"].is_null());
+    dead("session after the expiry was cleared", whoami(&s).await);
+    dead(
+        "session after the expiry was cleared, layer",
+        apps(&s).await,
+    );
+    let again = session_of(c, &expiring).await;
+    let r = whoami(&again).await;
+    assert_eq!(r.status, 200, "[{}] new session: {}", C::NAME, r.text());
+    assert_eq!(r.json()["key_id"], expiring.id.as_str());
+>>>>>>> wt/sess
     out
 }
 
 #[actix_web::test]
+<<<<<<< HEAD
 async fn seed_flows_on_axum_and_actix() {
     let fx = fixture().await;
     let axum_rs = seed_flows(&fx, &AxumClient(axum_app(&fx.kw))).await;
@@ -2126,5 +2274,18 @@ async fn seed_flows_on_axum_and_actix() {
         } else {
             assert_eq!(a.status, b.status, "{name}");
         }
+=======
+async fn sessions_stay_dead_on_axum_and_actix() {
+    let fx = fixture().await;
+    let axum_rs = run_dead_session_flows(&fx, &AxumClient(axum_app(&fx.kw))).await;
+    let fx = fixture().await;
+    let svc = actix_web::test::init_service(actix_app!(fx.kw)).await;
+    let actix_rs = run_dead_session_flows(&fx, &ActixClient(svc)).await;
+    assert_eq!(axum_rs.len(), actix_rs.len());
+    assert_eq!(axum_rs.len(), 10);
+    for ((name, a), (other, b)) in axum_rs.iter().zip(&actix_rs) {
+        assert_eq!(name, other);
+        assert_eq!(a.contract(), b.contract(), "{name}");
+>>>>>>> wt/sess
     }
 }
