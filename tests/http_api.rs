@@ -1675,7 +1675,6 @@ async fn axum_authorized_honours_write_implies_read() {
     assert_eq!(no.contract(), layer.contract());
 }
 
-<<<<<<< HEAD
 // ---------------------------------------------------------- the seed flows
 
 /// The seeds' "API Management" flows end to end (issue 12's "Done when"):
@@ -2099,7 +2098,9 @@ async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)>
         c.send(req("GET", "/apikeys").key(&admin)).await,
         200,
     );
-=======
+    out
+}
+
 // ------------------------------------------------- sessions that stay dead
 
 /// A new key of `admin`'s account with `extra` fields, created over HTTP.
@@ -2244,12 +2245,10 @@ async fn run_dead_session_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static
     let r = whoami(&again).await;
     assert_eq!(r.status, 200, "[{}] new session: {}", C::NAME, r.text());
     assert_eq!(r.json()["key_id"], expiring.id.as_str());
->>>>>>> wt/sess
     out
 }
 
 #[actix_web::test]
-<<<<<<< HEAD
 async fn seed_flows_on_axum_and_actix() {
     let fx = fixture().await;
     let axum_rs = seed_flows(&fx, &AxumClient(axum_app(&fx.kw))).await;
@@ -2274,7 +2273,10 @@ async fn seed_flows_on_axum_and_actix() {
         } else {
             assert_eq!(a.status, b.status, "{name}");
         }
-=======
+    }
+}
+
+#[actix_web::test]
 async fn sessions_stay_dead_on_axum_and_actix() {
     let fx = fixture().await;
     let axum_rs = run_dead_session_flows(&fx, &AxumClient(axum_app(&fx.kw))).await;
@@ -2286,6 +2288,5 @@ async fn sessions_stay_dead_on_axum_and_actix() {
     for ((name, a), (other, b)) in axum_rs.iter().zip(&actix_rs) {
         assert_eq!(name, other);
         assert_eq!(a.contract(), b.contract(), "{name}");
->>>>>>> wt/sess
     }
 }
