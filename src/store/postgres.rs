@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
@@ -200,6 +200,20 @@ impl PostgresStore {
         .map_err(|e| map_err(e, "revocation"))?;
         Ok(())
     }
+}
+
+/// A LIKE pattern matching text that contains `needle` (`\\` escapes).
+fn like_contains(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, \
@@ -424,29 +438,36 @@ impl KeyStore for PostgresStore {
     }
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
-        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
-        let (after_at, after_id) = match &q.after {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = $1 \
-             AND ($2::text IS NULL OR strpos(name_lower, $2) > 0) \
-             AND ($3::text IS NULL OR status = $3) \
-             AND ($4::text IS NULL OR application = $4) \
-             AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::text)) \
-             ORDER BY created_at, id LIMIT $7"
-        )))
-        .bind(account.as_str())
-        .bind(needle.as_deref())
-        .bind(q.status.map(sql::status_str))
-        .bind(q.application.as_deref())
-        .bind(after_at)
-        .bind(after_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+        // One statement per filter combination, each an index range or the
+        // trigram index (the planner picks by the needle's selectivity).
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = "
+        ));
+        qb.push_bind(account.as_str().to_owned());
+        if let Some(status) = q.status {
+            qb.push(" AND status = ").push_bind(sql::status_str(status));
+        }
+        if let Some(app) = &q.application {
+            qb.push(" AND application = ").push_bind(app.clone());
+        }
+        if let Some(n) = &q.name_contains {
+            qb.push(" AND name_lower LIKE ")
+                .push_bind(like_contains(&n.to_lowercase()));
+        }
+        if let Some((at, id)) = &q.after {
+            qb.push(" AND (created_at, id) > (")
+                .push_bind(*at)
+                .push(", ")
+                .push_bind(id.as_str().to_owned())
+                .push(")");
+        }
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter()
             .map(|r| Ok(key_row(r)?.into_stored()?.key))
             .collect()
@@ -546,26 +567,30 @@ impl KeyStore for PostgresStore {
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
-        let (before_at, before_id) = match &q.before {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
-        let rows = sqlx::query(
+        // One statement per filter: with a key, the (account, key, at, id)
+        // index; without, (account, at, id). Both walk newest first.
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT id, at, action, account_id, key_id, session_id, actor::text AS actor, \
-             client_ip, details::text AS details \
-             FROM audit_events WHERE account_id = $1 \
-             AND ($2::text IS NULL OR key_id = $2) \
-             AND ($3::timestamptz IS NULL OR (at, id) < ($3, $4::text)) \
-             ORDER BY at DESC, id DESC LIMIT $5",
-        )
-        .bind(q.account_id.as_str())
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(before_at)
-        .bind(before_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+             client_ip, details::text AS details FROM audit_events WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned());
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        }
+        if let Some((at, id)) = &q.before {
+            qb.push(" AND (at, id) < (")
+                .push_bind(*at)
+                .push(", ")
+                .push_bind(id.clone())
+                .push(")");
+        }
+        qb.push(" ORDER BY at DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(event_row).collect()
     }
 

@@ -102,12 +102,39 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// Whether at least [`COMMON_NAME_HITS`] keys (of any account) have a
+    /// name containing `needle` (three characters or more): counted on the
+    /// trigram index, at most that many rows read.
+    async fn common_name(&self, needle: &str) -> StoreResult<bool> {
+        let hits: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM key_search_fts \
+             WHERE key_search_fts MATCH ? LIMIT ?)",
+        )
+        .bind(fts_phrase(needle))
+        .bind(COMMON_NAME_HITS)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        Ok(hits >= COMMON_NAME_HITS)
+    }
+
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| map_err(e, "begin"))
     }
+}
+
+/// A name search with at least this many matching keys walks the keyset
+/// order (matches are dense, a page comes soon) instead of collecting every
+/// match from the trigram index first.
+const COMMON_NAME_HITS: i64 = 2000;
+
+/// `needle` as one FTS5 phrase: with the trigram tokenizer, the rows whose
+/// text contains it (case-insensitively).
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
 }
 
 pub(crate) fn us(t: OffsetDateTime) -> i64 {
@@ -344,32 +371,51 @@ impl KeyStore for SqliteStore {
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
         let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
-        let (after_at, after_id) = match &q.after {
-            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
-            None => (None, None),
+        // Search through the trigram index unless the needle is too short
+        // for trigrams or so common that walking the keyset order finds a
+        // page sooner (the planner's choice, made by counting index hits).
+        let indexed = match needle.as_deref() {
+            Some(n) if n.chars().count() >= 3 => !self.common_name(n).await?,
+            _ => false,
         };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = ? \
-             AND (? IS NULL OR instr(name_lower, ?) > 0) \
-             AND (? IS NULL OR status = ?) \
-             AND (? IS NULL OR application = ?) \
-             AND (? IS NULL OR (created_at, id) > (?, ?)) \
-             ORDER BY created_at, id LIMIT ?"
-        )))
-        .bind(account.as_str())
-        .bind(needle.as_deref())
-        .bind(needle.as_deref())
-        .bind(q.status.map(sql::status_str))
-        .bind(q.status.map(sql::status_str))
-        .bind(q.application.as_deref())
-        .bind(q.application.as_deref())
-        .bind(after_at)
-        .bind(after_at)
-        .bind(after_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+        // One statement per filter combination, each an index range.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = "
+        ));
+        qb.push_bind(account.as_str().to_owned());
+        if let Some(status) = q.status {
+            qb.push(" AND status = ").push_bind(sql::status_str(status));
+        }
+        if let Some(app) = &q.application {
+            qb.push(" AND application = ").push_bind(app.clone());
+        }
+        if let Some(n) = &needle {
+            if indexed {
+                qb.push(
+                    " AND id IN (SELECT s.key_id FROM key_search_fts f \
+                     JOIN key_search s ON s.seq = f.rowid WHERE key_search_fts MATCH ",
+                )
+                .push_bind(fts_phrase(n))
+                .push(")");
+            }
+            qb.push(" AND instr(name_lower, ")
+                .push_bind(n.clone())
+                .push(") > 0");
+        }
+        if let Some((at, id)) = &q.after {
+            qb.push(" AND (created_at, id) > (")
+                .push_bind(us(*at))
+                .push(", ")
+                .push_bind(id.as_str().to_owned())
+                .push(")");
+        }
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter()
             .map(|r| Ok(key_row(r)?.into_stored()?.key))
             .collect()
@@ -459,27 +505,30 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
-        let (before_at, before_id) = match &q.before {
-            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
-            None => (None, None),
-        };
-        let rows = sqlx::query(
+        // One statement per filter: with a key, the (account, key, at, id)
+        // index; without, (account, at, id). Both walk newest first.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT id, at, action, account_id, key_id, session_id, actor, client_ip, details \
-             FROM audit_events WHERE account_id = ? \
-             AND (? IS NULL OR key_id = ?) \
-             AND (? IS NULL OR (at, id) < (?, ?)) \
-             ORDER BY at DESC, id DESC LIMIT ?",
-        )
-        .bind(q.account_id.as_str())
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(before_at)
-        .bind(before_at)
-        .bind(before_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+             FROM audit_events WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned());
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        }
+        if let Some((at, id)) = &q.before {
+            qb.push(" AND (at, id) < (")
+                .push_bind(us(*at))
+                .push(", ")
+                .push_bind(id.clone())
+                .push(")");
+        }
+        qb.push(" ORDER BY at DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(event_row).collect()
     }
 
