@@ -621,6 +621,14 @@ fn table(fx: &Fixture) -> Vec<Case> {
         case("events, bad cursor", req("GET", format!("/apikeys/{}/events?cursor=%%%", fx.id("patchee"))).key(admin), 422).code("invalid_value"),
         case("events, undecodable cursor", req("GET", format!("/apikeys/{}/events?cursor=abc", fx.id("patchee"))).key(admin), 422).code("invalid_value"),
         case("events, without readApiKeys", req("GET", format!("/apikeys/{}/events", fx.id("patchee"))).key(fx.key("noperm")), 403).code("insufficient_scope"),
+        case("account events", req("GET", "/events?limit=100").key(admin), 200),
+        case("account events of a key", req("GET", format!("/events?key_id={}", fx.id("patchee"))).key(admin), 200),
+        case("account events, limit 1", req("GET", "/events?limit=1").key(admin), 200),
+        case("account events, unknown parameter", req("GET", "/events?action=x").key(admin), 400).code("invalid_query"),
+        case("account events, bad cursor", req("GET", "/events?cursor=abc").key(admin), 422).code("invalid_value"),
+        case("account events, malformed key_id", req("GET", "/events?key_id=%20").key(admin), 404).code("not_found"),
+        case("account events, foreign key", req("GET", format!("/events?key_id={}", fx.id("foreign"))).key(admin), 404).code("not_found"),
+        case("account events, without readApiKeys", req("GET", "/events").key(fx.key("noperm")), 403).code("insufficient_scope"),
         case("usage", req("GET", format!("/apikeys/{}/usage?from=2029-12-31T00:00:00Z&to=2030-01-02T00:00:00Z&origin=api", admin.id)).key(admin), 200),
         case("usage, bad from", req("GET", format!("/apikeys/{}/usage?from=yesterday", admin.id)).key(admin), 422).code("invalid_value"),
         case("usage, from after to", req("GET", format!("/apikeys/{}/usage?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", admin.id)).key(admin), 422).code("invalid_value"),
@@ -874,6 +882,24 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
     let ev1 = by_name(rs, "events, limit 1").json();
     assert_eq!(ev1["items"].as_array().unwrap().len(), 1);
     assert!(ev1["next_cursor"].is_string());
+    // The account's log holds the key's events, newest first; the key
+    // filter gives exactly the per-key route's page.
+    let all = by_name(rs, "account events").json();
+    let all = all["items"].as_array().unwrap();
+    assert!(all.len() > ev["items"].as_array().unwrap().len());
+    assert!(all.iter().all(|e| e["account_id"] == all[0]["account_id"]));
+    let at = |e: &Value| {
+        time::OffsetDateTime::parse(
+            e["at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert!(all.windows(2).all(|w| at(&w[0]) >= at(&w[1])));
+    assert_eq!(by_name(rs, "account events of a key").json(), ev);
+    let all1 = by_name(rs, "account events, limit 1").json();
+    assert_eq!(all1["items"].as_array().unwrap().len(), 1);
+    assert!(all1["next_cursor"].is_string());
     let usage = by_name(rs, "usage").json();
     assert!(usage["items"].is_array());
     let login = by_name(rs, "login, headers").json();

@@ -93,6 +93,13 @@ pub(crate) fn document() -> Value {
                     "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key in this account (deleted keys' events remain)"), "422": err("Invalid limit or cursor") }))
                 }
             },
+            "/events": {
+                "get": {
+                    "operationId": "listEvents", "summary": "Audit events of the acting account, newest first, optionally of one key (readApiKeys)",
+                    "parameters": [ q("key_id", json!({ "type": "string" })), q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
+                    "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key in this account (deleted keys' events remain)"), "422": err("Invalid limit or cursor") }))
+                }
+            },
             "/apikeys/{id}/usage": {
                 "parameters": [ id_param() ],
                 "get": {

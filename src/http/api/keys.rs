@@ -131,7 +131,7 @@ async fn create(
 
 /// Parses a query string into `(name, value)` pairs, each name at most
 /// once and one of `allowed`.
-fn query<'q>(
+pub(super) fn query<'q>(
     cfg: &HttpConfig,
     raw: &str,
     allowed: &[&'q str],
@@ -161,7 +161,7 @@ fn query<'q>(
     Ok(out)
 }
 
-fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
+pub(super) fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
     v.parse::<usize>()
         .ok()
         .filter(|n| (1..=100).contains(n))
@@ -170,7 +170,7 @@ fn limit(cfg: &HttpConfig, v: &str) -> Result<usize, HttpError> {
         })
 }
 
-fn page(items: Vec<Value>, next: Option<String>) -> Value {
+pub(super) fn page(items: Vec<Value>, next: Option<String>) -> Value {
     json!({ "items": items, "next_cursor": next })
 }
 

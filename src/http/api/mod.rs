@@ -2,6 +2,7 @@
 //! path of [`ROUTES`] and hand each request here, so both frameworks give
 //! the same answers byte for byte.
 
+mod events;
 mod keys;
 mod sessions;
 
@@ -27,6 +28,7 @@ pub(crate) enum Op {
     RotateKey,
     KeyEvents,
     KeyUsage,
+    Events,
     Login,
     Logout,
     Whoami,
@@ -44,6 +46,7 @@ pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
     ("POST", "/apikeys/{id}/rotate", Op::RotateKey),
     ("GET", "/apikeys/{id}/events", Op::KeyEvents),
     ("GET", "/apikeys/{id}/usage", Op::KeyUsage),
+    ("GET", "/events", Op::Events),
     ("POST", "/auth/login", Op::Login),
     ("POST", "/auth/logout", Op::Logout),
     ("GET", "/auth/whoami", Op::Whoami),
@@ -140,6 +143,7 @@ pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -
         Op::Login => sessions::login(kw, cfg, &req).await,
         Op::Logout => sessions::logout(kw, cfg, &req).await,
         Op::Whoami => sessions::whoami(kw, cfg, &req).await,
+        Op::Events => events::list(kw, cfg, &req).await,
         op => keys::handle(kw, cfg, op, &req).await,
     };
     result.unwrap_or_else(HttpError::render)
