@@ -47,8 +47,9 @@ pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
 pub use secret::Secret;
 pub use service::{
-    Actor, BuildError, Deleted, EventPage, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder,
-    ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, User, may_manage,
+    Actor, BuildError, Deleted, EventPage, Granularity, IssuedKey, KeyPage, KeyUpdate, Keyward,
+    KeywardBuilder, ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, UsageGroup,
+    UsagePage, UsagePoint, UsageReport, User, may_manage,
 };
 pub use session::Session;
 pub use store::MemoryStore;

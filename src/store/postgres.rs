@@ -24,7 +24,7 @@ pub use options::PostgresOptions;
 use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
     Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery,
-    UsageRecord,
+    UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::Account;
 use crate::api_key::ApiKey;
@@ -656,6 +656,54 @@ impl KeyStore for PostgresStore {
             .map_err(|e| map_err(e, "usage"))?;
         }
         tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn usage_totals(&self, q: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {
+        // One statement per filter combination over the (account, hour)
+        // index range; grouped and ordered by volume in the database.
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT key_id, SUM(successes)::bigint AS s, SUM(failures)::bigint AS f FROM usage WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned())
+            .push(" AND hour >= ")
+            .push_bind(q.from)
+            .push(" AND hour < ")
+            .push_bind(q.to);
+        if let Some(origin) = &q.origin {
+            qb.push(" AND origin = ").push_bind(origin.clone());
+        }
+        if let Some(category) = &q.category {
+            qb.push(" AND category = ").push_bind(category.clone());
+        }
+        qb.push(" GROUP BY key_id");
+        if let Some((volume, key)) = &q.after {
+            let volume = sql::to_i64(*volume)?;
+            qb.push(" HAVING (SUM(successes) + SUM(failures) < ")
+                .push_bind(volume)
+                .push(" OR (SUM(successes) + SUM(failures) = ")
+                .push_bind(volume)
+                .push(" AND key_id COLLATE \"C\" > ")
+                .push_bind(key.as_str().to_owned())
+                .push("))");
+        }
+        qb.push(" ORDER BY SUM(successes) + SUM(failures) DESC, key_id COLLATE \"C\" LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| map_err(e, "decode");
+                let key: String = r.try_get("key_id").map_err(g)?;
+                Ok(UsageTotal {
+                    key_id: sql::id(&key, "usage.key_id")?,
+                    successes: sql::to_u64(r.try_get("s").map_err(g)?, "usage.successes")?,
+                    failures: sql::to_u64(r.try_get("f").map_err(g)?, "usage.failures")?,
+                })
+            })
+            .collect()
     }
 
     async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {

@@ -5,6 +5,7 @@
 mod events;
 mod keys;
 mod sessions;
+mod usage;
 
 use std::net::IpAddr;
 
@@ -29,6 +30,7 @@ pub(crate) enum Op {
     KeyEvents,
     KeyUsage,
     Events,
+    Usage,
     Login,
     Logout,
     Whoami,
@@ -47,6 +49,7 @@ pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
     ("GET", "/apikeys/{id}/events", Op::KeyEvents),
     ("GET", "/apikeys/{id}/usage", Op::KeyUsage),
     ("GET", "/events", Op::Events),
+    ("GET", "/usage", Op::Usage),
     ("POST", "/auth/login", Op::Login),
     ("POST", "/auth/logout", Op::Logout),
     ("GET", "/auth/whoami", Op::Whoami),
@@ -144,6 +147,7 @@ pub(crate) async fn dispatch(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -
         Op::Logout => sessions::logout(kw, cfg, &req).await,
         Op::Whoami => sessions::whoami(kw, cfg, &req).await,
         Op::Events => events::list(kw, cfg, &req).await,
+        Op::Usage => usage::report(kw, cfg, &req).await,
         op => keys::handle(kw, cfg, op, &req).await,
     };
     result.unwrap_or_else(HttpError::render)
