@@ -2,7 +2,8 @@
 //! random data: name search (trigram index and the keyset walk for common
 //! needles, LIKE/FTS metacharacters, Unicode), status and application
 //! filters, cursor pages from any position; events by key and account,
-//! newest first, from any cursor. Memory, SQLite and (with
+//! newest first, from any cursor; per-key usage totals by volume with
+//! origin, category, range and cursor. Memory, SQLite and (with
 //! `KEYWARD_TEST_POSTGRES_URL`) PostgreSQL.
 
 #[path = "store_support/mod.rs"]
@@ -10,7 +11,9 @@ mod common;
 
 use std::sync::Arc;
 
-use keyward::store::{EventQuery, KeyQuery, KeyStore, PhcString, StoredKey};
+use keyward::store::{
+    EventQuery, KeyQuery, KeyStore, PhcString, StoredKey, UsageRecord, UsageTotal, UsageTotalsQuery,
+};
 use keyward::{
     AccountId, ApiKey, AuditAction, AuditActor, AuditEvent, KeyId, KeyStatus, PermissionSet,
 };
@@ -326,6 +329,116 @@ async fn check_events(store: &dyn KeyStore, data: &Data, c: &EventsCase) {
     assert_eq!(got, expected, "case {c:?}");
 }
 
+/// Usage rows on 60 keys of the account (and look-alikes of another
+/// account), several hours, origins and categories; ties in volume.
+async fn record_usage(store: &dyn KeyStore, data: &Data) -> Vec<UsageRecord> {
+    let mut rng = rand::rng();
+    let other = AccountId::new("acct_other_usage").expect("id");
+    let mut rows = Vec::new();
+    for (i, k) in data.keys.iter().take(60).enumerate() {
+        for h in 0..4 {
+            for (origin, category) in [
+                ("api", "realtime"),
+                ("mcp", "analytics"),
+                ("api", "default"),
+            ] {
+                if rand::RngExt::random_range(&mut rng, 0..3) == 0 {
+                    continue;
+                }
+                let s = u64::try_from(i % 7).unwrap_or(0) * 3;
+                rows.push(UsageRecord {
+                    key_id: k.id,
+                    account_id: data.account,
+                    origin: origin.into(),
+                    category: category.into(),
+                    hour: t0() + Duration::hours(h),
+                    successes: s + rand::RngExt::random_range(&mut rng, 0..2),
+                    failures: rand::RngExt::random_range(&mut rng, 0..2),
+                    last_used_at: None,
+                });
+            }
+        }
+    }
+    let mut theirs = rows[0].clone();
+    theirs.account_id = other;
+    theirs.key_id = KeyId::new("kw_other_account_key").expect("id");
+    theirs.successes = 1_000_000;
+    store.record_usage(&rows).await.expect("record");
+    store.record_usage(&[theirs]).await.expect("record");
+    rows
+}
+
+#[derive(Debug, Clone)]
+struct UsageCase {
+    origin: Option<&'static str>,
+    category: Option<&'static str>,
+    from_h: i64,
+    to_h: i64,
+    start: Option<usize>,
+    limit: usize,
+}
+
+/// Three pages of totals from the case's position equal brute force.
+async fn check_usage(store: &dyn KeyStore, data: &Data, rows: &[UsageRecord], c: &UsageCase) {
+    let (from, to) = (
+        t0() + Duration::hours(c.from_h),
+        t0() + Duration::hours(c.to_h),
+    );
+    let mut totals: std::collections::BTreeMap<KeyId, (u64, u64)> = Default::default();
+    for r in rows.iter().filter(|r| {
+        r.hour >= from
+            && r.hour < to
+            && c.origin.is_none_or(|o| r.origin == o)
+            && c.category.is_none_or(|x| r.category == x)
+    }) {
+        let t = totals.entry(r.key_id).or_default();
+        t.0 += r.successes;
+        t.1 += r.failures;
+    }
+    let mut all: Vec<UsageTotal> = totals
+        .into_iter()
+        .map(|(key_id, (successes, failures))| UsageTotal {
+            key_id,
+            successes,
+            failures,
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        b.volume()
+            .cmp(&a.volume())
+            .then(a.key_id.as_str().cmp(b.key_id.as_str()))
+    });
+    let mut after = c
+        .start
+        .and_then(|i| all.get(i % all.len().max(1)))
+        .map(|t| (t.volume(), t.key_id));
+    let skip = match &after {
+        Some((_, k)) => all.iter().position(|t| t.key_id == *k).map_or(0, |i| i + 1),
+        None => 0,
+    };
+    let expected: Vec<UsageTotal> = all.iter().skip(skip).take(c.limit * 3).cloned().collect();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let page = store
+            .usage_totals(&UsageTotalsQuery {
+                account_id: data.account,
+                origin: c.origin.map(str::to_owned),
+                category: c.category.map(str::to_owned),
+                from,
+                to,
+                after,
+                limit: c.limit,
+            })
+            .await
+            .expect("usage_totals");
+        assert!(page.len() <= c.limit);
+        let Some(last) = page.last() else { break };
+        after = Some((last.volume(), last.key_id));
+        got.extend(page);
+    }
+    assert_eq!(got, expected, "case {c:?}");
+}
+
 fn run(store: Arc<dyn KeyStore>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -334,12 +447,15 @@ fn run(store: Arc<dyn KeyStore>) {
     let data = rt.block_on(populate(&*store));
     let renamed = (COMMON + RANDOM).div_ceil(97);
     assert_eq!(data.events.len(), 1 + COMMON + RANDOM + renamed + 300);
-    let mut runner = TestRunner::new(Config {
-        cases: 96,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
+    // A runner per property: one runner counts its cases across runs.
+    let runner = || {
+        TestRunner::new(Config {
+            cases: 96,
+            failure_persistence: None,
+            ..Config::default()
+        })
+    };
+    runner()
         .run(&keys_case(), |c| {
             rt.block_on(check_keys(&*store, &data, &c));
             Ok(())
@@ -351,12 +467,39 @@ fn run(store: Arc<dyn KeyStore>) {
         1usize..60,
     )
         .prop_map(|(key, start, limit)| EventsCase { key, start, limit });
-    runner
+    runner()
         .run(&events_case, |c| {
             rt.block_on(check_events(&*store, &data, &c));
             Ok(())
         })
         .expect("events");
+    let rows = rt.block_on(record_usage(&*store, &data));
+    let usage_case = (
+        proptest::option::of(prop_oneof![Just("api"), Just("mcp"), Just("web")]),
+        proptest::option::of(prop_oneof![
+            Just("realtime"),
+            Just("analytics"),
+            Just("default")
+        ]),
+        0i64..3,
+        1i64..5,
+        proptest::option::of(0usize..60),
+        1usize..25,
+    )
+        .prop_map(|(origin, category, from_h, to_h, start, limit)| UsageCase {
+            origin,
+            category,
+            from_h,
+            to_h,
+            start,
+            limit,
+        });
+    runner()
+        .run(&usage_case, |c| {
+            rt.block_on(check_usage(&*store, &data, &rows, &c));
+            Ok(())
+        })
+        .expect("usage");
 }
 
 #[test]
