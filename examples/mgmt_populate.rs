@@ -22,8 +22,8 @@ use std::time::Instant;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use keyward::store::{KeyStore, PhcString, StoredKey, UsageRecord};
 use keyward::{
-    Account, AccountId, ApiKey, AuditAction, AuditActor, AuditEvent, KeyId, KeyStatus,
-    PermissionSet,
+    Account, AccountId, ApiKey, AuditAction, AuditActor, AuditEvent, Clock, KeyId, KeyStatus,
+    PermissionSet, SystemClock,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -135,7 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = rand_hex();
     let hash = PhcString(argon.hash_password(secret.as_bytes())?.to_string());
     // Keys are created one microsecond apart, ending now.
-    let now = OffsetDateTime::now_utc();
+    let now = SystemClock.now();
     let base = now - Duration::microseconds(i64::try_from(keys)?);
 
     let t = Instant::now();
@@ -242,7 +242,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let expected = k.version;
             k.version += 1;
             k.key.description = format!("revision {i}");
-            let at = OffsetDateTime::now_utc();
+            let at = SystemClock.now();
             k.key.updated_at = at;
             let e = event(AuditAction::KeyUpdated, admin, Some(id), at);
             if i == events / 2 {
