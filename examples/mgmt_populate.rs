@@ -72,15 +72,22 @@ fn event(
     }
 }
 
-fn key(account: AccountId, n: usize, hash: &PhcString, created_at: OffsetDateTime) -> StoredKey {
+fn key(
+    account: AccountId,
+    n: usize,
+    hash: &PhcString,
+    created_at: OffsetDateTime,
+) -> Result<StoredKey, keyward::InvalidId> {
+    // `kw_` and 24 hex digits (96 random bits): within KeyId's 31 bytes.
+    let id = KeyId::new(&format!("kw_{:024x}", rand::random::<u128>() >> 32))?;
     let word = if n % 1000 == 0 {
         WORDS[0]
     } else {
         WORDS[1 + n % (WORDS.len() - 1)]
     };
-    StoredKey {
+    Ok(StoredKey {
         key: ApiKey {
-            id: KeyId::new(&format!("kw_{}", rand_hex())).unwrap_or_else(|_| unreachable!()),
+            id,
             account_id: account,
             name: format!("{word}-{n}"),
             description: "mgmt_populate".into(),
@@ -104,7 +111,7 @@ fn key(account: AccountId, n: usize, hash: &PhcString, created_at: OffsetDateTim
         previous: None,
         version: 1,
         session_epoch: 0,
-    }
+    })
 }
 
 /// The HTTP API's list cursor for the position `(at, id)` (what
@@ -169,10 +176,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= keys {
-                    return Ok::<_, keyward::store::StoreError>(ids);
+                    return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(ids);
                 }
                 let at = base + Duration::microseconds(i64::try_from(n).unwrap_or(0));
-                let k = key(admin, n, &hash, at);
+                let k = key(admin, n, &hash, at)?;
                 store
                     .insert_key(
                         &k,
@@ -194,7 +201,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut ids = Vec::with_capacity(keys);
     for w in writers {
-        ids.extend(w.await??);
+        ids.extend(w.await?.map_err(|e| e.to_string())?);
     }
     if let Some(c) = deep.get() {
         println!("deep key cursor: {c}");
