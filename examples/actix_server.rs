@@ -39,10 +39,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kw_data = web::Data::new(kw.clone());
     let config = web::Data::new(HttpConfig::default());
     let apps = web::Data::new(Applications::default());
+    // Prometheus text on GET /metrics (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    let metrics = web::Data::new(support::install_metrics()?);
     let addr = support::listen_addr();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(kw_data.clone())
+        #[cfg(feature = "metrics")]
+        let app =
+            App::new().app_data(metrics.clone()).route(
+                "/metrics",
+                web::get().to(
+                    |m: web::Data<metrics_exporter_prometheus::PrometheusHandle>| async move {
+                        m.render()
+                    },
+                ),
+            );
+        #[cfg(not(feature = "metrics"))]
+        let app = App::new();
+        // The admin console at /console/ (feature `console`), before the
+        // root scope, which would take its requests.
+        #[cfg(feature = "console")]
+        let app = app.service(keyward::http::actix::console(
+            keyward::http::ConsoleConfig::default(),
+        ));
+        app.app_data(kw_data.clone())
             .app_data(config.clone())
             .app_data(apps.clone())
             .service(

@@ -151,6 +151,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(router(kw.clone(), config.clone()))
         .layer(Extension(Arc::new(config)))
         .with_state(state);
+    // Prometheus text on GET /metrics (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    let app = {
+        let metrics = support::install_metrics()?;
+        app.route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
+    };
+    // The admin console at /console/ (feature `console`).
+    #[cfg(feature = "console")]
+    let app = app.merge(keyward::http::axum::console(
+        keyward::http::ConsoleConfig::default(),
+    ));
     let addr = support::listen_addr();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

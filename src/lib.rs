@@ -17,6 +17,7 @@ mod hint;
 mod id;
 mod inline_str;
 mod limiter;
+mod metrics;
 mod padded;
 mod permission;
 mod principal;
@@ -53,3 +54,8 @@ pub use service::{
 };
 pub use session::Session;
 pub use store::MemoryStore;
+
+// The README's Rust snippets, compiled (and run unless `no_run`) as doctests.
+#[cfg(all(doctest, feature = "axum", feature = "actix", feature = "sqlite"))]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -25,6 +25,7 @@ fn example_binary(name: &str) -> PathBuf {
         ("axum", cfg!(feature = "axum")),
         ("actix", cfg!(feature = "actix")),
         ("test-suite", cfg!(feature = "test-suite")),
+        ("console", cfg!(feature = "console")),
     ]
     .iter()
     .filter(|(_, on)| *on)

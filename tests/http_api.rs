@@ -811,6 +811,7 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
             "description",
             "expires_at",
             "id",
+            "key",
             "last_used_at",
             "metadata",
             "name",

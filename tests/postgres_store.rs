@@ -134,7 +134,7 @@ async fn concurrent_instances_migrate_once() {
             common::migration_max_version("postgres")
         );
     }
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM keyward_migrations")
         .fetch_one(stores[0].pool())
         .await
         .expect("count");

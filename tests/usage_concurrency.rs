@@ -34,7 +34,7 @@ fn concurrent_verifications_and_flushes_count_exactly() {
             s.spawn(move || {
                 for i in 0..PER_THREAD {
                     let k = &keys[(i as usize + t) % keys.len()];
-                    let origin = if (i + t as u64) % 3 == 0 {
+                    let origin = if (i + t as u64).is_multiple_of(3) {
                         Label::MCP
                     } else {
                         Label::API

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
-use keyward::{AccountId, Actor, Keyward, NewAccount, NewKey, PermissionSet};
+use keyward::{AccountId, Keyward, PermissionSet};
 
 /// The well-known id of the admin account created on first start.
 pub(crate) const ADMIN_ACCOUNT: &str = "admin";
@@ -59,55 +59,16 @@ pub(crate) async fn keyward() -> Result<Keyward, Box<dyn Error>> {
 /// stopped in between) issues the key then.
 pub(crate) async fn bootstrap(kw: &Keyward) -> Result<(), Box<dyn Error>> {
     let admin = AccountId::new(ADMIN_ACCOUNT)?;
-    let mut perms = PermissionSet::parse([
+    let perms = PermissionSet::parse([
         "readApiKeys",
         "writeApiKeys",
         "readApplications",
         "writeApplications",
     ])?;
-    match kw.get_account(Actor::System, &admin).await {
-        Ok(account) => {
-            // The key gets what the account may grant, as it would have.
-            perms = account.permissions;
-            let keys = kw
-                .list_keys(Actor::System, &admin, keyward::ListKeys::new().limit(1))
-                .await?;
-            if !keys.items.is_empty() {
-                tracing::info!("admin account exists; no credentials printed");
-                return Ok(());
-            }
-            tracing::warn!("admin account has no key (an earlier first start stopped early)");
-        }
-        Err(keyward::Error::NotFound(_)) => {
-            let created = kw
-                .create_account(
-                    Actor::System,
-                    NewAccount::new("Administrators", perms.clone()).id(admin),
-                )
-                .await;
-            match created {
-                Ok(_) => {}
-                // Another instance created it first and issues the key.
-                Err(keyward::Error::Conflict(_)) => {
-                    tracing::info!("admin account created by another instance");
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let issued = kw
-        .issue_key(
-            Actor::System,
-            &admin,
-            NewKey::new("admin")
-                .description("created on first start")
-                .permissions(perms)
-                .protected(true),
-        )
-        .await?;
-    tracing::info!(key_id = %issued.key.id, "admin account and key created");
+    let Some(issued) = kw.bootstrap_admin(&admin, perms).await? else {
+        tracing::info!("admin account exists; no credentials printed");
+        return Ok(());
+    };
     println!("keyward: first start; admin key (shown once, store it now):");
     println!("  x-api-key:    {}", issued.key.id);
     println!("  x-api-secret: {}", issued.secret.expose());
@@ -152,4 +113,20 @@ impl Applications {
 pub(crate) struct NewApplication {
     /// The application's name.
     pub(crate) name: String,
+}
+
+/// With feature `metrics`: installs the Prometheus recorder (and its
+/// upkeep task) that `GET /metrics` renders.
+#[cfg(feature = "metrics")]
+pub(crate) fn install_metrics()
+-> Result<metrics_exporter_prometheus::PrometheusHandle, Box<dyn Error>> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }

@@ -56,6 +56,10 @@ use crate::permission::Permission;
 use crate::principal::Principal;
 use crate::service::Keyward;
 
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub use crate::http::console_axum::console;
+
 static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
 
 #[inline]

@@ -55,6 +55,13 @@ mod headers;
 mod host_user;
 mod openapi;
 
+#[cfg(feature = "console")]
+mod console;
+#[cfg(all(feature = "console", feature = "actix"))]
+mod console_actix;
+#[cfg(all(feature = "console", feature = "axum"))]
+mod console_axum;
+
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 pub mod actix;
@@ -67,6 +74,10 @@ pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
 pub use host_user::HostUser;
+
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub use console::{CONTENT_SECURITY_POLICY, ConsoleConfig, console_asset_bytes};
 
 /// `(method, path)` of every route of the management API, paths relative
 /// to where it is mounted, `{id}` for the key id.

@@ -154,9 +154,9 @@ pub(crate) fn document() -> Value {
                         "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
                     }
                 },
-                "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret"], "properties": { "secret": { "type": "string" } } } ] },
+                "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key"], "properties": { "secret": { "type": "string" }, "key": { "type": "string", "description": "The single-string form of id and secret (Authorization: Bearer), shown once" } } } ] },
                 "UpdatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "properties": { "effective_by": { "type": "string", "format": "date-time" } } } ] },
-                "RotatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "previous_secret_expires_at", "effective_by"], "properties": { "secret": { "type": "string" }, "previous_secret_expires_at": { "type": ["string", "null"], "format": "date-time" }, "effective_by": { "type": "string", "format": "date-time" } } } ] },
+                "RotatedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key", "previous_secret_expires_at", "effective_by"], "properties": { "secret": { "type": "string" }, "key": { "type": "string" }, "previous_secret_expires_at": { "type": ["string", "null"], "format": "date-time" }, "effective_by": { "type": "string", "format": "date-time" } } } ] },
                 "NewKey": {
                     "type": "object", "additionalProperties": false, "required": ["name", "permissions"],
                     "properties": {

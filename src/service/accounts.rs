@@ -19,16 +19,17 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a bad name, [`Error::NotGrantable`],
     /// [`Error::NotFound`] for an unknown parent, [`Error::Conflict`] when
     /// the id exists, [`Error::Forbidden`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.create_account", skip_all, fields(account_id = ?new.id), err(level = "debug", Display))]
     pub async fn create_account(&self, actor: Actor<'_>, new: NewAccount) -> Result<Account> {
         validate::name(&new.name)?;
         let now = self.now();
         // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
         let read_at = self.now_nanos();
         actor.require(&Permission::write_api_keys())?;
-        if let Some(home) = home_account(actor) {
-            if new.parent.as_ref() != Some(home) {
-                return Err(Error::AccountNotAllowed);
-            }
+        if let Some(home) = home_account(actor)
+            && new.parent.as_ref() != Some(home)
+        {
+            return Err(Error::AccountNotAllowed);
         }
         if let Some(parent) = &new.parent {
             let (parent, _) = self
@@ -70,6 +71,7 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.get_account", skip_all, fields(account_id = %id), err(level = "debug", Display))]
     pub async fn get_account(&self, actor: Actor<'_>, id: &AccountId) -> Result<Account> {
         let account = self
             .inner

@@ -101,6 +101,7 @@ impl Keyward {
     /// [`Error::Forbidden`] without `readApiKeys`, [`Error::NotFound`] for
     /// a foreign account, or a key that is not (and never was) one of
     /// `account`'s, [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.events", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn events(
         &self,
         actor: Actor<'_>,
@@ -159,6 +160,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::InvalidInput`] when `from` is after `to`,
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.usage", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn usage(
         &self,
         actor: Actor<'_>,

@@ -149,31 +149,31 @@ impl Ceiling<'_> {
         else {
             return Ok(());
         };
-        if let (Some(wanted), Some(limit)) = (expires_at, limit) {
-            if wanted.is_none_or(|w| w > *limit) {
-                let at = limit.format(&Rfc3339).unwrap_or_default();
-                return Err(Error::RestrictionNotHeld {
-                    field: "expires_at",
-                    reason: format!("must be no later than the acting key's expiry ({at})"),
-                });
-            }
+        if let (Some(wanted), Some(limit)) = (expires_at, limit)
+            && wanted.is_none_or(|w| w > *limit)
+        {
+            let at = limit.format(&Rfc3339).unwrap_or_default();
+            return Err(Error::RestrictionNotHeld {
+                field: "expires_at",
+                reason: format!("must be no later than the acting key's expiry ({at})"),
+            });
         }
-        if let Some(wanted) = networks {
-            if !allowed.is_empty() {
-                let reason = if wanted.is_empty() {
-                    Some("must name networks within the acting key's allowed networks (empty allows any address)".to_owned())
-                } else {
-                    wanted
-                        .iter()
-                        .find(|w| !allowed.iter().any(|a| a.contains(*w)))
-                        .map(|w| format!("{w} is outside the acting key's allowed networks"))
-                };
-                if let Some(reason) = reason {
-                    return Err(Error::RestrictionNotHeld {
-                        field: "allowed_cidrs",
-                        reason,
-                    });
-                }
+        if let Some(wanted) = networks
+            && !allowed.is_empty()
+        {
+            let reason = if wanted.is_empty() {
+                Some("must name networks within the acting key's allowed networks (empty allows any address)".to_owned())
+            } else {
+                wanted
+                    .iter()
+                    .find(|w| !allowed.iter().any(|a| a.contains(*w)))
+                    .map(|w| format!("{w} is outside the acting key's allowed networks"))
+            };
+            if let Some(reason) = reason {
+                return Err(Error::RestrictionNotHeld {
+                    field: "allowed_cidrs",
+                    reason,
+                });
             }
         }
         Ok(())

@@ -320,6 +320,7 @@ impl Keyward {
     /// [`Error::RestrictionNotHeld`],
     /// [`Error::Forbidden`] without `writeApiKeys`, [`Error::NotFound`] for
     /// an unknown or foreign account, [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.issue_key", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn issue_key(
         &self,
         actor: Actor<'_>,
@@ -408,6 +409,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::NotFound`] when absent or in another account,
     /// [`Error::Forbidden`] without `readApiKeys`, [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.get_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn get_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<ApiKey> {
         Ok(self
             .stored_for(actor, id, &Permission::read_api_keys())
@@ -421,6 +423,7 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a bad limit or cursor,
     /// [`Error::Forbidden`], [`Error::NotFound`] for a foreign account,
     /// [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.list_keys", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn list_keys(
         &self,
         actor: Actor<'_>,
@@ -472,6 +475,7 @@ impl Keyward {
     /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
     /// [`Error::Conflict`] when the key changed concurrently,
     /// [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.update_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn update_key(
         &self,
         actor: Actor<'_>,
@@ -582,6 +586,7 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`update_key`](Self::update_key).
+    #[tracing::instrument(name = "keyward.deactivate_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn deactivate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
         self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Inactive))
             .await
@@ -591,6 +596,7 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`update_key`](Self::update_key).
+    #[tracing::instrument(name = "keyward.activate_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn activate_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Updated> {
         self.update_key(actor, id, KeyUpdate::new().status(KeyStatus::Active))
             .await
@@ -609,6 +615,7 @@ impl Keyward {
     /// [`Error::PermissionNotHeld`], [`Error::RestrictionNotHeld`],
     /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
     /// [`Error::Conflict`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.rotate_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn rotate_key(
         &self,
         actor: Actor<'_>,
@@ -679,6 +686,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::Protected`], [`Error::PermissionNotHeld`],
     /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.delete_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn delete_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Deleted> {
         let now = self.now();
         let stored = self

@@ -3,6 +3,7 @@
 mod accounts;
 mod actor;
 mod audit;
+mod bootstrap;
 mod bounds;
 mod builder;
 mod dashboard;
@@ -145,12 +146,16 @@ impl Keyward {
     /// [`Error::Unavailable`](crate::Error::Unavailable) or another store
     /// failure.
     pub async fn flush(&self) -> crate::Result<()> {
+        crate::metrics::cached_keys(self.inner.keys.len());
         self.inner.keys.drain_usage();
         let batch = self.inner.usage.drain();
         if batch.is_empty() {
             return Ok(());
         }
-        match self.inner.store.record_usage(&batch).await {
+        match crate::metrics::usage_flushed(
+            batch.len(),
+            self.inner.store.record_usage(&batch).await,
+        ) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.inner.usage.restore(batch);

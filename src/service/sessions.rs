@@ -40,6 +40,7 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`verify`](Self::verify).
+    #[tracing::instrument(name = "keyward.login", skip_all, err(level = "debug", Display))]
     pub async fn login(
         &self,
         key_id: &str,
@@ -56,6 +57,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::InvalidInput`] for a session principal,
     /// [`Error::Unauthorized`] when the key is gone, [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.open_session", skip_all, fields(key_id = %principal.key_id(), account_id = %principal.account_id()), err(level = "debug", Display))]
     pub async fn open_session(&self, principal: &Principal) -> Result<LoginSession> {
         if principal.session_id().is_some() {
             return Err(Error::InvalidInput {
@@ -112,6 +114,7 @@ impl Keyward {
     /// [`Error::InvalidInput`] when the principal did not authenticate with
     /// a session, [`Error::Unauthorized`] when it already ended,
     /// [`Error::Unavailable`].
+    #[tracing::instrument(name = "keyward.logout", skip_all, fields(key_id = %principal.key_id()), err(level = "debug", Display))]
     pub async fn logout(&self, principal: &Principal) -> Result<()> {
         let Some(id) = principal.session_id().copied() else {
             return Err(Error::InvalidInput {

@@ -132,13 +132,13 @@ pub(crate) fn grantable(
     account: &PermissionSet,
     actor: Option<&PermissionSet>,
 ) -> Result<()> {
-    if let Some(held) = actor {
-        if let Err(beyond) = super::bounds::may_manage(held, wanted) {
-            return Err(Error::NotGrantable {
-                limit: GrantLimit::Actor,
-                permissions: beyond,
-            });
-        }
+    if let Some(held) = actor
+        && let Err(beyond) = super::bounds::may_manage(held, wanted)
+    {
+        return Err(Error::NotGrantable {
+            limit: GrantLimit::Actor,
+            permissions: beyond,
+        });
     }
     let beyond = wanted.difference(account);
     if !beyond.is_empty() {

@@ -230,10 +230,12 @@ impl Keyward {
             &judge,
             ctx,
         ) {
-            Decision::Accept { grant, secret } => Some(Ok(principal(id, grant, None, secret, ctx))),
+            Decision::Accept { grant, secret } => Some(crate::metrics::verified_warm(Ok(
+                principal(id, grant, None, secret, ctx),
+            ))),
             Decision::Reject(refusal) => {
                 crate::hint::cold_path();
-                Some(Err(refusal.error()))
+                Some(crate::metrics::verified_warm(Err(refusal.error())))
             }
             Decision::NeedStore | Decision::NeedHash { .. } => {
                 crate::hint::cold_path();
@@ -318,11 +320,12 @@ impl Keyward {
         let tag = tag.unwrap_or_else(|| self.inner.digester.tag(m));
         // The slow path's future is large (store reads, argon2 on a blocking
         // thread); boxing it keeps the warm path's future small.
-        Box::pin(self.verify_slow(id, m, tag, ctx)).await
+        crate::metrics::verified_cold(Box::pin(self.verify_slow(id, m, tag, ctx)).await)
     }
 
     /// The one loop for keys: performs what the decision needs (a store
     /// read, argon2) and decides again.
+    #[tracing::instrument(name = "keyward.verify_cold", level = "debug", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     async fn verify_slow(
         &self,
         id: KeyId,
@@ -418,6 +421,7 @@ impl Keyward {
             .reserve(&id, client_ip, now)
             .map_err(|retry_after_secs| Error::TooManyAttempts { retry_after_secs })?;
         let gate = limiter.gate(&reservation).await;
+        let queued = crate::metrics::hash_queued();
         let permit = match self.inner.hash_slots.acquire().await {
             Ok(p) => p,
             Err(e) => {
@@ -425,6 +429,7 @@ impl Keyward {
                 return Err(Error::Internal(Box::new(e)));
             }
         };
+        crate::metrics::hash_started(queued);
         let material = Zeroizing::new(m.0.to_vec());
         let hasher = self.inner.hasher.clone();
         let result = tokio::task::spawn_blocking(move || {

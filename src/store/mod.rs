@@ -18,6 +18,7 @@ use crate::session::Session;
 
 mod connect;
 mod memory;
+pub mod migrations;
 pub use connect::connect;
 pub use memory::MemoryStore;
 

@@ -6,7 +6,9 @@
 //! appends a row to `revocations` and `pg_notify`s the channel in that same
 //! transaction, so the notification exists if and only if the change
 //! committed. Migrations are applied on connect under sqlx's advisory lock,
-//! so several instances may start at once.
+//! so several instances may start at once, and recorded in
+//! `keyward_migrations` (see [`migrations`](super::migrations)); a host's
+//! pool is taken as is by [`PostgresStore::from_pool`].
 
 mod feed;
 mod options;
@@ -21,6 +23,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use options::PostgresOptions;
 
+use super::migrations::postgres_impl as migrations;
 use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
     Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery,
@@ -31,8 +34,6 @@ use crate::api_key::ApiKey;
 use crate::audit::AuditEvent;
 use crate::id::{AccountId, KeyId, SessionId};
 use crate::session::Session;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A [`KeyStore`] on PostgreSQL with a LISTEN/NOTIFY change feed. Cheap to
 /// clone; the feed's background tasks stop when the last clone is dropped.
@@ -80,13 +81,15 @@ impl PostgresStore {
         Self::connect_with(url, PostgresOptions::default()).await
     }
 
-    /// Connects with `options` and applies pending migrations. Inside a
-    /// Tokio runtime with the feed on, starts the feed's listener and
-    /// poller.
+    /// Connects with `options` and applies pending migrations (unless
+    /// [`PostgresOptions::migrate`] is off: then the schema must be
+    /// current). Inside a Tokio runtime with the feed on, starts the feed's
+    /// listener and poller.
     ///
     /// # Errors
     /// As [`connect`](Self::connect); [`StoreError::Backend`] for an
-    /// invalid schema or channel name.
+    /// invalid schema or channel name, or (migrations off) a schema behind
+    /// this build.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> StoreResult<Self> {
         let mut base: PgConnectOptions = url
             .parse()
@@ -98,18 +101,20 @@ impl PostgresStore {
             if !options::plain_identifier(schema) {
                 return Err(StoreError::Backend("invalid schema name".into()));
             }
-            let mut conn = base.connect().await.map_err(|e| map_err(e, "connect"))?;
-            let created = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-            )))
-            .execute(&mut conn)
-            .await;
-            // Two instances creating the schema at once: one wins.
-            match created.map_err(|e| map_err(e, "schema exists")) {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+            if options.migrate {
+                let mut conn = base.connect().await.map_err(|e| map_err(e, "connect"))?;
+                let created = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+                )))
+                .execute(&mut conn)
+                .await;
+                // Two instances creating the schema at once: one wins.
+                match created.map_err(|e| map_err(e, "schema exists")) {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                let _ = conn.close().await;
             }
-            let _ = conn.close().await;
             base = base.options([("search_path", schema.as_str())]);
         }
         let pool = PgPoolOptions::new()
@@ -118,10 +123,65 @@ impl PostgresStore {
             .connect_with(base.clone().application_name(&options.application_name))
             .await
             .map_err(|e| map_err(e, "connect"))?;
-        MIGRATOR.run(&pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => map_err(e, "migration"),
-            e => StoreError::Backend(Box::new(e)),
-        })?;
+        if options.migrate {
+            migrations::run(&pool).await?;
+        } else {
+            migrations::check(&pool).await?;
+        }
+        Ok(Self::on_pool(pool, base, &options))
+    }
+
+    /// A store on the host application's `pool`, which must already hold
+    /// keyward's schema (see [`migrate`](Self::migrate)); migrates nothing.
+    /// keyward's tables are those in the pool's `search_path`; its
+    /// migration history is its own (`keyward_migrations`). `options` sets
+    /// the change feed (whose listener connects with the pool's connect
+    /// options); its pool size, timeout and schema do not apply (set them
+    /// on the pool; for a schema, `search_path` in its connect options).
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keyward::store::{PostgresOptions, PostgresStore};
+    /// let pool = sqlx::PgPool::connect("postgres://app@db/app").await?;
+    /// // The host's own migrations, e.g. sqlx::migrate!().run(&pool), go here too.
+    /// PostgresStore::migrate(&pool).await?;
+    /// let store = PostgresStore::from_pool(pool, PostgresOptions::new()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for a schema set in `options`, an invalid
+    /// channel name, or keyward's migrations not all applied (the message
+    /// says how to apply them); as any store operation.
+    pub async fn from_pool(pool: PgPool, options: PostgresOptions) -> StoreResult<Self> {
+        if options.schema.is_some() {
+            return Err(StoreError::Backend(
+                "PostgresStore::from_pool: set the schema through the pool's search_path, not PostgresOptions::schema".into(),
+            ));
+        }
+        if !options::plain_identifier(&options.channel) {
+            return Err(StoreError::Backend("invalid channel name".into()));
+        }
+        migrations::check(&pool).await?;
+        let base = (*pool.connect_options()).clone();
+        Ok(Self::on_pool(pool, base, &options))
+    }
+
+    /// Applies keyward's pending migrations to `pool` (in its
+    /// `search_path`), recording them in `keyward_migrations` (never in the
+    /// host's `_sqlx_migrations`), under sqlx's advisory lock.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the server cannot be reached,
+    /// [`StoreError::Backend`] for a failed migration or a database whose
+    /// recorded keyward migrations differ from this build's.
+    pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
+        migrations::run(pool).await
+    }
+
+    /// The store on `pool`, with its feed when `options` turns it on and a
+    /// Tokio runtime is running.
+    fn on_pool(pool: PgPool, base: PgConnectOptions, options: &PostgresOptions) -> Self {
         let feed = match (options.feed, tokio::runtime::Handle::try_current()) {
             (true, Ok(rt)) => {
                 let listener_pool = PgPoolOptions::new()
@@ -151,22 +211,19 @@ impl PostgresStore {
             }
             _ => None,
         };
-        Ok(Self {
+        Self {
             pool,
-            channel: options.channel.into(),
+            channel: options.channel.as_str().into(),
             feed,
-        })
+        }
     }
 
-    /// The schema version (the latest applied migration).
+    /// The schema version (the latest applied keyward migration).
     ///
     /// # Errors
     /// As any store operation.
     pub async fn schema_version(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| map_err(e, "schema"))
+        migrations::version(&self.pool).await
     }
 
     /// The connection pool (for health checks and operational queries).

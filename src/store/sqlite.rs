@@ -1,7 +1,10 @@
 //! [`SqliteStore`]: the embedded default store (feature `sqlite`).
 //!
 //! One file (or `sqlite::memory:`), WAL mode, a busy timeout, migrations
-//! embedded in the binary and applied on [`SqliteStore::connect`]. Every
+//! embedded in the binary, recorded in `keyward_migrations` (see
+//! [`migrations`](super::migrations)) and applied on
+//! [`SqliteStore::connect`]; or a host's pool through
+//! [`SqliteStore::from_pool`]. Every
 //! change and its audit event are written in one `BEGIN IMMEDIATE`
 //! transaction; a usage flush is one transaction of multi-row upserts.
 //! Times are stored as unix microseconds.
@@ -17,6 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
+use super::migrations::sqlite_impl as migrations;
 use super::sql::{self, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
     EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
@@ -27,8 +31,6 @@ use crate::api_key::ApiKey;
 use crate::audit::AuditEvent;
 use crate::id::{AccountId, KeyId, SessionId};
 use crate::session::Session;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Usage rows per multi-row statement (8 parameters each, far below
 /// SQLite's limit of 32766).
@@ -79,22 +81,59 @@ impl SqliteStore {
         .connect_with(options)
         .await
         .map_err(|e| map_err(e, "connect"))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        migrations::run(&pool).await?;
         Ok(Self { pool })
     }
 
-    /// The schema version (the latest applied migration).
+    /// A store on the host application's `pool`, which must already hold
+    /// keyward's schema (see [`migrate`](Self::migrate)); migrates nothing.
+    /// keyward's tables share the database with the host's; its migration
+    /// history is its own (`keyward_migrations`).
+    ///
+    /// Open the pool with `foreign_keys(true)` and a busy timeout, as
+    /// [`connect`](Self::connect) does; keyward's writes use
+    /// `BEGIN IMMEDIATE`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use keyward::store::SqliteStore;
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// // The host's own migrations, e.g. sqlx::migrate!().run(&pool), go here too.
+    /// SqliteStore::migrate(&pool).await?;
+    /// let store = SqliteStore::from_pool(pool).await?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when keyward's migrations are not all
+    /// applied (the message says how to apply them); as any store operation.
+    pub async fn from_pool(pool: SqlitePool) -> StoreResult<Self> {
+        migrations::check(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Applies keyward's pending migrations to `pool`, recording them in
+    /// `keyward_migrations` (never in the host's `_sqlx_migrations`).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for a failed migration, or a database whose
+    /// recorded keyward migrations differ from this build's.
+    pub async fn migrate(pool: &SqlitePool) -> StoreResult<()> {
+        migrations::run(pool).await
+    }
+
+    /// The schema version (the latest applied keyward migration).
     ///
     /// # Errors
     /// As any store operation.
     pub async fn schema_version(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| map_err(e, "schema"))
+        migrations::version(&self.pool).await
+    }
+
+    /// The connection pool (for health checks and operational queries).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool; later operations fail with

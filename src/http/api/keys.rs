@@ -126,7 +126,21 @@ async fn create(
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&issued.key);
     out.insert("secret".into(), issued.secret.expose().into());
+    insert_single_key(kw, &mut out, &issued.key.id, &issued.secret);
     Ok(Response::json(201, &Value::Object(out)))
+}
+
+/// `"key"`: the single-string form of a new id and secret (shown once,
+/// like the secret).
+fn insert_single_key(
+    kw: &Keyward,
+    out: &mut Map<String, Value>,
+    id: &KeyId,
+    secret: &crate::secret::Secret,
+) {
+    if let Ok(single) = crate::credential::combine_key(kw.prefix(), id, secret) {
+        out.insert("key".into(), single.expose().into());
+    }
 }
 
 /// Parses a query string into `(name, value)` pairs, each name at most
@@ -290,6 +304,7 @@ async fn rotate(
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&r.key);
     out.insert("secret".into(), r.secret.expose().into());
+    insert_single_key(kw, &mut out, &r.key.id, &r.secret);
     out.insert(
         "previous_secret_expires_at".into(),
         r.previous_secret_expires_at.map_or(Value::Null, rfc3339),

@@ -101,6 +101,7 @@ pub(super) async fn listen(
                 Ok(None) => {
                     // The connection dropped and was re-established.
                     tracing::debug!(target: "keyward::feed", "listener reconnected");
+                    crate::metrics::feed_reconnected();
                     let _ = tx.send(Change::Reset);
                 }
                 Err(e) => {

@@ -29,6 +29,12 @@ pub struct PostgresOptions {
     /// `application_name` of the store's connections (default `keyward`;
     /// the feed's listener uses `<name>-feed`).
     pub application_name: String,
+    /// Whether [`connect_with`](super::PostgresStore::connect_with) creates
+    /// the schema and applies keyward's pending migrations (default on).
+    /// Off, it only checks that they have been applied (by
+    /// [`PostgresStore::migrate`](super::PostgresStore::migrate), the
+    /// host's deployment, or another instance).
+    pub migrate: bool,
 }
 
 impl Default for PostgresOptions {
@@ -42,6 +48,7 @@ impl Default for PostgresOptions {
             channel: "keyward_changes".into(),
             prune_after: Duration::from_secs(3600),
             application_name: "keyward".into(),
+            migrate: true,
         }
     }
 }
@@ -84,6 +91,11 @@ impl PostgresOptions {
     /// Sets how long revocation rows are kept.
     pub fn prune_after(mut self, d: Duration) -> Self {
         self.prune_after = d;
+        self
+    }
+    /// Turns migrating on connect on or off.
+    pub fn migrate(mut self, on: bool) -> Self {
+        self.migrate = on;
         self
     }
     /// Sets the connections' `application_name`.

@@ -1,0 +1,222 @@
+// The management API client. The session token lives in this module's
+// memory only: never in localStorage, sessionStorage, a cookie or the URL,
+// so closing or reloading the tab signs out.
+
+let base = '';
+let token = null;
+let onSignedOut = () => {};
+let acting = null;
+let expiresAt = null;
+
+/** An error answer of the API, with its words. */
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field || null;
+  }
+}
+
+/** Reads `config.json` (where the management API is mounted). */
+export async function configure() {
+  try {
+    const r = await fetch('config.json', { cache: 'no-cache' });
+    if (r.ok) base = (await r.json()).api_base || '';
+  } catch {
+    base = '';
+  }
+}
+
+/** Called when the server no longer accepts the session. */
+export function onSessionEnd(fn) {
+  onSignedOut = fn;
+}
+
+/**
+ * Acts for a child account (`x-account-id` on every request) or, with
+ * `null`, for the session's own account again.
+ */
+export function actFor(accountId) {
+  acting = accountId || null;
+}
+
+/** The child account acted for, if any. */
+export function actingFor() {
+  return acting;
+}
+
+/** When the session ends (RFC 3339), if the server said. */
+export function sessionEndsAt() {
+  return expiresAt;
+}
+
+/** Whether a session is open. */
+export function signedIn() {
+  return token !== null;
+}
+
+function describe(status, body) {
+  if (body && typeof body.message === 'string') return body.message;
+  if (status === 0) return 'The server could not be reached.';
+  return `The server answered ${status}.`;
+}
+
+async function send(method, path, { body, headers = {}, auth = true } = {}) {
+  const h = { accept: 'application/json', ...headers };
+  if (auth && token) h.authorization = `Bearer ${token}`;
+  if (auth && token && acting && path !== '/auth/logout') h['x-account-id'] = acting;
+  let payload;
+  if (body !== undefined) {
+    h['content-type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  let r;
+  try {
+    r = await fetch(base + path, { method, headers: h, body: payload, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' });
+  } catch {
+    throw new ApiError(0, 'network', describe(0));
+  }
+  let data = null;
+  const text = await r.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!r.ok) {
+    const err = new ApiError(r.status, data && data.error, describe(r.status, data), data && data.field);
+    if (r.status === 401 && auth && token) {
+      token = null;
+      acting = null;
+      onSignedOut('Your session has ended. Sign in again.');
+    }
+    throw err;
+  }
+  return data;
+}
+
+/** GET, POST, PATCH, DELETE with the session. */
+export const get = (path) => send('GET', path);
+export const post = (path, body) => send('POST', path, { body: body ?? {} });
+export const patch = (path, body) => send('PATCH', path, { body });
+export const del = (path) => send('DELETE', path);
+
+/** `?a=1&b=2` from an object, skipping empty values. */
+export function qs(params) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') u.set(k, String(v));
+  }
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}
+
+/**
+ * Opens a session: with a key id and secret, or with a single-string key
+ * (`kw_ak_…`) and no secret. The secret is sent once in a header and not
+ * kept.
+ */
+export async function login(keyOrSingle, secret) {
+  const headers = secret
+    ? { 'x-api-key': keyOrSingle, 'x-api-secret': secret }
+    : { authorization: `Bearer ${keyOrSingle}` };
+  const r = await send('POST', '/auth/login', { headers, auth: false });
+  token = r.token;
+  expiresAt = r.expires_at || null;
+  return r;
+}
+
+/** Ends the session on the server, then here. */
+export async function logout() {
+  try {
+    if (token) await send('POST', '/auth/logout', { auth: true });
+  } finally {
+    token = null;
+    acting = null;
+  }
+}
+
+/**
+ * Whether the server has a route: false when it answers 404 (not built
+ * into this server yet); errors other than 404 count as present.
+ */
+export async function available(path) {
+  try {
+    await get(path);
+    return true;
+  } catch (e) {
+    return !(e instanceof ApiError && e.status === 404 && e.code !== 'not_found');
+  }
+}
+
+/**
+ * Reads a Server-Sent Events stream with the session's bearer token
+ * (EventSource cannot send one). Calls `onEvent({id, event, data})`;
+ * reconnects with `Last-Event-ID` after a drop. Returns a stop function.
+ * `onState('live' | 'reconnecting' | 'unavailable')`.
+ */
+export function stream(path, onEvent, onState = () => {}) {
+  const ctl = { stopped: false, abort: null, lastId: null };
+  const run = async () => {
+    let delay = 1000;
+    while (!ctl.stopped && token) {
+      const ac = new AbortController();
+      ctl.abort = ac;
+      try {
+        const headers = { accept: 'text/event-stream', authorization: `Bearer ${token}` };
+        if (ctl.lastId) headers['last-event-id'] = ctl.lastId;
+        if (acting) headers['x-account-id'] = acting;
+        const r = await fetch(base + path, { headers, signal: ac.signal, cache: 'no-store', credentials: 'omit' });
+        if (r.status === 404) {
+          onState('unavailable');
+          return;
+        }
+        if (!r.ok || !r.body) throw new Error(`stream ${r.status}`);
+        onState('live');
+        delay = 1000;
+        const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let cut;
+          while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
+            const block = buf.slice(0, cut);
+            buf = buf.slice(cut).replace(/^\r?\n\r?\n/, '');
+            const ev = { id: null, event: 'message', data: '' };
+            const data = [];
+            for (const line of block.split(/\r?\n/)) {
+              if (line.startsWith(':')) continue;
+              const i = line.indexOf(':');
+              const k = i < 0 ? line : line.slice(0, i);
+              const v = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+              if (k === 'id') ev.id = v;
+              else if (k === 'event') ev.event = v;
+              else if (k === 'data') data.push(v);
+            }
+            if (ev.id) ctl.lastId = ev.id;
+            if (data.length) {
+              ev.data = data.join('\n');
+              onEvent(ev);
+            }
+          }
+        }
+      } catch {
+        if (ctl.stopped) return;
+      }
+      if (ctl.stopped) return;
+      onState('reconnecting');
+      await new Promise((res) => setTimeout(res, delay));
+      delay = Math.min(delay * 2, 15000);
+    }
+  };
+  run();
+  return () => {
+    ctl.stopped = true;
+    if (ctl.abort) ctl.abort.abort();
+  };
+}

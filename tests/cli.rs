@@ -1,0 +1,314 @@
+//! The `keyward` binary end to end on a temporary SQLite file: init,
+//! accounts, every `keys` subcommand, events, usage, JSON output and exit
+//! codes; the keys it prints verify through the library.
+
+use std::process::Command;
+
+use keyward::store::SqliteStore;
+use keyward::{Error, Keyward, VerifyContext};
+use serde_json::Value;
+
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("kw.db").display())
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(args)
+            .env("KEYWARD_DATABASE_URL", self.url())
+            .env_remove("KEYWARD_PREFIX")
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run keyward");
+        Run {
+            code: out.status.code().expect("exit code"),
+            stdout: String::from_utf8(out.stdout).expect("utf-8"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8"),
+        }
+    }
+
+    /// Runs with `--json`, expecting success.
+    fn ok(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = self.run(&all);
+        assert_eq!(r.code, 0, "{args:?} failed: {}", r.stderr);
+        r.json()
+    }
+
+    /// Runs with `--json`, expecting exit code `code`; returns stderr.
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = self.run(&all);
+        assert_eq!(r.code, code, "{args:?}: {} / {}", r.stdout, r.stderr);
+        r.stderr
+    }
+
+    /// The library on the same database file.
+    async fn keyward(&self) -> Keyward {
+        let store = SqliteStore::connect(&self.url()).await.expect("open");
+        Keyward::builder()
+            .store(store)
+            .flush_interval(None)
+            .build()
+            .expect("build")
+    }
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+async fn verify(kw: &Keyward, id: &str, secret: &str) -> keyward::Result<keyward::Principal> {
+    kw.verify(id, secret, VerifyContext::new()).await
+}
+
+#[tokio::test]
+async fn manages_keys_end_to_end() {
+    let cli = Cli::new();
+
+    // init: migrates, creates the admin account and key, secret once.
+    let init = cli.ok(&["init"]);
+    let admin_id = s(&init["key"]["id"]).to_owned();
+    let admin_secret = s(&init["secret"]).to_owned();
+    assert_eq!(init["key"]["account_id"], "admin");
+    assert_eq!(init["key"]["protected"], true);
+    let again = cli.ok(&["init"]);
+    assert_eq!(again["issued"], false);
+    assert!(
+        again.get("secret").is_none(),
+        "a second init shows no secret"
+    );
+    // Table output (the default) shows the secret once, too, and no JSON.
+    let table = cli.run(&["keys", "list", "--account", "admin"]);
+    assert_eq!(table.code, 0);
+    assert!(table.stdout.contains(&admin_id) && table.stdout.contains("1 key(s)"));
+    assert!(
+        !table.stdout.contains("kw_sk_"),
+        "a listing shows no secret"
+    );
+
+    // accounts
+    let acct = cli.ok(&[
+        "accounts",
+        "create",
+        "--name",
+        "Acme",
+        "--id",
+        "acme",
+        "--permissions",
+        "readApplications,writeApplications,readApiKeys",
+    ]);
+    assert_eq!(acct["account"]["id"], "acme");
+    assert_eq!(
+        cli.ok(&["accounts", "show", "acme"])["account"]["name"],
+        "Acme"
+    );
+
+    // keys create
+    let created = cli.ok(&[
+        "keys",
+        "create",
+        "--account",
+        "acme",
+        "--name",
+        "ci",
+        "--permissions",
+        "readApplications",
+        "--application",
+        "billing",
+        "--metadata",
+        r#"{"team":"ops"}"#,
+    ]);
+    let id = s(&created["key"]["id"]).to_owned();
+    let secret = s(&created["secret"]).to_owned();
+    assert_eq!(created["key"]["metadata"]["team"], "ops");
+    {
+        let kw = cli.keyward().await;
+        verify(&kw, &admin_id, &admin_secret)
+            .await
+            .expect("the admin key init printed verifies");
+        let p = verify(&kw, &id, &secret)
+            .await
+            .expect("the printed key verifies");
+        assert_eq!(p.account_id().as_str(), "acme");
+        kw.shutdown().await.expect("flush usage");
+    }
+
+    // list / show / update
+    let listed = cli.ok(&["keys", "list", "--account", "acme", "--all"]);
+    assert_eq!(listed["items"].as_array().expect("items").len(), 1);
+    assert!(
+        !listed.to_string().contains(&secret),
+        "a listing holds no secret"
+    );
+    let shown = cli.ok(&["keys", "show", &id]);
+    assert_eq!(shown["key"]["application"], "billing");
+    let updated = cli.ok(&[
+        "keys",
+        "update",
+        &id,
+        "--name",
+        "ci-2",
+        "--clear-application",
+        "--permissions",
+        "readApplications,writeApplications",
+    ]);
+    assert_eq!(updated["key"]["name"], "ci-2");
+    assert_eq!(updated["key"]["application"], Value::Null);
+    assert_eq!(
+        updated["key"]["permissions"],
+        serde_json::json!(["readApplications", "writeApplications"])
+    );
+
+    // rotate: the new secret works, the old one no longer.
+    let rotated = cli.ok(&["keys", "rotate", &id]);
+    let new_secret = s(&rotated["secret"]).to_owned();
+    assert_ne!(new_secret, secret);
+    {
+        let kw = cli.keyward().await;
+        verify(&kw, &id, &new_secret).await.expect("new secret");
+        assert!(matches!(
+            verify(&kw, &id, &secret).await,
+            Err(Error::Unauthorized)
+        ));
+        kw.shutdown().await.expect("flush usage");
+    }
+
+    // deactivate / activate (bulk, JSON rows)
+    let off = cli.ok(&["keys", "deactivate", &id]);
+    assert_eq!(off["items"][0]["result"], "deactivated");
+    assert!(off["items"][0]["effective_by"].is_string());
+    assert_eq!(cli.ok(&["keys", "show", &id])["key"]["status"], "inactive");
+    {
+        let kw = cli.keyward().await;
+        assert!(matches!(
+            verify(&kw, &id, &new_secret).await,
+            Err(Error::KeyInactive)
+        ));
+    }
+    cli.ok(&["keys", "activate", &id]);
+    assert_eq!(cli.ok(&["keys", "show", &id])["key"]["status"], "active");
+
+    // events and usage
+    let events = cli.ok(&["events", "--account", "acme", "--key", &id]);
+    let actions: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| s(&e["action"]))
+        .collect();
+    assert!(actions.len() >= 5, "got {actions:?}");
+    let usage = cli.ok(&["usage", "--account", "acme", "--key", &id]);
+    let successes: u64 = usage["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["successes"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(successes, 2, "two verifications succeeded: {usage}");
+
+    // Exit codes.
+    let err = cli.fails(&["keys", "delete", &admin_id], 4);
+    assert!(err.contains("protected"), "{err}");
+    cli.fails(&["keys", "show", "kw_doesNotExist0000"], 3);
+    cli.fails(
+        &[
+            "keys",
+            "create",
+            "--account",
+            "acme",
+            "--name",
+            "x",
+            "--permissions",
+            "not a permission!",
+        ],
+        2,
+    );
+    cli.fails(
+        &[
+            "keys",
+            "create",
+            "--account",
+            "acme",
+            "--name",
+            "x",
+            "--permissions",
+            "writeApiKeys",
+        ],
+        2,
+    );
+    cli.fails(&["keys", "rotate"], 2);
+
+    // delete: several ids, each reported; one failure fails the command.
+    let other = cli.ok(&["keys", "create", "--account", "acme", "--name", "tmp"]);
+    let other_id = s(&other["key"]["id"]).to_owned();
+    let r = cli.run(&["--json", "keys", "delete", &id, &other_id, &admin_id]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let rows = r.json();
+    let results: Vec<&str> = rows["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| s(&r["result"]))
+        .collect();
+    assert_eq!(results, ["deleted", "deleted", "failed"]);
+    cli.fails(&["keys", "show", &id], 3);
+    assert_eq!(cli.ok(&["keys", "show", &admin_id])["key"]["id"], admin_id);
+}
+
+fn run_with_url(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .env("KEYWARD_DATABASE_URL", url)
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn store_errors_have_their_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = format!(
+        "sqlite://{}",
+        dir.path().join("missing/dir/kw.db").display()
+    );
+    let out = run_with_url(&missing, &["keys", "list", "--account", "admin"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unable to open database file"),
+        "{out:?}"
+    );
+    let out = run_with_url("mysql://x", &["migrate"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown store URL scheme"));
+    #[cfg(feature = "postgres")]
+    {
+        let out = run_with_url("postgres://postgres@127.0.0.1:1/none", &["migrate"]);
+        assert_eq!(out.status.code(), Some(5), "{out:?}");
+    }
+}
