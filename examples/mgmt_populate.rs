@@ -80,7 +80,7 @@ fn key(
 ) -> Result<StoredKey, keyward::InvalidId> {
     // `kw_` and 24 hex digits (96 random bits): within KeyId's 31 bytes.
     let id = KeyId::new(&format!("kw_{:024x}", rand::random::<u128>() >> 32))?;
-    let word = if n % 1000 == 0 {
+    let word = if n.is_multiple_of(1000) {
         WORDS[0]
     } else {
         WORDS[1 + n % (WORDS.len() - 1)]
@@ -93,7 +93,7 @@ fn key(
             description: "mgmt_populate".into(),
             application: Some(format!("app-{}", n % 10_000)),
             permissions: PermissionSet::parse(["readApplications"]).unwrap_or_default(),
-            status: if n % 10 == 0 {
+            status: if n.is_multiple_of(10) {
                 KeyStatus::Inactive
             } else {
                 KeyStatus::Active
@@ -193,7 +193,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let _ = deep.set(cursor(at, k.key.id.as_str()));
                 }
                 ids.push(k.key.id);
-                if n > 0 && n % 100_000 == 0 {
+                if n > 0 && n.is_multiple_of(100_000) {
                     eprintln!("  {n} keys");
                 }
             }

@@ -52,7 +52,7 @@ fn new_key(account: AccountId, n: usize, name: String, status: KeyStatus) -> Sto
             account_id: account,
             name,
             description: String::new(),
-            application: (n % 5 == 0).then(|| format!("app{}", n % 3)),
+            application: (n.is_multiple_of(5)).then(|| format!("app{}", n % 3)),
             permissions: PermissionSet::parse(["readApiKeys"]).expect("perms"),
             status,
             protected: false,
@@ -126,7 +126,7 @@ async fn populate(store: &dyn KeyStore) -> Data {
             .await
             .expect("insert_key");
         keys.push(k.key);
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             let o = new_key(other, n, format!("common-{n}"), KeyStatus::Active);
             store
                 .insert_key(&o, &event(other, Some(o.key.id), o.key.created_at))

@@ -24,7 +24,7 @@ async fn keys_by_volume_with_filters_series_and_pages() {
     let ctx = |origin: Option<&Label>| {
         let mut x = VerifyContext::new();
         if let Some(o) = origin {
-            x = x.origin(o.clone()).category(realtime.clone());
+            x = x.origin(*o).category(realtime);
         }
         x
     };
@@ -112,7 +112,7 @@ async fn keys_by_volume_with_filters_series_and_pages() {
         .usage_report(
             Actor::System,
             &account.id,
-            UsageReport::between(from, to).origin(mcp.clone()),
+            UsageReport::between(from, to).origin(mcp),
         )
         .await
         .expect("mcp");
