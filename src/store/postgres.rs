@@ -764,21 +764,29 @@ impl KeyStore for PostgresStore {
     }
 
     async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
-        let rows = sqlx::query(
+        // One statement per filter: with a key, the primary key's range
+        // (key, origin, category, hour); without, (account, hour).
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT key_id, origin, category, hour, account_id, successes, failures, \
-             last_used_at FROM usage WHERE account_id = $1 \
-             AND ($2::text IS NULL OR key_id = $2) AND ($3::text IS NULL OR origin = $3) \
-             AND hour >= $4 AND hour < $5 \
-             ORDER BY hour, key_id, origin, category",
-        )
-        .bind(q.account_id.as_str())
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(q.origin.as_deref())
-        .bind(q.from)
-        .bind(q.to)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+             last_used_at FROM usage WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned());
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        }
+        if let Some(origin) = &q.origin {
+            qb.push(" AND origin = ").push_bind(origin.clone());
+        }
+        qb.push(" AND hour >= ")
+            .push_bind(q.from)
+            .push(" AND hour < ")
+            .push_bind(q.to)
+            .push(" ORDER BY hour, key_id, origin, category");
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(usage_row).collect()
     }
 
