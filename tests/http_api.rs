@@ -621,6 +621,21 @@ fn table(fx: &Fixture) -> Vec<Case> {
         case("events, bad cursor", req("GET", format!("/apikeys/{}/events?cursor=%%%", fx.id("patchee"))).key(admin), 422).code("invalid_value"),
         case("events, undecodable cursor", req("GET", format!("/apikeys/{}/events?cursor=abc", fx.id("patchee"))).key(admin), 422).code("invalid_value"),
         case("events, without readApiKeys", req("GET", format!("/apikeys/{}/events", fx.id("patchee"))).key(fx.key("noperm")), 403).code("insufficient_scope"),
+        case("usage report", req("GET", "/usage").key(admin), 200),
+        case("usage report, daily, one key", req("GET", "/usage?granularity=day&limit=1").key(admin), 200),
+        case("usage report, other origin", req("GET", "/usage?origin=mcp").key(admin), 200),
+        case("usage report, bad granularity", req("GET", "/usage?granularity=week").key(admin), 422).code("invalid_value"),
+        case("usage report, group_by app", req("GET", "/usage?group_by=app").key(admin), 422).code("invalid_value"),
+        case("usage report, bad cursor", req("GET", "/usage?cursor=abc").key(admin), 422).code("invalid_value"),
+        case("usage report, without readApiKeys", req("GET", "/usage").key(fx.key("noperm")), 403).code("insufficient_scope"),
+        case("account events", req("GET", "/events?limit=100").key(admin), 200),
+        case("account events of a key", req("GET", format!("/events?key_id={}", fx.id("patchee"))).key(admin), 200),
+        case("account events, limit 1", req("GET", "/events?limit=1").key(admin), 200),
+        case("account events, unknown parameter", req("GET", "/events?action=x").key(admin), 400).code("invalid_query"),
+        case("account events, bad cursor", req("GET", "/events?cursor=abc").key(admin), 422).code("invalid_value"),
+        case("account events, malformed key_id", req("GET", "/events?key_id=%20").key(admin), 404).code("not_found"),
+        case("account events, foreign key", req("GET", format!("/events?key_id={}", fx.id("foreign"))).key(admin), 404).code("not_found"),
+        case("account events, without readApiKeys", req("GET", "/events").key(fx.key("noperm")), 403).code("insufficient_scope"),
         case("usage", req("GET", format!("/apikeys/{}/usage?from=2029-12-31T00:00:00Z&to=2030-01-02T00:00:00Z&origin=api", admin.id)).key(admin), 200),
         case("usage, bad from", req("GET", format!("/apikeys/{}/usage?from=yesterday", admin.id)).key(admin), 422).code("invalid_value"),
         case("usage, from after to", req("GET", format!("/apikeys/{}/usage?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", admin.id)).key(admin), 422).code("invalid_value"),
@@ -876,6 +891,50 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
     let ev1 = by_name(rs, "events, limit 1").json();
     assert_eq!(ev1["items"].as_array().unwrap().len(), 1);
     assert!(ev1["next_cursor"].is_string());
+    // Top consumers first; each key's totals are its series' sums.
+    let report = by_name(rs, "usage report").json();
+    let groups = report["items"].as_array().unwrap();
+    assert!(!groups.is_empty(), "{report}");
+    let volume = |g: &Value| g["successes"].as_u64().unwrap() + g["failures"].as_u64().unwrap();
+    assert!(groups.windows(2).all(|w| volume(&w[0]) >= volume(&w[1])));
+    for g in groups {
+        let series = g["series"].as_array().unwrap();
+        let sum = |f: &str| series.iter().map(|p| p[f].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(
+            (sum("successes"), sum("failures")),
+            (
+                g["successes"].as_u64().unwrap(),
+                g["failures"].as_u64().unwrap()
+            )
+        );
+        assert!(g["name"].is_string());
+    }
+    let daily = by_name(rs, "usage report, daily, one key").json();
+    assert_eq!(daily["items"].as_array().unwrap().len(), 1);
+    assert_eq!(daily["items"][0]["id"], groups[0]["id"]);
+    assert_eq!(daily["next_cursor"].is_string(), groups.len() > 1);
+    assert_eq!(
+        by_name(rs, "usage report, other origin").json()["items"],
+        json!([])
+    );
+    // The account's log holds the key's events, newest first; the key
+    // filter gives exactly the per-key route's page.
+    let all = by_name(rs, "account events").json();
+    let all = all["items"].as_array().unwrap();
+    assert!(all.len() > ev["items"].as_array().unwrap().len());
+    assert!(all.iter().all(|e| e["account_id"] == all[0]["account_id"]));
+    let at = |e: &Value| {
+        time::OffsetDateTime::parse(
+            e["at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert!(all.windows(2).all(|w| at(&w[0]) >= at(&w[1])));
+    assert_eq!(by_name(rs, "account events of a key").json(), ev);
+    let all1 = by_name(rs, "account events, limit 1").json();
+    assert_eq!(all1["items"].as_array().unwrap().len(), 1);
+    assert!(all1["next_cursor"].is_string());
     let usage = by_name(rs, "usage").json();
     assert!(usage["items"].is_array());
     let login = by_name(rs, "login, headers").json();

@@ -131,7 +131,7 @@ async fn concurrent_instances_migrate_once() {
     for s in &stores {
         assert_eq!(
             s.schema_version().await.expect("version"),
-            common::migration_count("postgres")
+            common::migration_max_version("postgres")
         );
     }
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM keyward_migrations")

@@ -22,7 +22,7 @@ async fn survives_restart() {
         let store = SqliteStore::connect(&url).await.expect("connect");
         assert_eq!(
             store.schema_version().await.expect("version"),
-            common::migration_count("sqlite")
+            common::migration_max_version("sqlite")
         );
         let kw = common::service(Arc::new(store.clone()), None, 30);
         let (account, kept) = common::account_and_key(&kw).await;
@@ -215,7 +215,7 @@ async fn schema_1_events_read_back_with_their_actor_kind() {
     let store = SqliteStore::connect(&url).await.expect("connect");
     assert_eq!(
         store.schema_version().await.expect("version"),
-        common::migration_count("sqlite")
+        common::migration_max_version("sqlite")
     );
     let reader = sqlx::SqlitePool::connect(&url).await.expect("pool");
     let kinds: Vec<(String, String)> =

@@ -237,6 +237,20 @@ pub(crate) fn document() -> Value {
                     "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key in this account (deleted keys' events remain)"), "422": err("Invalid limit or cursor") }))
                 }
             },
+            "/events": {
+                "get": {
+                    "operationId": "listEvents", "summary": "Audit events of the acting account, newest first, optionally of one key (readApiKeys)",
+                    "parameters": [ q("key_id", json!({ "type": "string" })), q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
+                    "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key in this account (deleted keys' events remain)"), "422": err("Invalid limit or cursor") }))
+                }
+            },
+            "/usage": {
+                "get": {
+                    "operationId": "usageReport", "summary": "The account's keys by volume (successes plus failures, most first), each with totals and a series; includes this instance's unflushed counts (readApiKeys)",
+                    "parameters": [ q("from", json!({ "type": "string", "format": "date-time" })), q("to", json!({ "type": "string", "format": "date-time" })), q("granularity", json!({ "type": "string", "enum": ["hour", "day"], "default": "hour" })), q("origin", json!({ "type": "string" })), q("category", json!({ "type": "string" })), q("group_by", json!({ "type": "string", "enum": ["key"], "default": "key" })), q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
+                    "responses": with_common(json!({ "200": ok("A page of keys with their usage", "UsageReport"), "422": err("Invalid range, granularity, label, group_by, limit or cursor") }))
+                }
+            },
             "/apikeys/{id}/usage": {
                 "parameters": [ id_param() ],
                 "get": {
@@ -309,6 +323,7 @@ pub(crate) fn document() -> Value {
                 "Rotate": { "type": "object", "additionalProperties": false, "properties": { "grace_period_seconds": { "type": "integer", "minimum": 0 } } },
                 "Deleted": { "type": "object", "required": ["id", "status", "effective_by"], "properties": { "id": { "type": "string" }, "status": { "const": "deleted" }, "effective_by": { "type": "string", "format": "date-time" } } },
                 "KeyPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } }, "next_cursor": { "type": ["string", "null"] } } },
+                "UsageReport": usage_report_schema(),
                 "EventPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "type": "object" } }, "next_cursor": { "type": ["string", "null"] } } },
                 "Usage": {
                     "type": "object", "required": ["key_id", "from", "to", "items"],
@@ -330,4 +345,10 @@ pub(crate) fn document() -> Value {
     merge(doc.pointer_mut("/paths"), allowlist_paths());
     merge(doc.pointer_mut("/components/schemas"), allowlist_schemas());
     doc
+}
+
+/// The `GET /usage` response (its own `json!`: the document's one is at
+/// the macro's recursion limit).
+fn usage_report_schema() -> Value {
+    json!({ "type": "object", "required": ["from", "to", "group_by", "items", "next_cursor"], "properties": { "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" }, "group_by": { "type": "string" }, "items": { "type": "array", "items": { "type": "object", "required": ["id", "name", "successes", "failures", "series"], "properties": { "id": { "type": "string" }, "name": { "type": ["string", "null"] }, "successes": { "type": "integer" }, "failures": { "type": "integer" }, "series": { "type": "array", "items": { "type": "object", "required": ["at", "successes", "failures"], "properties": { "at": { "type": "string", "format": "date-time" }, "successes": { "type": "integer" }, "failures": { "type": "integer" } } } } } } }, "next_cursor": { "type": ["string", "null"] } } })
 }

@@ -8,6 +8,7 @@ mod audit;
 mod bootstrap;
 mod bounds;
 mod builder;
+mod dashboard;
 mod decide;
 mod keys;
 mod loader;
@@ -30,6 +31,7 @@ pub(crate) use bounds::holds;
 pub(crate) use bounds::holds_name;
 pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
+pub use dashboard::{Granularity, UsageGroup, UsagePage, UsagePoint, UsageReport};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
 pub use sessions::LoginSession;
 

@@ -202,6 +202,77 @@ pub struct UsageQuery {
     pub to: OffsetDateTime,
 }
 
+/// Which per-key usage totals [`KeyStore::usage_totals`] returns: the keys
+/// of one account with any usage in `[from, to)`, by volume (successes plus
+/// failures) descending, then key id ascending, from a keyset position.
+#[derive(Debug, Clone)]
+pub struct UsageTotalsQuery {
+    /// Usage of this account's keys.
+    pub account_id: AccountId,
+    /// Only this origin (all when `None`).
+    pub origin: Option<String>,
+    /// Only this category (all when `None`).
+    pub category: Option<String>,
+    /// Hours at or after this instant.
+    pub from: OffsetDateTime,
+    /// Hours before this instant.
+    pub to: OffsetDateTime,
+    /// Only keys after this `(volume, key)` position in the order.
+    pub after: Option<(u64, KeyId)>,
+    /// At most this many keys.
+    pub limit: usize,
+}
+
+/// One key's usage totals over a [`UsageTotalsQuery`]'s range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotal {
+    /// The key.
+    pub key_id: KeyId,
+    /// Successful verifications.
+    pub successes: u64,
+    /// Failed verifications.
+    pub failures: u64,
+}
+
+impl UsageTotal {
+    /// Successes plus failures: the order of [`KeyStore::usage_totals`].
+    pub fn volume(&self) -> u64 {
+        self.successes.saturating_add(self.failures)
+    }
+}
+
+/// [`KeyStore::usage_totals`] computed from [`KeyStore::usage`]'s rows (the
+/// default; SQL stores aggregate in the database).
+pub(crate) fn totals_of(rows: &[UsageRecord], q: &UsageTotalsQuery) -> Vec<UsageTotal> {
+    let mut by_key: std::collections::BTreeMap<KeyId, UsageTotal> = Default::default();
+    for r in rows {
+        if q.category.as_ref().is_some_and(|c| *c != r.category) {
+            continue;
+        }
+        let t = by_key.entry(r.key_id).or_insert(UsageTotal {
+            key_id: r.key_id,
+            successes: 0,
+            failures: 0,
+        });
+        t.successes = t.successes.saturating_add(r.successes);
+        t.failures = t.failures.saturating_add(r.failures);
+    }
+    let mut out: Vec<UsageTotal> = by_key.into_values().collect();
+    out.sort_by(|a, b| {
+        b.volume()
+            .cmp(&a.volume())
+            .then_with(|| a.key_id.as_str().cmp(b.key_id.as_str()))
+    });
+    out.into_iter()
+        .filter(|t| {
+            q.after.as_ref().is_none_or(|(v, k)| {
+                t.volume() < *v || (t.volume() == *v && t.key_id.as_str() > k.as_str())
+            })
+        })
+        .take(q.limit)
+        .collect()
+}
+
 /// A change made elsewhere that cached state must drop, delivered by a
 /// store's change feed ([`KeyStore::subscribe`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,6 +444,21 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Usage rows matching `query`, ordered by hour, key, origin, category.
     async fn usage(&self, query: &UsageQuery) -> StoreResult<Vec<UsageRecord>>;
+
+    /// Per-key usage totals matching `query`, by volume descending then key
+    /// id. The default aggregates [`usage`](Self::usage)'s rows.
+    async fn usage_totals(&self, query: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {
+        let rows = self
+            .usage(&UsageQuery {
+                account_id: query.account_id,
+                key_id: None,
+                origin: query.origin.clone(),
+                from: query.from,
+                to: query.to,
+            })
+            .await?;
+        Ok(totals_of(&rows, query))
+    }
 
     /// A feed of changes made by other instances, if the store has one.
     /// The default has none: the propagation window alone bounds staleness.

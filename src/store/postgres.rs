@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
@@ -27,7 +27,7 @@ use super::migrations::postgres_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
     AccountQuery, AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult,
-    StoredKey, UsageQuery, UsageRecord,
+    StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -259,6 +259,20 @@ impl PostgresStore {
         .map_err(|e| map_err(e, "revocation"))?;
         Ok(())
     }
+}
+
+/// A LIKE pattern matching text that contains `needle` (`\\` escapes).
+fn like_contains(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, \
@@ -572,31 +586,39 @@ impl KeyStore for PostgresStore {
     }
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
-        let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
-        let (after_at, after_id) = match &q.after {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = $1 \
-             AND ($2::text IS NULL OR strpos(name_lower, $2) > 0) \
-             AND ($3::text IS NULL OR status = $3) \
-             AND ($4::text IS NULL OR application = $4) \
-             AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::text)) \
-             AND ($8::text IS NULL OR app_id = $8) \
-             ORDER BY created_at, id LIMIT $7"
-        )))
-        .bind(account.as_str())
-        .bind(needle.as_deref())
-        .bind(q.status.map(sql::status_str))
-        .bind(q.application.as_deref())
-        .bind(after_at)
-        .bind(after_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .bind(q.app_id.as_ref().map(AppId::as_str))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+        // One statement per filter combination, each an index range or the
+        // trigram index (the planner picks by the needle's selectivity).
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = "
+        ));
+        qb.push_bind(account.as_str().to_owned());
+        if let Some(status) = q.status {
+            qb.push(" AND status = ").push_bind(sql::status_str(status));
+        }
+        if let Some(app) = &q.application {
+            qb.push(" AND application = ").push_bind(app.clone());
+        }
+        if let Some(app) = &q.app_id {
+            qb.push(" AND app_id = ").push_bind(app.as_str().to_owned());
+        }
+        if let Some(n) = &q.name_contains {
+            qb.push(" AND name_lower LIKE ")
+                .push_bind(like_contains(&n.to_lowercase()));
+        }
+        if let Some((at, id)) = &q.after {
+            qb.push(" AND (created_at, id) > (")
+                .push_bind(*at)
+                .push(", ")
+                .push_bind(id.as_str().to_owned())
+                .push(")");
+        }
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter()
             .map(|r| Ok(key_row(r)?.into_stored()?.key))
             .collect()
@@ -888,26 +910,30 @@ impl KeyStore for PostgresStore {
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
-        let (before_at, before_id) = match &q.before {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
-        let rows = sqlx::query(
+        // One statement per filter: with a key, the (account, key, at, id)
+        // index; without, (account, at, id). Both walk newest first.
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT id, at, action, account_id, key_id, session_id, actor::text AS actor, \
-             client_ip, details::text AS details \
-             FROM audit_events WHERE account_id = $1 \
-             AND ($2::text IS NULL OR key_id = $2) \
-             AND ($3::timestamptz IS NULL OR (at, id) < ($3, $4::text)) \
-             ORDER BY at DESC, id DESC LIMIT $5",
-        )
-        .bind(q.account_id.as_str())
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(before_at)
-        .bind(before_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+             client_ip, details::text AS details FROM audit_events WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned());
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        }
+        if let Some((at, id)) = &q.before {
+            qb.push(" AND (at, id) < (")
+                .push_bind(*at)
+                .push(", ")
+                .push_bind(id.clone())
+                .push(")");
+        }
+        qb.push(" ORDER BY at DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(event_row).collect()
     }
 
@@ -975,22 +1001,78 @@ impl KeyStore for PostgresStore {
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
+    async fn usage_totals(&self, q: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {
+        // One statement per filter combination over the (account, hour)
+        // index range; grouped and ordered by volume in the database.
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT key_id, SUM(successes)::bigint AS s, SUM(failures)::bigint AS f FROM usage WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned())
+            .push(" AND hour >= ")
+            .push_bind(q.from)
+            .push(" AND hour < ")
+            .push_bind(q.to);
+        if let Some(origin) = &q.origin {
+            qb.push(" AND origin = ").push_bind(origin.clone());
+        }
+        if let Some(category) = &q.category {
+            qb.push(" AND category = ").push_bind(category.clone());
+        }
+        qb.push(" GROUP BY key_id");
+        if let Some((volume, key)) = &q.after {
+            let volume = sql::to_i64(*volume)?;
+            qb.push(" HAVING (SUM(successes) + SUM(failures) < ")
+                .push_bind(volume)
+                .push(" OR (SUM(successes) + SUM(failures) = ")
+                .push_bind(volume)
+                .push(" AND key_id COLLATE \"C\" > ")
+                .push_bind(key.as_str().to_owned())
+                .push("))");
+        }
+        qb.push(" ORDER BY SUM(successes) + SUM(failures) DESC, key_id COLLATE \"C\" LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| map_err(e, "decode");
+                let key: String = r.try_get("key_id").map_err(g)?;
+                Ok(UsageTotal {
+                    key_id: sql::id(&key, "usage.key_id")?,
+                    successes: sql::to_u64(r.try_get("s").map_err(g)?, "usage.successes")?,
+                    failures: sql::to_u64(r.try_get("f").map_err(g)?, "usage.failures")?,
+                })
+            })
+            .collect()
+    }
+
     async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
-        let rows = sqlx::query(
+        // One statement per filter: with a key, the primary key's range
+        // (key, origin, category, hour); without, (account, hour).
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT key_id, origin, category, hour, account_id, successes, failures, \
-             last_used_at FROM usage WHERE account_id = $1 \
-             AND ($2::text IS NULL OR key_id = $2) AND ($3::text IS NULL OR origin = $3) \
-             AND hour >= $4 AND hour < $5 \
-             ORDER BY hour, key_id, origin, category",
-        )
-        .bind(q.account_id.as_str())
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(q.origin.as_deref())
-        .bind(q.from)
-        .bind(q.to)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+             last_used_at FROM usage WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned());
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        }
+        if let Some(origin) = &q.origin {
+            qb.push(" AND origin = ").push_bind(origin.clone());
+        }
+        qb.push(" AND hour >= ")
+            .push_bind(q.from)
+            .push(" AND hour < ")
+            .push_bind(q.to)
+            .push(" ORDER BY hour, key_id, origin, category");
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(usage_row).collect()
     }
 

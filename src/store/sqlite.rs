@@ -24,7 +24,7 @@ use super::migrations::sqlite_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
     AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
-    UsageQuery, UsageRecord,
+    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -144,12 +144,39 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// Whether at least [`COMMON_NAME_HITS`] keys (of any account) have a
+    /// name containing `needle` (three characters or more): counted on the
+    /// trigram index, at most that many rows read.
+    async fn common_name(&self, needle: &str) -> StoreResult<bool> {
+        let hits: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM key_search_fts \
+             WHERE key_search_fts MATCH ? LIMIT ?)",
+        )
+        .bind(fts_phrase(needle))
+        .bind(COMMON_NAME_HITS)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))?;
+        Ok(hits >= COMMON_NAME_HITS)
+    }
+
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| map_err(e, "begin"))
     }
+}
+
+/// A name search with at least this many matching keys walks the keyset
+/// order (matches are dense, a page comes soon) instead of collecting every
+/// match from the trigram index first.
+const COMMON_NAME_HITS: i64 = 2000;
+
+/// `needle` as one FTS5 phrase: with the trigram tokenizer, the rows whose
+/// text contains it (case-insensitively).
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
 }
 
 pub(crate) fn us(t: OffsetDateTime) -> i64 {
@@ -473,35 +500,54 @@ impl KeyStore for SqliteStore {
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
         let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
-        let (after_at, after_id) = match &q.after {
-            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
-            None => (None, None),
+        // Search through the trigram index unless the needle is too short
+        // for trigrams or so common that walking the keyset order finds a
+        // page sooner (the planner's choice, made by counting index hits).
+        let indexed = match needle.as_deref() {
+            Some(n) if n.chars().count() >= 3 => !self.common_name(n).await?,
+            _ => false,
         };
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = ? \
-             AND (? IS NULL OR instr(name_lower, ?) > 0) \
-             AND (? IS NULL OR status = ?) \
-             AND (? IS NULL OR application = ?) \
-             AND (? IS NULL OR app_id = ?) \
-             AND (? IS NULL OR (created_at, id) > (?, ?)) \
-             ORDER BY created_at, id LIMIT ?"
-        )))
-        .bind(account.as_str())
-        .bind(needle.as_deref())
-        .bind(needle.as_deref())
-        .bind(q.status.map(sql::status_str))
-        .bind(q.status.map(sql::status_str))
-        .bind(q.application.as_deref())
-        .bind(q.application.as_deref())
-        .bind(q.app_id.as_ref().map(AppId::as_str))
-        .bind(q.app_id.as_ref().map(AppId::as_str))
-        .bind(after_at)
-        .bind(after_at)
-        .bind(after_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+        // One statement per filter combination, each an index range.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE account_id = "
+        ));
+        qb.push_bind(account.as_str().to_owned());
+        if let Some(status) = q.status {
+            qb.push(" AND status = ").push_bind(sql::status_str(status));
+        }
+        if let Some(app) = &q.application {
+            qb.push(" AND application = ").push_bind(app.clone());
+        }
+        if let Some(app) = &q.app_id {
+            qb.push(" AND app_id = ").push_bind(app.as_str().to_owned());
+        }
+        if let Some(n) = &needle {
+            if indexed {
+                qb.push(
+                    " AND id IN (SELECT s.key_id FROM key_search_fts f \
+                     JOIN key_search s ON s.seq = f.rowid WHERE key_search_fts MATCH ",
+                )
+                .push_bind(fts_phrase(n))
+                .push(")");
+            }
+            qb.push(" AND instr(name_lower, ")
+                .push_bind(n.clone())
+                .push(") > 0");
+        }
+        if let Some((at, id)) = &q.after {
+            qb.push(" AND (created_at, id) > (")
+                .push_bind(us(*at))
+                .push(", ")
+                .push_bind(id.as_str().to_owned())
+                .push(")");
+        }
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter()
             .map(|r| Ok(key_row(r)?.into_stored()?.key))
             .collect()
@@ -778,27 +824,30 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
-        let (before_at, before_id) = match &q.before {
-            Some((at, id)) => (Some(us(*at)), Some(id.as_str())),
-            None => (None, None),
-        };
-        let rows = sqlx::query(
+        // One statement per filter: with a key, the (account, key, at, id)
+        // index; without, (account, at, id). Both walk newest first.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT id, at, action, account_id, key_id, session_id, actor, client_ip, details \
-             FROM audit_events WHERE account_id = ? \
-             AND (? IS NULL OR key_id = ?) \
-             AND (? IS NULL OR (at, id) < (?, ?)) \
-             ORDER BY at DESC, id DESC LIMIT ?",
-        )
-        .bind(q.account_id.as_str())
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(before_at)
-        .bind(before_at)
-        .bind(before_id)
-        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+             FROM audit_events WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned());
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        }
+        if let Some((at, id)) = &q.before {
+            qb.push(" AND (at, id) < (")
+                .push_bind(us(*at))
+                .push(", ")
+                .push_bind(id.clone())
+                .push(")");
+        }
+        qb.push(" ORDER BY at DESC, id DESC LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(event_row).collect()
     }
 
@@ -868,24 +917,78 @@ impl KeyStore for SqliteStore {
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
+    async fn usage_totals(&self, q: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {
+        // One statement per filter combination over the (account, hour)
+        // index range; grouped and ordered by volume in the database.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT key_id, SUM(successes) AS s, SUM(failures) AS f FROM usage WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned())
+            .push(" AND hour >= ")
+            .push_bind(us(q.from))
+            .push(" AND hour < ")
+            .push_bind(us(q.to));
+        if let Some(origin) = &q.origin {
+            qb.push(" AND origin = ").push_bind(origin.clone());
+        }
+        if let Some(category) = &q.category {
+            qb.push(" AND category = ").push_bind(category.clone());
+        }
+        qb.push(" GROUP BY key_id");
+        if let Some((volume, key)) = &q.after {
+            let volume = sql::to_i64(*volume)?;
+            qb.push(" HAVING (SUM(successes) + SUM(failures) < ")
+                .push_bind(volume)
+                .push(" OR (SUM(successes) + SUM(failures) = ")
+                .push_bind(volume)
+                .push(" AND key_id > ")
+                .push_bind(key.as_str().to_owned())
+                .push("))");
+        }
+        qb.push(" ORDER BY SUM(successes) + SUM(failures) DESC, key_id LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| map_err(e, "decode");
+                let key: String = r.try_get("key_id").map_err(g)?;
+                Ok(UsageTotal {
+                    key_id: sql::id(&key, "usage.key_id")?,
+                    successes: sql::to_u64(r.try_get("s").map_err(g)?, "usage.successes")?,
+                    failures: sql::to_u64(r.try_get("f").map_err(g)?, "usage.failures")?,
+                })
+            })
+            .collect()
+    }
+
     async fn usage(&self, q: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
-        let rows = sqlx::query(
+        // One statement per filter: with a key, the primary key's range
+        // (key, origin, category, hour); without, (account, hour).
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT key_id, origin, category, hour, account_id, successes, failures, \
-             last_used_at FROM usage WHERE account_id = ? \
-             AND (? IS NULL OR key_id = ?) AND (? IS NULL OR origin = ?) \
-             AND hour >= ? AND hour < ? \
-             ORDER BY hour, key_id, origin, category",
-        )
-        .bind(q.account_id.as_str())
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(q.key_id.as_ref().map(KeyId::as_str))
-        .bind(q.origin.as_deref())
-        .bind(q.origin.as_deref())
-        .bind(us(q.from))
-        .bind(us(q.to))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| map_err(e, "read"))?;
+             last_used_at FROM usage WHERE account_id = ",
+        );
+        qb.push_bind(q.account_id.as_str().to_owned());
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        }
+        if let Some(origin) = &q.origin {
+            qb.push(" AND origin = ").push_bind(origin.clone());
+        }
+        qb.push(" AND hour >= ")
+            .push_bind(us(q.from))
+            .push(" AND hour < ")
+            .push_bind(us(q.to))
+            .push(" ORDER BY hour, key_id, origin, category");
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(usage_row).collect()
     }
 }

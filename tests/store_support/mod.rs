@@ -146,3 +146,25 @@ pub fn migration_count(dialect: &str) -> i64 {
         })
         .count() as i64
 }
+
+/// The highest embedded migration version of `dialect`: the schema version
+/// a freshly migrated store reports (versions need not be contiguous while
+/// branches add migrations in parallel).
+#[allow(dead_code)]
+pub fn migration_max_version(dialect: &str) -> i64 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dialect);
+    std::fs::read_dir(dir)
+        .expect("migrations dir")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".sql")?
+                .split('_')
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}

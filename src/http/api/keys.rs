@@ -368,7 +368,11 @@ async fn events(
     Ok(Response::json(200, &page(items, page_.next_cursor)))
 }
 
-fn instant(cfg: &HttpConfig, field: &'static str, v: &str) -> Result<OffsetDateTime, HttpError> {
+pub(super) fn instant(
+    cfg: &HttpConfig,
+    field: &'static str,
+    v: &str,
+) -> Result<OffsetDateTime, HttpError> {
     OffsetDateTime::parse(v, &Rfc3339)
         .map_err(|_| HttpError::invalid_value(cfg, field, "must be an RFC 3339 date-time"))
 }

@@ -5,8 +5,10 @@
 mod accounts;
 mod allowlist;
 mod apps;
+mod events;
 mod keys;
 mod sessions;
+mod usage;
 
 use std::net::IpAddr;
 
@@ -42,6 +44,8 @@ pub(crate) enum Op {
     ListOrigins,
     AddOrigin,
     RemoveOrigin,
+    Events,
+    Usage,
     Login,
     Logout,
     Whoami,
@@ -71,6 +75,8 @@ pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
     ("GET", "/allowlist", Op::ListOrigins),
     ("POST", "/allowlist", Op::AddOrigin),
     ("DELETE", "/allowlist/{id}", Op::RemoveOrigin),
+    ("GET", "/events", Op::Events),
+    ("GET", "/usage", Op::Usage),
     ("POST", "/auth/login", Op::Login),
     ("POST", "/auth/logout", Op::Logout),
     ("GET", "/auth/whoami", Op::Whoami),
@@ -211,6 +217,8 @@ async fn route(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -> Response {
         Op::ListOrigins | Op::AddOrigin | Op::RemoveOrigin => {
             allowlist::handle(kw, cfg, op, &req).await
         }
+        Op::Events => events::list(kw, cfg, &req).await,
+        Op::Usage => usage::report(kw, cfg, &req).await,
         op => keys::handle(kw, cfg, op, &req).await,
     };
     result.unwrap_or_else(HttpError::render)
