@@ -72,7 +72,7 @@ impl Principal {
     }
 
     /// [`has`](Self::has) by name (a name checked at compile time).
-    #[cfg(feature = "axum")]
+    #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) fn has_name(&self, name: &str) -> bool {
         crate::service::holds_name(self.permissions(), name)
     }

@@ -23,11 +23,12 @@ use tokio::sync::Semaphore;
 
 pub use accounts::{AccountPage, AccountUpdated, ListAccounts};
 pub use actor::{Actor, User};
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) use allowlist::SELF_ORIGIN_ID;
 pub use apps::{AppDeleted, AppPage, AppUpdated, ListApps};
 pub use audit::{EventPage, UsageFilter};
 pub(crate) use bounds::holds;
-#[cfg(feature = "axum")]
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) use bounds::holds_name;
 pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
