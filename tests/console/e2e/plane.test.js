@@ -74,12 +74,12 @@ test('allowlist: the protected default entry has a lock and no delete; entries a
   await page.getByRole('button', { name: 'Delete https://admin.example.com' }).waitFor({ state: 'detached' });
 });
 
-test('customers: read-only without writeAccounts; acting for one the server refuses is said in words', async () => {
+test('customers: write controls with writeAccounts; acting for one the server refuses is said in words', async () => {
   await go('#/customers');
   await page.getByRole('cell', { name: 'Acme EU', exact: true }).waitFor();
-  // The bootstrap admin holds no writeAccounts: read-only here.
-  assert.equal(await page.locator('#create-customer').count(), 0);
-  assert.equal(await page.getByRole('button', { name: 'Edit Acme EU' }).count(), 0);
+  // The bootstrap admin holds writeAccounts: it may create and edit customers.
+  assert.equal(await page.locator('#create-customer').count(), 1);
+  assert.equal(await page.getByRole('button', { name: 'Edit Acme EU' }).count(), 1);
   // The real server has no such child account: 403, shown, and the
   // console stays on the admin's own account.
   await page.getByRole('button', { name: 'Manage the credentials of Acme EU' }).click();
