@@ -68,7 +68,7 @@ pub(crate) struct InitArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "readApiKeys,writeApiKeys,readApplications,writeApplications"
+        default_value = "readApiKeys,writeApiKeys,readAccounts,writeAccounts,readApplications,writeApplications"
     )]
     pub(crate) permissions: Vec<String>,
 }
