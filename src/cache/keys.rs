@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ipnet::IpNet;
 
+use super::Vouch;
 use super::index::SlotIndex;
 use crate::digest::Tag;
 use crate::id::{AccountId, KeyId};
@@ -76,11 +77,15 @@ pub(crate) struct KeyEntry {
     pub(crate) expires_at: i64,
     pub(crate) extra: Option<Box<Extra>>,
     pub(crate) generation: u32,
-    /// The stored record's version (low 31 bits) and the active flag
-    /// (lowest bit). A read of an older version never replaces a newer one
-    /// (a slow read racing a change).
+    /// The stored record's version (low 30 bits), whether a change feed
+    /// may vouch for the entry (bit 1) and the active flag (bit 0). A read
+    /// of an older version never replaces a newer one (a slow read racing
+    /// a change).
     state: u32,
 }
+
+const ACTIVE: u32 = 1;
+const VOUCHABLE: u32 = 2;
 
 impl KeyEntry {
     /// An entry for a key read from the store at `fetched_at`.
@@ -105,8 +110,41 @@ impl KeyEntry {
             expires_at,
             extra,
             generation,
-            state: ((version as u32) << 1) | u32::from(active),
+            state: ((version as u32) << 2) | u32::from(active),
         }
+    }
+
+    /// The entry as one a change feed may vouch for when `may` (its read
+    /// and its account's raced no change): the cache confirms it when
+    /// storing it ([`KeyCache::upsert`]).
+    pub(crate) fn vouchable_if(mut self, may: bool) -> Self {
+        self.state = (self.state & !VOUCHABLE) | if may { VOUCHABLE } else { 0 };
+        self
+    }
+
+    /// Whether a change feed may vouch for the entry: it was read with
+    /// no change racing the read, and no change dropped it since.
+    #[inline]
+    pub(crate) fn vouchable(&self) -> bool {
+        self.state & VOUCHABLE != 0
+    }
+
+    /// Since when the entry is known current: its read, or later, up to
+    /// `covered_to`, when the feed vouches for it (it has applied every
+    /// change made before `covered_to`, and none dropped this entry).
+    #[inline]
+    pub(crate) fn known_current_at(&self, covered_to: i64) -> i64 {
+        if self.vouchable() {
+            self.fetched_at.max(covered_to)
+        } else {
+            self.fetched_at
+        }
+    }
+
+    /// Marks the entry stale: re-read on its next use.
+    fn make_stale(&mut self) {
+        self.fetched_at = i64::MIN;
+        self.state &= !VOUCHABLE;
     }
 
     /// The tag of the current secret, once verified.
@@ -122,12 +160,12 @@ impl KeyEntry {
     /// Whether the key is active (not deactivated).
     #[inline]
     pub(crate) fn active(&self) -> bool {
-        self.state & 1 == 1
+        self.state & ACTIVE != 0
     }
 
-    /// The low 31 bits of the stored record's version.
+    /// The low 30 bits of the stored record's version.
     fn version(&self) -> u32 {
-        self.state >> 1
+        self.state >> 2
     }
 
     /// A per-entry random value (its tag and read time mixed), for
@@ -235,6 +273,8 @@ pub(crate) struct KeyCache {
     usage: Arc<UsageAggregator>,
     /// Ids being refreshed ahead of expiry in the background.
     refreshing: Mutex<HashSet<KeyId, foldhash::fast::RandomState>>,
+    /// What the change feed vouches for.
+    vouch: Vouch,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -264,7 +304,14 @@ impl KeyCache {
             max_per_shard: max_entries.div_ceil(SHARDS).max(1),
             usage,
             refreshing: Mutex::default(),
+            vouch: Vouch::default(),
         }
+    }
+
+    /// What the change feed vouches for (its marks).
+    #[inline]
+    pub(crate) fn vouch(&self) -> &Vouch {
+        &self.vouch
     }
 
     #[inline]
@@ -370,11 +417,16 @@ impl KeyCache {
     }
 
     /// Inserts or replaces the entry for `entry.key_id`, keeping verified
-    /// tags that still apply. `grant` is interned per shard.
-    pub(crate) fn upsert(&self, mut entry: KeyEntry) {
+    /// tags that still apply. `grant` is interned per shard. `seen` is
+    /// [`Vouch::changes`] taken before the entry's store read: the entry
+    /// stays vouchable only if no change was applied since (checked under
+    /// the shard's lock, which every invalidation takes after counting).
+    pub(crate) fn upsert(&self, mut entry: KeyEntry, seen: Option<u64>) {
         let (h, s) = self.locate(&entry.key_id);
         let mut guard = self.write(s);
         let shard = &mut *guard;
+        let may = entry.vouchable() && seen.is_some_and(|seen| self.vouch.unchanged_since(seen));
+        entry = entry.vouchable_if(may);
         entry.grant = intern(&mut shard.grants, entry.grant);
         let id = entry.key_id;
         if !shard.missing.is_empty() {
@@ -408,6 +460,7 @@ impl KeyCache {
     /// Marks the entry for `id` stale: the next use re-reads the store
     /// (verified tags survive if the secret did not change).
     pub(crate) fn invalidate(&self, id: &KeyId) {
+        self.vouch.note_change();
         let (h, s) = self.locate(id);
         let mut shard = self.write(s);
         shard.missing.remove(id);
@@ -415,7 +468,7 @@ impl KeyCache {
             .index
             .find(h, |i| shard.slab[i as usize].key_id == *id)
         {
-            shard.slab[i as usize].fetched_at = i64::MIN;
+            shard.slab[i as usize].make_stale();
         }
     }
 
@@ -434,21 +487,23 @@ impl KeyCache {
 
     /// Marks every entry stale and forgets every missing id.
     pub(crate) fn invalidate_all(&self) {
+        self.vouch.note_change();
         for s in 0..SHARDS {
             let mut shard = self.write(s);
             shard.missing.clear();
-            shard.slab.iter_mut().for_each(|e| e.fetched_at = i64::MIN);
+            shard.slab.iter_mut().for_each(KeyEntry::make_stale);
         }
     }
 
     /// Marks stale every entry whose grant belongs to `account`.
     pub(crate) fn invalidate_account(&self, account: &AccountId) {
+        self.vouch.note_change();
         for s in 0..SHARDS {
             self.write(s)
                 .slab
                 .iter_mut()
                 .filter(|e| e.grant.account == *account)
-                .for_each(|e| e.fetched_at = i64::MIN);
+                .for_each(KeyEntry::make_stale);
         }
     }
 

@@ -1,11 +1,14 @@
 //! In-process caches that make verification fast. Nothing in them is
-//! trusted once older than the propagation window.
+//! trusted once older than the propagation window, unless a change feed
+//! vouches that nothing it holds has changed since ([`Vouch`]).
 
 mod accounts;
 mod index;
 mod keys;
 mod sessions;
+mod vouch;
 
-pub(crate) use accounts::AccountCache;
+pub(crate) use accounts::{AccountCache, CachedAccount};
 pub(crate) use keys::{Extra, Found, KeyCache, KeyEntry, SecretSlot};
 pub(crate) use sessions::{SecretRef, SessionCache, SessionEntry};
+pub(crate) use vouch::Vouch;

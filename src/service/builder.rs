@@ -12,7 +12,7 @@ use crate::credential::{InvalidPrefix, Prefix};
 use crate::digest::Digester;
 use crate::hash::{HashParams, Hasher, InvalidHashParams};
 use crate::limiter::{AttemptLimit, AttemptLimiter};
-use crate::store::{Change, KeyStore};
+use crate::store::KeyStore;
 use crate::usage::UsageAggregator;
 
 /// Why [`KeywardBuilder::build`] failed.
@@ -214,7 +214,7 @@ impl KeywardBuilder {
                 rt.spawn(flush_loop(Arc::downgrade(&kw.inner), every));
             }
             if let Some(feed) = feed {
-                rt.spawn(feed_loop(Arc::downgrade(&kw.inner), feed));
+                rt.spawn(super::feed::apply_feed(Arc::downgrade(&kw.inner), feed));
             }
         }
         Ok(kw)
@@ -238,28 +238,6 @@ async fn flush_loop(inner: Weak<Inner>, every: std::time::Duration) {
             && let Err(e) = kw.inner.store.purge_expired_sessions(kw.now()).await
         {
             tracing::warn!(target: "keyward::sessions", error = %e, "purging expired sessions failed");
-        }
-    }
-}
-
-async fn feed_loop(inner: Weak<Inner>, mut feed: tokio::sync::broadcast::Receiver<Change>) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let change = feed.recv().await;
-        let Some(inner) = inner.upgrade() else { return };
-        match change {
-            Ok(Change::Key(id)) => inner.keys.invalidate(&id),
-            Ok(Change::Session(id)) => inner.sessions.remove(&id),
-            Ok(Change::Account(id)) => {
-                inner.accounts.remove(&id);
-                inner.keys.invalidate_account(&id);
-            }
-            Ok(Change::Reset) | Err(RecvError::Lagged(_)) => {
-                inner.keys.invalidate_all();
-                inner.sessions.clear();
-                inner.accounts.clear();
-            }
-            Err(RecvError::Closed) => return,
         }
     }
 }

@@ -32,6 +32,10 @@ pub(crate) struct Judge {
     pub(crate) fresh_at: i64,
     /// The propagation window W (nanoseconds).
     pub(crate) window: i64,
+    /// The time before which the change feed has applied every change
+    /// (`i64::MIN` without a vouching feed): a vouchable key entry is
+    /// known current up to it.
+    pub(crate) covered_to: i64,
     /// The client address, for allowlists.
     pub(crate) ip: Option<IpAddr>,
 }
@@ -39,21 +43,39 @@ pub(crate) struct Judge {
 impl Judge {
     /// A judge at `now` for every purpose.
     #[inline]
-    pub(crate) fn at(now: i64, window: i64, ip: Option<IpAddr>) -> Self {
+    pub(crate) fn at(now: i64, window: i64, covered_to: i64, ip: Option<IpAddr>) -> Self {
         Self {
             now,
             fresh_at: now,
             window,
+            covered_to,
             ip,
         }
     }
 
-    /// Whether something read at `read_at` is still trusted: read no later
-    /// than now (a read from the future, after the clock stepped back, is
-    /// not) and less than W before `fresh_at`.
+    /// Whether something read at `read_at` is still trusted by the
+    /// window alone: read no later than now (a read from the future, after
+    /// the clock stepped back, is not) and less than W before `fresh_at`.
+    /// For what the feed cannot vouch for: ids the store did not know (a
+    /// key's creation is not announced) and sessions.
     #[inline]
     fn fresh(&self, read_at: i64) -> bool {
         read_at <= self.now && self.fresh_at.saturating_sub(read_at) < self.window
+    }
+
+    /// Whether a key entry is still trusted: read no later than now, and
+    /// known current less than W before `fresh_at` — since its read, or,
+    /// while the change feed vouches for it, since the feed last covered
+    /// every change (so an unchanged key is never re-read while the feed
+    /// is healthy, and a dead feed leaves it trusted W past the last
+    /// coverage at most).
+    #[inline]
+    fn current(&self, e: &KeyEntry) -> bool {
+        e.fetched_at <= self.now
+            && self
+                .fresh_at
+                .saturating_sub(e.known_current_at(self.covered_to))
+                < self.window
     }
 }
 
@@ -134,21 +156,24 @@ impl Decision {
     }
 }
 
-/// Whether an entry is due for a refresh ahead of its expiry: older than
-/// 3/4 W plus a jitter of up to 1/5 W (so refreshes end well before W, and
-/// entries read together spread out rather than refreshing together). The
-/// jitter comes from `seed` (random per entry). One comparison for the
-/// common young entry.
+/// Whether an entry is due for a refresh ahead of its expiry: known
+/// current for longer than 3/4 W plus a jitter of up to 1/5 W (so
+/// refreshes end well before W, and entries read together spread out
+/// rather than refreshing together); never while the feed vouches for it.
+/// The jitter is random per entry. One comparison for the common young
+/// entry.
 #[inline]
-pub(crate) fn refresh_due(read_at: i64, seed: u64, judge: &Judge) -> bool {
-    let age = judge.now.saturating_sub(read_at);
+pub(crate) fn refresh_due(e: &KeyEntry, judge: &Judge) -> bool {
+    let age = judge
+        .now
+        .saturating_sub(e.known_current_at(judge.covered_to));
     let from = judge.window / 4 * 3;
     if age < from {
         return false;
     }
     crate::hint::cold_path();
     let spread = (judge.window / 5).max(1) as u64;
-    age >= from.saturating_add((seed % spread) as i64)
+    age >= from.saturating_add((e.jitter_seed() % spread) as i64)
 }
 
 /// The key's decision for a presented credential.
@@ -175,7 +200,7 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
             // loads: the CPU computes it while the entry is still arriving
             // from memory (the main cost of a verification among many keys).
             let tag = tag();
-            if !judge.fresh(e.fetched_at) {
+            if !judge.current(e) {
                 crate::hint::cold_path();
                 return Decision::NeedStore;
             }
@@ -185,7 +210,7 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
             }
         }
         Presented::Session(opened) => {
-            if !judge.fresh(e.fetched_at) {
+            if !judge.current(e) {
                 return Decision::NeedStore;
             }
             if !still_valid(e, opened, judge.now) {

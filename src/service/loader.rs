@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Keyward;
 use crate::account::{Account, AccountStatus};
 use crate::api_key::KeyStatus;
-use crate::cache::{Extra, KeyEntry, SecretSlot};
+use crate::cache::{CachedAccount, Extra, KeyEntry, SecretSlot};
 use crate::digest::Tag;
 use crate::error::Result;
 use crate::id::{AccountId, KeyId};
@@ -14,40 +14,58 @@ use crate::principal::Grant;
 use crate::store::StoredKey;
 use crate::usage::time_to_nanos;
 
+/// The start of a store read: its time, and the change feed's count of
+/// applied changes then (an entry whose read raced a change is never
+/// vouched for by the feed).
+#[derive(Debug, Clone, Copy)]
+struct ReadStart {
+    at: i64,
+    changes: u64,
+}
+
 impl Keyward {
     /// The account, from the cache when read less than W ago, with the time
     /// of the read.
     pub(crate) async fn load_account(&self, id: &AccountId) -> Result<Option<(Account, i64)>> {
-        self.load_account_within(id, self.inner.window_nanos).await
+        let cached = self.cached_account(id, self.inner.window_nanos).await?;
+        Ok(cached.map(|c| (c.account, c.read_at)))
     }
 
     /// The account, from the cache when read less than `max_age` ago.
-    async fn load_account_within(
-        &self,
-        id: &AccountId,
-        max_age: i64,
-    ) -> Result<Option<(Account, i64)>> {
+    async fn cached_account(&self, id: &AccountId, max_age: i64) -> Result<Option<CachedAccount>> {
         let now = self.now_nanos();
         if let Some(hit) = self.inner.accounts.get_fresh(id, now, max_age) {
             return Ok(Some(hit));
         }
+        let vouch = self.inner.keys.vouch();
+        let seen = vouch.changes();
         let account = self.inner.store.get_account(id).await?;
         Ok(account.map(|a| {
-            self.inner.accounts.insert(a.clone(), now);
-            (a, now)
+            self.inner
+                .accounts
+                .insert_read(a, now, || vouch.unchanged_since(seen))
         }))
+    }
+
+    /// Now, for a store read about to start.
+    fn read_start(&self) -> ReadStart {
+        ReadStart {
+            changes: self.inner.keys.vouch().changes(),
+            at: self.now_nanos(),
+        }
     }
 
     /// Reads `id` from the store into the key cache; `false` when the key
     /// does not exist (any cached entry is dropped, and the id remembered
     /// as missing for W).
     pub(crate) async fn load_key(&self, id: &KeyId) -> Result<bool> {
-        let started = self.now_nanos();
+        let start = self.read_start();
         let Some(stored) = self.inner.store.get_key(id).await? else {
-            self.inner.keys.mark_missing(id, started);
+            self.inner.keys.mark_missing(id, start.at);
             return Ok(false);
         };
-        self.cache_key(&stored, None, started).await?;
+        self.store_entry(&stored, None, start.at, Some(start.changes))
+            .await?;
         Ok(true)
     }
 
@@ -55,51 +73,71 @@ impl Keyward {
     /// unless read within W/4, so the new entry is trusted for most of W
     /// (its freshness is the older of the two reads).
     pub(crate) async fn refresh_key(&self, id: &KeyId) -> Result<()> {
-        let started = self.now_nanos();
+        let start = self.read_start();
         let Some(stored) = self.inner.store.get_key(id).await? else {
-            self.inner.keys.mark_missing(id, started);
+            self.inner.keys.mark_missing(id, start.at);
             return Ok(());
         };
         let account = self
-            .load_account_within(&stored.key.account_id, self.inner.window_nanos / 4)
+            .cached_account(&stored.key.account_id, self.inner.window_nanos / 4)
             .await?;
         let switched = self.switched_off(&stored, account.as_ref()).await?;
         let stored = switched.as_ref().unwrap_or(&stored);
-        self.inner
-            .keys
-            .upsert(entry_for(stored, account.as_ref(), started, None));
+        self.inner.keys.upsert(
+            entry_for(stored, account.as_ref(), start.at, None),
+            Some(start.changes),
+        );
         Ok(())
     }
 
     /// Puts `stored` in the key cache as read at `read_at`, with `tag` as
-    /// the verified tag of its current secret when known.
+    /// the verified tag of its current secret when known. For what a
+    /// management call just wrote: trusted for W, never vouched for by the
+    /// change feed (a change made elsewhere may race the write; the entry's
+    /// next read is vouched for).
     pub(crate) async fn cache_key(
         &self,
         stored: &StoredKey,
         tag: Option<Tag>,
         read_at: i64,
     ) -> Result<()> {
-        let account = self.load_account(&stored.key.account_id).await?;
+        self.store_entry(stored, tag, read_at, None).await
+    }
+
+    /// Puts `stored`, read at `read_at` (with the feed's count of changes
+    /// then, when known), in the key cache with its account's permissions
+    /// and switched off with its account or application.
+    async fn store_entry(
+        &self,
+        stored: &StoredKey,
+        tag: Option<Tag>,
+        read_at: i64,
+        seen: Option<u64>,
+    ) -> Result<()> {
+        let account = self
+            .cached_account(&stored.key.account_id, self.inner.window_nanos)
+            .await?;
         let switched = self.switched_off(stored, account.as_ref()).await?;
         let stored = switched.as_ref().unwrap_or(stored);
         self.inner
             .keys
-            .upsert(entry_for(stored, account.as_ref(), read_at, tag));
+            .upsert(entry_for(stored, account.as_ref(), read_at, tag), seen);
         Ok(())
     }
 }
 
 /// The cache entry for `stored` read at `read_at` with its account as
-/// cached (and when that was read): trusted from the older of the two
-/// reads.
+/// cached: trusted from the older of the two reads, and vouchable by the
+/// feed only with a vouchable account entry.
 fn entry_for(
     stored: &StoredKey,
-    account: Option<&(Account, i64)>,
+    account: Option<&CachedAccount>,
     read_at: i64,
     tag: Option<Tag>,
 ) -> KeyEntry {
     match account {
-        Some((a, at)) => entry_from(stored, &a.permissions, read_at.min(*at), tag),
+        Some(a) => entry_from(stored, &a.account.permissions, read_at.min(a.read_at), tag)
+            .vouchable_if(a.vouchable),
         None => entry_from(stored, &PermissionSet::new(), read_at, tag),
     }
 }
@@ -112,9 +150,9 @@ impl Keyward {
     async fn switched_off(
         &self,
         stored: &StoredKey,
-        account: Option<&(Account, i64)>,
+        account: Option<&CachedAccount>,
     ) -> Result<Option<StoredKey>> {
-        let account_off = account.is_some_and(|(a, _)| a.status == AccountStatus::Inactive);
+        let account_off = account.is_some_and(|c| c.account.status == AccountStatus::Inactive);
         let off = match stored.key.app_id {
             _ if account_off => true,
             Some(app) => !self.app_is_active(&app).await?,

@@ -10,6 +10,7 @@ mod bounds;
 mod builder;
 mod dashboard;
 mod decide;
+mod feed;
 mod keys;
 mod loader;
 mod sessions;

@@ -212,6 +212,13 @@ impl Keyward {
         }
     }
 
+    /// The judge of decisions made at `now` for a client at `ip`.
+    #[inline]
+    fn judge(&self, now: i64, ip: Option<std::net::IpAddr>) -> Judge {
+        let covered_to = self.inner.keys.vouch().covered_to();
+        Judge::at(now, self.inner.window_nanos, covered_to, ip)
+    }
+
     /// The warm path, synchronous and allocation-free: `None` when the
     /// cache cannot decide (absent, stale or cold entry).
     #[inline]
@@ -224,7 +231,7 @@ impl Keyward {
         now: i64,
     ) -> Option<Result<Principal>> {
         let digester = &self.inner.digester;
-        let judge = Judge::at(now, self.inner.window_nanos, ctx.client_ip);
+        let judge = self.judge(now, ctx.client_ip);
         match self.decide_key(
             id,
             Presented::Tag(|| *tag.insert(digester.tag(m))),
@@ -280,9 +287,7 @@ impl Keyward {
                     .usage
                     .count(tally, Some(&e.usage), e.key_id, &e.grant.account, success);
             }
-            if matches!(decision, Decision::Accept { .. })
-                && decide::refresh_due(e.fetched_at, e.jitter_seed(), judge)
-            {
+            if matches!(decision, Decision::Accept { .. }) && decide::refresh_due(e, judge) {
                 self.refresh_ahead(e.key_id);
             }
         }
@@ -387,7 +392,7 @@ impl Keyward {
             let now = self.now_nanos();
             let judge = Judge {
                 fresh_at: read_at.unwrap_or(now),
-                ..Judge::at(now, self.inner.window_nanos, ctx.client_ip)
+                ..self.judge(now, ctx.client_ip)
             };
             match self.decide_key(id, Presented::Tag(|| tag), &judge, ctx) {
                 Decision::Accept { grant, secret } => {
@@ -550,7 +555,7 @@ impl Keyward {
     ) -> Option<Result<Principal>> {
         let now = self.now_nanos();
         let entry = self.inner.sessions.get(&sid)?;
-        let judge = Judge::at(now, self.inner.window_nanos, ctx.client_ip);
+        let judge = self.judge(now, ctx.client_ip);
         match self.decide_session(&entry, digest, &judge, ctx) {
             Decision::NeedStore | Decision::NeedHash { .. } => None,
             decided => Some(session_outcome(sid, &entry, decided, ctx)),
@@ -571,7 +576,7 @@ impl Keyward {
             let now = self.now_nanos();
             let judge = Judge {
                 fresh_at: read_at.unwrap_or(now),
-                ..Judge::at(now, self.inner.window_nanos, ctx.client_ip)
+                ..self.judge(now, ctx.client_ip)
             };
             let entry = self.inner.sessions.get(&sid);
             let decision = match &entry {

@@ -286,6 +286,13 @@ pub enum Change {
     Account(AccountId),
     /// The feed may have missed changes: drop everything cached.
     Reset,
+    /// The feed has delivered, ahead of this message, every change
+    /// committed before this instant since it started or last sent
+    /// [`Change::Reset`]. While these keep coming, each less than W after
+    /// the one before, an instance keeps trusting cached keys that did not
+    /// change (no store re-read); when they stop, it trusts them at most W
+    /// past the last one. A feed that cannot promise this never sends it.
+    CaughtUp(std::time::Instant),
 }
 
 /// The error of the defaults of methods added after the first release.

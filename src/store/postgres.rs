@@ -130,7 +130,8 @@ impl PostgresStore {
         } else {
             migrations::check(&pool).await?;
         }
-        Ok(Self::on_pool(pool, base, &options))
+        let start_after = Self::feed_start(&pool, &options).await;
+        Ok(Self::on_pool(pool, base, &options, start_after))
     }
 
     /// A store on the host application's `pool`, which must already hold
@@ -166,7 +167,8 @@ impl PostgresStore {
         }
         migrations::check(&pool).await?;
         let base = (*pool.connect_options()).clone();
-        Ok(Self::on_pool(pool, base, &options))
+        let start_after = Self::feed_start(&pool, &options).await;
+        Ok(Self::on_pool(pool, base, &options, start_after))
     }
 
     /// Applies keyward's pending migrations to `pool` (in its
@@ -181,9 +183,26 @@ impl PostgresStore {
         migrations::run(pool).await
     }
 
+    /// Where the feed's poll starts: the last revocation now, so that no
+    /// change made after the store exists is missed (`None` without a
+    /// feed, or when it cannot be read: the poll then starts later, with a
+    /// reset).
+    async fn feed_start(pool: &PgPool, options: &PostgresOptions) -> Option<i64> {
+        match options.feed {
+            true => feed::last_id(pool).await,
+            false => None,
+        }
+    }
+
     /// The store on `pool`, with its feed when `options` turns it on and a
-    /// Tokio runtime is running.
-    fn on_pool(pool: PgPool, base: PgConnectOptions, options: &PostgresOptions) -> Self {
+    /// Tokio runtime is running; the feed's poll starts after revocation
+    /// `start_after`.
+    fn on_pool(
+        pool: PgPool,
+        base: PgConnectOptions,
+        options: &PostgresOptions,
+        start_after: Option<i64>,
+    ) -> Self {
         let feed = match (options.feed, tokio::runtime::Handle::try_current()) {
             (true, Ok(rt)) => {
                 let listener_pool = PgPoolOptions::new()
@@ -196,17 +215,24 @@ impl PostgresStore {
                     );
                 let (tx, _) = broadcast::channel(4096);
                 let (stop_tx, stop_rx) = watch::channel(());
+                let listening = feed::Listening::default();
                 rt.spawn(feed::listen(
                     listener_pool,
                     options.channel.clone(),
                     tx.clone(),
+                    listening.clone(),
                     stop_rx.clone(),
                 ));
+                let settings = feed::PollSettings {
+                    every: options.poll_interval,
+                    prune_after: options.prune_after,
+                    start_after,
+                };
                 rt.spawn(feed::poll(
                     pool.clone(),
-                    options.poll_interval,
-                    options.prune_after,
+                    settings,
                     tx.clone(),
+                    listening,
                     stop_rx,
                 ));
                 Some(Arc::new(Feed { tx, _stop: stop_tx }))

@@ -8,6 +8,7 @@ use keyward::{
     Actor, HashParams, IssuedKey, Keyward, ManualClock, NewAccount, NewKey, PermissionSet,
 };
 
+pub mod counting;
 pub mod proxy;
 
 /// The test database URL; `None` (after printing why) when unset, unless

@@ -2,8 +2,16 @@
 //! `revocations` table as a backstop, and [`Change::Reset`] once listening
 //! again after the listener lost its connection (notifications sent
 //! meanwhile are gone).
+//!
+//! The poll reads every row after the one it saw last, from the store's
+//! creation on, so after each successful poll made while the listener
+//! listened throughout, the feed has delivered every change committed
+//! before that poll began: it then sends [`Change::CaughtUp`], which lets
+//! instances keep trusting unchanged keys without re-reading them.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
@@ -45,6 +53,50 @@ fn decode_payload(payload: &str) -> Change {
     }
 }
 
+/// Whether the listener listens, and since when: odd while listening,
+/// moved on by every loss and every new LISTEN (so a poll can tell that
+/// the listener listened throughout it).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Listening(Arc<AtomicU64>);
+
+impl Listening {
+    /// The current state (odd: listening).
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// LISTEN succeeded.
+    fn started(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The connection was lost.
+    fn lost(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether the listener listened from `before` until now without a
+    /// break.
+    fn throughout(&self, before: u64) -> bool {
+        before % 2 == 1 && self.now() == before
+    }
+}
+
+/// The highest id in `revocations`: where the poll starts (taken when the
+/// store is created, so that no change made after that is missed).
+pub(super) async fn last_id(pool: &PgPool) -> Option<i64> {
+    let max = sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM revocations")
+        .fetch_one(pool)
+        .await;
+    match max {
+        Ok(max) => Some(max),
+        Err(e) => {
+            tracing::debug!(target: "keyward::feed", error = %e, "reading the last revocation failed");
+            None
+        }
+    }
+}
+
 /// Waits `d`, or returns `false` when the store was dropped meanwhile.
 async fn pause(stop: &mut watch::Receiver<()>, d: Duration) -> bool {
     tokio::select! {
@@ -59,6 +111,7 @@ pub(super) async fn listen(
     pool: PgPool,
     channel: String,
     tx: broadcast::Sender<Change>,
+    listening: Listening,
     mut stop: watch::Receiver<()>,
 ) {
     let mut backoff = Duration::from_millis(50);
@@ -84,6 +137,7 @@ pub(super) async fn listen(
             continue;
         }
         backoff = Duration::from_millis(50);
+        listening.started();
         if !first {
             // Changes committed while we were not listening were missed.
             let _ = tx.send(Change::Reset);
@@ -100,6 +154,8 @@ pub(super) async fn listen(
                 }
                 Ok(None) => {
                     // The connection dropped and was re-established.
+                    listening.lost();
+                    listening.started();
                     tracing::debug!(target: "keyward::feed", "listener reconnected");
                     crate::metrics::feed_reconnected();
                     let _ = tx.send(Change::Reset);
@@ -110,6 +166,7 @@ pub(super) async fn listen(
                     // fail verifications that entries younger than W can
                     // still answer. The Reset follows the re-LISTEN.
                     tracing::debug!(target: "keyward::feed", error = %e, "listener failed");
+                    listening.lost();
                     break;
                 }
             }
@@ -117,30 +174,48 @@ pub(super) async fn listen(
     }
 }
 
+/// How the poll runs: its period, how old rows get before it prunes
+/// them, and the last revocation id when the store was created.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PollSettings {
+    pub(super) every: Duration,
+    pub(super) prune_after: Duration,
+    pub(super) start_after: Option<i64>,
+}
+
 /// Polls `revocations` every `every` until the store is dropped, sending
-/// the changes not seen yet, and prunes rows older than `prune_after`.
+/// the changes not seen yet, then [`Change::CaughtUp`] when the listener
+/// listened throughout, and prunes rows older than `prune_after`.
 pub(super) async fn poll(
     pool: PgPool,
-    every: Duration,
-    prune_after: Duration,
+    settings: PollSettings,
     tx: broadcast::Sender<Change>,
+    listening: Listening,
     mut stop: watch::Receiver<()>,
 ) {
+    let PollSettings {
+        every,
+        prune_after,
+        start_after,
+    } = settings;
     let every = every.max(Duration::from_millis(10));
-    let mut last_seen: Option<i64> = None;
+    let mut last_seen = start_after;
     let mut recent: HashSet<i64> = HashSet::new();
     let mut last_prune = tokio::time::Instant::now();
+    let mut last_success = std::time::Instant::now();
     loop {
         if !pause(&mut stop, every).await {
             return;
         }
+        let began = std::time::Instant::now();
+        let listened = listening.now();
         let Some(after) = last_seen else {
-            match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM revocations")
-                .fetch_one(&pool)
-                .await
-            {
-                Ok(max) => last_seen = Some(max),
-                Err(e) => tracing::debug!(target: "keyward::feed", error = %e, "poll failed"),
+            // No start was read when the store was created: changes made
+            // before now may never be delivered.
+            if let Some(max) = last_id(&pool).await {
+                last_seen = Some(max);
+                last_success = began;
+                let _ = tx.send(Change::Reset);
             }
             continue;
         };
@@ -158,6 +233,12 @@ pub(super) async fn poll(
                 continue;
             }
         };
+        if began.duration_since(last_success) >= prune_after / 2 {
+            // Failing for this long, rows this poll needed may have been
+            // pruned by another instance.
+            let _ = tx.send(Change::Reset);
+        }
+        last_success = began;
         let mut seen_now = HashSet::with_capacity(rows.len());
         let mut max = after;
         for r in &rows {
@@ -177,6 +258,9 @@ pub(super) async fn poll(
         }
         recent = seen_now;
         last_seen = Some(max);
+        if listening.throughout(listened) {
+            let _ = tx.send(Change::CaughtUp(began));
+        }
         if last_prune.elapsed() >= Duration::from_secs(60) {
             last_prune = tokio::time::Instant::now();
             let secs = i64::try_from(prune_after.as_secs()).unwrap_or(i64::MAX);
