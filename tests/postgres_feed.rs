@@ -224,3 +224,111 @@ async fn concurrent_verifiers_see_no_success_after_deactivate_returns() {
     store.close().await;
     common::drop_schema(&url, &schema).await;
 }
+
+/// B on `store_b` behind a counting wrapper (its own feed forwarded), with
+/// a manual clock; `n` keys issued on A and verified once on B; then the
+/// clock moved 2 W and B's feed caught up after that: B's entries are
+/// older than W and trusted only because the feed vouches for them.
+async fn vouched_on_b(
+    a: &Keyward,
+    store_b: keyward::store::PostgresStore,
+    n: usize,
+) -> (
+    Keyward,
+    Arc<common::counting::Counting>,
+    ManualClock,
+    Vec<keyward::IssuedKey>,
+) {
+    let clock = ManualClock::default();
+    let counted = common::counting::Counting::forwarding(Arc::new(store_b));
+    let b = common::service(counted.clone(), Some(clock.clone()), 30);
+    let (account, first) = common::account_and_key(a).await;
+    let mut keys = vec![first];
+    for i in 1..n {
+        keys.push(common::issue(a, &account.id, &format!("v{i}")).await);
+    }
+    for k in &keys {
+        b.verify(k.key.id.as_str(), k.secret.expose(), VerifyContext::new())
+            .await
+            .expect("B warm");
+    }
+    clock.advance(time::Duration::seconds(60));
+    let k = &keys[0];
+    common::time_until(LIMIT, || async {
+        matches!(
+            b.verify_cached(k.key.id.as_str(), k.secret.expose(), VerifyContext::new()),
+            Some(Ok(_))
+        )
+    })
+    .await
+    .expect("B's feed never vouched for its entries");
+    (b, counted, clock, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_reaches_entries_the_feed_vouches_for() {
+    let Some(url) = common::pg_url() else { return };
+    let schema = common::schema_name();
+    let store_a = common::pg_store(&url, &schema, |o| o.feed(false)).await;
+    let store_b = common::pg_store(&url, &schema, |o| {
+        o.poll_interval(Duration::from_millis(20))
+    })
+    .await;
+    let a = common::service(Arc::new(store_a.clone()), None, 30);
+    let (b, counted, _clock, keys) = vouched_on_b(&a, store_b.clone(), 20).await;
+    let reads = counted.key_reads();
+    for k in &keys {
+        assert!(
+            matches!(
+                b.verify_cached(k.key.id.as_str(), k.secret.expose(), VerifyContext::new()),
+                Some(Ok(_))
+            ),
+            "an unchanged key needed the store"
+        );
+    }
+    assert_eq!(counted.key_reads(), reads, "unchanged keys were re-read");
+    let k = &keys[0];
+    a.deactivate_key(Actor::System, &k.key.id)
+        .await
+        .expect("deactivate");
+    let (id, secret) = (k.key.id.as_str(), k.secret.expose());
+    let d = common::time_until(LIMIT, || rejects(&b, id, secret))
+        .await
+        .expect("B never rejected a key its feed vouched for");
+    println!("B rejected {d:?} after the revocation (entries 2 W old, vouched)");
+    drop((a, b));
+    store_a.close().await;
+    store_b.close().await;
+    common::drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_feed_bounds_staleness_to_the_window() {
+    let Some(url) = common::pg_url() else { return };
+    let schema = common::schema_name();
+    let store_a = common::pg_store(&url, &schema, |o| o.feed(false)).await;
+    let store_b = common::pg_store(&url, &schema, |o| {
+        o.poll_interval(Duration::from_millis(20))
+    })
+    .await;
+    let a = common::service(Arc::new(store_a.clone()), None, 30);
+    let (b, counted, clock, keys) = vouched_on_b(&a, store_b.clone(), 3).await;
+    // Nothing reaches B any more: neither the change nor a catch-up.
+    counted.silence();
+    let k = &keys[0];
+    let (id, secret) = (k.key.id.as_str(), k.secret.expose());
+    a.deactivate_key(Actor::System, &k.key.id)
+        .await
+        .expect("deactivate");
+    // B's last catch-up was at or before the clock's current time: W
+    // later it must refuse.
+    clock.advance(time::Duration::seconds(30));
+    assert!(
+        rejects(&b, id, secret).await,
+        "B accepted W after its feed fell silent"
+    );
+    drop((a, b));
+    store_a.close().await;
+    store_b.close().await;
+    common::drop_schema(&url, &schema).await;
+}
