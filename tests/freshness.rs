@@ -181,16 +181,15 @@ async fn keys_in_use_are_refreshed_ahead_of_expiry() {
 /// Many keys verified in a random order while a ticking clock crosses many
 /// W boundaries (entries expiring, refreshed ahead, re-read cold): not one
 /// valid key is refused. (The benchmark-sized run is 10 000 000
-/// verifications of 1 000 000 keys; this is the test-sized one.)
-#[tokio::test]
-async fn many_keys_across_many_boundaries_none_refused() {
+/// verifications of 1 000 000 keys: `benches/freshness.rs`.)
+async fn none_refused(keys: usize, verifications: usize, max_step_ms: u64) {
     let clock = ManualClock::default();
     let memory = MemoryStore::new();
-    let issuer = common::service(Arc::new(memory.clone()), Some(clock.clone()), W_SECS);
+    let issuer = cheap_service(Arc::new(memory.clone()), clock.clone());
     let (account, _) = common::account_and_key(&issuer).await;
-    let mut keys = Vec::new();
-    for i in 0..300 {
-        keys.push(common::issue(&issuer, &account.id, &format!("k{i}")).await);
+    let mut issued = Vec::new();
+    for i in 0..keys {
+        issued.push(common::issue(&issuer, &account.id, &format!("k{i}")).await);
     }
     let store = Arc::new(SlowKeyReads {
         inner: memory,
@@ -199,7 +198,7 @@ async fn many_keys_across_many_boundaries_none_refused() {
     });
     let kw = keyward::Keyward::builder()
         .shared_store(store)
-        .hash_params(common::FAST_HASH)
+        .hash_params(CHEAP_HASH)
         .propagation_window(Duration::seconds(W_SECS))
         .flush_interval(None)
         .clock(Ticking(clock.clone()))
@@ -212,18 +211,49 @@ async fn many_keys_across_many_boundaries_none_refused() {
         state ^= state << 17;
         state
     };
-    let mut verifications = 0;
-    // About 12 W boundaries: 24 000 steps of 0–30 ms.
-    for _ in 0..24_000 {
-        clock.advance(Duration::milliseconds((next() % 31) as i64));
-        let k = &keys[(next() % keys.len() as u64) as usize];
+    let start = clock.now();
+    for n in 0..verifications {
+        clock.advance(Duration::milliseconds((next() % (max_step_ms + 1)) as i64));
+        let k = &issued[(next() % issued.len() as u64) as usize];
         let r = kw
             .verify(k.key.id.as_str(), k.secret.expose(), VerifyContext::new())
             .await;
         assert!(r.is_ok(), "a valid key was refused: {:?}", r.err());
-        verifications += 1;
-        if verifications % 64 == 0 {
+        if n % 64 == 0 {
             tokio::task::yield_now().await;
         }
     }
+    let crossed = (clock.now() - start).whole_seconds() / W_SECS;
+    assert!(crossed >= 10, "only {crossed} W boundaries crossed");
+}
+
+/// The smallest argon2 parameters, for runs that issue thousands of keys.
+const CHEAP_HASH: keyward::HashParams = keyward::HashParams {
+    memory_kib: 8,
+    iterations: 1,
+    parallelism: 1,
+};
+
+fn cheap_service(store: Arc<dyn KeyStore>, clock: ManualClock) -> keyward::Keyward {
+    keyward::Keyward::builder()
+        .shared_store(store)
+        .hash_params(CHEAP_HASH)
+        .propagation_window(Duration::seconds(W_SECS))
+        .flush_interval(None)
+        .clock(clock)
+        .build()
+        .expect("build")
+}
+
+/// 300 keys, each verified about 80 times, over about 12 W.
+#[tokio::test]
+async fn many_keys_across_many_boundaries_none_refused() {
+    none_refused(300, 24_000, 30).await;
+}
+
+/// 10 000 keys, 100 000 verifications, over about 100 W: most
+/// verifications find an entry expired or due for a refresh.
+#[tokio::test]
+async fn ten_thousand_keys_across_a_hundred_boundaries_none_refused() {
+    none_refused(10_000, 100_000, 60).await;
 }

@@ -168,13 +168,14 @@ impl KeyEntry {
         self.state >> 2
     }
 
-    /// A per-entry random value (its tag and read time mixed), for
-    /// jitter.
+    /// A per-key random value that stays the same across re-reads (from
+    /// the random tail of the key's id), for the phase of its refreshes.
     #[inline]
-    pub(crate) fn jitter_seed(&self) -> u64 {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&self.tag[..8]);
-        u64::from_le_bytes(first) ^ (self.fetched_at as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    pub(crate) fn phase_seed(&self) -> u64 {
+        let id = self.key_id.as_str().as_bytes();
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&id[id.len().saturating_sub(8)..]);
+        u64::from_le_bytes(tail).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     /// The key's session epoch.

@@ -156,24 +156,38 @@ impl Decision {
     }
 }
 
-/// Whether an entry is due for a refresh ahead of its expiry: known
-/// current for longer than 3/4 W plus a jitter of up to 1/5 W (so
-/// refreshes end well before W, and entries read together spread out
-/// rather than refreshing together); never while the feed vouches for it.
-/// The jitter is random per entry. One comparison for the common young
-/// entry.
+/// Whether an entry in use is due for a refresh ahead of its expiry.
+///
+/// Each key has refresh slots every 19/20 W at a phase of its own (from
+/// its id); an entry is due at its first slot at least W/40 after it was
+/// last known current. So every entry is refreshed before it is W old
+/// (about one read per key per W), and the refreshes of keys read
+/// together (a cold start, a reset) spread evenly over the period rather
+/// than coming back together. Never while a live feed vouches for the
+/// entry (known current less than W/4 ago thanks to it). One comparison
+/// for the common young entry.
 #[inline]
 pub(crate) fn refresh_due(e: &KeyEntry, judge: &Judge) -> bool {
-    let age = judge
-        .now
-        .saturating_sub(e.known_current_at(judge.covered_to));
-    let from = judge.window / 4 * 3;
-    if age < from {
+    let known = e.known_current_at(judge.covered_to);
+    let age = judge.now.saturating_sub(known);
+    let margin = judge.window / 40;
+    if age < margin {
         return false;
     }
     crate::hint::cold_path();
-    let spread = (judge.window / 5).max(1) as u64;
-    age >= from.saturating_add((e.jitter_seed() % spread) as i64)
+    if known > e.fetched_at && age < judge.window / 4 {
+        return false;
+    }
+    let period = (judge.window / 20 * 19).max(1);
+    let phase = (e.phase_seed() % period as u64) as i64;
+    let from = known.saturating_add(margin);
+    let into = from.wrapping_add(phase).rem_euclid(period);
+    let slot = if into == 0 {
+        from
+    } else {
+        from.saturating_add(period - into)
+    };
+    judge.now >= slot
 }
 
 /// The key's decision for a presented credential.

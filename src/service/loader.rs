@@ -70,8 +70,9 @@ impl Keyward {
     }
 
     /// Re-reads `id` ahead of its entry's expiry: the key, and its account
-    /// unless read within W/4, so the new entry is trusted for most of W
-    /// (its freshness is the older of the two reads).
+    /// unless read within W/40 (the new entry's freshness is the older of
+    /// the two reads, and must be about now for its next refresh to come
+    /// one period later: see `decide::refresh_due`).
     pub(crate) async fn refresh_key(&self, id: &KeyId) -> Result<()> {
         let start = self.read_start();
         let Some(stored) = self.inner.store.get_key(id).await? else {
@@ -79,7 +80,7 @@ impl Keyward {
             return Ok(());
         };
         let account = self
-            .cached_account(&stored.key.account_id, self.inner.window_nanos / 4)
+            .cached_account(&stored.key.account_id, self.inner.window_nanos / 40)
             .await?;
         let switched = self.switched_off(&stored, account.as_ref()).await?;
         let stored = switched.as_ref().unwrap_or(&stored);

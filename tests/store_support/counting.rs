@@ -31,6 +31,7 @@ enum Feed {
 pub struct Counting {
     inner: Arc<dyn KeyStore>,
     key_reads: AtomicU64,
+    account_reads: AtomicU64,
     feed: Feed,
     silent: Arc<AtomicBool>,
     /// A change to send on the scripted feed while the next key read is
@@ -44,6 +45,7 @@ impl Counting {
         Arc::new(Self {
             inner,
             key_reads: AtomicU64::new(0),
+            account_reads: AtomicU64::new(0),
             feed: Feed::Forwarded,
             silent: Arc::default(),
             racing: Mutex::default(),
@@ -55,6 +57,7 @@ impl Counting {
         Arc::new(Self {
             inner,
             key_reads: AtomicU64::new(0),
+            account_reads: AtomicU64::new(0),
             feed: Feed::Scripted(broadcast::channel(4096).0),
             silent: Arc::default(),
             racing: Mutex::default(),
@@ -83,6 +86,11 @@ impl Counting {
         self.silent.store(true, Ordering::SeqCst);
     }
 
+    /// Account reads so far.
+    pub fn account_reads(&self) -> u64 {
+        self.account_reads.load(Ordering::SeqCst)
+    }
+
     /// Key reads so far.
     pub fn key_reads(&self) -> u64 {
         self.key_reads.load(Ordering::SeqCst)
@@ -95,6 +103,7 @@ impl KeyStore for Counting {
         self.inner.insert_account(a, e).await
     }
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        self.account_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_account(id).await
     }
     async fn list_accounts(&self, p: &AccountId, q: &AccountQuery) -> StoreResult<Vec<Account>> {
