@@ -66,6 +66,7 @@ fn event(
         account_id: account,
         key_id: key,
         session_id: None,
+        app_id: None,
         actor: AuditActor::system(),
         client_ip: None,
         details: serde_json::json!({ "source": "mgmt_populate" }),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -53,6 +53,14 @@ pub enum AuditAction {
     Login,
     /// A session was ended by its holder.
     Logout,
+    /// Logins with an existing key were refused (wrong secret, inactive,
+    /// expired, address not allowed): one event per key, cause and minute,
+    /// `details.count` saying how many.
+    LoginFailed,
+    /// Management requests authenticated as an existing key were refused
+    /// (wrong secret, or a permission it lacks): one event per key, cause
+    /// and minute, `details.count` saying how many.
+    ManagementRefused,
 }
 
 impl AuditAction {
@@ -79,6 +87,8 @@ impl AuditAction {
             Self::OriginRemoved => "origin_removed",
             Self::Login => "login",
             Self::Logout => "logout",
+            Self::LoginFailed => "login_failed",
+            Self::ManagementRefused => "management_refused",
         }
     }
 
@@ -203,12 +213,37 @@ pub struct AuditEvent {
     pub key_id: Option<KeyId>,
     /// The session concerned (login, logout).
     pub session_id: Option<SessionId>,
+    /// The application concerned: its own events and those of its keys
+    /// (`None` for events recorded before keyward 0.2 other than key and
+    /// application creation).
+    #[serde(default)]
+    pub app_id: Option<AppId>,
     /// Who did it.
     pub actor: AuditActor,
     /// The client address of the request that did it, when known.
     pub client_ip: Option<IpAddr>,
-    /// Details: the fields changed, grace periods and so on. Never a secret.
+    /// Details: the fields changed (`changed`, with their `before` and
+    /// `after` values), grace periods, counts of aggregated refusals and so
+    /// on. Never a secret.
     pub details: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// The same event, about application `app`.
+    #[must_use]
+    pub fn in_app(mut self, app: Option<AppId>) -> Self {
+        self.app_id = app;
+        self
+    }
+}
+
+/// How many refusals an aggregated refusal event stands for
+/// (`details.count`; 1 when absent).
+pub(crate) fn refusal_count(details: &serde_json::Value) -> u64 {
+    details
+        .get("count")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -53,9 +53,9 @@ pub use principal::Principal;
 pub use secret::Secret;
 pub use service::{
     AccountPage, AccountUpdated, Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted,
-    EventPage, Granularity, IssuedKey, KeyPage, KeyUpdate, Keyward, KeywardBuilder, ListAccounts,
-    ListApps, ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, UsageGroup, UsagePage,
-    UsagePoint, UsageReport, User, may_manage,
+    EventFilter, EventPage, EventTail, Granularity, IssuedKey, KeyPage, KeyUpdate, Keyward,
+    KeywardBuilder, ListAccounts, ListApps, ListKeys, LoginSession, NewKey, Rotated, Updated,
+    UsageFilter, UsageGroup, UsagePage, UsagePoint, UsageReport, User, may_manage,
 };
 pub use session::Session;
 pub use store::MemoryStore;

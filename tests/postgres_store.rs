@@ -76,12 +76,7 @@ async fn database_down_then_back() {
 
     let direct = common::pg_store(&url, &schema, |o| o.feed(false)).await;
     let events = direct
-        .list_events(&EventQuery {
-            account_id: account.id,
-            key_id: None,
-            before: None,
-            limit: 100,
-        })
+        .list_events(&EventQuery::new(account.id, 100))
         .await
         .expect("events");
     // Same manual-clock instant: ties are ordered by event id, so compare

@@ -80,6 +80,7 @@ fn event(account: AccountId, key: Option<KeyId>, at: OffsetDateTime) -> AuditEve
         account_id: account,
         key_id: key,
         session_id: None,
+        app_id: None,
         actor: AuditActor::system(),
         client_ip: None,
         details: serde_json::json!({}),
@@ -158,12 +159,7 @@ async fn populate(store: &dyn KeyStore) -> Data {
         append_event(store, &event(account, key, at)).await;
     }
     let events = store
-        .list_events(&EventQuery {
-            account_id: account,
-            key_id: None,
-            before: None,
-            limit: 1_000_000,
-        })
+        .list_events(&EventQuery::new(account, 1_000_000))
         .await
         .expect("events");
     Data {
@@ -319,11 +315,11 @@ async fn check_events(store: &dyn KeyStore, data: &Data, c: &EventsCase) {
     let mut got = Vec::new();
     for _ in 0..3 {
         let page = store
-            .list_events(&EventQuery {
-                account_id: data.account,
-                key_id: key,
-                before: before.clone(),
-                limit: c.limit,
+            .list_events(&{
+                let mut q = EventQuery::new(data.account, c.limit);
+                q.key_id = key;
+                q.before = before.clone();
+                q
             })
             .await
             .expect("list_events");

@@ -84,7 +84,10 @@ fn to_actix(r: Response) -> HttpResponse {
     for (name, value) in r.headers {
         b.append_header((name, value));
     }
-    b.body(r.body)
+    match r.stream {
+        Some(stream) => b.streaming(stream),
+        None => b.body(r.body),
+    }
 }
 
 impl ResponseError for HttpError {
@@ -460,6 +463,7 @@ async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> H
             .map(|v| v.as_bytes())
             .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes())),
         preflight: req.headers().contains_key("access-control-request-method"),
+        last_event_id: req.headers().get("last-event-id").map(|v| v.as_bytes()),
     };
     to_actix(api::dispatch(kw.get_ref(), cfg, request).await)
 }

@@ -93,7 +93,11 @@ fn client_ip(cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> Option<
 }
 
 fn to_axum(r: Response) -> AxumResponse {
-    let mut res = AxumResponse::new(AxumBody::from(r.body));
+    let body = match r.stream {
+        Some(stream) => AxumBody::from_stream(stream),
+        None => AxumBody::from(r.body),
+    };
+    let mut res = AxumResponse::new(body);
     *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in r.headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -570,6 +574,10 @@ async fn serve(kw: &Keyward, cfg: &HttpConfig, path: &'static str, req: Request)
         preflight: parts
             .headers
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD),
+        last_event_id: parts
+            .headers
+            .get("last-event-id")
+            .map(HeaderValue::as_bytes),
     };
     to_axum(api::dispatch(kw, cfg, request).await)
 }

@@ -343,6 +343,7 @@ impl HttpError {
             status: self.inner.status,
             headers: self.headers(),
             body: self.body(),
+            stream: None,
         }
     }
 }

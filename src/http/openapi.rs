@@ -237,13 +237,6 @@ pub(crate) fn document() -> Value {
                     "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key in this account (deleted keys' events remain)"), "422": err("Invalid limit or cursor") }))
                 }
             },
-            "/events": {
-                "get": {
-                    "operationId": "listEvents", "summary": "Audit events of the acting account, newest first, optionally of one key (readApiKeys)",
-                    "parameters": [ q("key_id", json!({ "type": "string" })), q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
-                    "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key in this account (deleted keys' events remain)"), "422": err("Invalid limit or cursor") }))
-                }
-            },
             "/usage": {
                 "get": {
                     "operationId": "usageReport", "summary": "The account's keys by volume (successes plus failures, most first), each with totals and a series; includes this instance's unflushed counts (readApiKeys)",
@@ -324,7 +317,6 @@ pub(crate) fn document() -> Value {
                 "Deleted": { "type": "object", "required": ["id", "status", "effective_by"], "properties": { "id": { "type": "string" }, "status": { "const": "deleted" }, "effective_by": { "type": "string", "format": "date-time" } } },
                 "KeyPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } }, "next_cursor": { "type": ["string", "null"] } } },
                 "UsageReport": usage_report_schema(),
-                "EventPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "type": "object" } }, "next_cursor": { "type": ["string", "null"] } } },
                 "Usage": {
                     "type": "object", "required": ["key_id", "from", "to", "items"],
                     "properties": {
@@ -344,7 +336,108 @@ pub(crate) fn document() -> Value {
     merge(doc.pointer_mut("/components/schemas"), account_schemas());
     merge(doc.pointer_mut("/paths"), allowlist_paths());
     merge(doc.pointer_mut("/components/schemas"), allowlist_schemas());
+    merge(doc.pointer_mut("/paths"), event_paths());
+    merge(doc.pointer_mut("/components/schemas"), event_schemas());
     doc
+}
+
+/// The filters of `GET /events` and `GET /events/stream`.
+fn event_filters() -> Vec<Value> {
+    vec![
+        q(
+            "key_id",
+            json!({ "type": "string", "description": "Events about this key (404 when it is not, and never was, a key of the accounts read)" }),
+        ),
+        q(
+            "app_id",
+            json!({ "type": "string", "description": "Events about this application: its own and its keys'" }),
+        ),
+        q(
+            "account_id",
+            json!({ "type": "string", "description": "The events of this direct child account instead (readAccounts)" }),
+        ),
+        q(
+            "children",
+            json!({ "type": "boolean", "default": false, "description": "Also the events of the account's direct children (readAccounts)" }),
+        ),
+        q(
+            "action",
+            json!({ "type": "string", "enum": [
+            "account_created", "account_updated", "account_deactivated", "account_activated",
+            "key_created", "key_updated", "key_deactivated", "key_activated", "key_rotated", "key_deleted", "key_rehashed",
+            "app_created", "app_updated", "app_deactivated", "app_activated", "app_deleted",
+            "origin_allowed", "origin_removed", "login", "logout", "login_failed", "management_refused"
+        ] }),
+        ),
+        q(
+            "actor",
+            json!({ "type": "string", "pattern": "^(system|key|session|user|key:.+|user:.+)$", "description": "`system`, `key`, `session` or `user` (every actor of the kind), `key:<key id>` (that key, directly or through its sessions), `user:<user id>` (that person)" }),
+        ),
+        q(
+            "from",
+            json!({ "type": "string", "format": "date-time", "description": "Events at or after this instant" }),
+        ),
+        q(
+            "to",
+            json!({ "type": "string", "format": "date-time", "description": "Events before this instant" }),
+        ),
+    ]
+}
+
+/// `/events` and `/events/stream`.
+fn event_paths() -> Value {
+    let mut list = event_filters();
+    list.push(q(
+        "limit",
+        json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 }),
+    ));
+    list.push(q("cursor", json!({ "type": "string" })));
+    let mut stream = event_filters();
+    stream.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[0-9]{1,20}$" }, "description": "Resume after the event with this `id:`: every matching event committed after it follows" }));
+    json!({
+        "/events": {
+            "get": {
+                "operationId": "listEvents", "summary": "The activity log of the acting account (or a child, or it and its children), newest first (readApiKeys)",
+                "parameters": list,
+                "responses": with_common(json!({ "200": ok("A page of events", "EventPage"), "404": err("No such key, or account, for this caller (deleted keys' events remain)"), "422": err("Invalid filter, limit or cursor (field named)") }))
+            }
+        },
+        "/events/stream": {
+            "get": {
+                "operationId": "streamEvents",
+                "summary": "The activity log live, as Server-Sent Events (readApiKeys; works with an Authorization header through fetch)",
+                "description": "Each event is one message: `id: <position>` then `data: <the event as GET /events lists it, one line>`, then a blank line. Comment lines (`: keep-alive`) come every 15 s. Send `Last-Event-ID` with the last `id:` seen to resume: every matching event committed after it follows, from the store (nothing is missed across reconnections or instances). The stream ends after the propagation window (`: reconnect`); reconnect with `Last-Event-ID`. A reader slower than 10 s per chunk is dropped and resumes the same way.",
+                "parameters": stream,
+                "responses": with_common(json!({
+                    "200": { "description": "The event stream", "content": { "text/event-stream": { "schema": { "type": "string" } } } },
+                    "404": err("No such key, or account, for this caller"),
+                    "422": err("Invalid filter or Last-Event-ID (field named)")
+                }))
+            }
+        }
+    })
+}
+
+/// `AuditEvent` and `EventPage`.
+fn event_schemas() -> Value {
+    json!({
+        "AuditEvent": {
+            "type": "object", "required": ["id", "at", "action", "account_id", "key_id", "session_id", "app_id", "actor", "client_ip", "details"],
+            "properties": {
+                "id": { "type": "string" }, "at": { "type": "string", "format": "date-time" }, "action": { "type": "string" },
+                "account_id": { "type": "string" }, "key_id": { "type": ["string", "null"] }, "session_id": { "type": ["string", "null"] },
+                "app_id": { "type": ["string", "null"] },
+                "actor": { "type": "object", "required": ["kind"], "properties": {
+                    "kind": { "type": "string", "enum": ["system", "key", "session", "user"] },
+                    "key_id": { "type": ["string", "null"] }, "session_id": { "type": ["string", "null"] }, "account_id": { "type": ["string", "null"] },
+                    "user_id": { "type": ["string", "null"] }, "user_name": { "type": ["string", "null"] }
+                } },
+                "client_ip": { "type": ["string", "null"] },
+                "details": { "type": "object", "description": "What changed: `changed` (field names) with `before` and `after` values of non-secret fields; `count`, `cause` and `minute` for aggregated refusals (login_failed, management_refused)" }
+            }
+        },
+        "EventPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/AuditEvent" } }, "next_cursor": { "type": ["string", "null"] } } }
+    })
 }
 
 /// The `GET /usage` response (its own `json!`: the document's one is at

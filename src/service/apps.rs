@@ -139,14 +139,16 @@ impl Keyward {
             inactive_keys: 0,
             protected: false,
         };
-        let event = self.event(
-            AuditAction::AppCreated,
-            *account,
-            None,
-            None,
-            actor,
-            json!({ "app_id": app.id, "title": app.title }),
-        );
+        let event = self
+            .event(
+                AuditAction::AppCreated,
+                *account,
+                None,
+                None,
+                actor,
+                json!({ "app_id": app.id, "title": app.title }),
+            )
+            .in_app(Some(app.id));
         self.inner.store.insert_app(&app, &event).await?;
         Ok(app)
     }
@@ -259,14 +261,16 @@ impl Keyward {
             (AppStatus::Inactive, AppStatus::Active) => AuditAction::AppActivated,
             _ => AuditAction::AppUpdated,
         };
-        let event = self.event(
-            action,
-            app.account_id,
-            None,
-            None,
-            actor,
-            json!({ "app_id": app.id, "changed": changed, "keys": keys.len() }),
-        );
+        let event = self
+            .event(
+                action,
+                app.account_id,
+                None,
+                None,
+                actor,
+                json!({ "app_id": app.id, "changed": changed, "keys": keys.len() }),
+            )
+            .in_app(Some(app.id));
         let moved = self.inner.store.update_app(&app, &event).await?;
         if status_changed {
             self.refresh_keys(&moved).await;
@@ -321,14 +325,16 @@ impl Keyward {
             }
         }
         let now = self.now();
-        let event = self.event(
-            AuditAction::AppDeleted,
-            app.account_id,
-            None,
-            None,
-            actor,
-            json!({ "app_id": app.id, "title": app.title, "deleted_keys": deleted_keys }),
-        );
+        let event = self
+            .event(
+                AuditAction::AppDeleted,
+                app.account_id,
+                None,
+                None,
+                actor,
+                json!({ "app_id": app.id, "title": app.title, "deleted_keys": deleted_keys }),
+            )
+            .in_app(Some(app.id));
         match self.inner.store.delete_app(id, &event).await {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(StoreError::Conflict(_)) => return Err(Error::AppHasKeys),

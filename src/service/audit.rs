@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::OffsetDateTime;
 
-use super::keys::{decode_cursor, encode_cursor, page_limit};
 use super::{Actor, Keyward};
 use crate::audit::{AuditAction, AuditEvent};
 use crate::context::Label;
@@ -12,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::id::{AccountId, KeyId, SessionId};
 use crate::permission::Permission;
 use crate::random::fill_base62;
-use crate::store::{EventQuery, UsageQuery, UsageRecord};
+use crate::store::{UsageQuery, UsageRecord};
 
 /// One page of audit events, newest first.
 #[derive(Debug, Clone)]
@@ -59,6 +58,24 @@ impl UsageFilter {
     }
 }
 
+/// The before and after values of the fields a change touched, for its
+/// audit event's `before` and `after` (only non-secret fields are ever
+/// recorded: callers pass record fields, never a secret or its hash).
+#[derive(Debug, Default)]
+pub(crate) struct Diff {
+    pub(crate) before: serde_json::Map<String, serde_json::Value>,
+    pub(crate) after: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Diff {
+    /// Records that `field` went from `old` to `new`.
+    pub(crate) fn record<T: serde::Serialize>(&mut self, field: &str, old: &T, new: &T) {
+        let value = |v: &T| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+        self.before.insert(field.to_owned(), value(old));
+        self.after.insert(field.to_owned(), value(new));
+    }
+}
+
 impl Keyward {
     /// Builds an audit event stamped now.
     pub(crate) fn event(
@@ -87,6 +104,7 @@ impl Keyward {
             account_id,
             key_id,
             session_id,
+            app_id: None,
             actor: actor.audit(),
             client_ip: actor.client_ip(),
             details,
@@ -101,7 +119,6 @@ impl Keyward {
     /// [`Error::Forbidden`] without `readApiKeys`, [`Error::NotFound`] for
     /// a foreign account, or a key that is not (and never was) one of
     /// `account`'s, [`Error::Unavailable`].
-    #[tracing::instrument(name = "keyward.events", skip_all, fields(account_id = %account), err(level = "debug", Display))]
     pub async fn events(
         &self,
         actor: Actor<'_>,
@@ -110,48 +127,10 @@ impl Keyward {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<EventPage> {
-        let limit = page_limit(limit)?;
-        let before = cursor.map(decode_cursor).transpose()?;
-        actor.authorize(account, &Permission::read_api_keys(), "account")?;
-        if let Some(key) = key {
-            self.key_of_account(account, key).await?;
-        }
-        let query = EventQuery {
-            account_id: *account,
-            key_id: key.copied(),
-            before,
-            limit: limit + 1,
-        };
-        let mut items = self.inner.store.list_events(&query).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| encode_cursor(e.at, &e.id))
-        } else {
-            None
-        };
-        Ok(EventPage { items, next_cursor })
-    }
-
-    /// Succeeds when `key` is, or was (deleted, its events remain), a key
-    /// of `account`: another account's key and an unknown one are alike
-    /// not found, as for [`get_key`](Self::get_key).
-    async fn key_of_account(&self, account: &AccountId, key: &KeyId) -> Result<()> {
-        match self.inner.store.get_key(key).await? {
-            Some(k) if k.key.account_id == *account => return Ok(()),
-            Some(_) => return Err(Error::NotFound("key")),
-            None => {}
-        }
-        let any = EventQuery {
-            account_id: *account,
-            key_id: Some(*key),
-            before: None,
-            limit: 1,
-        };
-        if self.inner.store.list_events(&any).await?.is_empty() {
-            Err(Error::NotFound("key"))
-        } else {
-            Ok(())
-        }
+        let mut filter = super::EventFilter::new();
+        filter.key_id = key.copied();
+        self.events_matching(actor, account, &filter, limit, cursor)
+            .await
     }
 
     /// Usage counts per key, origin, category and hour (flushes pending

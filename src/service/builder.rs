@@ -207,6 +207,7 @@ impl KeywardBuilder {
                 usage,
                 limiter: AttemptLimiter::new(self.attempt_limit),
                 hash_slots: Semaphore::new(self.max_concurrent_hashes),
+                refusals: Default::default(),
             }),
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

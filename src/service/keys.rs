@@ -442,7 +442,8 @@ impl Keyward {
             None,
             actor,
             json!({ "name": stored.key.name, "permissions": stored.key.permissions, "app_id": stored.key.app_id }),
-        );
+        )
+        .in_app(stored.key.app_id);
         self.inner.store.insert_key(&stored, &event).await?;
         self.cache_key(&stored, Some(tag), read_at).await?;
         Ok(IssuedKey {
@@ -570,10 +571,12 @@ impl Keyward {
         let before = stored.key.clone();
         let k = &mut stored.key;
         let mut changed: Vec<&'static str> = Vec::new();
+        let mut diff = super::audit::Diff::default();
         macro_rules! set {
             ($field:ident, $label:literal) => {
                 if let Some(v) = update.$field {
                     if k.$field != v {
+                        diff.record($label, &k.$field, &v);
                         k.$field = v;
                         changed.push($label);
                     }
@@ -611,14 +614,16 @@ impl Keyward {
         super::sessions::end_sessions_if_revoked(&before, &mut stored, now);
         let expected = stored.version;
         stored.version += 1;
-        let event = self.event(
-            action,
-            stored.key.account_id,
-            Some(*id),
-            None,
-            actor,
-            json!({ "changed": changed }),
-        );
+        let event = self
+            .event(
+                action,
+                stored.key.account_id,
+                Some(*id),
+                None,
+                actor,
+                json!({ "changed": changed, "before": diff.before, "after": diff.after }),
+            )
+            .in_app(stored.key.app_id);
         self.inner
             .store
             .update_key(&stored, expected, &event)
@@ -706,14 +711,16 @@ impl Keyward {
         let expected = stored.version;
         stored.version += 1;
         stored.key.updated_at = now;
-        let event = self.event(
-            AuditAction::KeyRotated,
-            stored.key.account_id,
-            Some(*id),
-            None,
-            actor,
-            json!({ "grace_period_seconds": grace.whole_seconds() }),
-        );
+        let event = self
+            .event(
+                AuditAction::KeyRotated,
+                stored.key.account_id,
+                Some(*id),
+                None,
+                actor,
+                json!({ "grace_period_seconds": grace.whole_seconds() }),
+            )
+            .in_app(stored.key.app_id);
         self.inner
             .store
             .update_key(&stored, expected, &event)
@@ -742,14 +749,16 @@ impl Keyward {
             .await?;
         let own = self.acting_key(actor, Some(&stored)).await?;
         Ceiling::of(actor, own.as_ref()).manage(&stored.key)?;
-        let event = self.event(
-            AuditAction::KeyDeleted,
-            stored.key.account_id,
-            Some(*id),
-            None,
-            actor,
-            json!({ "name": stored.key.name }),
-        );
+        let event = self
+            .event(
+                AuditAction::KeyDeleted,
+                stored.key.account_id,
+                Some(*id),
+                None,
+                actor,
+                json!({ "name": stored.key.name }),
+            )
+            .in_app(stored.key.app_id);
         match self.inner.store.delete_key(id, &event).await {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),

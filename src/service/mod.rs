@@ -11,6 +11,8 @@ mod builder;
 mod dashboard;
 mod decide;
 mod feed;
+mod events;
+mod events_refusals;
 mod keys;
 mod loader;
 mod sessions;
@@ -34,6 +36,8 @@ pub(crate) use bounds::holds_name;
 pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
 pub use dashboard::{Granularity, UsageGroup, UsagePage, UsagePoint, UsageReport};
+pub use events::{EventFilter, EventTail};
+pub(crate) use events_refusals::{Refused, cause_of};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
 pub use sessions::LoginSession;
 
@@ -97,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) usage: Arc<UsageAggregator>,
     pub(crate) limiter: AttemptLimiter,
     pub(crate) hash_slots: Semaphore,
+    /// Refused logins and management calls waiting for the next flush.
+    pub(crate) refusals: events_refusals::Refusals,
 }
 
 impl Keyward {
@@ -146,13 +152,19 @@ impl Keyward {
         (self.inner.keys.len(), self.inner.keys.approx_bytes())
     }
 
-    /// Writes the usage counted so far to the store in one batch. On
+    /// Writes the usage counted so far to the store in one batch, and the
+    /// refused logins and management calls counted so far as events. On
     /// failure the counts are kept for the next flush; nothing is lost.
     ///
     /// # Errors
     /// [`Error::Unavailable`](crate::Error::Unavailable) or another store
     /// failure.
     pub async fn flush(&self) -> crate::Result<()> {
+        let refusals = self.flush_refusals().await;
+        self.flush_usage().await.and(refusals)
+    }
+
+    async fn flush_usage(&self) -> crate::Result<()> {
         crate::metrics::cached_keys(self.inner.keys.len());
         self.inner.keys.drain_usage();
         let batch = self.inner.usage.drain();

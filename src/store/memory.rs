@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::{
-    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
-    UsageQuery, UsageRecord,
+    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, SequencedEvent, StoreError,
+    StoreResult, StoredKey, UsageQuery, UsageRecord,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
@@ -27,23 +28,76 @@ struct Inner {
     apps: HashMap<AppId, App>,
     origins: Vec<AllowedOrigin>,
     sessions: HashMap<SessionId, Session>,
-    events: Vec<AuditEvent>,
+    /// In commit order (ascending `seq`).
+    events: Vec<StoredEvent>,
+    last_seq: u64,
     usage: BTreeMap<(OffsetDateTime, KeyId, String, String), UsageRecord>,
+}
+
+/// An event as kept: its position and its account's parent.
+#[derive(Debug)]
+struct StoredEvent {
+    seq: u64,
+    parent: Option<AccountId>,
+    event: AuditEvent,
+}
+
+impl Inner {
+    /// Appends `event` at the next position.
+    fn push_event(&mut self, mut event: AuditEvent) {
+        // The application of the event's key, when the event names none.
+        if event.app_id.is_none()
+            && let Some(k) = event.key_id.and_then(|k| self.keys.get(&k))
+        {
+            event.app_id = k.key.app_id;
+        }
+        self.last_seq += 1;
+        let parent = self.accounts.get(&event.account_id).and_then(|a| a.parent);
+        self.events.push(StoredEvent {
+            seq: self.last_seq,
+            parent,
+            event,
+        });
+    }
+
+    /// The stored events matching `q`'s filters (not its position).
+    fn matching<'a>(&'a self, q: &'a EventQuery) -> impl Iterator<Item = &'a StoredEvent> + 'a {
+        self.events
+            .iter()
+            .filter(move |e| q.matches(&e.event, e.parent.as_ref()))
+    }
 }
 
 /// A store kept in memory. Clones share the same data, so several
 /// [`Keyward`](crate::Keyward) instances built on clones behave like
 /// instances of a service sharing one database (without a change feed).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
     unavailable: Arc<AtomicBool>,
+    /// Bumped whenever events are appended (see [`KeyStore::event_signal`]).
+    events_signal: Arc<watch::Sender<u64>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            unavailable: Arc::default(),
+            events_signal: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Wakes the readers of [`KeyStore::event_signal`].
+    fn signal_events(&self) {
+        self.events_signal.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Makes every operation fail with [`StoreError::Unavailable`] (or work
@@ -72,7 +126,8 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::Conflict("account id exists"));
         }
         g.accounts.insert(account.id, account.clone());
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -121,7 +176,8 @@ impl KeyStore for MemoryStore {
         if account.status == AccountStatus::Inactive {
             g.sessions.retain(|_, s| s.account_id != account.id);
         }
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -131,7 +187,8 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::Conflict("key id exists"));
         }
         g.keys.insert(key.key.id, key.clone());
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -153,7 +210,8 @@ impl KeyStore for MemoryStore {
         let last_used_at = current.key.last_used_at.max(key.key.last_used_at);
         *current = key.clone();
         current.key.last_used_at = last_used_at;
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -163,7 +221,8 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::NotFound);
         }
         g.sessions.retain(|_, s| s.key_id != *id);
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -207,7 +266,8 @@ impl KeyStore for MemoryStore {
         let mut app = app.clone();
         (app.active_keys, app.inactive_keys, app.protected) = (0, 0, false);
         g.apps.insert(app.id, app);
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -258,7 +318,8 @@ impl KeyStore for MemoryStore {
                 g.sessions.retain(|_, s| !moved.contains(&s.key_id));
             }
         }
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(moved)
     }
 
@@ -271,7 +332,8 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::Conflict("application has keys"));
         }
         g.apps.remove(id);
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -292,7 +354,8 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::Conflict("origin already listed"));
         }
         g.origins.push(origin.clone());
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -303,7 +366,8 @@ impl KeyStore for MemoryStore {
         if g.origins.len() == before {
             return Err(StoreError::NotFound);
         }
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -319,7 +383,8 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::NotFound);
         }
         g.sessions.insert(session.id, session.clone());
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -332,7 +397,8 @@ impl KeyStore for MemoryStore {
         if g.sessions.remove(id).is_none() {
             return Err(StoreError::NotFound);
         }
-        g.events.push(event.clone());
+        g.push_event(event.clone());
+        self.signal_events();
         Ok(())
     }
 
@@ -346,10 +412,8 @@ impl KeyStore for MemoryStore {
     async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
         let g = self.lock()?;
         let mut events: Vec<AuditEvent> = g
-            .events
-            .iter()
-            .filter(|e| e.account_id == q.account_id)
-            .filter(|e| q.key_id.is_none_or(|k| e.key_id == Some(k)))
+            .matching(q)
+            .map(|e| &e.event)
             .filter(|e| {
                 q.before
                     .as_ref()
@@ -360,6 +424,55 @@ impl KeyStore for MemoryStore {
         events.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
         events.truncate(q.limit);
         Ok(events)
+    }
+
+    async fn list_events_since(
+        &self,
+        q: &EventQuery,
+        after: u64,
+    ) -> StoreResult<Vec<SequencedEvent>> {
+        let g = self.lock()?;
+        let start = g.events.partition_point(|e| e.seq <= after);
+        let mut out = Vec::new();
+        for e in g.events[start..].iter() {
+            if out.len() >= q.limit {
+                break;
+            }
+            if q.matches(&e.event, e.parent.as_ref()) {
+                out.push(SequencedEvent {
+                    seq: e.seq,
+                    event: e.event.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn last_event_seq(&self) -> StoreResult<u64> {
+        Ok(self.lock()?.last_seq)
+    }
+
+    async fn record_refusals(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        {
+            let mut g = self.lock()?;
+            for e in events {
+                let mut e = e.clone();
+                if let Some(i) = g.events.iter().position(|s| s.event.id == e.id) {
+                    let old = g.events.remove(i).event;
+                    let count = crate::audit::refusal_count(&old.details)
+                        .saturating_add(crate::audit::refusal_count(&e.details));
+                    e.details["count"] = count.into();
+                    e.at = old.at;
+                }
+                g.push_event(e);
+            }
+        }
+        self.signal_events();
+        Ok(())
+    }
+
+    fn event_signal(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.events_signal.subscribe())
     }
 
     async fn record_usage(&self, batch: &[UsageRecord]) -> StoreResult<()> {

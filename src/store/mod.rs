@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::app::{App, AppStatus};
-use crate::audit::AuditEvent;
+use crate::audit::{ActorKind, AuditAction, AuditActor, AuditEvent};
 use crate::id::{AccountId, AppId, KeyId, SessionId};
 use crate::origin::AllowedOrigin;
 use crate::session::Session;
@@ -152,18 +152,107 @@ pub struct AppQuery {
     pub limit: usize,
 }
 
-/// Filters and keyset pagination for [`KeyStore::list_events`]. Results are
-/// ordered by `(at, id)` descending (newest first).
+/// Filters and keyset pagination for [`KeyStore::list_events`] (ordered
+/// by `(at, id)` descending, newest first) and
+/// [`KeyStore::list_events_since`] (ordered by commit sequence). Every
+/// filter is an equality or a range on an indexed column.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EventQuery {
     /// Events of this account.
     pub account_id: AccountId,
+    /// Also the events of `account_id`'s direct children.
+    pub children: bool,
     /// Only events about this key.
     pub key_id: Option<KeyId>,
-    /// Only events before this `(at, id)` position.
+    /// Only events about this application (its own and its keys').
+    pub app_id: Option<AppId>,
+    /// Only events of this action.
+    pub action: Option<AuditAction>,
+    /// Only events by this actor.
+    pub actor: Option<ActorFilter>,
+    /// Only events at or after this instant.
+    pub from: Option<OffsetDateTime>,
+    /// Only events before this instant.
+    pub to: Option<OffsetDateTime>,
+    /// Only events before this `(at, id)` position ([`KeyStore::list_events`]).
     pub before: Option<(OffsetDateTime, String)>,
     /// At most this many events.
     pub limit: usize,
+}
+
+impl EventQuery {
+    /// At most `limit` events of `account`, unfiltered.
+    ///
+    /// ```
+    /// use keyward::{AccountId, store::EventQuery};
+    /// let q = EventQuery::new(AccountId::new("acme")?, 50);
+    /// assert!(q.key_id.is_none() && !q.children);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(account_id: AccountId, limit: usize) -> Self {
+        Self {
+            account_id,
+            children: false,
+            key_id: None,
+            app_id: None,
+            action: None,
+            actor: None,
+            from: None,
+            to: None,
+            before: None,
+            limit,
+        }
+    }
+
+    /// Whether `e` matches every filter but the position and the limit
+    /// (`parent` is the parent of `e`'s account). The reference semantics
+    /// the stores implement in SQL.
+    pub fn matches(&self, e: &AuditEvent, parent: Option<&AccountId>) -> bool {
+        let account =
+            e.account_id == self.account_id || (self.children && parent == Some(&self.account_id));
+        account
+            && self.key_id.is_none_or(|k| e.key_id == Some(k))
+            && self.app_id.is_none_or(|a| e.app_id == Some(a))
+            && self.action.is_none_or(|a| e.action == a)
+            && self.actor.as_ref().is_none_or(|a| a.matches(&e.actor))
+            && self.from.is_none_or(|f| e.at >= f)
+            && self.to.is_none_or(|t| e.at < t)
+    }
+}
+
+/// Which actor [`EventQuery::actor`] selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActorFilter {
+    /// Every actor of this kind.
+    Kind(ActorKind),
+    /// This key, directly or through one of its sessions.
+    Key(KeyId),
+    /// The person with this host id.
+    User(String),
+}
+
+impl ActorFilter {
+    /// Whether `actor` is selected.
+    pub fn matches(&self, actor: &AuditActor) -> bool {
+        match self {
+            Self::Kind(k) => actor.kind == *k,
+            Self::Key(k) => actor.key_id == Some(*k),
+            Self::User(u) => actor.user_id.as_deref() == Some(u.as_str()),
+        }
+    }
+}
+
+/// An audit event with its commit sequence number: events committed later
+/// have higher numbers, so a reader at `seq` has seen every event committed
+/// before it (the live stream's position).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequencedEvent {
+    /// Position in commit order.
+    pub seq: u64,
+    /// The event.
+    pub event: AuditEvent,
 }
 
 /// Counts for one key, origin, category and hour.
@@ -443,6 +532,38 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Audit events matching `query`, newest first.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Audit events matching `query` (its `before` ignored) committed after
+    /// position `after`, in commit order, at most `query.limit`. The
+    /// default fails with [`StoreError::Backend`].
+    async fn list_events_since(
+        &self,
+        _query: &EventQuery,
+        _after: u64,
+    ) -> StoreResult<Vec<SequencedEvent>> {
+        Err(unsupported("event streams"))
+    }
+
+    /// The position of the latest committed audit event (0 when none).
+    /// The default fails with [`StoreError::Backend`].
+    async fn last_event_seq(&self) -> StoreResult<u64> {
+        Err(unsupported("event streams"))
+    }
+
+    /// Appends aggregated refusal events, each merged with a stored event
+    /// of the same id (same key, cause and minute): its `details.count`
+    /// adds to the stored one, its `client_ip` and position replace the
+    /// stored ones. The default fails with [`StoreError::Backend`].
+    async fn record_refusals(&self, _events: &[AuditEvent]) -> StoreResult<()> {
+        Err(unsupported("refusal events"))
+    }
+
+    /// A signal that audit events may have committed (on this instance, or
+    /// on another through the store's change feed); `None` when the store
+    /// has none and readers poll. Its value means nothing; only changes do.
+    fn event_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 
     /// Adds a batch of usage counts (summing with existing rows of the same
     /// key, origin, category and hour) and advances each key's

@@ -26,8 +26,8 @@ pub use options::PostgresOptions;
 use super::migrations::postgres_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult,
-    StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppQuery, Change, EventQuery, KeyQuery, KeyStore, SequencedEvent,
+    StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -59,6 +59,8 @@ pub struct PostgresStore {
 
 struct Feed {
     tx: broadcast::Sender<Change>,
+    /// Bumped by the listener on every audit notification (any instance's).
+    events: watch::Sender<u64>,
     /// Dropped with the last store clone, which stops the feed tasks.
     _stop: watch::Sender<()>,
 }
@@ -216,11 +218,13 @@ impl PostgresStore {
                 let (tx, _) = broadcast::channel(4096);
                 let (stop_tx, stop_rx) = watch::channel(());
                 let listening = feed::Listening::default();
+                let (events, _) = watch::channel(0);
                 rt.spawn(feed::listen(
                     listener_pool,
                     options.channel.clone(),
                     tx.clone(),
                     listening.clone(),
+                    events.clone(),
                     stop_rx.clone(),
                 ));
                 let settings = feed::PollSettings {
@@ -235,7 +239,11 @@ impl PostgresStore {
                     listening,
                     stop_rx,
                 ));
-                Some(Arc::new(Feed { tx, _stop: stop_tx }))
+                Some(Arc::new(Feed {
+                    tx,
+                    events,
+                    _stop: stop_tx,
+                }))
             }
             _ => None,
         };
@@ -377,6 +385,7 @@ fn event_row(r: &PgRow) -> StoreResult<AuditEvent> {
         account_id: r.try_get("account_id").map_err(g)?,
         key_id: r.try_get("key_id").map_err(g)?,
         session_id: r.try_get("session_id").map_err(g)?,
+        app_id: r.try_get("app_id").map_err(g)?,
         actor: r.try_get("actor").map_err(g)?,
         client_ip: r.try_get("client_ip").map_err(g)?,
         details: r.try_get("details").map_err(g)?,
@@ -400,27 +409,120 @@ fn usage_row(r: &PgRow) -> StoreResult<UsageRecord> {
     })
 }
 
-async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, actor, \
-         client_ip, details, actor_kind, actor_user_id, actor_user_name) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11, $12)",
-    )
-    .bind(&e.id)
-    .bind(e.at)
-    .bind(e.action.as_str())
-    .bind(e.account_id.as_str())
-    .bind(e.key_id.as_ref().map(KeyId::as_str))
-    .bind(e.session_id.as_ref().map(SessionId::as_str))
-    .bind(sql::to_json(&e.actor)?)
-    .bind(e.client_ip.map(|ip| ip.to_string()))
-    .bind(sql::to_json(&e.details)?)
-    .bind(e.actor.kind.as_str())
-    .bind(e.actor.user_id.as_deref())
-    .bind(e.actor.user_name.as_deref())
-    .execute(conn)
-    .await
-    .map_err(|e| map_err(e, "audit event id exists"))?;
+/// The columns [`insert_event`] writes, in bind order (`$15` is the feed's
+/// channel, notified as `<channel>_events` when the insert commits).
+const EVENT_INSERT: &str = "INSERT INTO audit_events (id, at, action, account_id, key_id, \
+     session_id, actor, client_ip, details, actor_kind, actor_user_id, actor_user_name, app_id, \
+     actor_key_id, parent_id, seq) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, \
+     $10, $11, $12, COALESCE($13, (SELECT app_id FROM keys WHERE id = $5)), $14, \
+     (SELECT parent FROM accounts WHERE id = $4), \
+     (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events))";
+
+/// Serializes audit inserts until their transactions end, so positions
+/// (`seq`) follow commit order; keyed by schema, so stores in other
+/// schemas do not wait for each other.
+const EVENT_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.keyward_audit_seq'))";
+
+/// Binds `e` and `channel` to [`EVENT_INSERT`] (or a statement extending it).
+fn bind_event<'q>(
+    q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    e: &'q AuditEvent,
+    channel: &'q str,
+) -> StoreResult<sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>> {
+    Ok(q.bind(&e.id)
+        .bind(e.at)
+        .bind(e.action.as_str())
+        .bind(e.account_id.as_str())
+        .bind(e.key_id.as_ref().map(KeyId::as_str))
+        .bind(e.session_id.as_ref().map(SessionId::as_str))
+        .bind(sql::to_json(&e.actor)?)
+        .bind(e.client_ip.map(|ip| ip.to_string()))
+        .bind(sql::to_json(&e.details)?)
+        .bind(e.actor.kind.as_str())
+        .bind(e.actor.user_id.as_deref())
+        .bind(e.actor.user_name.as_deref())
+        .bind(e.app_id.as_ref().map(AppId::as_str))
+        .bind(e.actor.key_id.as_ref().map(KeyId::as_str))
+        .bind(channel))
+}
+
+/// Appends `e` inside the caller's transaction at the next position, and
+/// notifies `<channel>_events` (delivered when it commits). The caller
+/// commits right after: the position lock is held to the end of the
+/// transaction.
+async fn insert_event(conn: &mut PgConnection, e: &AuditEvent, channel: &str) -> StoreResult<()> {
+    sqlx::query(EVENT_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map_err(e, "audit lock"))?;
+    let sql = format!(
+        "WITH e AS ({EVENT_INSERT} RETURNING 1) SELECT pg_notify($15 || '_events', '') FROM e"
+    );
+    bind_event(sqlx::query(sqlx::AssertSqlSafe(sql)), e, channel)?
+        .execute(conn)
+        .await
+        .map_err(|e| map_err(e, "audit event id exists"))?;
     Ok(())
+}
+
+/// Appends the filters of `q` but the account and the position (each an
+/// equality or range on an indexed column; one statement per filter shape).
+fn push_event_filters(qb: &mut QueryBuilder<Postgres>, q: &EventQuery) {
+    if let Some(key) = &q.key_id {
+        qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+    }
+    if let Some(app) = &q.app_id {
+        qb.push(" AND app_id = ").push_bind(app.as_str().to_owned());
+    }
+    if let Some(action) = q.action {
+        qb.push(" AND action = ").push_bind(action.as_str());
+    }
+    match &q.actor {
+        None => {}
+        Some(ActorFilter::Kind(k)) => {
+            qb.push(" AND actor_kind = ").push_bind(k.as_str());
+        }
+        Some(ActorFilter::Key(k)) => {
+            qb.push(" AND actor_key_id = ")
+                .push_bind(k.as_str().to_owned());
+        }
+        Some(ActorFilter::User(u)) => {
+            qb.push(" AND actor_user_id = ").push_bind(u.clone());
+        }
+    }
+    if let Some(from) = q.from {
+        qb.push(" AND at >= ").push_bind(from);
+    }
+    if let Some(to) = q.to {
+        qb.push(" AND at < ").push_bind(to);
+    }
+}
+
+/// The event columns with the JSON ones as text.
+const EVENT_COLUMNS: &str = "id, at, action, account_id, key_id, session_id, app_id, \
+     actor::text AS actor, client_ip, details::text AS details";
+
+/// One index range of [`KeyStore::list_events`]: the events of `q` whose
+/// `account` column (`account_id`, or `parent_id` for the children) is
+/// the account, newest first, at most `q.limit`.
+fn push_event_page(qb: &mut QueryBuilder<Postgres>, q: &EventQuery, account: &str) {
+    qb.push("SELECT ")
+        .push(EVENT_COLUMNS)
+        .push(" FROM audit_events WHERE ")
+        .push(account)
+        .push(" = ")
+        .push_bind(q.account_id.as_str().to_owned());
+    push_event_filters(qb, q);
+    if let Some((at, id)) = &q.before {
+        qb.push(" AND (at, id) < (")
+            .push_bind(*at)
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
+    }
+    qb.push(" ORDER BY at DESC, id DESC LIMIT ")
+        .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
 }
 
 #[async_trait]
@@ -441,7 +543,7 @@ impl KeyStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
@@ -514,7 +616,7 @@ impl KeyStore for PostgresStore {
                 self.announce(&mut tx, &Change::Session(sid)).await?;
             }
         }
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         self.announce(&mut tx, &Change::Account(account.id)).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -536,7 +638,7 @@ impl KeyStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "key id exists"))?;
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
@@ -586,7 +688,7 @@ impl KeyStore for PostgresStore {
                 None => StoreError::NotFound,
             });
         }
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         self.announce(&mut tx, &Change::Key(k.id)).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -606,7 +708,7 @@ impl KeyStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "delete"))?;
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         self.announce(&mut tx, &Change::Key(*id)).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -667,7 +769,7 @@ impl KeyStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "application id exists"))?;
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
@@ -764,7 +866,7 @@ impl KeyStore for PostgresStore {
                 self.announce(&mut tx, &Change::Key(*k)).await?;
             }
         }
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))?;
         Ok(moved)
     }
@@ -787,7 +889,7 @@ impl KeyStore for PostgresStore {
         if has_keys.is_some() {
             return Err(StoreError::Conflict("application has keys"));
         }
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
@@ -824,7 +926,7 @@ impl KeyStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "origin already listed"))?;
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
@@ -838,7 +940,7 @@ impl KeyStore for PostgresStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
@@ -875,7 +977,7 @@ impl KeyStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "session id exists"))?;
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
@@ -921,7 +1023,7 @@ impl KeyStore for PostgresStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        insert_event(&mut tx, event).await?;
+        insert_event(&mut tx, event, &self.channel).await?;
         self.announce(&mut tx, &Change::Session(*id)).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -936,31 +1038,104 @@ impl KeyStore for PostgresStore {
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
-        // One statement per filter: with a key, the (account, key, at, id)
-        // index; without, (account, at, id). Both walk newest first.
-        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT id, at, action, account_id, key_id, session_id, actor::text AS actor, \
-             client_ip, details::text AS details FROM audit_events WHERE account_id = ",
-        );
-        qb.push_bind(q.account_id.as_str().to_owned());
-        if let Some(key) = &q.key_id {
-            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        // One statement per filter shape, each an index range walked newest
+        // first; with children, two ranges (the account's own events, its
+        // children's by `parent_id`) merged.
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("");
+        if q.children {
+            qb.push("SELECT * FROM (");
+            push_event_page(&mut qb, q, "account_id");
+            qb.push(") AS own UNION ALL SELECT * FROM (");
+            push_event_page(&mut qb, q, "parent_id");
+            qb.push(") AS children ORDER BY at DESC, id DESC LIMIT ")
+                .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        } else {
+            push_event_page(&mut qb, q, "account_id");
         }
-        if let Some((at, id)) = &q.before {
-            qb.push(" AND (at, id) < (")
-                .push_bind(*at)
-                .push(", ")
-                .push_bind(id.clone())
-                .push(")");
-        }
-        qb.push(" ORDER BY at DESC, id DESC LIMIT ")
-            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
         let rows = qb
             .build()
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(event_row).collect()
+    }
+
+    async fn list_events_since(
+        &self,
+        q: &EventQuery,
+        after: u64,
+    ) -> StoreResult<Vec<SequencedEvent>> {
+        // The range of positions after `after` (the seq index), filtered.
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT seq, ");
+        qb.push(EVENT_COLUMNS)
+            .push(" FROM audit_events WHERE seq > ")
+            .push_bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .push(" AND (account_id = ")
+            .push_bind(q.account_id.as_str().to_owned());
+        if q.children {
+            qb.push(" OR parent_id = ")
+                .push_bind(q.account_id.as_str().to_owned());
+        }
+        qb.push(")");
+        push_event_filters(&mut qb, q);
+        qb.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.try_get("seq").map_err(|e| map_err(e, "decode"))?;
+                Ok(SequencedEvent {
+                    seq: sql::to_u64(seq, "audit.seq")?,
+                    event: event_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn last_event_seq(&self) -> StoreResult<u64> {
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::bigint FROM audit_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        sql::to_u64(seq, "audit.seq")
+    }
+
+    async fn record_refusals(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let upsert = format!(
+            "WITH e AS ({EVENT_INSERT} ON CONFLICT (id) DO UPDATE SET \
+             details = jsonb_set(audit_events.details, '{{count}}', to_jsonb( \
+                 COALESCE((audit_events.details->>'count')::bigint, 1) \
+                 + COALESCE((excluded.details->>'count')::bigint, 1))), \
+             client_ip = excluded.client_ip, seq = excluded.seq RETURNING 1) \
+             SELECT pg_notify($15 || '_events', '') FROM e"
+        );
+        let mut tx = self.begin().await?;
+        sqlx::query(EVENT_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "audit lock"))?;
+        for e in events {
+            bind_event(
+                sqlx::query(sqlx::AssertSqlSafe(upsert.as_str())),
+                e,
+                &self.channel,
+            )?
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "refusal"))?;
+        }
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    fn event_signal(&self) -> Option<watch::Receiver<u64>> {
+        self.feed.as_ref().map(|f| f.events.subscribe())
     }
 
     async fn record_usage(&self, batch: &[UsageRecord]) -> StoreResult<()> {

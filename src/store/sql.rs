@@ -13,7 +13,7 @@ use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::app::{App, AppStatus};
 use crate::audit::{AuditAction, AuditActor, AuditEvent};
-use crate::id::{AccountId, KeyId, SessionId};
+use crate::id::{AccountId, AppId, KeyId, SessionId};
 
 /// Maps a sqlx error: connection trouble is [`StoreError::Unavailable`]
 /// (retrying later may work), a unique violation is
@@ -281,6 +281,7 @@ pub(crate) struct EventRow {
     pub(crate) account_id: String,
     pub(crate) key_id: Option<String>,
     pub(crate) session_id: Option<String>,
+    pub(crate) app_id: Option<String>,
     pub(crate) actor: String,
     pub(crate) client_ip: Option<String>,
     pub(crate) details: String,
@@ -301,6 +302,10 @@ impl EventRow {
                 .session_id
                 .map(|s| id::<SessionId>(&s, "audit.session_id"))
                 .transpose()?,
+            app_id: self
+                .app_id
+                .map(|a| id::<AppId>(&a, "audit.app_id"))
+                .transpose()?,
             actor: from_json::<AuditActor>(&self.actor, "audit.actor")?,
             client_ip: self
                 .client_ip
@@ -310,6 +315,11 @@ impl EventRow {
         })
     }
 }
+
+/// The columns of an audit event row, as [`EventRow`] reads them (SQLite;
+/// PostgreSQL casts its JSON columns to text).
+pub(crate) const EVENT_COLUMNS: &str = "id, at, action, account_id, key_id, session_id, app_id, \
+     actor, client_ip, details";
 
 /// Merges records of the same (key, origin, category, hour) so one
 /// multi-row upsert never touches a row twice.

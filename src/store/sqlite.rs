@@ -10,6 +10,7 @@
 //! Times are stored as unix microseconds.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,12 +20,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::migrations::sqlite_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, StoreError, StoreResult, StoredKey,
-    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppQuery, EventQuery, KeyQuery, KeyStore, SequencedEvent,
+    StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -48,6 +50,9 @@ const USAGE_CHUNK: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Bumped after every commit that appended events (this process's
+    /// streams wake at once; other processes' poll).
+    events_signal: Arc<watch::Sender<u64>>,
 }
 
 impl SqliteStore {
@@ -84,7 +89,7 @@ impl SqliteStore {
         .await
         .map_err(|e| map_err(e, "connect"))?;
         migrations::run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self::on_pool(pool))
     }
 
     /// A store on the host application's `pool`, which must already hold
@@ -112,7 +117,7 @@ impl SqliteStore {
     /// applied (the message says how to apply them); as any store operation.
     pub async fn from_pool(pool: SqlitePool) -> StoreResult<Self> {
         migrations::check(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self::on_pool(pool))
     }
 
     /// Applies keyward's pending migrations to `pool`, recording them in
@@ -158,6 +163,21 @@ impl SqliteStore {
         .await
         .map_err(|e| map_err(e, "read"))?;
         Ok(hits >= COMMON_NAME_HITS)
+    }
+
+    fn on_pool(pool: SqlitePool) -> Self {
+        Self {
+            pool,
+            events_signal: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Commits a transaction that appended audit events, then wakes this
+    /// process's event streams.
+    async fn commit_events(&self, tx: sqlx::Transaction<'static, Sqlite>) -> StoreResult<()> {
+        tx.commit().await.map_err(|e| map_err(e, "commit"))?;
+        self.events_signal.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
     }
 
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
@@ -266,6 +286,7 @@ fn event_row(r: &SqliteRow) -> StoreResult<AuditEvent> {
         account_id: r.try_get("account_id").map_err(g)?,
         key_id: r.try_get("key_id").map_err(g)?,
         session_id: r.try_get("session_id").map_err(g)?,
+        app_id: r.try_get("app_id").map_err(g)?,
         actor: r.try_get("actor").map_err(g)?,
         client_ip: r.try_get("client_ip").map_err(g)?,
         details: r.try_get("details").map_err(g)?,
@@ -289,28 +310,99 @@ fn usage_row(r: &SqliteRow) -> StoreResult<UsageRecord> {
     })
 }
 
-/// Appends `event` inside the caller's transaction.
+/// The columns [`insert_event`] writes, in bind order.
+const EVENT_INSERT: &str = "INSERT INTO audit_events (id, at, action, account_id, key_id, \
+     session_id, actor, client_ip, details, actor_kind, actor_user_id, actor_user_name, app_id, \
+     actor_key_id, parent_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+     COALESCE(?13, (SELECT app_id FROM keys WHERE id = ?5)), ?14, \
+     (SELECT parent FROM accounts WHERE id = ?4), \
+     (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events))";
+
+/// Binds `e` to [`EVENT_INSERT`] (or a statement extending it).
+fn bind_event<'q>(
+    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    e: &'q AuditEvent,
+) -> StoreResult<sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>> {
+    Ok(q.bind(&e.id)
+        .bind(us(e.at))
+        .bind(e.action.as_str())
+        .bind(e.account_id.as_str())
+        .bind(e.key_id.as_ref().map(KeyId::as_str))
+        .bind(e.session_id.as_ref().map(SessionId::as_str))
+        .bind(sql::to_json(&e.actor)?)
+        .bind(e.client_ip.map(|ip| ip.to_string()))
+        .bind(sql::to_json(&e.details)?)
+        .bind(e.actor.kind.as_str())
+        .bind(e.actor.user_id.as_deref())
+        .bind(e.actor.user_name.as_deref())
+        .bind(e.app_id.as_ref().map(AppId::as_str))
+        .bind(e.actor.key_id.as_ref().map(KeyId::as_str)))
+}
+
+/// Appends `event` inside the caller's transaction, at the next position
+/// (writers are serialized by `BEGIN IMMEDIATE`, so positions follow
+/// commit order).
 async fn insert_event(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, actor, \
-         client_ip, details, actor_kind, actor_user_id, actor_user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&e.id)
-    .bind(us(e.at))
-    .bind(e.action.as_str())
-    .bind(e.account_id.as_str())
-    .bind(e.key_id.as_ref().map(KeyId::as_str))
-    .bind(e.session_id.as_ref().map(SessionId::as_str))
-    .bind(sql::to_json(&e.actor)?)
-    .bind(e.client_ip.map(|ip| ip.to_string()))
-    .bind(sql::to_json(&e.details)?)
-    .bind(e.actor.kind.as_str())
-    .bind(e.actor.user_id.as_deref())
-    .bind(e.actor.user_name.as_deref())
-    .execute(conn)
-    .await
-    .map_err(|e| map_err(e, "audit event id exists"))?;
+    bind_event(sqlx::query(EVENT_INSERT), e)?
+        .execute(conn)
+        .await
+        .map_err(|e| map_err(e, "audit event id exists"))?;
     Ok(())
+}
+
+/// Appends the filters of `q` but the account and the position (each an
+/// equality or range on an indexed column; one statement per filter shape).
+fn push_event_filters(qb: &mut QueryBuilder<Sqlite>, q: &EventQuery) {
+    if let Some(key) = &q.key_id {
+        qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+    }
+    if let Some(app) = &q.app_id {
+        qb.push(" AND app_id = ").push_bind(app.as_str().to_owned());
+    }
+    if let Some(action) = q.action {
+        qb.push(" AND action = ").push_bind(action.as_str());
+    }
+    match &q.actor {
+        None => {}
+        Some(ActorFilter::Kind(k)) => {
+            qb.push(" AND actor_kind = ").push_bind(k.as_str());
+        }
+        Some(ActorFilter::Key(k)) => {
+            qb.push(" AND actor_key_id = ")
+                .push_bind(k.as_str().to_owned());
+        }
+        Some(ActorFilter::User(u)) => {
+            qb.push(" AND actor_user_id = ").push_bind(u.clone());
+        }
+    }
+    if let Some(from) = q.from {
+        qb.push(" AND at >= ").push_bind(us(from));
+    }
+    if let Some(to) = q.to {
+        qb.push(" AND at < ").push_bind(us(to));
+    }
+}
+
+/// One index range of [`KeyStore::list_events`]: the events of `q` whose
+/// `account` column (`account_id`, or `parent_id` for the children) is
+/// the account, newest first, at most `q.limit`.
+fn push_event_page(qb: &mut QueryBuilder<Sqlite>, q: &EventQuery, account: &str) {
+    qb.push("SELECT ")
+        .push(sql::EVENT_COLUMNS)
+        .push(" FROM audit_events WHERE ")
+        .push(account)
+        .push(" = ")
+        .push_bind(q.account_id.as_str().to_owned());
+    push_event_filters(qb, q);
+    if let Some((at, id)) = &q.before {
+        qb.push(" AND (at, id) < (")
+            .push_bind(us(*at))
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
+    }
+    qb.push(" ORDER BY at DESC, id DESC LIMIT ")
+        .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
 }
 
 #[async_trait]
@@ -332,7 +424,7 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
@@ -404,7 +496,7 @@ impl KeyStore for SqliteStore {
                 .map_err(|e| map_err(e, "delete"))?;
         }
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
@@ -424,7 +516,7 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(|e| map_err(e, "key id exists"))?;
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
@@ -476,7 +568,7 @@ impl KeyStore for SqliteStore {
             });
         }
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
@@ -495,7 +587,7 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(|e| map_err(e, "delete"))?;
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
@@ -571,7 +663,7 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(|e| map_err(e, "application id exists"))?;
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
@@ -663,7 +755,7 @@ impl KeyStore for SqliteStore {
                 .collect::<StoreResult<_>>()?;
         }
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))?;
+        self.commit_events(tx).await?;
         Ok(moved)
     }
 
@@ -686,7 +778,7 @@ impl KeyStore for SqliteStore {
             return Err(StoreError::Conflict("application has keys"));
         }
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {
@@ -723,7 +815,7 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(|e| map_err(e, "origin already listed"))?;
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn delete_allowed_origin(&self, id: &str, event: &AuditEvent) -> StoreResult<()> {
@@ -737,7 +829,7 @@ impl KeyStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn insert_session(&self, session: &Session, event: &AuditEvent) -> StoreResult<()> {
@@ -765,7 +857,7 @@ impl KeyStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn get_session(&self, id: &SessionId) -> StoreResult<Option<Session>> {
@@ -811,7 +903,7 @@ impl KeyStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map_err(e, "commit"))
+        self.commit_events(tx).await
     }
 
     async fn purge_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
@@ -824,31 +916,95 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list_events(&self, q: &EventQuery) -> StoreResult<Vec<AuditEvent>> {
-        // One statement per filter: with a key, the (account, key, at, id)
-        // index; without, (account, at, id). Both walk newest first.
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, at, action, account_id, key_id, session_id, actor, client_ip, details \
-             FROM audit_events WHERE account_id = ",
-        );
-        qb.push_bind(q.account_id.as_str().to_owned());
-        if let Some(key) = &q.key_id {
-            qb.push(" AND key_id = ").push_bind(key.as_str().to_owned());
+        // One statement per filter shape, each an index range walked newest
+        // first; with children, two ranges (the account's own events, its
+        // children's by `parent_id`) merged.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("");
+        if q.children {
+            qb.push("SELECT * FROM (");
+            push_event_page(&mut qb, q, "account_id");
+            qb.push(") UNION ALL SELECT * FROM (");
+            push_event_page(&mut qb, q, "parent_id");
+            qb.push(") ORDER BY at DESC, id DESC LIMIT ")
+                .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        } else {
+            push_event_page(&mut qb, q, "account_id");
         }
-        if let Some((at, id)) = &q.before {
-            qb.push(" AND (at, id) < (")
-                .push_bind(us(*at))
-                .push(", ")
-                .push_bind(id.clone())
-                .push(")");
-        }
-        qb.push(" ORDER BY at DESC, id DESC LIMIT ")
-            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
         let rows = qb
             .build()
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_err(e, "read"))?;
         rows.iter().map(event_row).collect()
+    }
+
+    async fn list_events_since(
+        &self,
+        q: &EventQuery,
+        after: u64,
+    ) -> StoreResult<Vec<SequencedEvent>> {
+        // The range of positions after `after` (the seq index), filtered.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT seq, ");
+        qb.push(sql::EVENT_COLUMNS)
+            .push(" FROM audit_events WHERE seq > ")
+            .push_bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .push(" AND (account_id = ")
+            .push_bind(q.account_id.as_str().to_owned());
+        if q.children {
+            qb.push(" OR parent_id = ")
+                .push_bind(q.account_id.as_str().to_owned());
+        }
+        qb.push(")");
+        push_event_filters(&mut qb, q);
+        qb.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.try_get("seq").map_err(|e| map_err(e, "decode"))?;
+                Ok(SequencedEvent {
+                    seq: sql::to_u64(seq, "audit.seq")?,
+                    event: event_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn last_event_seq(&self) -> StoreResult<u64> {
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        sql::to_u64(seq, "audit.seq")
+    }
+
+    async fn record_refusals(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let upsert = format!(
+            "{EVENT_INSERT} ON CONFLICT (id) DO UPDATE SET \
+             details = json_set(audit_events.details, '$.count', \
+                 COALESCE(json_extract(audit_events.details, '$.count'), 1) \
+                 + COALESCE(json_extract(excluded.details, '$.count'), 1)), \
+             client_ip = excluded.client_ip, seq = excluded.seq"
+        );
+        let mut tx = self.begin().await?;
+        for e in events {
+            bind_event(sqlx::query(sqlx::AssertSqlSafe(upsert.as_str())), e)?
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "refusal"))?;
+        }
+        self.commit_events(tx).await
+    }
+
+    fn event_signal(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.events_signal.subscribe())
     }
 
     async fn record_usage(&self, batch: &[UsageRecord]) -> StoreResult<()> {

@@ -18,7 +18,8 @@ use crate::permission::Permission;
 use crate::service::{Keyward, SELF_ORIGIN_ID};
 
 /// Request headers a browser may send to the management API.
-const ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, x-api-secret, x-account-id";
+const ALLOW_HEADERS: &str =
+    "authorization, content-type, x-api-key, x-api-secret, x-account-id, last-event-id";
 
 /// Whether `origin` (normalized) is the server's own: the request's host.
 fn same_origin(origin: &str, host: Option<&[u8]>) -> bool {
@@ -70,6 +71,7 @@ pub(super) fn preflight(origin: &str, methods: &str) -> Response {
             ("cache-control", "no-store".to_owned()),
         ],
         body: Vec::new(),
+        stream: None,
     }
 }
 

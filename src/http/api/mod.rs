@@ -6,6 +6,7 @@ mod accounts;
 mod allowlist;
 mod apps;
 mod events;
+mod events_stream;
 mod keys;
 mod sessions;
 mod usage;
@@ -45,6 +46,7 @@ pub(crate) enum Op {
     AddOrigin,
     RemoveOrigin,
     Events,
+    EventsStream,
     Usage,
     Login,
     Logout,
@@ -76,6 +78,7 @@ pub(crate) const ROUTES: &[(&str, &str, Op)] = &[
     ("POST", "/allowlist", Op::AddOrigin),
     ("DELETE", "/allowlist/{id}", Op::RemoveOrigin),
     ("GET", "/events", Op::Events),
+    ("GET", "/events/stream", Op::EventsStream),
     ("GET", "/usage", Op::Usage),
     ("POST", "/auth/login", Op::Login),
     ("POST", "/auth/logout", Op::Logout),
@@ -116,14 +119,18 @@ pub(crate) struct Request<'a> {
     /// Whether it carries `Access-Control-Request-Method` (a CORS
     /// preflight when the method is OPTIONS).
     pub(crate) preflight: bool,
+    /// The `Last-Event-ID` header (an event stream's resume position).
+    pub(crate) last_event_id: Option<&'a [u8]>,
 }
 
-/// A response for an adapter to write out as is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A response for an adapter to write out as is: `body`, or, when set,
+/// the chunks of `stream` as they come.
+#[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Vec<u8>,
+    pub(crate) stream: Option<events_stream::SseBody>,
 }
 
 impl Response {
@@ -137,6 +144,7 @@ impl Response {
                 ("cache-control", "no-store".to_owned()),
             ],
             body: serde_json::to_vec(value).unwrap_or_default(),
+            stream: None,
         }
     }
 
@@ -145,6 +153,7 @@ impl Response {
             status: 204,
             headers: vec![("cache-control", "no-store".to_owned())],
             body: Vec::new(),
+            stream: None,
         }
     }
 }
@@ -218,8 +227,31 @@ async fn route(kw: &Keyward, cfg: &HttpConfig, req: Request<'_>) -> Response {
             allowlist::handle(kw, cfg, op, &req).await
         }
         Op::Events => events::list(kw, cfg, &req).await,
+        Op::EventsStream => events_stream::open(kw, cfg, &req).await,
         Op::Usage => usage::report(kw, cfg, &req).await,
         op => keys::handle(kw, cfg, op, &req).await,
     };
-    result.unwrap_or_else(HttpError::render)
+    result.unwrap_or_else(|e| {
+        if op != Op::Login && matches!(e.status(), 401 | 403 | 429) {
+            note_refused(kw, cfg, &req, e.code());
+        }
+        e.render()
+    })
+}
+
+/// Counts a refused management request in its key's activity log (see
+/// `service::events_refusals`): the key its credentials name, if any (a
+/// session token or a host's person names none here).
+fn note_refused(kw: &Keyward, cfg: &HttpConfig, req: &Request<'_>, cause: &'static str) {
+    use crate::http::headers::{self, Credentials};
+    use crate::service::Refused;
+    match headers::credentials(cfg, &req.headers) {
+        Ok(Some(Credentials::Key { id, .. })) => {
+            kw.note_refused_key(Refused::Management, id, cause, req.client_ip);
+        }
+        Ok(Some(Credentials::Bearer(token))) => {
+            kw.note_refused_bearer(Refused::Management, token, cause, req.client_ip);
+        }
+        _ => {}
+    }
 }

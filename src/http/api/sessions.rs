@@ -10,7 +10,7 @@ use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::http::headers::{self, Credentials};
-use crate::service::Keyward;
+use crate::service::{Keyward, Refused, cause_of};
 
 pub(super) async fn login(
     kw: &Keyward,
@@ -36,14 +36,22 @@ pub(super) async fn login(
                 "credentials in both the body and the headers; send one or the other",
             ));
         }
-        Some(c @ Credentials::Key { id, secret }) => kw
-            .verify_key_bytes(id, secret, ctx)
-            .await
-            .map_err(|e| c.reject(cfg, e))?,
-        Some(c @ Credentials::Bearer(token)) => kw
-            .verify_bearer_bytes(token, ctx)
-            .await
-            .map_err(|e| c.reject(cfg, e))?,
+        Some(c @ Credentials::Key { id, secret }) => {
+            kw.verify_key_bytes(id, secret, ctx).await.map_err(|e| {
+                if let Some(cause) = cause_of(&e) {
+                    kw.note_refused_key(Refused::Login, id, cause, req.client_ip);
+                }
+                c.reject(cfg, e)
+            })?
+        }
+        Some(c @ Credentials::Bearer(token)) => {
+            kw.verify_bearer_bytes(token, ctx).await.map_err(|e| {
+                if let Some(cause) = cause_of(&e) {
+                    kw.note_refused_bearer(Refused::Login, token, cause, req.client_ip);
+                }
+                c.reject(cfg, e)
+            })?
+        }
         None => {
             if map.is_empty() {
                 return Err(HttpError::missing_credentials(cfg));
@@ -51,7 +59,12 @@ pub(super) async fn login(
             let mut f = Fields { cfg, map };
             let key = f.required_string("key")?;
             let secret = zeroize::Zeroizing::new(f.required_string("secret")?);
-            kw.verify(&key, &secret, ctx).await.map_err(svc)?
+            kw.verify(&key, &secret, ctx).await.map_err(|e| {
+                if let Some(cause) = cause_of(&e) {
+                    kw.note_refused_key(Refused::Login, key.as_bytes(), cause, req.client_ip);
+                }
+                svc(e)
+            })?
         }
     };
     let session = kw.open_session(&principal).await.map_err(svc)?;

@@ -86,11 +86,10 @@ pub async fn list_events_newest_first_with_cursor_and_key_filter(store: &dyn Key
     let mut before = None;
     loop {
         let page = store
-            .list_events(&EventQuery {
-                account_id: a.id,
-                key_id: None,
-                before: before.clone(),
-                limit: 2,
+            .list_events(&{
+                let mut q = EventQuery::new(a.id, 2);
+                q.before = before.clone();
+                q
             })
             .await
             .expect("list_events");
@@ -101,20 +100,18 @@ pub async fn list_events_newest_first_with_cursor_and_key_filter(store: &dyn Key
     }
     assert_eq!(pages, all);
 
-    let q = EventQuery {
-        account_id: a.id,
-        key_id: Some(k1.key.id),
-        before: None,
-        limit: 100,
+    let q = {
+        let mut q = EventQuery::new(a.id, 100);
+        q.key_id = Some(k1.key.id);
+        q
     };
     let of_k1 = store.list_events(&q).await.expect("list_events");
     assert_eq!(of_k1.len(), 6);
     assert!(of_k1.iter().all(|e| e.key_id == Some(k1.key.id)));
-    let q = EventQuery {
-        account_id: a.id,
-        key_id: Some(k2.key.id),
-        before: None,
-        limit: 100,
+    let q = {
+        let mut q = EventQuery::new(a.id, 100);
+        q.key_id = Some(k2.key.id);
+        q
     };
     let of_k2 = store.list_events(&q).await.expect("list_events");
     assert_eq!(of_k2.len(), 2, "events of a deleted key must remain");

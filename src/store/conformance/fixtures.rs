@@ -180,6 +180,7 @@ pub(super) fn event(
         account_id: account,
         key_id: key,
         session_id: None,
+        app_id: None,
         actor: AuditActor::system(),
         client_ip: None,
         details: json!({ "changed": ["name"] }),
@@ -189,12 +190,7 @@ pub(super) fn event(
 /// Every event of `account`, newest first.
 pub(super) async fn events_of(store: &dyn KeyStore, account: AccountId) -> Vec<AuditEvent> {
     store
-        .list_events(&EventQuery {
-            account_id: account,
-            key_id: None,
-            before: None,
-            limit: 10_000,
-        })
+        .list_events(&EventQuery::new(account, 10_000))
         .await
         .expect("list_events")
 }

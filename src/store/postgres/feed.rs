@@ -107,13 +107,18 @@ async fn pause(stop: &mut watch::Receiver<()>, d: Duration) -> bool {
 
 /// Receives notifications until the store is dropped; after any loss of
 /// the listening connection sends [`Change::Reset`] once listening again.
+/// Notifications on `<channel>_events` (an audit event committed) bump
+/// `events` instead, and so does every (re)connection.
 pub(super) async fn listen(
     pool: PgPool,
     channel: String,
     tx: broadcast::Sender<Change>,
     listening: Listening,
+    events: watch::Sender<u64>,
     mut stop: watch::Receiver<()>,
 ) {
+    let events_channel = format!("{channel}_events");
+    let bump = || events.send_modify(|n| *n = n.wrapping_add(1));
     let mut backoff = Duration::from_millis(50);
     let mut first = true;
     loop {
@@ -128,7 +133,10 @@ pub(super) async fn listen(
                 continue;
             }
         };
-        if let Err(e) = listener.listen(&channel).await {
+        if let Err(e) = listener
+            .listen_all([channel.as_str(), events_channel.as_str()])
+            .await
+        {
             tracing::debug!(target: "keyward::feed", error = %e, "LISTEN failed");
             if !pause(&mut stop, backoff).await {
                 return;
@@ -143,12 +151,14 @@ pub(super) async fn listen(
             let _ = tx.send(Change::Reset);
         }
         first = false;
+        bump();
         loop {
             let next = tokio::select! {
                 _ = stop.changed() => return,
                 n = listener.try_recv() => n,
             };
             match next {
+                Ok(Some(n)) if n.channel() == events_channel => bump(),
                 Ok(Some(n)) => {
                     let _ = tx.send(decode_payload(n.payload()));
                 }
@@ -159,6 +169,7 @@ pub(super) async fn listen(
                     tracing::debug!(target: "keyward::feed", "listener reconnected");
                     crate::metrics::feed_reconnected();
                     let _ = tx.send(Change::Reset);
+                    bump();
                 }
                 Err(e) => {
                     // No Reset yet: while the database is unreachable no
