@@ -68,8 +68,11 @@ async fn keys_by_volume_with_filters_series_and_pages() {
         .usage_report(Actor::System, &account.id, UsageReport::between(from, to))
         .await
         .expect("report");
-    let ids: Vec<_> = all.items.iter().map(|g| g.id).collect();
-    assert_eq!(ids, vec![b.key.id, a.key.id, c.key.id]);
+    let ids: Vec<_> = all.items.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![b.key.id.as_str(), a.key.id.as_str(), c.key.id.as_str()]
+    );
     let bg = &all.items[0];
     assert_eq!((bg.successes, bg.failures), (5, 1));
     assert_eq!(bg.name.as_deref(), Some("b"));
@@ -117,8 +120,12 @@ async fn keys_by_volume_with_filters_series_and_pages() {
         .await
         .expect("mcp");
     assert_eq!(
-        only_mcp.items.iter().map(|g| g.id).collect::<Vec<_>>(),
-        vec![b.key.id]
+        only_mcp
+            .items
+            .iter()
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![b.key.id.as_str()]
     );
     let only_api = kw
         .usage_report(
@@ -129,8 +136,12 @@ async fn keys_by_volume_with_filters_series_and_pages() {
         .await
         .expect("api");
     assert_eq!(
-        only_api.items.iter().map(|g| g.id).collect::<Vec<_>>(),
-        vec![a.key.id, c.key.id]
+        only_api
+            .items
+            .iter()
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>(),
+        vec![a.key.id.as_str(), c.key.id.as_str()]
     );
     let analytics = kw
         .usage_report(
