@@ -315,6 +315,7 @@ pub(crate) fn document() -> Value {
                     "type": "object", "additionalProperties": false,
                     "properties": {
                         "name": { "type": "string" }, "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "app_id": { "type": ["string", "null"], "description": "Moves the key to this application of its account (null: out of any)" },
                         "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
                         "status": { "type": "string", "enum": ["active", "inactive"] },
                         "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
@@ -322,7 +323,7 @@ pub(crate) fn document() -> Value {
                 },
                 "Rotate": { "type": "object", "additionalProperties": false, "properties": { "grace_period_seconds": { "type": "integer", "minimum": 0 } } },
                 "Deleted": { "type": "object", "required": ["id", "status", "effective_by"], "properties": { "id": { "type": "string" }, "status": { "const": "deleted" }, "effective_by": { "type": "string", "format": "date-time" } } },
-                "KeyPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } }, "next_cursor": { "type": ["string", "null"] } } },
+                "KeyPage": { "type": "object", "required": ["items", "next_cursor", "total"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } }, "next_cursor": { "type": ["string", "null"] }, "total": { "type": ["integer", "null"], "description": "How many keys match the filter, when that is cheap to count; always null today (counting a filter is a walk of its whole index range)" } } },
                 "UsageReport": usage_report_schema(),
                 "EventPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "type": "object" } }, "next_cursor": { "type": ["string", "null"] } } },
                 "Usage": {
