@@ -9,6 +9,7 @@ wrote on first start, POPULATE_LOG the output of examples/mgmt_populate.rs
 (each request kind SAMPLES times after 5 warm-up calls), latency measured
 client-side around the whole request and response. Prints a Markdown table.
 """
+import base64
 import http.client
 import json
 import re
@@ -45,6 +46,15 @@ def first_inactive_deep():
 
 
 q = urllib.parse.quote
+
+
+def usage_cursor(kind, volume, group):
+    # GET /usage's cursor for the position (volume, group) in its order.
+    raw = f"{kind}.{volume}.{group}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+week_ago = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() - 7 * 86400))
 requests = [
     ("GET /apikeys (first page)", "/apikeys?limit=50"),
     ("GET /apikeys (page at 90 %)", f"/apikeys?limit=50&cursor={deep_key}"),
@@ -65,10 +75,15 @@ requests = [
     ("GET /events?key_id= (the key with the events)", f"/events?limit=50&key_id={event_key}"),
     ("GET /events (page at 50 %)", f"/events?limit=50&key_id={event_key}&cursor={deep_event}"),
     ("GET /usage (top 50 keys, 24 h)", "/usage?limit=50"),
+    ("GET /usage (keys, page at volume 10, ~90 %)", f"/usage?limit=50&cursor={usage_cursor('key', 10, 'kw_0')}"),
     ("GET /usage?origin=mcp&category=realtime", "/usage?limit=50&origin=mcp&category=realtime"),
+    ("GET /usage?group_by=app (top 50 of 10,000)", "/usage?limit=50&group_by=app"),
+    ("GET /usage?group_by=app&origin=api", "/usage?limit=50&group_by=app&origin=api"),
+    ("GET /usage?group_by=account (1,000 customers)", "/usage?limit=50&group_by=account"),
+    ("GET /usage?group_by=account (7 days, daily)", "/usage?limit=50&group_by=account&granularity=day&from=" + q(week_ago)),
 ]
-# GET /usage aggregates every usage row of the range: fewer samples.
-slow = {"GET /usage (top 50 keys, 24 h)", "GET /usage?origin=mcp&category=realtime"}
+# Requests that aggregate a range in the database: fewer samples.
+slow = {"GET /usage?group_by=account (1,000 customers)", "GET /usage?group_by=account (7 days, daily)"}
 
 print("| request | p50 ms | p99 ms | max ms | items | samples |")
 print("|---|---:|---:|---:|---:|---:|")

@@ -10,8 +10,10 @@
 //!
 //! Defaults: 1,000,000 keys (every tenth inactive, names `<word>-<n>`, a
 //! rare word on every thousandth), 100,000 audit events on the first key,
-//! 1,000 child accounts, one usage row per key in the current hour (origin
-//! `api` or `mcp`). Every key shares one cheaply hashed secret (argon2id,
+//! 1,000 child accounts (one key each), 10,000 applications (key `n` in
+//! application `n % 10,000`, also labelled `app-<n % 10,000>`), one usage
+//! row per key in the current hour (origin `api` or `mcp`, category
+//! `realtime` or `analytics`). Every key shares one cheaply hashed secret (argon2id,
 //! 64 KiB, 1 pass): the benchmark measures management, not verification.
 //! Prints what it inserted and how long each step took.
 
@@ -22,8 +24,8 @@ use std::time::Instant;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use keyward::store::{KeyStore, PhcString, StoredKey, UsageRecord};
 use keyward::{
-    Account, AccountId, ApiKey, AuditAction, AuditActor, AuditEvent, Clock, KeyId, KeyStatus,
-    PermissionSet, SystemClock,
+    Account, AccountId, ApiKey, App, AppId, AppStatus, AuditAction, AuditActor, AuditEvent, Clock,
+    KeyId, KeyStatus, PermissionSet, SystemClock,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -41,6 +43,8 @@ const WORDS: &[&str] = &[
 
 /// Concurrent writers.
 const WRITERS: usize = 8;
+/// Applications the keys are spread over.
+const APPS: usize = 10_000;
 
 fn arg(n: usize, default: usize) -> usize {
     std::env::args()
@@ -78,6 +82,7 @@ fn key(
     n: usize,
     hash: &PhcString,
     created_at: OffsetDateTime,
+    app_id: Option<AppId>,
 ) -> Result<StoredKey, keyward::InvalidId> {
     // `kw_` and 24 hex digits (96 random bits): within KeyId's 31 bytes.
     let id = KeyId::new(&format!("kw_{:024x}", rand::random::<u128>() >> 32))?;
@@ -92,8 +97,8 @@ fn key(
             account_id: account,
             name: format!("{word}-{n}"),
             description: "mgmt_populate".into(),
-            application: Some(format!("app-{}", n % 10_000)),
-            app_id: None,
+            application: Some(format!("app-{}", n % APPS)),
+            app_id,
             permissions: PermissionSet::parse(["readApplications"]).unwrap_or_default(),
             status: if n.is_multiple_of(10) {
                 KeyStatus::Inactive
@@ -148,6 +153,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = now - Duration::microseconds(i64::try_from(keys)?);
 
     let t = Instant::now();
+    let mut apps = Vec::with_capacity(APPS);
+    for i in 0..APPS {
+        let a = App {
+            id: AppId::new(&format!("app_{}", rand_hex()))?,
+            account_id: admin,
+            title: format!("Application {i}"),
+            description: "mgmt_populate".into(),
+            status: AppStatus::Active,
+            created_at: now,
+            updated_at: now,
+            active_keys: 0,
+            inactive_keys: 0,
+            protected: false,
+        };
+        store
+            .insert_app(&a, &event(AuditAction::AppCreated, admin, None, now))
+            .await?;
+        apps.push(a.id);
+    }
+    let apps = Arc::new(apps);
+    println!("applications: {APPS} in {:.1} s", t.elapsed().as_secs_f64());
+
+    let t = Instant::now();
+    let mut child_keys = Vec::with_capacity(children);
     for i in 0..children {
         let a = Account {
             id: AccountId::new(&format!("acct_{}", rand_hex()))?,
@@ -160,6 +189,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         store
             .insert_account(&a, &event(AuditAction::AccountCreated, admin, None, now))
             .await?;
+        let k = key(a.id, keys + i, &hash, now, None)?;
+        store
+            .insert_key(
+                &k,
+                &event(AuditAction::KeyCreated, a.id, Some(k.key.id), now),
+            )
+            .await?;
+        child_keys.push((a.id, k.key.id));
     }
     println!(
         "child accounts: {children} in {:.1} s",
@@ -172,7 +209,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deep: Arc<tokio::sync::OnceCell<String>> = Arc::new(tokio::sync::OnceCell::new());
     let mut writers = Vec::new();
     for _ in 0..WRITERS {
-        let (store, next, hash) = (store.clone(), next.clone(), hash.clone());
+        let (store, next, hash, apps) = (store.clone(), next.clone(), hash.clone(), apps.clone());
         let (first, deep) = (first.clone(), deep.clone());
         writers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
@@ -182,7 +219,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(ids);
                 }
                 let at = base + Duration::microseconds(i64::try_from(n).unwrap_or(0));
-                let k = key(admin, n, &hash, at)?;
+                let k = key(admin, n, &hash, at, Some(apps[n % APPS]))?;
                 store
                     .insert_key(
                         &k,
@@ -237,9 +274,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         store.record_usage(&batch).await?;
     }
+    let batch: Vec<UsageRecord> = child_keys
+        .iter()
+        .enumerate()
+        .map(|(i, (account, id))| UsageRecord {
+            key_id: *id,
+            account_id: *account,
+            origin: "api".into(),
+            category: "realtime".into(),
+            hour,
+            successes: 1 + (i as u64 % 89),
+            failures: i as u64 % 2,
+            last_used_at: Some(now),
+        })
+        .collect();
+    store.record_usage(&batch).await?;
     println!(
         "usage rows: {} in {:.1} s",
-        ids.len(),
+        ids.len() + child_keys.len(),
         t.elapsed().as_secs_f64()
     );
 

@@ -54,6 +54,10 @@ pub enum Error {
     /// The principal may not act for the requested account (403).
     #[error("not allowed to act for this account")]
     AccountNotAllowed,
+    /// The child account to act for is inactive (403): its parent manages
+    /// it (for example reactivates it) without acting for it.
+    #[error("the account to act for is inactive")]
+    AccountInactive,
     /// Permissions that cannot be granted (403 when beyond the actor, 422
     /// when beyond the account).
     #[error("permissions beyond what the {} holds: {}", match .limit { GrantLimit::Account => "account", GrantLimit::Actor => "acting principal" }, names(.permissions))]

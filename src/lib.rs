@@ -58,7 +58,7 @@ pub use service::{
     UsageFilter, UsageGroup, UsagePage, UsagePoint, UsageReport, User, may_manage,
 };
 pub use session::Session;
-pub use store::MemoryStore;
+pub use store::{MemoryStore, UsageGroupKind};
 
 // The README's Rust snippets, compiled (and run unless `no_run`) as doctests.
 #[cfg(all(doctest, feature = "axum", feature = "actix", feature = "sqlite"))]

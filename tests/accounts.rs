@@ -219,6 +219,10 @@ async fn narrowing_and_switching_a_child_off_reach_its_keys_here_and_within_w() 
             .expect("events")
             .items;
     assert_eq!(events[0].action, AuditAction::AccountDeactivated);
+    // Acting for the inactive child is refused, saying why; the parent
+    // still manages it (reads it, switches it back on) from its own account.
+    let r = f.kw.act_for(&p, &child.id).await;
+    assert!(matches!(r, Err(Error::AccountInactive)), "got {r:?}");
     f.clock.advance(f.kw.propagation_window());
     assert!(
         b.verify(k.key.id.as_str(), k.secret.expose(), ctx())
@@ -234,6 +238,9 @@ async fn narrowing_and_switching_a_child_off_reach_its_keys_here_and_within_w() 
     )
     .await
     .expect("on");
+    f.kw.act_for(&p, &child.id)
+        .await
+        .expect("acting for it works again");
     f.kw.verify(k.key.id.as_str(), k.secret.expose(), ctx())
         .await
         .expect("the key works again");
@@ -296,6 +303,12 @@ async fn only_children_and_only_with_every_permission_they_have() {
     )
     .await
     .expect("a rename needs no permission of the account");
+    // writeAccounts implies readAccounts: who manages accounts sees them.
+    let seen =
+        f.kw.get_account(Actor::Principal(&limited), &child.id)
+            .await
+            .expect("writeAccounts reads the account");
+    assert_eq!(seen.name, "Renamed");
     let r =
         f.kw.update_account(
             Actor::Principal(&p),

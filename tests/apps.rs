@@ -404,3 +404,122 @@ async fn delete_refuses_while_keys_remain_unless_cascade() {
     let r = f.kw.get_app(Actor::System, &app.id).await;
     assert!(matches!(r, Err(Error::NotFound(_))), "got {r:?}");
 }
+
+#[tokio::test]
+async fn a_key_moves_between_applications_of_its_account_within_the_bounds() {
+    let f = fixture().await;
+    let from =
+        f.kw.create_app(Actor::System, &f.account.id, NewApp::new("From"))
+            .await
+            .expect("app");
+    let to =
+        f.kw.create_app(Actor::System, &f.account.id, NewApp::new("To"))
+            .await
+            .expect("app");
+    let k = key_in(&f, &from, "mover", &["readApplications"]).await;
+    let admin = verify(&f.kw, &f.admin).await.expect("admin");
+    let moved =
+        f.kw.update_key(
+            Actor::Principal(&admin),
+            &k.key.id,
+            keyward::KeyUpdate::new().app(Some(to.id)),
+        )
+        .await
+        .expect("move");
+    assert_eq!(moved.key.app_id, Some(to.id));
+    assert!(
+        moved.effective_by.is_none(),
+        "an active application stops nothing"
+    );
+    let listed =
+        f.kw.list_keys(Actor::System, &f.account.id, ListKeys::new().app(to.id))
+            .await
+            .expect("list");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        f.kw.get_app(Actor::System, &from.id)
+            .await
+            .expect("app")
+            .active_keys,
+        0
+    );
+    // Not to another account's application.
+    let other =
+        f.kw.create_account(
+            Actor::System,
+            keyward::NewAccount::new("Other", perms(common::ALL)),
+        )
+        .await
+        .expect("account");
+    let foreign =
+        f.kw.create_app(Actor::System, &other.id, NewApp::new("Theirs"))
+            .await
+            .expect("app");
+    let r =
+        f.kw.update_key(
+            Actor::Principal(&admin),
+            &k.key.id,
+            keyward::KeyUpdate::new().app(Some(foreign.id)),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(Error::NotFound("application"))),
+        "got {r:?}"
+    );
+    // Not by a principal lacking one of the key's permissions.
+    let narrow =
+        f.kw.issue_key(
+            Actor::System,
+            &f.account.id,
+            NewKey::new("narrow").permissions(perms(&["writeApiKeys"])),
+        )
+        .await
+        .expect("issued");
+    let narrow = verify(&f.kw, &narrow).await.expect("narrow");
+    let r =
+        f.kw.update_key(
+            Actor::Principal(&narrow),
+            &k.key.id,
+            keyward::KeyUpdate::new().app(Some(from.id)),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(Error::PermissionNotHeld { .. })),
+        "got {r:?}"
+    );
+    // Into an inactive application: the key stops (effective_by); out of
+    // any application, it works again.
+    f.kw.update_app(
+        Actor::System,
+        &from.id,
+        AppUpdate::new().status(AppStatus::Inactive),
+    )
+    .await
+    .expect("off");
+    let into =
+        f.kw.update_key(
+            Actor::Principal(&admin),
+            &k.key.id,
+            keyward::KeyUpdate::new().app(Some(from.id)),
+        )
+        .await
+        .expect("move in");
+    assert!(into.effective_by.is_some());
+    assert!(matches!(verify(&f.kw, &k).await, Err(Error::KeyInactive)));
+    f.kw.update_key(
+        Actor::Principal(&admin),
+        &k.key.id,
+        keyward::KeyUpdate::new().app(None),
+    )
+    .await
+    .expect("move out");
+    verify(&f.kw, &k)
+        .await
+        .expect("works outside any application");
+    let events =
+        f.kw.events(Actor::System, &f.account.id, Some(&k.key.id), 10, None)
+            .await
+            .expect("events")
+            .items;
+    assert_eq!(events[0].action, AuditAction::KeyUpdated);
+}

@@ -212,6 +212,12 @@ impl HttpError {
                 "account_not_allowed",
                 "not allowed to act for this account",
             ),
+            Error::AccountInactive => Self::new(
+                cfg,
+                403,
+                "account_inactive",
+                "the account to act for is inactive; its parent reactivates it with PATCH /accounts/{id}",
+            ),
             e @ Error::NotGrantable {
                 limit: GrantLimit::Actor,
                 ..

@@ -239,9 +239,9 @@ pub(crate) fn document() -> Value {
             },
             "/usage": {
                 "get": {
-                    "operationId": "usageReport", "summary": "The account's keys by volume (successes plus failures, most first), each with totals and a series; includes this instance's unflushed counts (readApiKeys)",
-                    "parameters": [ q("from", json!({ "type": "string", "format": "date-time" })), q("to", json!({ "type": "string", "format": "date-time" })), q("granularity", json!({ "type": "string", "enum": ["hour", "day"], "default": "hour" })), q("origin", json!({ "type": "string" })), q("category", json!({ "type": "string" })), q("group_by", json!({ "type": "string", "enum": ["key"], "default": "key" })), q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
-                    "responses": with_common(json!({ "200": ok("A page of keys with their usage", "UsageReport"), "422": err("Invalid range, granularity, label, group_by, limit or cursor") }))
+                    "operationId": "usageReport", "summary": "The account's keys, applications, or itself and its child accounts (group_by) by volume (successes plus failures, most first), each with its display name, totals and a series; includes this instance's unflushed counts (readApiKeys)",
+                    "parameters": [ q("from", json!({ "type": "string", "format": "date-time" })), q("to", json!({ "type": "string", "format": "date-time" })), q("granularity", json!({ "type": "string", "enum": ["hour", "day"], "default": "hour" })), q("origin", json!({ "type": "string" })), q("category", json!({ "type": "string" })), q("group_by", json!({ "type": "string", "enum": ["key", "app", "account"], "default": "key" })), q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
+                    "responses": with_common(json!({ "200": ok("A page of groups with their usage", "UsageReport"), "422": err("Invalid range, granularity, label, group_by, limit or cursor") }))
                 }
             },
             "/apikeys/{id}/usage": {
@@ -308,6 +308,7 @@ pub(crate) fn document() -> Value {
                     "type": "object", "additionalProperties": false,
                     "properties": {
                         "name": { "type": "string" }, "description": { "type": "string" }, "application": { "type": ["string", "null"] },
+                        "app_id": { "type": ["string", "null"], "description": "Moves the key to this application of its account (null: out of any)" },
                         "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
                         "status": { "type": "string", "enum": ["active", "inactive"] },
                         "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
@@ -315,7 +316,7 @@ pub(crate) fn document() -> Value {
                 },
                 "Rotate": { "type": "object", "additionalProperties": false, "properties": { "grace_period_seconds": { "type": "integer", "minimum": 0 } } },
                 "Deleted": { "type": "object", "required": ["id", "status", "effective_by"], "properties": { "id": { "type": "string" }, "status": { "const": "deleted" }, "effective_by": { "type": "string", "format": "date-time" } } },
-                "KeyPage": { "type": "object", "required": ["items", "next_cursor"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } }, "next_cursor": { "type": ["string", "null"] } } },
+                "KeyPage": { "type": "object", "required": ["items", "next_cursor", "total"], "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiKey" } }, "next_cursor": { "type": ["string", "null"] }, "total": { "type": ["integer", "null"], "description": "How many keys match the filter, when that is cheap to count; always null today (counting a filter is a walk of its whole index range)" } } },
                 "UsageReport": usage_report_schema(),
                 "Usage": {
                     "type": "object", "required": ["key_id", "from", "to", "items"],
@@ -443,5 +444,5 @@ fn event_schemas() -> Value {
 /// The `GET /usage` response (its own `json!`: the document's one is at
 /// the macro's recursion limit).
 fn usage_report_schema() -> Value {
-    json!({ "type": "object", "required": ["from", "to", "group_by", "items", "next_cursor"], "properties": { "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" }, "group_by": { "type": "string" }, "items": { "type": "array", "items": { "type": "object", "required": ["id", "name", "successes", "failures", "series"], "properties": { "id": { "type": "string" }, "name": { "type": ["string", "null"] }, "successes": { "type": "integer" }, "failures": { "type": "integer" }, "series": { "type": "array", "items": { "type": "object", "required": ["at", "successes", "failures"], "properties": { "at": { "type": "string", "format": "date-time" }, "successes": { "type": "integer" }, "failures": { "type": "integer" } } } } } } }, "next_cursor": { "type": ["string", "null"] } } })
+    json!({ "type": "object", "required": ["from", "to", "group_by", "items", "next_cursor"], "properties": { "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" }, "group_by": { "type": "string", "enum": ["key", "app", "account"] }, "items": { "type": "array", "items": { "type": "object", "required": ["id", "name", "successes", "failures", "series"], "properties": { "id": { "type": "string" }, "name": { "type": ["string", "null"] }, "successes": { "type": "integer" }, "failures": { "type": "integer" }, "series": { "type": "array", "items": { "type": "object", "required": ["at", "successes", "failures"], "properties": { "at": { "type": "string", "format": "date-time" }, "successes": { "type": "integer" }, "failures": { "type": "integer" } } } } } } }, "next_cursor": { "type": ["string", "null"] } } })
 }

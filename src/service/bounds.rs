@@ -11,7 +11,8 @@
 //!   no later expiry, no networks outside its `allowed_cidrs` when it has
 //!   any ([`Ceiling::restrict`]).
 //! - **Protected** keys change only through [`Actor::System`].
-//! - `writeApiKeys` implies `readApiKeys` ([`holds`]).
+//! - `writeApiKeys` implies `readApiKeys`, `writeAccounts` implies
+//!   `readAccounts` ([`IMPLIED`], [`holds`]).
 
 use std::borrow::Cow;
 
@@ -24,17 +25,31 @@ use crate::api_key::ApiKey;
 use crate::error::{Error, Result};
 use crate::permission::{Permission, PermissionSet};
 
-/// The permissions `held` amounts to: `writeApiKeys` implies `readApiKeys`
-/// (whoever manages keys sees them).
+/// The implications between permissions, `(held, implied)`: whoever
+/// manages keys sees them, whoever manages accounts sees them. The one
+/// rule [`held`], [`holds`] and [`may_manage`] apply.
+pub(crate) const IMPLIED: &[(&str, &str)] = &[
+    ("writeApiKeys", "readApiKeys"),
+    ("writeAccounts", "readAccounts"),
+];
+
+/// The permissions `held` amounts to, [`IMPLIED`] ones included.
 pub(crate) fn held(held: &PermissionSet) -> Cow<'_, PermissionSet> {
-    let read = Permission::read_api_keys();
-    if held.contains(&Permission::write_api_keys()) && !held.contains(&read) {
-        let mut with = held.clone();
-        with.insert(read);
-        Cow::Owned(with)
-    } else {
-        Cow::Borrowed(held)
+    let missing: Vec<&str> = IMPLIED
+        .iter()
+        .filter(|(w, r)| held.contains_name(w) && !held.contains_name(r))
+        .map(|(_, r)| *r)
+        .collect();
+    if missing.is_empty() {
+        return Cow::Borrowed(held);
     }
+    let mut with = held.clone();
+    for r in missing {
+        if let Ok(p) = Permission::new(r) {
+            with.insert(p);
+        }
+    }
+    Cow::Owned(with)
 }
 
 /// Whether `held` includes `permission`, implications included.
@@ -44,7 +59,10 @@ pub(crate) fn holds(held: &PermissionSet, permission: &Permission) -> bool {
 
 /// [`holds`] by name.
 pub(crate) fn holds_name(held: &PermissionSet, name: &str) -> bool {
-    held.contains_name(name) || (name == "readApiKeys" && held.contains_name("writeApiKeys"))
+    held.contains_name(name)
+        || IMPLIED
+            .iter()
+            .any(|(w, r)| *r == name && held.contains_name(w))
 }
 
 /// The one management bound: an actor holding `actor` may manage (and
@@ -188,13 +206,15 @@ mod tests {
 
     use super::*;
 
-    const NAMES: [&str; 6] = [
+    const NAMES: [&str; 8] = [
         "readApiKeys",
         "writeApiKeys",
         "readApplications",
         "writeApplications",
         "readBilling",
         "admin:all",
+        "readAccounts",
+        "writeAccounts",
     ];
 
     fn set(bits: u8) -> PermissionSet {
@@ -213,11 +233,14 @@ mod tests {
         /// (with `readApiKeys` counted as held when `writeApiKeys` is), and
         /// a refusal names exactly what is missing.
         #[test]
-        fn may_manage_is_subset(actor in 0u8..64, target in 0u8..64) {
+        fn may_manage_is_subset(actor in 0u8..=255, target in 0u8..=255) {
             let (a, t) = (set(actor), set(target));
             let mut closure = a.clone();
             if a.contains_name("writeApiKeys") {
                 closure.insert(Permission::read_api_keys());
+            }
+            if a.contains_name("writeAccounts") {
+                closure.insert(Permission::read_accounts());
             }
             match may_manage(&a, &t) {
                 Ok(()) => prop_assert!(t.is_subset(&closure)),
@@ -235,5 +258,9 @@ mod tests {
         assert!(holds(&w, &Permission::read_api_keys()));
         assert!(!holds(&set(0b01), &Permission::write_api_keys()));
         assert!(!holds(&w, &Permission::new("readApplications").unwrap()));
+        let accounts = set(0b1000_0000);
+        assert!(holds(&accounts, &Permission::read_accounts()));
+        assert!(!holds(&set(0b0100_0000), &Permission::write_accounts()));
+        assert!(!holds(&accounts, &Permission::read_api_keys()));
     }
 }

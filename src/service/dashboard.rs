@@ -1,5 +1,16 @@
-//! The usage dashboard: an account's keys by volume (top consumers first),
-//! each with its totals and a time series, a keyset page at a time.
+//! The usage dashboard: an account's keys, applications or child accounts
+//! by volume (top consumers first), each with its totals and a time
+//! series, a keyset page at a time, read from the store's usage rollup.
+//!
+//! Top consumers over a range of hours are found without aggregating every
+//! group of the range: each hour of the rollup is a list ranked by volume
+//! (an index range), and the lists are read in rounds (Fagin's threshold
+//! algorithm) until no group not yet seen can rank among the page: the
+//! page's last group has at least the sum of the volumes last read from
+//! the lists (on a tie, an id no later than theirs). Each seen group's
+//! exact totals and series come from its own rows. A range of many hours
+//! with flat usage, where the rounds would read more than a bound, and
+//! child accounts (few groups) are aggregated in the database instead.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,9 +20,9 @@ use super::keys::page_limit;
 use super::{Actor, Keyward};
 use crate::context::Label;
 use crate::error::{Error, Result};
-use crate::id::{AccountId, KeyId};
+use crate::id::{AccountId, AppId, KeyId};
 use crate::permission::Permission;
-use crate::store::{UsageQuery, UsageTotalsQuery};
+use crate::store::{GroupTotal, KeyStore, RollupRow, RollupScope, UsageGroupKind};
 
 /// The width of a [`UsagePoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,7 +49,10 @@ pub struct UsageReport {
     pub origin: Option<Label>,
     /// Only this category (all when `None`).
     pub category: Option<Label>,
-    /// At most this many keys (1–100).
+    /// What the groups are: keys (the default), applications, or the
+    /// account and its child accounts.
+    pub group_by: UsageGroupKind,
+    /// At most this many groups (1–100).
     pub limit: usize,
     /// A `next_cursor` of an earlier page.
     pub cursor: Option<String>,
@@ -53,6 +67,7 @@ impl UsageReport {
             granularity: Granularity::Hour,
             origin: None,
             category: None,
+            group_by: UsageGroupKind::Key,
             limit: 50,
             cursor: None,
         }
@@ -72,7 +87,12 @@ impl UsageReport {
         self.category = Some(category);
         self
     }
-    /// At most `limit` keys.
+    /// Groups of this kind.
+    pub fn group_by(mut self, kind: UsageGroupKind) -> Self {
+        self.group_by = kind;
+        self
+    }
+    /// At most `limit` groups.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
         self
@@ -95,12 +115,13 @@ pub struct UsagePoint {
     pub failures: u64,
 }
 
-/// One key's usage over a report's range.
+/// One group's usage over a report's range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageGroup {
-    /// The key.
-    pub id: KeyId,
-    /// The key's name; `None` for a key deleted since.
+    /// The key, application or account id.
+    pub id: String,
+    /// Its display name (key name, application title, account name);
+    /// `None` for one deleted since.
     pub name: Option<String>,
     /// Successful verifications in the range.
     pub successes: u64,
@@ -110,34 +131,42 @@ pub struct UsageGroup {
     pub series: Vec<UsagePoint>,
 }
 
-/// One page of a usage report, most used keys first.
+/// One page of a usage report, most used groups first.
 #[derive(Debug, Clone)]
 pub struct UsagePage {
-    /// The keys.
+    /// The groups.
     pub items: Vec<UsageGroup>,
     /// Cursor for the next page; `None` on the last.
     pub next_cursor: Option<String>,
 }
 
-fn encode(volume: u64, key: &KeyId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{volume}.{key}"))
+fn encode(kind: UsageGroupKind, volume: u64, group: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{volume}.{group}", kind.as_str()))
 }
 
-fn decode(c: &str) -> Result<(u64, KeyId)> {
+fn decode(c: &str, kind: UsageGroupKind) -> Result<(u64, String)> {
     let bad = || Error::InvalidInput {
         field: "cursor",
-        reason: "not a cursor returned by this API".into(),
+        reason: "not a cursor returned by this API for this group_by".into(),
     };
     if c.len() > 200 {
         return Err(bad());
     }
     let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (volume, key) = raw.split_once('.').ok_or_else(bad)?;
-    Ok((
-        volume.parse().map_err(|_| bad())?,
-        KeyId::new(key).map_err(|_| bad())?,
-    ))
+    let mut parts = raw.splitn(3, '.');
+    let (Some(k), Some(volume), Some(group)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let valid = match kind {
+        UsageGroupKind::Key => KeyId::new(group).is_ok(),
+        UsageGroupKind::App => AppId::new(group).is_ok(),
+        _ => AccountId::new(group).is_ok(),
+    };
+    if k != kind.as_str() || !valid {
+        return Err(bad());
+    }
+    Ok((volume.parse().map_err(|_| bad())?, group.to_owned()))
 }
 
 fn bucket(hour: OffsetDateTime, g: Granularity) -> OffsetDateTime {
@@ -147,12 +176,176 @@ fn bucket(hour: OffsetDateTime, g: Granularity) -> OffsetDateTime {
     }
 }
 
+/// Hours of rankings the threshold rounds read at most; a longer range
+/// with usage in more hours is aggregated.
+const MAX_LISTS: usize = 24 * 7;
+/// Ranked rows the threshold rounds read at most before the range is
+/// aggregated instead.
+const MAX_READ: usize = 20_000;
+
+/// One hour's ranking, as read so far.
+struct List {
+    hour: OffsetDateTime,
+    /// The last `(volume, group)` read: where the next round starts.
+    last: Option<(u64, String)>,
+    done: bool,
+}
+
+/// A group with its exact totals and rows over the range.
+type Seen = (GroupTotal, Vec<RollupRow>);
+
+/// Attaches each total's rows over `[from, to)`.
+async fn with_rows(
+    store: &dyn KeyStore,
+    scope: &RollupScope,
+    totals: Vec<GroupTotal>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<Seen>> {
+    let ids: Vec<String> = totals.iter().map(|t| t.group.clone()).collect();
+    let rows = store.usage_rollup(scope, &ids, from, to).await?;
+    Ok(totals
+        .into_iter()
+        .map(|t| {
+            let mine = rows
+                .iter()
+                .filter(|r| r.group == t.group)
+                .cloned()
+                .collect();
+            (t, mine)
+        })
+        .collect())
+}
+
+/// The `n` groups of `scope` after `after` in ranking order (volume
+/// descending, then id), each with its rows over `[from, to)`.
+async fn top(
+    store: &dyn KeyStore,
+    scope: &RollupScope,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    after: Option<&(u64, String)>,
+    n: usize,
+) -> Result<Vec<Seen>> {
+    let aggregate = || async {
+        let totals = store.usage_group_totals(scope, from, to, after, n).await?;
+        with_rows(store, scope, totals, from, to).await
+    };
+    if scope.kind == UsageGroupKind::Account {
+        return aggregate().await;
+    }
+    // The hours with any usage of the account under these labels: its own
+    // account-level rows.
+    let own = RollupScope {
+        kind: UsageGroupKind::Account,
+        ..scope.clone()
+    };
+    let mut hours: Vec<OffsetDateTime> = store
+        .usage_rollup(&own, &[scope.account_id.as_str().to_owned()], from, to)
+        .await?
+        .into_iter()
+        .filter(|r| r.successes.saturating_add(r.failures) > 0)
+        .map(|r| r.hour)
+        .collect();
+    hours.sort();
+    hours.dedup();
+    if hours.len() > MAX_LISTS {
+        return aggregate().await;
+    }
+    let mut lists: Vec<List> = hours
+        .into_iter()
+        .map(|hour| List {
+            hour,
+            last: after.cloned(),
+            done: false,
+        })
+        .collect();
+    let mut seen: std::collections::HashMap<String, Seen> = Default::default();
+    let (mut batch, mut read) = (n.max(16), 0usize);
+    loop {
+        let mut fresh: Vec<String> = Vec::new();
+        for list in lists.iter_mut().filter(|l| !l.done) {
+            let rows = store
+                .usage_ranked(scope, list.hour, list.last.as_ref(), batch)
+                .await?;
+            read += rows.len();
+            list.done = rows.len() < batch;
+            if let Some(last) = rows.last() {
+                list.last = Some((last.volume(), last.group.clone()));
+            }
+            for r in rows {
+                if !seen.contains_key(&r.group) && !fresh.contains(&r.group) {
+                    fresh.push(r.group);
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let rows = store.usage_rollup(scope, &fresh, from, to).await?;
+            for group in fresh {
+                let mine: Vec<RollupRow> =
+                    rows.iter().filter(|r| r.group == group).cloned().collect();
+                let total = GroupTotal {
+                    group: group.clone(),
+                    successes: mine.iter().fold(0u64, |a, r| a.saturating_add(r.successes)),
+                    failures: mine.iter().fold(0u64, |a, r| a.saturating_add(r.failures)),
+                };
+                seen.insert(group, (total, mine));
+            }
+        }
+        let mut ranked: Vec<&Seen> = seen
+            .values()
+            .filter(|(t, _)| t.volume() > 0 && after.is_none_or(|p| t.is_after(p)))
+            .collect();
+        ranked.sort_by(|a, b| crate::store::rollup_ranking(&a.0, &b.0));
+        let open: Vec<&(u64, String)> = lists
+            .iter()
+            .filter(|l| !l.done)
+            .filter_map(|l| l.last.as_ref())
+            .collect();
+        let threshold = open.iter().fold(0u64, |a, (v, _)| a.saturating_add(*v));
+        let first_open = open.iter().map(|(_, g)| g.as_str()).min();
+        let final_page = match (ranked.get(n.saturating_sub(1)), first_open) {
+            (_, None) => true,
+            (Some((t, _)), Some(g)) => {
+                t.volume() > threshold || (t.volume() == threshold && t.group.as_str() <= g)
+            }
+            (None, Some(_)) => false,
+        };
+        if final_page {
+            let ids: Vec<String> = ranked
+                .iter()
+                .take(n)
+                .map(|(t, _)| t.group.clone())
+                .collect();
+            return Ok(ids.into_iter().filter_map(|id| seen.remove(&id)).collect());
+        }
+        if read > MAX_READ {
+            return aggregate().await;
+        }
+        batch = batch.saturating_mul(2);
+    }
+}
+
 impl Keyward {
-    /// The keys of `account` with usage in the report's range, most used
-    /// (successes plus failures) first, each with its name, totals and
-    /// series. Pending counts of this instance are flushed first, so the
-    /// answer includes every verification it made so far; other instances'
-    /// counts arrive with their next flush.
+    /// The groups of `account` (its keys, its applications, or itself and
+    /// its child accounts, per [`UsageReport::group_by`]) with usage in the
+    /// report's range, most used (successes plus failures) first, each with
+    /// its display name, totals and series. Pending counts of this instance
+    /// are flushed first, so the answer includes every verification it made
+    /// so far; other instances' counts arrive with their next flush.
+    ///
+    /// ```
+    /// # async fn f(kw: keyward::Keyward, account: keyward::AccountId) -> keyward::Result<()> {
+    /// use keyward::{Actor, UsageReport};
+    /// let to = kw.now();
+    /// let page = kw
+    ///     .usage_report(Actor::System, &account, UsageReport::between(to - time::Duration::DAY, to))
+    ///     .await?;
+    /// for g in &page.items {
+    ///     println!("{} {:?}: {} ok, {} failed", g.id, g.name, g.successes, g.failures);
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for `from` after `to`, a bad limit or
@@ -171,72 +364,88 @@ impl Keyward {
             });
         }
         let limit = page_limit(report.limit)?;
-        let after = report.cursor.as_deref().map(decode).transpose()?;
+        let kind = report.group_by;
+        let after = report
+            .cursor
+            .as_deref()
+            .map(|c| decode(c, kind))
+            .transpose()?;
         actor.authorize(account, &Permission::read_api_keys(), "account")?;
         if let Err(e) = self.flush().await {
             tracing::warn!(target: "keyward::usage", error = %e, "flush before usage report failed");
         }
-        let store = &self.inner.store;
-        let origin = report.origin.as_ref().map(|o| o.as_str().to_owned());
-        let category = report.category.as_ref().map(|c| c.as_str().to_owned());
-        let mut totals = store
-            .usage_totals(&UsageTotalsQuery {
-                account_id: *account,
-                origin: origin.clone(),
-                category: category.clone(),
-                from: report.from,
-                to: report.to,
-                after,
-                limit: limit + 1,
-            })
-            .await?;
-        let more = totals.len() > limit;
-        totals.truncate(limit);
-        let mut items = Vec::with_capacity(totals.len());
-        for t in &totals {
-            let rows = store
-                .usage(&UsageQuery {
-                    account_id: *account,
-                    key_id: Some(t.key_id),
-                    origin: origin.clone(),
-                    from: report.from,
-                    to: report.to,
-                })
-                .await?;
+        let store = &*self.inner.store;
+        let scope = RollupScope {
+            account_id: *account,
+            kind,
+            origin: report.origin.as_ref().map(|o| o.as_str().to_owned()),
+            category: report.category.as_ref().map(|c| c.as_str().to_owned()),
+        };
+        let mut groups = top(
+            store,
+            &scope,
+            report.from,
+            report.to,
+            after.as_ref(),
+            limit + 1,
+        )
+        .await?;
+        let more = groups.len() > limit;
+        groups.truncate(limit);
+        let next_cursor = if more {
+            groups
+                .last()
+                .map(|(t, _)| encode(kind, t.volume(), &t.group))
+        } else {
+            None
+        };
+        let mut items = Vec::with_capacity(groups.len());
+        for (t, rows) in groups {
             let mut series: Vec<UsagePoint> = Vec::new();
-            for r in rows
-                .iter()
-                .filter(|r| category.as_ref().is_none_or(|c| *c == r.category))
-            {
+            for r in &rows {
                 let at = bucket(r.hour, report.granularity);
-                match series.iter_mut().find(|p| p.at == at) {
-                    Some(p) => {
+                match series.last_mut() {
+                    Some(p) if p.at == at => {
                         p.successes = p.successes.saturating_add(r.successes);
                         p.failures = p.failures.saturating_add(r.failures);
                     }
-                    None => series.push(UsagePoint {
+                    _ => series.push(UsagePoint {
                         at,
                         successes: r.successes,
                         failures: r.failures,
                     }),
                 }
             }
-            series.sort_by_key(|p| p.at);
-            let name = store.get_key(&t.key_id).await?.map(|k| k.key.name);
+            let name = self.group_name(kind, &t.group).await?;
             items.push(UsageGroup {
-                id: t.key_id,
+                id: t.group,
                 name,
                 successes: t.successes,
                 failures: t.failures,
                 series,
             });
         }
-        let next_cursor = if more {
-            totals.last().map(|t| encode(t.volume(), &t.key_id))
-        } else {
-            None
-        };
         Ok(UsagePage { items, next_cursor })
+    }
+
+    /// A group's display name: the key's name, the application's title,
+    /// the account's name.
+    async fn group_name(&self, kind: UsageGroupKind, id: &str) -> Result<Option<String>> {
+        let store = &self.inner.store;
+        Ok(match kind {
+            UsageGroupKind::Key => match KeyId::new(id) {
+                Ok(k) => store.get_key(&k).await?.map(|k| k.key.name),
+                Err(_) => None,
+            },
+            UsageGroupKind::App => match AppId::new(id) {
+                Ok(a) => store.get_app(&a).await?.map(|a| a.title),
+                Err(_) => None,
+            },
+            _ => match AccountId::new(id) {
+                Ok(a) => store.get_account(&a).await?.map(|a| a.name),
+                Err(_) => None,
+            },
+        })
     }
 }
 
@@ -246,10 +455,14 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let key = KeyId::new("kw_abc").expect("id");
-        assert_eq!(decode(&encode(42, &key)).expect("decode"), (42, key));
-        assert!(decode("abc").is_err());
-        assert!(decode(&URL_SAFE_NO_PAD.encode("x.kw_abc")).is_err());
+        let key = "kw_abc";
+        assert_eq!(
+            decode(&encode(UsageGroupKind::Key, 42, key), UsageGroupKind::Key).expect("decode"),
+            (42, key.to_owned())
+        );
+        assert!(decode(&encode(UsageGroupKind::Key, 42, key), UsageGroupKind::App).is_err());
+        assert!(decode("abc", UsageGroupKind::Key).is_err());
+        assert!(decode(&URL_SAFE_NO_PAD.encode("key.x.kw_abc"), UsageGroupKind::Key).is_err());
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub struct KeyUpdate {
     pub description: Option<String>,
     /// New application label (`Some(None)` clears it).
     pub application: Option<Option<String>>,
+    /// New application (`Some(None)`: out of any), within the key's account.
+    pub app_id: Option<Option<AppId>>,
     /// New permissions.
     pub permissions: Option<PermissionSet>,
     /// New expiry (`Some(None)` clears it).
@@ -165,6 +167,12 @@ impl KeyUpdate {
     /// Sets or clears the application label.
     pub fn application(mut self, a: Option<String>) -> Self {
         self.application = Some(a);
+        self
+    }
+    /// Moves the key to another application of its account (`None`: out
+    /// of any).
+    pub fn app(mut self, app: Option<AppId>) -> Self {
+        self.app_id = Some(app);
         self
     }
     /// Replaces the permissions.
@@ -516,12 +524,15 @@ impl Keyward {
     ///
     /// A bounded actor (principal, person) must hold every permission of
     /// the key, and may not set a later (or no) expiry, or networks outside
-    /// its own key's.
+    /// its own key's. A move to another application (`app_id`) stays
+    /// within the key's account; moved into an inactive application, the
+    /// key stops (within W elsewhere: `effective_by`).
     ///
     /// # Errors
     /// [`Error::InvalidInput`], [`Error::NotGrantable`],
     /// [`Error::PermissionNotHeld`], [`Error::RestrictionNotHeld`],
-    /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
+    /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`]
+    /// (`"application"` for an application not of the key's account),
     /// [`Error::Conflict`] when the key changed concurrently,
     /// [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.update_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
@@ -568,6 +579,17 @@ impl Keyward {
             validate::grantable(p, &acct.permissions, ceiling.grant_bound())?;
         }
         ceiling.restrict(update.expires_at, update.allowed_cidrs.as_deref())?;
+        // A move stays within the key's account; the bounds on the key
+        // itself (above) are the mover's bound.
+        let mut into_inactive = false;
+        if let Some(Some(app)) = &update.app_id {
+            match self.inner.store.get_app(app).await? {
+                Some(a) if a.account_id == stored.key.account_id => {
+                    into_inactive = a.status == crate::app::AppStatus::Inactive;
+                }
+                _ => return Err(Error::NotFound("application")),
+            }
+        }
         let before = stored.key.clone();
         let k = &mut stored.key;
         let mut changed: Vec<&'static str> = Vec::new();
@@ -586,6 +608,7 @@ impl Keyward {
         set!(name, "name");
         set!(description, "description");
         set!(application, "application");
+        set!(app_id, "app_id");
         set!(permissions, "permissions");
         set!(expires_at, "expires_at");
         set!(status, "status");
@@ -605,7 +628,8 @@ impl Keyward {
                 (None, Some(_)) => true,
                 (Some(old), Some(new)) => new < old,
             }
-            || (k.allowed_cidrs != before.allowed_cidrs && !k.allowed_cidrs.is_empty());
+            || (k.allowed_cidrs != before.allowed_cidrs && !k.allowed_cidrs.is_empty())
+            || (k.app_id != before.app_id && into_inactive);
         let action = match (before.status, k.status) {
             (KeyStatus::Active, KeyStatus::Inactive) => AuditAction::KeyDeactivated,
             (KeyStatus::Inactive, KeyStatus::Active) => AuditAction::KeyActivated,

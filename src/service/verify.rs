@@ -635,7 +635,8 @@ impl Keyward {
     ///
     /// # Errors
     /// [`Error::AccountNotAllowed`] for any other account (existing or
-    /// not); [`Error::Unavailable`].
+    /// not); [`Error::AccountInactive`] for an inactive child;
+    /// [`Error::Unavailable`].
     pub async fn act_for(&self, principal: &Principal, account: &AccountId) -> Result<Principal> {
         if account == principal.home_account_id() {
             let mut p = principal.clone();
@@ -647,6 +648,9 @@ impl Keyward {
         };
         if child.parent.as_ref() != Some(principal.home_account_id()) {
             return Err(Error::AccountNotAllowed);
+        }
+        if child.status != crate::account::AccountStatus::Active {
+            return Err(Error::AccountInactive);
         }
         let mut p = principal.clone();
         // Data permissions: key ∩ child; management permissions stay the

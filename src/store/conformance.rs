@@ -38,6 +38,7 @@ mod events;
 mod fixtures;
 mod keys;
 mod origins;
+mod rollup;
 mod sessions;
 mod usage;
 
@@ -63,6 +64,7 @@ pub use keys::{
     update_key_replaces_record,
 };
 pub use origins::allowed_origins_insert_list_delete;
+pub use rollup::usage_rollup_matches_brute_force;
 pub use sessions::{
     delete_session_then_not_found, insert_session_for_absent_key_is_not_found,
     insert_session_with_a_stale_epoch_is_not_found, purge_expired_sessions_removes_only_expired,
@@ -151,6 +153,7 @@ macro_rules! store_conformance_tests {
             event_actor_kinds_round_trip,
             record_usage_sums_and_advances_last_used,
             usage_filters_by_key_origin_and_time,
+            usage_rollup_matches_brute_force,
             insert_app_round_trips_and_conflicts,
             app_counts_and_lists_its_keys,
             list_apps_filters_orders_and_paginates,

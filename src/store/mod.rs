@@ -21,8 +21,10 @@ use crate::session::Session;
 mod connect;
 mod memory;
 pub mod migrations;
+mod rollup;
 pub use connect::connect;
 pub use memory::MemoryStore;
+pub(crate) use rollup::ranking as rollup_ranking;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -362,6 +364,98 @@ pub(crate) fn totals_of(rows: &[UsageRecord], q: &UsageTotalsQuery) -> Vec<Usage
         .collect()
 }
 
+/// What a usage group is: the `group_by` of the usage dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum UsageGroupKind {
+    /// One key of the account.
+    #[default]
+    Key,
+    /// One application of the account (the key's application when its
+    /// usage was flushed).
+    App,
+    /// The account itself or one of its child accounts.
+    Account,
+}
+
+impl UsageGroupKind {
+    /// `key`, `app` or `account`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::App => "app",
+            Self::Account => "account",
+        }
+    }
+}
+
+/// Which rolled-up usage a rollup query reads: the groups of one kind that
+/// one account's dashboard shows, for one origin and one category (every
+/// origin or category when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupScope {
+    /// The account whose dashboard shows the groups.
+    pub account_id: AccountId,
+    /// Keys, applications, or the account and its children.
+    pub kind: UsageGroupKind,
+    /// Only this origin (all when `None`).
+    pub origin: Option<String>,
+    /// Only this category (all when `None`).
+    pub category: Option<String>,
+}
+
+impl RollupScope {
+    /// The rollup's origin label: `*` for every origin.
+    pub(crate) fn origin_label(&self) -> &str {
+        self.origin.as_deref().unwrap_or(ROLLUP_ALL)
+    }
+    /// The rollup's category label: `*` for every category.
+    pub(crate) fn category_label(&self) -> &str {
+        self.category.as_deref().unwrap_or(ROLLUP_ALL)
+    }
+}
+
+/// The rollup's label for "every origin" or "every category" (labels never
+/// contain `*`).
+pub(crate) const ROLLUP_ALL: &str = "*";
+
+/// One group's counts in one hour of the rollup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupRow {
+    /// The key, application or account id.
+    pub group: String,
+    /// Start of the hour (UTC).
+    pub hour: OffsetDateTime,
+    /// Successful verifications.
+    pub successes: u64,
+    /// Failed verifications.
+    pub failures: u64,
+}
+
+/// One group's totals (over an hour or a range), ordered by volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTotal {
+    /// The key, application or account id.
+    pub group: String,
+    /// Successful verifications.
+    pub successes: u64,
+    /// Failed verifications.
+    pub failures: u64,
+}
+
+impl GroupTotal {
+    /// Successes plus failures: the order of the rollup's rankings.
+    pub fn volume(&self) -> u64 {
+        self.successes.saturating_add(self.failures)
+    }
+    /// Whether `self` comes after the `(volume, group)` position in the
+    /// ranking order (volume descending, then group id ascending).
+    pub fn is_after(&self, position: &(u64, String)) -> bool {
+        let v = self.volume();
+        v < position.0 || (v == position.0 && self.group > position.1)
+    }
+}
+
 /// A change made elsewhere that cached state must drop, delivered by a
 /// store's change feed ([`KeyStore::subscribe`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -586,6 +680,64 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
             })
             .await?;
         Ok(totals_of(&rows, query))
+    }
+
+    /// One hour of the usage rollup: the groups of `scope` with usage in
+    /// the hour starting at `hour`, by volume descending then group id,
+    /// after the `(volume, group)` position `after`, at most `limit`.
+    /// The dashboard's top-consumer reads walk these (an index range in
+    /// the SQL stores). The default derives them from
+    /// [`usage`](Self::usage) (and the keys and child accounts).
+    async fn usage_ranked(
+        &self,
+        scope: &RollupScope,
+        hour: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        let rows = rollup::derive(self, scope, hour, hour + time::Duration::HOUR).await?;
+        Ok(rollup::rank(
+            rows.into_iter().map(|r| (r.group, r.successes, r.failures)),
+            after,
+            limit,
+        ))
+    }
+
+    /// The rollup rows of `groups` (ids of `scope`'s kind) in `[from, to)`,
+    /// ordered by group then hour. The default derives them as
+    /// [`usage_ranked`](Self::usage_ranked)'s does.
+    async fn usage_rollup(
+        &self,
+        scope: &RollupScope,
+        groups: &[String],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<RollupRow>> {
+        let mut rows = rollup::derive(self, scope, from, to).await?;
+        rows.retain(|r| groups.contains(&r.group));
+        rows.sort_by(|a, b| a.group.cmp(&b.group).then(a.hour.cmp(&b.hour)));
+        Ok(rows)
+    }
+
+    /// The totals of `scope`'s groups over `[from, to)`, by volume
+    /// descending then group id, after `after`, at most `limit`: the
+    /// aggregation of every row of the range (the dashboard uses it for
+    /// child accounts, and when the hourly rankings would read more). The
+    /// default derives them as [`usage_ranked`](Self::usage_ranked)'s does.
+    async fn usage_group_totals(
+        &self,
+        scope: &RollupScope,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        let rows = rollup::derive(self, scope, from, to).await?;
+        Ok(rollup::rank(
+            rows.into_iter().map(|r| (r.group, r.successes, r.failures)),
+            after,
+            limit,
+        ))
     }
 
     /// A feed of changes made by other instances, if the store has one.

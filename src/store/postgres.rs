@@ -12,6 +12,7 @@
 
 mod feed;
 mod options;
+mod rollup;
 
 use std::sync::Arc;
 
@@ -26,8 +27,9 @@ pub use options::PostgresOptions;
 use super::migrations::postgres_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, ActorFilter, AppQuery, Change, EventQuery, KeyQuery, KeyStore, SequencedEvent,
-    StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppQuery, Change, EventQuery, GroupTotal, KeyQuery, KeyStore,
+    RollupRow, RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery,
+    UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -1199,7 +1201,39 @@ impl KeyStore for PostgresStore {
             .await
             .map_err(|e| map_err(e, "usage"))?;
         }
+        rollup::record(&mut tx, &rows).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn usage_ranked(
+        &self,
+        scope: &RollupScope,
+        hour: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        rollup::ranked(&self.pool, scope, hour, after, limit).await
+    }
+
+    async fn usage_rollup(
+        &self,
+        scope: &RollupScope,
+        groups: &[String],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<RollupRow>> {
+        rollup::rows(&self.pool, scope, groups, from, to).await
+    }
+
+    async fn usage_group_totals(
+        &self,
+        scope: &RollupScope,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        rollup::totals(&self.pool, scope, from, to, after, limit).await
     }
 
     async fn usage_totals(&self, q: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {

@@ -25,8 +25,9 @@ use tokio::sync::watch;
 use super::migrations::sqlite_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, ActorFilter, AppQuery, EventQuery, KeyQuery, KeyStore, SequencedEvent,
-    StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppQuery, EventQuery, GroupTotal, KeyQuery, KeyStore, RollupRow,
+    RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+    UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -39,6 +40,8 @@ use crate::session::Session;
 /// Usage rows per multi-row statement (8 parameters each, far below
 /// SQLite's limit of 32766).
 const USAGE_CHUNK: usize = 1000;
+
+mod rollup;
 
 /// A [`KeyStore`] on SQLite. Cheap to clone (a connection pool).
 ///
@@ -1070,7 +1073,39 @@ impl KeyStore for SqliteStore {
                 .await
                 .map_err(|e| map_err(e, "usage"))?;
         }
+        rollup::record(&mut tx, &rows).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn usage_ranked(
+        &self,
+        scope: &RollupScope,
+        hour: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        rollup::ranked(&self.pool, scope, hour, after, limit).await
+    }
+
+    async fn usage_rollup(
+        &self,
+        scope: &RollupScope,
+        groups: &[String],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<RollupRow>> {
+        rollup::rows(&self.pool, scope, groups, from, to).await
+    }
+
+    async fn usage_group_totals(
+        &self,
+        scope: &RollupScope,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        rollup::totals(&self.pool, scope, from, to, after, limit).await
     }
 
     async fn usage_totals(&self, q: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {

@@ -1,5 +1,5 @@
-//! `GET /usage`: the usage dashboard's data, the acting account's keys by
-//! volume with totals and a series.
+//! `GET /usage`: the usage dashboard's data, the acting account's keys,
+//! applications or child accounts by volume with totals and a series.
 
 use serde_json::{Value, json};
 use time::Duration;
@@ -13,6 +13,7 @@ use crate::http::error::HttpError;
 use crate::http::host_user::Caller;
 use crate::permission::Permission;
 use crate::service::{Granularity, Keyward, UsageReport};
+use crate::store::UsageGroupKind;
 
 const PARAMS: &[&str] = &[
     "from",
@@ -29,9 +30,9 @@ fn label(cfg: &HttpConfig, field: &'static str, v: &str) -> Result<Label, HttpEr
     Label::new(v).map_err(|e| HttpError::invalid_value(cfg, field, e.to_string()))
 }
 
-/// `GET /usage?from=&to=&granularity=hour|day&origin=&category=&group_by=key&limit=&cursor=`
+/// `GET /usage?from=&to=&granularity=hour|day&origin=&category=&group_by=key|app|account&limit=&cursor=`
 /// (readApiKeys). Defaults: the last 24 hours, hourly, every origin and
-/// category, 50 keys.
+/// category, by key, 50 groups.
 pub(super) async fn report(
     kw: &Keyward,
     cfg: &HttpConfig,
@@ -46,6 +47,7 @@ pub(super) async fn report(
     let mut granularity = Granularity::Hour;
     let (mut origin, mut category, mut cursor) = (None, None, None);
     let mut n = 50;
+    let mut group_by = UsageGroupKind::Key;
     for (name, v) in query(cfg, req.query, PARAMS)? {
         match name {
             "from" => from = Some(instant(cfg, "from", &v)?),
@@ -65,12 +67,19 @@ pub(super) async fn report(
             }
             "origin" => origin = Some(label(cfg, "origin", &v)?),
             "category" => category = Some(label(cfg, "category", &v)?),
-            "group_by" if v != "key" => {
-                return Err(HttpError::invalid_value(
-                    cfg,
-                    "group_by",
-                    "must be `key` (grouping by application or account is not available yet)",
-                ));
+            "group_by" => {
+                group_by = match v.as_str() {
+                    "key" => UsageGroupKind::Key,
+                    "app" => UsageGroupKind::App,
+                    "account" => UsageGroupKind::Account,
+                    _ => {
+                        return Err(HttpError::invalid_value(
+                            cfg,
+                            "group_by",
+                            "must be `key`, `app` or `account`",
+                        ));
+                    }
+                };
             }
             "limit" => n = limit(cfg, &v)?,
             "cursor" => cursor = Some(v),
@@ -81,6 +90,7 @@ pub(super) async fn report(
     let from = from.unwrap_or(to - Duration::days(1));
     let mut r = UsageReport::between(from, to)
         .granularity(granularity)
+        .group_by(group_by)
         .limit(n);
     r.origin = origin;
     r.category = category;
@@ -112,7 +122,7 @@ pub(super) async fn report(
         &json!({
             "from": rfc3339(from),
             "to": rfc3339(to),
-            "group_by": "key",
+            "group_by": group_by.as_str(),
             "items": items,
             "next_cursor": page.next_cursor,
         }),

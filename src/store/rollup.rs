@@ -1,0 +1,223 @@
+//! The usage rollup: counts per group (key, application, account), hour,
+//! origin and category, with `*` rows for "every origin" / "every
+//! category". The SQL stores keep it in a table maintained at flush time;
+//! the trait's defaults derive it from the per-key usage rows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use time::OffsetDateTime;
+
+use super::{
+    AccountQuery, GroupTotal, KeyStore, RollupRow, RollupScope, StoreResult, UsageGroupKind,
+    UsageQuery,
+};
+use crate::id::{AccountId, KeyId};
+
+/// `scope`'s rollup rows in `[from, to)`, computed from
+/// [`KeyStore::usage`] (applications: the keys' current ones; accounts:
+/// the account itself and every child). Unordered.
+pub(crate) async fn derive<S: KeyStore + ?Sized>(
+    store: &S,
+    scope: &RollupScope,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> StoreResult<Vec<RollupRow>> {
+    let mut accounts = vec![scope.account_id];
+    if scope.kind == UsageGroupKind::Account {
+        let mut after = None;
+        loop {
+            let page = store
+                .list_accounts(
+                    &scope.account_id,
+                    &AccountQuery {
+                        after,
+                        limit: 500,
+                        ..AccountQuery::default()
+                    },
+                )
+                .await?;
+            after = page.last().map(|a| (a.created_at, a.id));
+            let done = page.len() < 500;
+            accounts.extend(page.into_iter().map(|a| a.id));
+            if done {
+                break;
+            }
+        }
+    }
+    let mut sums: BTreeMap<(String, OffsetDateTime), (u64, u64)> = BTreeMap::new();
+    let mut apps: HashMap<KeyId, Option<String>> = HashMap::new();
+    for account in accounts {
+        let rows = store
+            .usage(&UsageQuery {
+                account_id: account,
+                key_id: None,
+                origin: scope.origin.clone(),
+                from,
+                to,
+            })
+            .await?;
+        for r in rows {
+            if scope.category.as_ref().is_some_and(|c| *c != r.category) {
+                continue;
+            }
+            let group = match scope.kind {
+                UsageGroupKind::Key => r.key_id.as_str().to_owned(),
+                UsageGroupKind::Account => account.as_str().to_owned(),
+                UsageGroupKind::App => {
+                    let app = match apps.get(&r.key_id) {
+                        Some(a) => a.clone(),
+                        None => {
+                            let a = store
+                                .get_key(&r.key_id)
+                                .await?
+                                .and_then(|k| k.key.app_id)
+                                .map(|a| a.as_str().to_owned());
+                            apps.insert(r.key_id, a.clone());
+                            a
+                        }
+                    };
+                    let Some(app) = app else { continue };
+                    app
+                }
+            };
+            let e = sums.entry((group, r.hour)).or_default();
+            e.0 = e.0.saturating_add(r.successes);
+            e.1 = e.1.saturating_add(r.failures);
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .filter(|(_, (s, f))| s.saturating_add(*f) > 0)
+        .map(|((group, hour), (successes, failures))| RollupRow {
+            group,
+            hour,
+            successes,
+            failures,
+        })
+        .collect())
+}
+
+/// Sums `(group, successes, failures)` per group and ranks them: volume
+/// descending, then group id; only after `after`; at most `limit`.
+pub(crate) fn rank(
+    rows: impl IntoIterator<Item = (String, u64, u64)>,
+    after: Option<&(u64, String)>,
+    limit: usize,
+) -> Vec<GroupTotal> {
+    let mut by_group: HashMap<String, GroupTotal> = HashMap::new();
+    for (group, s, f) in rows {
+        let t = by_group.entry(group.clone()).or_insert(GroupTotal {
+            group,
+            successes: 0,
+            failures: 0,
+        });
+        t.successes = t.successes.saturating_add(s);
+        t.failures = t.failures.saturating_add(f);
+    }
+    let mut out: Vec<GroupTotal> = by_group
+        .into_values()
+        .filter(|t| t.volume() > 0 && after.is_none_or(|p| t.is_after(p)))
+        .collect();
+    out.sort_by(ranking);
+    out.truncate(limit);
+    out
+}
+
+/// The rollup's ranking order: volume descending, then group id.
+pub(crate) fn ranking(a: &GroupTotal, b: &GroupTotal) -> std::cmp::Ordering {
+    b.volume()
+        .cmp(&a.volume())
+        .then_with(|| a.group.cmp(&b.group))
+}
+
+/// One key-level rollup row of a flush: a usage row under its own labels
+/// and under `*` for its origin, its category, and both.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Debug, Clone)]
+pub(crate) struct FlushRow {
+    pub key_id: KeyId,
+    pub account_id: AccountId,
+    pub origin: String,
+    pub category: String,
+    pub hour: OffsetDateTime,
+    pub successes: i64,
+    pub failures: i64,
+}
+
+/// A flush's usage rows as key-level rollup rows (each in its four label
+/// variants, duplicates summed), skipping rows that count nothing.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn flush_rows(rows: &[super::UsageRecord]) -> StoreResult<Vec<FlushRow>> {
+    use super::ROLLUP_ALL;
+    let mut index: HashMap<(KeyId, String, String, OffsetDateTime), usize> = HashMap::new();
+    let mut out: Vec<FlushRow> = Vec::with_capacity(rows.len() * 4);
+    for r in rows {
+        if r.successes == 0 && r.failures == 0 {
+            continue;
+        }
+        let s = super::sql::to_i64(r.successes)?;
+        let f = super::sql::to_i64(r.failures)?;
+        for (o, c) in [
+            (r.origin.as_str(), r.category.as_str()),
+            (ROLLUP_ALL, r.category.as_str()),
+            (r.origin.as_str(), ROLLUP_ALL),
+            (ROLLUP_ALL, ROLLUP_ALL),
+        ] {
+            let slot = (r.key_id, o.to_owned(), c.to_owned(), r.hour);
+            match index.get(&slot) {
+                Some(&i) => {
+                    out[i].successes = out[i].successes.saturating_add(s);
+                    out[i].failures = out[i].failures.saturating_add(f);
+                }
+                None => {
+                    index.insert(slot, out.len());
+                    out.push(FlushRow {
+                        key_id: r.key_id,
+                        account_id: r.account_id,
+                        origin: o.to_owned(),
+                        category: c.to_owned(),
+                        hour: r.hour,
+                        successes: s,
+                        failures: f,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The latest use of each account in a flush.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn account_last_used(rows: &[super::UsageRecord]) -> Vec<(AccountId, OffsetDateTime)> {
+    let mut latest: HashMap<AccountId, OffsetDateTime> = HashMap::new();
+    for r in rows {
+        if let Some(t) = r.last_used_at {
+            let e = latest.entry(r.account_id).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+    latest.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_by_volume_then_id_after_a_position() {
+        let rows = vec![
+            ("b".to_owned(), 2, 1),
+            ("a".to_owned(), 3, 0),
+            ("c".to_owned(), 1, 0),
+            ("b".to_owned(), 0, 1),
+            ("z".to_owned(), 0, 0),
+        ];
+        let all = rank(rows.clone(), None, 10);
+        let ids: Vec<&str> = all.iter().map(|t| t.group.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "c"]);
+        let rest = rank(rows, Some(&(3, "a".to_owned())), 10);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].group, "c");
+    }
+}
