@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::id::{AccountId, KeyId};
 use crate::permission::PermissionSet;
 use crate::principal::Grant;
+use crate::ratelimit::meter::Meters;
 use crate::store::StoredKey;
 use crate::usage::time_to_nanos;
 
@@ -64,10 +65,11 @@ impl Keyward {
             .load_account_within(&stored.key.account_id, self.inner.window_nanos / 4)
             .await?;
         let switched = self.switched_off(&stored, account.as_ref()).await?;
+        let meters = self.load_meters(&stored).await?;
         let stored = switched.as_ref().unwrap_or(&stored);
         self.inner
             .keys
-            .upsert(entry_for(stored, account.as_ref(), started, None));
+            .upsert(entry_for(stored, account.as_ref(), started, None, meters));
         Ok(())
     }
 
@@ -81,10 +83,11 @@ impl Keyward {
     ) -> Result<()> {
         let account = self.load_account(&stored.key.account_id).await?;
         let switched = self.switched_off(stored, account.as_ref()).await?;
+        let meters = self.load_meters(stored).await?;
         let stored = switched.as_ref().unwrap_or(stored);
         self.inner
             .keys
-            .upsert(entry_for(stored, account.as_ref(), read_at, tag));
+            .upsert(entry_for(stored, account.as_ref(), read_at, tag, meters));
         Ok(())
     }
 }
@@ -97,10 +100,11 @@ fn entry_for(
     account: Option<&(Account, i64)>,
     read_at: i64,
     tag: Option<Tag>,
+    meters: Meters,
 ) -> KeyEntry {
     match account {
-        Some((a, at)) => entry_from(stored, &a.permissions, read_at.min(*at), tag),
-        None => entry_from(stored, &PermissionSet::new(), read_at, tag),
+        Some((a, at)) => entry_from(stored, &a.permissions, read_at.min(*at), tag, meters),
+        None => entry_from(stored, &PermissionSet::new(), read_at, tag, meters),
     }
 }
 
@@ -144,6 +148,7 @@ pub(crate) fn entry_from(
     account_permissions: &PermissionSet,
     fetched_at: i64,
     tag: Option<Tag>,
+    meters: Meters,
 ) -> KeyEntry {
     let k = &stored.key;
     let previous = stored.previous.as_ref().map(|p| {
@@ -170,6 +175,7 @@ pub(crate) fn entry_from(
         Arc::new(Grant {
             account: k.account_id,
             permissions: k.permissions.intersection(account_permissions),
+            meters,
         }),
         tag,
         stored.generation,

@@ -11,6 +11,7 @@ mod builder;
 mod dashboard;
 mod decide;
 mod keys;
+mod limits;
 mod loader;
 mod sessions;
 mod validate;
@@ -95,6 +96,7 @@ pub(crate) struct Inner {
     pub(crate) accounts: AccountCache,
     pub(crate) usage: Arc<UsageAggregator>,
     pub(crate) limiter: AttemptLimiter,
+    pub(crate) meters: crate::ratelimit::registry::Registry,
     pub(crate) hash_slots: Semaphore,
 }
 
@@ -145,7 +147,8 @@ impl Keyward {
         (self.inner.keys.len(), self.inner.keys.approx_bytes())
     }
 
-    /// Writes the usage counted so far to the store in one batch. On
+    /// Writes the usage counted so far to the store in one batch, and the
+    /// credits spent (see [`flush_credits`](Self::flush_credits)). On
     /// failure the counts are kept for the next flush; nothing is lost.
     ///
     /// # Errors
@@ -154,15 +157,16 @@ impl Keyward {
     pub async fn flush(&self) -> crate::Result<()> {
         crate::metrics::cached_keys(self.inner.keys.len());
         self.inner.keys.drain_usage();
+        let credits = self.flush_credits().await;
         let batch = self.inner.usage.drain();
         if batch.is_empty() {
-            return Ok(());
+            return credits;
         }
         match crate::metrics::usage_flushed(
             batch.len(),
             self.inner.store.record_usage(&batch).await,
         ) {
-            Ok(()) => Ok(()),
+            Ok(()) => credits,
             Err(e) => {
                 self.inner.usage.restore(batch);
                 Err(e.into())
