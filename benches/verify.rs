@@ -388,8 +388,49 @@ fn clock(c: &mut Criterion) {
     });
 }
 
+/// The cost of one auto-applied rate limit on a warm verification: the
+/// same warm key verified without limits, then with one (a GCRA cell that
+/// never refuses here: 10^9 calls per second).
+fn one_limit(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pop = populate(&rt, 2);
+    let ctx = VerifyContext::new();
+    let mut group = c.benchmark_group("verify/warm/ratelimit");
+    let (free_id, free_secret) = &pop.creds[0];
+    let (id, secret) = &pop.creds[1];
+    let limit =
+        keyward::RateLimit::new(keyward::Label::from_static("requests"), 1_000_000_000, 1000);
+    rt.block_on(pop.kw.set_limits(
+        Actor::System,
+        &keyward::LimitOwner::Key(id.parse().expect("key id")),
+        keyward::Limits::new().ratelimit(limit),
+    ))
+    .expect("limits");
+    group.bench_function("no limit", |b| {
+        b.iter(|| {
+            black_box(
+                ready(
+                    pop.kw
+                        .verify(black_box(free_id), black_box(free_secret), ctx),
+                )
+                .expect("ok"),
+            )
+        })
+    });
+    group.bench_function("one auto-applied limit", |b| {
+        b.iter(|| {
+            black_box(ready(pop.kw.verify(black_box(id), black_box(secret), ctx)).expect("ok"))
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     verify,
+    one_limit,
     ten_thousand,
     rejections_and_sessions,
     cold,

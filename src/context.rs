@@ -138,6 +138,11 @@ pub struct VerifyContext {
     pub origin: Label,
     /// Usage category (default `default`).
     pub category: Label,
+    /// A rate limit that is not auto-applied but this route applies (by
+    /// name), if any.
+    pub limit: Option<Label>,
+    /// The credits this call costs (default 1).
+    pub cost: u32,
 }
 
 impl VerifyContext {
@@ -147,6 +152,8 @@ impl VerifyContext {
             client_ip: None,
             origin: Label::API,
             category: Label::DEFAULT,
+            limit: None,
+            cost: 1,
         }
     }
 
@@ -165,6 +172,25 @@ impl VerifyContext {
     /// Sets the usage category.
     pub fn category(mut self, category: Label) -> Self {
         self.category = category;
+        self
+    }
+
+    /// Applies the owner's rate limit `name` too (one configured with
+    /// `auto_apply: false`, for expensive routes).
+    ///
+    /// ```
+    /// use keyward::{Label, VerifyContext};
+    /// let ctx = VerifyContext::new().limit(Label::from_static("expensive")).cost(5);
+    /// assert_eq!(ctx.cost, 5);
+    /// ```
+    pub fn limit(mut self, name: Label) -> Self {
+        self.limit = Some(name);
+        self
+    }
+
+    /// This call costs `credits` (default 1; 0 spends none).
+    pub fn cost(mut self, credits: u32) -> Self {
+        self.cost = credits;
         self
     }
 }

@@ -45,6 +45,20 @@ pub enum Error {
         /// Seconds until the next attempt is accepted.
         retry_after_secs: u64,
     },
+    /// The secret is correct; a rate limit of the key, its application or
+    /// its account is exceeded (429 `rate_limited`, with `Retry-After` and
+    /// the `RateLimit` headers).
+    #[error("rate limit {} exceeded; retry in {retry_after_ms} ms", .status.name)]
+    RateLimited {
+        /// The limit, at zero remaining.
+        status: crate::ratelimit::LimitStatus,
+        /// Milliseconds until a call is allowed again.
+        retry_after_ms: u64,
+    },
+    /// The secret is correct; the usage credits of the key, its application
+    /// or its account are spent until their refill (429 `usage_exceeded`).
+    #[error("usage credits exhausted")]
+    UsageExceeded,
     /// The principal lacks a permission (403).
     #[error("missing permission {permission}")]
     Forbidden {

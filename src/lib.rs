@@ -11,6 +11,7 @@ mod cache;
 mod clock;
 mod context;
 mod credential;
+mod credits;
 mod digest;
 mod error;
 mod hash;
@@ -24,6 +25,7 @@ mod padded;
 mod permission;
 mod principal;
 mod random;
+mod ratelimit;
 mod secret;
 mod service;
 mod session;
@@ -43,6 +45,7 @@ pub use context::{InvalidLabel, Label, VerifyContext};
 pub use credential::{
     InvalidPrefix, MAX_CREDENTIAL_LEN, MalformedCredential, Prefix, combine_key, split_key,
 };
+pub use credits::{Credits, MAX_CREDITS, Refill, RefillInterval};
 pub use error::{Error, GrantLimit, Result};
 pub use hash::{HashParams, InvalidHashParams};
 pub use id::{AccountId, AppId, InvalidId, KeyId, SessionId};
@@ -50,6 +53,10 @@ pub use limiter::AttemptLimit;
 pub use origin::{AllowedOrigin, InvalidOrigin, normalize_origin};
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
+pub use ratelimit::{
+    InvalidLimits, LimitOwner, LimitStatus, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS,
+    RateLimit,
+};
 pub use secret::Secret;
 pub use service::{
     AccountPage, AccountUpdated, Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted,

@@ -14,6 +14,9 @@ use crate::permission::{Permission, PermissionSet};
 pub(crate) struct Grant {
     pub(crate) account: AccountId,
     pub(crate) permissions: PermissionSet,
+    /// The rate limits and credits of the key, its application and its
+    /// account.
+    pub(crate) meters: crate::ratelimit::meter::Meters,
 }
 
 /// The authenticated caller of a request: the key (and session, if any),
@@ -31,6 +34,9 @@ pub struct Principal {
     /// The key's secret that was proved (a session's: the one it was
     /// opened with); a session opened with this principal records it.
     pub(crate) secret: SecretRef,
+    /// Where the request stands against the rate limit closest to refusing
+    /// it (for the `RateLimit` response headers).
+    pub(crate) limit_status: Option<crate::ratelimit::LimitStatus>,
 }
 
 impl Principal {
@@ -89,6 +95,12 @@ impl Principal {
                 permission: permission.clone(),
             })
         }
+    }
+
+    /// Where this request stands against the applied rate limit closest
+    /// to refusing it, when any applied (for `RateLimit` headers).
+    pub fn rate_limit(&self) -> Option<&crate::ratelimit::LimitStatus> {
+        self.limit_status.as_ref()
     }
 
     pub(crate) fn grant(&self) -> &Grant {

@@ -59,6 +59,23 @@ fn warm_verify_allocates_nothing() {
         .build()
         .expect("runtime");
     let (f, key, session, wrong) = rt.block_on(setup());
+    let limited = rt.block_on(async {
+        let k =
+            f.kw.issue_key(Actor::System, &f.account.id, NewKey::new("limited"))
+                .await
+                .expect("issued");
+        let limits = keyward::Limits::new()
+            .ratelimit(keyward::RateLimit::new(
+                keyward::Label::from_static("requests"),
+                1_000_000,
+                1000,
+            ))
+            .credits(keyward::Credits::new(1_000_000));
+        f.kw.set_limits(Actor::System, &keyward::LimitOwner::Key(k.key.id), limits)
+            .await
+            .expect("limits");
+        k
+    });
     drop(rt);
     let (id, secret, token) = (
         key.key.id.as_str(),
@@ -69,6 +86,7 @@ fn warm_verify_allocates_nothing() {
     // Warm up: the first verification of the hour creates the usage slot.
     ready(f.kw.verify(id, secret, ctx)).expect("warm");
     ready(f.kw.verify_session(token, ctx)).expect("warm");
+    ready(f.kw.verify(limited.key.id.as_str(), limited.secret.expose(), ctx)).expect("warm");
 
     let before = dhat::HeapStats::get();
     for _ in 0..1000 {
@@ -87,6 +105,18 @@ fn warm_verify_allocates_nothing() {
         assert!(ready(f.kw.verify(id, "kw_sk_malformed", ctx)).is_err());
     }
     let after_wrong = dhat::HeapStats::get();
+    // A key with an auto-applied rate limit and credits: metering
+    // allocates nothing either.
+    for _ in 0..1000 {
+        ready(f.kw.verify(limited.key.id.as_str(), limited.secret.expose(), ctx))
+            .expect("admitted");
+    }
+    let after_limited = dhat::HeapStats::get();
+    assert_eq!(
+        after_limited.total_blocks - after_wrong.total_blocks,
+        0,
+        "metered verify allocated"
+    );
 
     assert_eq!(
         keys.total_blocks - before.total_blocks,

@@ -40,6 +40,7 @@ struct Inner {
     field: Option<&'static str>,
     challenge: Challenge,
     retry_after: Option<u64>,
+    rate_limit: Option<crate::ratelimit::LimitStatus>,
     allow: Option<String>,
     realm: Arc<str>,
 }
@@ -62,6 +63,7 @@ impl HttpError {
                 field: None,
                 challenge: Challenge::None,
                 retry_after: None,
+                rate_limit: None,
                 allow: None,
                 realm: Arc::clone(&cfg.realm),
             }),
@@ -205,6 +207,21 @@ impl HttpError {
                 r.inner.retry_after = Some(retry_after_secs.max(1));
                 r
             }
+            Error::RateLimited {
+                status,
+                retry_after_ms,
+            } => {
+                let mut r = Self::new(cfg, 429, "rate_limited", "rate limit exceeded; retry later");
+                r.inner.retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
+                r.inner.rate_limit = Some(status);
+                r
+            }
+            Error::UsageExceeded => Self::new(
+                cfg,
+                429,
+                "usage_exceeded",
+                "usage credits exhausted until their refill",
+            ),
             Error::Forbidden { permission } => Self::insufficient_scope(cfg, permission.as_str()),
             Error::AccountNotAllowed => Self::new(
                 cfg,
@@ -332,6 +349,9 @@ impl HttpError {
         }
         if let Some(r) = self.inner.retry_after {
             h.push(("retry-after", r.to_string()));
+        }
+        if let Some(s) = &self.inner.rate_limit {
+            crate::http::ratelimit::push_headers(&mut h, s);
         }
         if let Some(a) = &self.inner.allow {
             h.push(("allow", a.clone()));

@@ -54,6 +54,7 @@ mod error;
 mod headers;
 mod host_user;
 mod openapi;
+mod ratelimit;
 
 #[cfg(feature = "console")]
 mod console;

@@ -206,6 +206,7 @@ impl KeywardBuilder {
                 accounts: AccountCache::default(),
                 usage,
                 limiter: AttemptLimiter::new(self.attempt_limit),
+                meters: crate::ratelimit::registry::Registry::default(),
                 hash_slots: Semaphore::new(self.max_concurrent_hashes),
                 refusals: Default::default(),
             }),

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::id::{AccountId, KeyId};
 use crate::permission::PermissionSet;
 use crate::principal::Grant;
+use crate::ratelimit::meter::Meters;
 use crate::store::StoredKey;
 use crate::usage::time_to_nanos;
 
@@ -83,9 +84,10 @@ impl Keyward {
             .cached_account(&stored.key.account_id, self.inner.window_nanos / 40)
             .await?;
         let switched = self.switched_off(&stored, account.as_ref()).await?;
+        let meters = self.load_meters(&stored).await?;
         let stored = switched.as_ref().unwrap_or(&stored);
         self.inner.keys.upsert(
-            entry_for(stored, account.as_ref(), start.at, None),
+            entry_for(stored, account.as_ref(), start.at, None, meters),
             Some(start.changes),
         );
         Ok(())
@@ -119,10 +121,12 @@ impl Keyward {
             .cached_account(&stored.key.account_id, self.inner.window_nanos)
             .await?;
         let switched = self.switched_off(stored, account.as_ref()).await?;
+        let meters = self.load_meters(stored).await?;
         let stored = switched.as_ref().unwrap_or(stored);
-        self.inner
-            .keys
-            .upsert(entry_for(stored, account.as_ref(), read_at, tag), seen);
+        self.inner.keys.upsert(
+            entry_for(stored, account.as_ref(), read_at, tag, meters),
+            seen,
+        );
         Ok(())
     }
 }
@@ -135,11 +139,18 @@ fn entry_for(
     account: Option<&CachedAccount>,
     read_at: i64,
     tag: Option<Tag>,
+    meters: Meters,
 ) -> KeyEntry {
     match account {
-        Some(a) => entry_from(stored, &a.account.permissions, read_at.min(a.read_at), tag)
-            .vouchable_if(a.vouchable),
-        None => entry_from(stored, &PermissionSet::new(), read_at, tag),
+        Some(a) => entry_from(
+            stored,
+            &a.account.permissions,
+            read_at.min(a.read_at),
+            tag,
+            meters,
+        )
+        .vouchable_if(a.vouchable),
+        None => entry_from(stored, &PermissionSet::new(), read_at, tag, meters),
     }
 }
 
@@ -183,6 +194,7 @@ pub(crate) fn entry_from(
     account_permissions: &PermissionSet,
     fetched_at: i64,
     tag: Option<Tag>,
+    meters: Meters,
 ) -> KeyEntry {
     let k = &stored.key;
     let previous = stored.previous.as_ref().map(|p| {
@@ -209,6 +221,7 @@ pub(crate) fn entry_from(
         Arc::new(Grant {
             account: k.account_id,
             permissions: k.permissions.intersection(account_permissions),
+            meters,
         }),
         tag,
         stored.generation,

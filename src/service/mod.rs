@@ -14,6 +14,7 @@ mod events;
 mod events_refusals;
 mod feed;
 mod keys;
+mod limits;
 mod loader;
 mod sessions;
 mod validate;
@@ -100,6 +101,7 @@ pub(crate) struct Inner {
     pub(crate) accounts: AccountCache,
     pub(crate) usage: Arc<UsageAggregator>,
     pub(crate) limiter: AttemptLimiter,
+    pub(crate) meters: crate::ratelimit::registry::Registry,
     pub(crate) hash_slots: Semaphore,
     /// Refused logins and management calls waiting for the next flush.
     pub(crate) refusals: events_refusals::Refusals,
@@ -153,7 +155,8 @@ impl Keyward {
     }
 
     /// Writes the usage counted so far to the store in one batch, and the
-    /// refused logins and management calls counted so far as events. On
+    /// refused logins and management calls counted so far as events, and
+    /// the credits spent (see [`flush_credits`](Self::flush_credits)). On
     /// failure the counts are kept for the next flush; nothing is lost.
     ///
     /// # Errors
@@ -167,15 +170,16 @@ impl Keyward {
     async fn flush_usage(&self) -> crate::Result<()> {
         crate::metrics::cached_keys(self.inner.keys.len());
         self.inner.keys.drain_usage();
+        let credits = self.flush_credits().await;
         let batch = self.inner.usage.drain();
         if batch.is_empty() {
-            return Ok(());
+            return credits;
         }
         match crate::metrics::usage_flushed(
             batch.len(),
             self.inner.store.record_usage(&batch).await,
         ) {
-            Ok(()) => Ok(()),
+            Ok(()) => credits,
             Err(e) => {
                 self.inner.usage.restore(batch);
                 Err(e.into())

@@ -238,8 +238,8 @@ impl Keyward {
             &judge,
             ctx,
         ) {
-            Decision::Accept { grant, secret } => Some(crate::metrics::verified_warm(Ok(
-                principal(id, grant, None, secret, ctx),
+            Decision::Accept { grant, secret } => Some(crate::metrics::verified_warm(principal(
+                id, grant, None, secret, ctx, now,
             ))),
             Decision::Reject(refusal) => {
                 crate::hint::cold_path();
@@ -396,7 +396,7 @@ impl Keyward {
             };
             match self.decide_key(id, Presented::Tag(|| tag), &judge, ctx) {
                 Decision::Accept { grant, secret } => {
-                    return Ok(principal(id, grant, None, secret, ctx));
+                    return principal(id, grant, None, secret, ctx, now);
                 }
                 Decision::Reject(refusal) => return Err(refusal.error()),
                 Decision::NeedStore if reads < MAX_READS => {
@@ -558,7 +558,7 @@ impl Keyward {
         let judge = self.judge(now, ctx.client_ip);
         match self.decide_session(&entry, digest, &judge, ctx) {
             Decision::NeedStore | Decision::NeedHash { .. } => None,
-            decided => Some(session_outcome(sid, &entry, decided, ctx)),
+            decided => Some(session_outcome(sid, &entry, decided, ctx, now)),
         }
     }
 
@@ -591,7 +591,7 @@ impl Keyward {
                     self.load_session(sid, started).await?;
                     read_at = Some(started);
                 }
-                (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx),
+                (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx, now),
                 (_, None) => return Err(Error::Unauthorized),
             }
         }
@@ -668,6 +668,7 @@ impl Keyward {
         p.acting = Some(Arc::new(Grant {
             account: child.id,
             permissions,
+            meters: principal.home.meters.clone(),
         }));
         Ok(p)
     }
@@ -719,7 +720,9 @@ fn warn_no_client_address() {
     }
 }
 
-/// A principal for key `id` with `grant`.
+/// A principal for key `id` with `grant`, once the request is admitted
+/// by the rate limits and credits of the key, its application and its
+/// account (the one metering hook of every accepted verification).
 #[inline]
 fn principal(
     id: KeyId,
@@ -727,15 +730,21 @@ fn principal(
     session_id: Option<SessionId>,
     secret: SecretRef,
     ctx: VerifyContext,
-) -> Principal {
-    Principal {
+    now: i64,
+) -> Result<Principal> {
+    let limit_status = grant
+        .meters
+        .admit(ctx.limit, ctx.cost, now)
+        .map_err(crate::ratelimit::meter::Exceeded::error)?;
+    Ok(Principal {
         key_id: id,
         home: grant,
         acting: None,
         session_id,
         client_ip: ctx.client_ip,
         secret,
-    }
+        limit_status,
+    })
 }
 
 /// A session's decided outcome (`Unauthorized` when still undecided).
@@ -744,10 +753,11 @@ fn session_outcome(
     entry: &SessionEntry,
     decided: Decision,
     ctx: VerifyContext,
+    now: i64,
 ) -> Result<Principal> {
     match decided {
         Decision::Accept { grant, secret } => {
-            Ok(principal(entry.key_id, grant, Some(sid), secret, ctx))
+            principal(entry.key_id, grant, Some(sid), secret, ctx, now)
         }
         Decision::Reject(refusal) => Err(refusal.error()),
         Decision::NeedStore | Decision::NeedHash { .. } => Err(Error::Unauthorized),

@@ -37,6 +37,7 @@ mod apps;
 mod events;
 mod fixtures;
 mod keys;
+mod limits;
 mod origins;
 mod rollup;
 mod sessions;
@@ -62,6 +63,9 @@ pub use keys::{
     list_keys_orders_and_paginates, list_keys_scoped_to_account, update_key_absent_is_not_found,
     update_key_keeps_the_later_last_used_at, update_key_refuses_stale_version,
     update_key_replaces_record,
+};
+pub use limits::{
+    limits_round_trip_replace_and_remove, spend_credits_subtracts_and_refills_once_per_period,
 };
 pub use origins::allowed_origins_insert_list_delete;
 pub use rollup::usage_rollup_matches_brute_force;
@@ -160,6 +164,8 @@ macro_rules! store_conformance_tests {
             update_app_status_moves_keys_and_ends_sessions,
             delete_app_refused_while_it_has_keys,
             allowed_origins_insert_list_delete,
+            limits_round_trip_replace_and_remove,
+            spend_credits_subtracts_and_refills_once_per_period,
         );
     };
 }

@@ -32,6 +32,7 @@ struct Inner {
     events: Vec<StoredEvent>,
     last_seq: u64,
     usage: BTreeMap<(OffsetDateTime, KeyId, String, String), UsageRecord>,
+    limits: HashMap<crate::ratelimit::LimitOwner, super::StoredLimits>,
 }
 
 /// An event as kept: its position and its account's parent.
@@ -256,6 +257,42 @@ impl KeyStore for MemoryStore {
         keys.sort_by_key(|k| (k.created_at, k.id));
         keys.truncate(q.limit);
         Ok(keys)
+    }
+
+    async fn get_limits(
+        &self,
+        owners: &[crate::ratelimit::LimitOwner],
+    ) -> StoreResult<Vec<super::StoredLimits>> {
+        let g = self.lock()?;
+        Ok(owners
+            .iter()
+            .filter_map(|o| g.limits.get(o).cloned())
+            .collect())
+    }
+
+    async fn put_limits(
+        &self,
+        limits: &super::StoredLimits,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        if limits.limits.is_empty() {
+            g.limits.remove(&limits.owner);
+        } else {
+            g.limits.insert(limits.owner, limits.clone());
+        }
+        g.push_event(event.clone());
+        Ok(())
+    }
+
+    async fn spend_credits(
+        &self,
+        owner: &crate::ratelimit::LimitOwner,
+        spent: u64,
+        period: i64,
+    ) -> StoreResult<Option<u64>> {
+        let mut g = self.lock()?;
+        Ok(g.limits.get_mut(owner).and_then(|l| l.spend(spent, period)))
     }
 
     async fn insert_app(&self, app: &App, event: &AuditEvent) -> StoreResult<()> {

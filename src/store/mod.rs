@@ -19,10 +19,12 @@ use crate::origin::AllowedOrigin;
 use crate::session::Session;
 
 mod connect;
+mod limits;
 mod memory;
 pub mod migrations;
 mod rollup;
 pub use connect::connect;
+pub use limits::StoredLimits;
 pub use memory::MemoryStore;
 pub(crate) use rollup::ranking as rollup_ranking;
 
@@ -32,11 +34,15 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
+mod sqlite_limits;
+#[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_limits;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresOptions, PostgresStore};
@@ -738,6 +744,38 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
             after,
             limit,
         ))
+    }
+
+    /// The stored limits of these owners (absent owners have none). The
+    /// default has none, so a store written before limits existed serves
+    /// keys unlimited.
+    async fn get_limits(
+        &self,
+        _owners: &[crate::ratelimit::LimitOwner],
+    ) -> StoreResult<Vec<StoredLimits>> {
+        Ok(Vec::new())
+    }
+
+    /// Writes an owner's limits (replacing any; empty limits delete the
+    /// row), with `remaining` and `period` as given, and appends `event`, in
+    /// one transaction. The default fails and writes nothing.
+    async fn put_limits(&self, _limits: &StoredLimits, _event: &AuditEvent) -> StoreResult<()> {
+        Err(unsupported("limits"))
+    }
+
+    /// Spends `spent` credits of `owner` in one atomic step: first, when
+    /// its credits refill and their stored period is before `period`, the
+    /// count is set to the refill amount and the period to `period`; then
+    /// `spent` is subtracted (not below 0). Returns the count after, or
+    /// `None` when the owner has no credits. `spent = 0` reads (and
+    /// refills). The default fails and writes nothing.
+    async fn spend_credits(
+        &self,
+        _owner: &crate::ratelimit::LimitOwner,
+        _spent: u64,
+        _period: i64,
+    ) -> StoreResult<Option<u64>> {
+        Err(unsupported("limits"))
     }
 
     /// A feed of changes made by other instances, if the store has one.

@@ -648,6 +648,33 @@ impl KeyStore for SqliteStore {
             .collect()
     }
 
+    async fn get_limits(
+        &self,
+        owners: &[crate::ratelimit::LimitOwner],
+    ) -> StoreResult<Vec<super::StoredLimits>> {
+        super::sqlite_limits::get(&self.pool, owners).await
+    }
+
+    async fn put_limits(
+        &self,
+        limits: &super::StoredLimits,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        super::sqlite_limits::put(&mut tx, limits).await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn spend_credits(
+        &self,
+        owner: &crate::ratelimit::LimitOwner,
+        spent: u64,
+        period: i64,
+    ) -> StoreResult<Option<u64>> {
+        super::sqlite_limits::spend(&self.pool, owner, spent, period).await
+    }
+
     async fn insert_app(&self, app: &App, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(

@@ -1,0 +1,22 @@
+//! Rate limits and usage credits per key, application and account.
+//!
+//! - [`RateLimit`]: named GCRA limits (`limit` per `duration_ms`, `burst`),
+//!   auto-applied on every verification or only on routes that name them.
+//! - [`Credits`](crate::Credits): a count spent per call (`cost`), refilled
+//!   daily or monthly, durable in the store.
+//!
+//! Limits are read with a key (its own, its application's and its
+//! account's) into its cache entry, so they reach other instances within
+//! the propagation window W like every other change to a key. The state
+//! lives in this process ([`meter`]); an application's or account's limit
+//! is one pool for all its keys on this instance.
+
+mod gcra;
+pub(crate) mod meter;
+mod owner;
+mod policy;
+pub(crate) mod registry;
+
+pub use meter::LimitStatus;
+pub use owner::LimitOwner;
+pub use policy::{InvalidLimits, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS, RateLimit};

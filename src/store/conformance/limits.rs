@@ -1,0 +1,118 @@
+//! Rate limits and credits (`owner_limits`).
+
+use super::fixtures::{app_id, at, event, events_of, insert_account, key_id};
+use crate::audit::AuditAction;
+use crate::context::Label;
+use crate::credits::{Credits, Refill, RefillInterval};
+use crate::ratelimit::{LimitOwner, Limits, RateLimit};
+use crate::store::{KeyStore, StoredLimits};
+
+/// Limits round-trip every field per owner (a key, an application, an
+/// account: owners of different kinds never mix); a write replaces them
+/// and appends its event; empty limits remove the row; absent owners are
+/// left out of the answer.
+pub async fn limits_round_trip_replace_and_remove(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let key = LimitOwner::Key(key_id());
+    let app = LimitOwner::App(app_id());
+    let account = LimitOwner::Account(a.id);
+    let limits = Limits::new()
+        .ratelimit(RateLimit::new(Label::from_static("requests"), 100, 60_000).burst(10))
+        .ratelimit(RateLimit::new(Label::from_static("expensive"), 5, 1000).manual())
+        .credits(Credits::new(500).refill(Refill::new(RefillInterval::Monthly, 1000)));
+    let ev = || event(AuditAction::KeyUpdated, a.id, None, at(1, 0));
+    let events_before = events_of(store, a.id).await.len();
+    let mut written = StoredLimits::new(key, limits.clone(), 1);
+    written.period = 1_700_000_000;
+    store.put_limits(&written, &ev()).await.expect("put");
+    let only_rates = StoredLimits::new(
+        account,
+        Limits::new().ratelimit(limits.ratelimits[0].clone()),
+        7,
+    );
+    store.put_limits(&only_rates, &ev()).await.expect("put");
+    let got = store.get_limits(&[key, app, account]).await.expect("get");
+    assert_eq!(got.len(), 2);
+    assert!(got.contains(&written), "{got:?}");
+    assert!(got.contains(&only_rates), "{got:?}");
+    assert_eq!(events_of(store, a.id).await.len(), events_before + 2);
+
+    let replaced = StoredLimits::new(key, Limits::new().credits(Credits::new(3)), 2);
+    store.put_limits(&replaced, &ev()).await.expect("replace");
+    assert_eq!(store.get_limits(&[key]).await.expect("get"), vec![replaced]);
+    store
+        .put_limits(&StoredLimits::new(key, Limits::new(), 3), &ev())
+        .await
+        .expect("remove");
+    assert!(store.get_limits(&[key]).await.expect("get").is_empty());
+    assert!(store.get_limits(&[]).await.expect("get").is_empty());
+}
+
+/// Spending subtracts and never goes below zero; a refill applies once
+/// per later period, before the spend; owners without credits answer
+/// `None` and change nothing.
+pub async fn spend_credits_subtracts_and_refills_once_per_period(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let ev = || event(AuditAction::AccountUpdated, a.id, None, at(1, 0));
+    let owner = LimitOwner::Account(a.id);
+    let mut s = StoredLimits::new(
+        owner,
+        Limits::new().credits(Credits::new(10).refill(Refill::new(RefillInterval::Daily, 7))),
+        1,
+    );
+    s.period = 86_400;
+    store.put_limits(&s, &ev()).await.expect("put");
+    assert_eq!(
+        store.spend_credits(&owner, 4, 86_400).await.expect("spend"),
+        Some(6)
+    );
+    assert_eq!(
+        store.spend_credits(&owner, 0, 86_400).await.expect("read"),
+        Some(6)
+    );
+    assert_eq!(
+        store.spend_credits(&owner, 9, 86_400).await.expect("spend"),
+        Some(0)
+    );
+    // The next day: 7, then the spend.
+    assert_eq!(
+        store
+            .spend_credits(&owner, 2, 172_800)
+            .await
+            .expect("spend"),
+        Some(5)
+    );
+    assert_eq!(
+        store
+            .spend_credits(&owner, 1, 172_800)
+            .await
+            .expect("spend"),
+        Some(4)
+    );
+    // A stale period (an instance behind) refills nothing.
+    assert_eq!(
+        store.spend_credits(&owner, 1, 86_400).await.expect("spend"),
+        Some(3)
+    );
+    let got = store.get_limits(&[owner]).await.expect("get");
+    assert_eq!((got[0].remaining, got[0].period), (3, 172_800));
+    // Credits as set stay as set.
+    assert_eq!(got[0].limits.credits.map(|c| c.remaining), Some(10));
+
+    let rates_only = LimitOwner::Key(key_id());
+    let r = StoredLimits::new(
+        rates_only,
+        Limits::new().ratelimit(RateLimit::new(Label::from_static("requests"), 1, 1000)),
+        1,
+    );
+    store.put_limits(&r, &ev()).await.expect("put");
+    assert_eq!(
+        store.spend_credits(&rates_only, 1, 0).await.expect("spend"),
+        None
+    );
+    let absent = LimitOwner::Key(key_id());
+    assert_eq!(
+        store.spend_credits(&absent, 1, 0).await.expect("spend"),
+        None
+    );
+}
