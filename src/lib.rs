@@ -57,6 +57,11 @@ pub use service::{
     ListApps, ListKeys, LoginSession, NewKey, Rotated, Updated, UsageFilter, UsageGroup, UsagePage,
     UsagePoint, UsageReport, User, may_manage,
 };
+#[cfg(feature = "import")]
+#[cfg_attr(docsrs, doc(cfg(feature = "import")))]
+pub use service::{
+    ImportError, ImportKey, Imported, InvalidLegacyKeys, LegacyKeys, MAX_LEGACY_KEY_LEN, RowError,
+};
 pub use session::Session;
 pub use store::MemoryStore;
 

@@ -10,7 +10,11 @@ mod bounds;
 mod builder;
 mod dashboard;
 mod decide;
+#[cfg(feature = "import")]
+mod import;
 mod keys;
+#[cfg(feature = "import")]
+mod legacy;
 mod loader;
 mod sessions;
 mod validate;
@@ -33,7 +37,11 @@ pub(crate) use bounds::holds_name;
 pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
 pub use dashboard::{Granularity, UsageGroup, UsagePage, UsagePoint, UsageReport};
+#[cfg(feature = "import")]
+pub use import::{ImportError, ImportKey, Imported, RowError};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
+#[cfg(feature = "import")]
+pub use legacy::{InvalidLegacyKeys, LegacyKeys, MAX_LEGACY_KEY_LEN};
 pub use sessions::LoginSession;
 
 use crate::cache::{AccountCache, KeyCache, SessionCache};
@@ -96,6 +104,9 @@ pub(crate) struct Inner {
     pub(crate) usage: Arc<UsageAggregator>,
     pub(crate) limiter: AttemptLimiter,
     pub(crate) hash_slots: Semaphore,
+    /// Old key strings of imported keys, when configured.
+    #[cfg(feature = "import")]
+    pub(crate) legacy: Option<legacy::Legacy>,
 }
 
 impl Keyward {
