@@ -312,3 +312,99 @@ fn store_errors_have_their_exit_codes() {
         assert_eq!(out.status.code(), Some(5), "{out:?}");
     }
 }
+
+/// `keys import`: a file with a bad row imports nothing and names the
+/// line; fixed, it imports every key, whose old strings then verify
+/// (secret and SHA-256 rows) through the library; importing it again
+/// changes nothing.
+#[tokio::test]
+async fn imports_keys_from_a_csv_file_all_or_nothing() {
+    use sha2::Digest;
+    let cli = Cli::new();
+    cli.ok(&[
+        "accounts",
+        "create",
+        "--name",
+        "Acme",
+        "--id",
+        "acme",
+        "--permissions",
+        "readApplications,readApiKeys",
+    ]);
+    let old_secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+    let old_hashed = "sk_live_9fZ11QqLyjWDarjtT1zdp7dd";
+    let sha: String = sha2::Sha256::digest(old_hashed.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let legacy = ["--legacy-prefix", "sk_live_"];
+    let write = |rows: &str| {
+        let path = cli.dir.path().join("keys.csv");
+        std::fs::write(
+            &path,
+            format!("external_id,account,name,secret,hash,permissions\n{rows}"),
+        )
+        .expect("write csv");
+        path.display().to_string()
+    };
+    let bad = write(&format!(
+        "k1,acme,prod,{old_secret},,readApplications\n\
+         k2,acme,ci,,{sha},readApplications\n\
+         k3,acme,bad,,not-a-hash,readApplications\n\
+         k4,nobody,bad,sk_live_x1,,\n"
+    ));
+    let mut args = vec!["keys", "import", "--file", bad.as_str()];
+    args.extend(legacy);
+    let stderr = cli.fails(&args, 2);
+    assert!(stderr.contains("line 4: invalid hash"), "{stderr}");
+    assert!(stderr.contains("line 5: account not found"), "{stderr}");
+    assert!(
+        !stderr.contains("line 2") && !stderr.contains("line 3"),
+        "{stderr}"
+    );
+    let listed = cli.ok(&["keys", "list", "--account", "acme"]);
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing partial"
+    );
+
+    let good = write(&format!(
+        "k1,acme,prod,{old_secret},,readApplications\n\
+         k2,acme,ci,,{sha},readApplications\n"
+    ));
+    let mut args = vec!["keys", "import", "--file", good.as_str()];
+    args.extend(legacy);
+    let summary = cli.ok(&args);
+    assert_eq!(summary["imported"], 2);
+    assert_eq!(summary["items"][1]["line"], 3);
+    let again = cli.ok(&args);
+    assert_eq!(
+        (again["imported"].clone(), again["existing"].clone()),
+        (0.into(), 2.into())
+    );
+    assert_eq!(again["items"][0]["key_id"], summary["items"][0]["key_id"]);
+    // Without the legacy setting the CLI refuses rather than guessing.
+    let stderr = cli.fails(&["keys", "import", "--file", good.as_str()], 2);
+    assert!(stderr.contains("legacy_keys"), "{stderr}");
+
+    let store = SqliteStore::connect(&cli.url()).await.expect("open");
+    let kw = Keyward::builder()
+        .store(store)
+        .legacy_keys(keyward::LegacyKeys::sha256("sk_live_").expect("valid"))
+        .flush_interval(None)
+        .build()
+        .expect("build");
+    for (old, item) in [(old_secret, 0), (old_hashed, 1)] {
+        let p = kw
+            .verify_legacy(old, VerifyContext::new())
+            .await
+            .expect("the old string verifies");
+        assert_eq!(p.key_id().as_str(), s(&summary["items"][item]["key_id"]));
+    }
+    assert!(matches!(
+        kw.verify_legacy("sk_live_9fZ11QqLyjWDarjtT1zdp7dX", VerifyContext::new())
+            .await,
+        Err(Error::Unauthorized)
+    ));
+}

@@ -25,6 +25,20 @@ pub(crate) struct Cli {
     /// Credential prefix of the deployment (as KeywardBuilder::prefix).
     #[arg(long, global = true, env = "KEYWARD_PREFIX")]
     pub(crate) prefix: Option<String>,
+    /// Prefix of the old key strings of imported keys (as
+    /// `LegacyKeys` in the application; `keys import` needs it).
+    #[arg(long, global = true, env = "KEYWARD_LEGACY_PREFIX")]
+    pub(crate) legacy_prefix: Option<String>,
+    /// Old key strings are found by their first N characters (a public
+    /// id); without it, by their SHA-256 (as `LegacyKeys::leading` /
+    /// `LegacyKeys::sha256`).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARD_LEGACY_ID_LEN",
+        requires = "legacy_prefix"
+    )]
+    pub(crate) legacy_id_len: Option<usize>,
     /// Print JSON (one document on stdout) instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -133,6 +147,13 @@ pub(crate) enum KeysCommand {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Import keys from another system from a CSV file, all or nothing
+    /// (bad rows are reported by line; importing a file again changes
+    /// nothing). Columns (header row): external_id, account, name, and
+    /// secret or hash; optional: alias, permissions (separated by spaces or
+    /// `;`), description, application, expires_at (RFC 3339), cidrs
+    /// (spaces or `;`), metadata (a JSON object). Needs --legacy-prefix.
+    Import(ImportArgs),
     /// Delete keys (a protected key only with `--force`).
     Delete {
         /// Key ids.
@@ -142,6 +163,14 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `keys import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The CSV file (`-` for standard input).
+    #[arg(long)]
+    pub(crate) file: std::path::PathBuf,
 }
 
 /// `keys create`.
