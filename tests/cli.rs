@@ -408,3 +408,92 @@ async fn imports_keys_from_a_csv_file_all_or_nothing() {
         Err(Error::Unauthorized)
     ));
 }
+
+/// `apps` and `accounts list|update`: an application's lifecycle switches
+/// its keys off and on (checked through the library), a deletion with keys
+/// is a conflict (exit code 4) unless cascaded; accounts list and update.
+#[tokio::test]
+async fn manages_apps_and_accounts() {
+    let cli = Cli::new();
+    cli.ok(&["init"]);
+    cli.ok(&[
+        "accounts",
+        "create",
+        "--name",
+        "Acme",
+        "--id",
+        "acme",
+        "--parent",
+        "admin",
+        "--permissions",
+        "readApplications,readApiKeys",
+    ]);
+    let listed = cli.ok(&["accounts", "list", "--parent", "admin"]);
+    assert_eq!(listed["items"][0]["id"], "acme");
+    let renamed = cli.ok(&["accounts", "update", "acme", "--name", "Acme Inc"]);
+    assert_eq!(renamed["account"]["name"], "Acme Inc");
+    let table = cli.run(&["accounts", "list", "--parent", "admin"]);
+    assert!(table.stdout.contains("Acme Inc") && table.stdout.contains("1 account(s)"));
+
+    let app = cli.ok(&["apps", "create", "--account", "acme", "--title", "Billing"]);
+    let app_id = s(&app["app"]["id"]).to_owned();
+    let key = cli.ok(&[
+        "keys",
+        "create",
+        "--account",
+        "acme",
+        "--name",
+        "billing",
+        "--permissions",
+        "readApplications",
+    ]);
+    // Attach the key to the application through the library (the CLI's
+    // `keys create` takes a label, not an application id).
+    let kw = cli.keyward().await;
+    let key_id = s(&key["key"]["id"]).to_owned();
+    let secret = s(&key["secret"]).to_owned();
+    let attached = kw
+        .issue_key(
+            keyward::Actor::System,
+            &"acme".parse().expect("id"),
+            keyward::NewKey::new("in app")
+                .permissions(keyward::PermissionSet::parse(["readApplications"]).expect("perms"))
+                .app(app_id.parse().expect("app id")),
+        )
+        .await
+        .expect("key in app");
+    verify(&kw, &key_id, &secret)
+        .await
+        .expect("outside the app");
+    assert_eq!(cli.ok(&["apps", "show", &app_id])["app"]["active_keys"], 1);
+    let list = cli.ok(&["apps", "list", "--account", "acme"]);
+    assert_eq!(list["items"][0]["title"], "Billing");
+    let updated = cli.ok(&["apps", "update", &app_id, "--title", "Billing v2"]);
+    assert_eq!(updated["app"]["title"], "Billing v2");
+
+    let off = cli.ok(&["apps", "deactivate", &app_id]);
+    assert_eq!(off["app"]["status"], "inactive");
+    assert!(off["effective_by"].is_string());
+    let fresh = cli.keyward().await;
+    assert!(
+        verify(&fresh, attached.key.id.as_str(), attached.secret.expose())
+            .await
+            .is_err(),
+        "a deactivated application's key is refused"
+    );
+    cli.ok(&["apps", "activate", &app_id]);
+    let fresh = cli.keyward().await;
+    verify(&fresh, attached.key.id.as_str(), attached.secret.expose())
+        .await
+        .expect("works again");
+
+    let stderr = cli.fails(&["apps", "delete", &app_id], 4);
+    assert!(stderr.contains("still has keys"), "{stderr}");
+    let deleted = cli.ok(&["apps", "delete", &app_id, "--cascade"]);
+    assert_eq!(deleted["deleted_keys"].as_array().map(Vec::len), Some(1));
+    cli.fails(&["apps", "show", &app_id], 3);
+    let fresh = cli.keyward().await;
+    verify(&fresh, &key_id, &secret)
+        .await
+        .expect("keys outside the application stay");
+}

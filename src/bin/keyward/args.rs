@@ -62,6 +62,9 @@ pub(crate) enum Command {
     /// Accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Applications (groups of keys switched on and off together).
+    #[command(subcommand)]
+    Apps(AppsCommand),
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -109,6 +112,115 @@ pub(crate) enum AccountsCommand {
     Show {
         /// Account id.
         id: String,
+    },
+    /// List the child accounts of an account.
+    List(ListAccountsArgs),
+    /// Change an account's name, permissions or status (deactivating it
+    /// switches off every key of it, everywhere within W).
+    Update {
+        /// Account id.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New permissions (replace the old ones; narrowing them narrows
+        /// every key of the account).
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+        /// New status.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+    },
+}
+
+/// `accounts list`.
+#[derive(Debug, Args)]
+pub(crate) struct ListAccountsArgs {
+    /// The parent account.
+    #[arg(long)]
+    pub(crate) parent: String,
+    /// Only accounts whose name contains this (case-insensitive).
+    #[arg(long)]
+    pub(crate) q: Option<String>,
+    /// Only accounts with this status.
+    #[arg(long, value_enum)]
+    pub(crate) status: Option<Status>,
+    /// Page size (1-100).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: usize,
+    /// Continue after this cursor (printed by the previous page).
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+}
+
+/// `apps …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppsCommand {
+    /// List an account's applications.
+    List {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Only applications whose title contains this (case-insensitive).
+        #[arg(long)]
+        q: Option<String>,
+        /// Only applications with this status.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// Page size (1-100).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Continue after this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Create an application.
+    Create {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Show an application.
+    Show {
+        /// Application id.
+        id: String,
+    },
+    /// Change an application's title or description.
+    Update {
+        /// Application id.
+        id: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Activate an application (its active keys work again).
+    Activate {
+        /// Application id.
+        id: String,
+    },
+    /// Deactivate an application (none of its keys works, everywhere
+    /// within W).
+    Deactivate {
+        /// Application id.
+        id: String,
+    },
+    /// Delete an application (refused while it has keys, unless
+    /// `--cascade` deletes them too).
+    Delete {
+        /// Application id.
+        id: String,
+        /// Also delete its keys.
+        #[arg(long)]
+        cascade: bool,
     },
 }
 

@@ -76,6 +76,14 @@ pub(crate) async fn run(kw: &Keyward, command: Command, out: Out) -> CliResult {
             out.account(&account);
             Ok(())
         }
+        Command::Accounts(AccountsCommand::List(a)) => crate::apps::list_accounts(kw, a, out).await,
+        Command::Accounts(AccountsCommand::Update {
+            id,
+            name,
+            permissions,
+            status,
+        }) => crate::apps::update_account(kw, id, name, permissions, status, out).await,
+        Command::Apps(a) => crate::apps::run(kw, a, out).await,
         Command::Keys(k) => keys(kw, k, out).await,
         Command::Events(a) => events(kw, a, out).await,
         Command::Usage(a) => usage(kw, a, out).await,

@@ -3,6 +3,7 @@
 //! the application itself (`Actor::System`). See `keyward --help` for the
 //! commands and the exit codes.
 
+mod apps;
 mod args;
 mod commands;
 mod exit;
