@@ -188,7 +188,7 @@ impl KeywardBuilder {
     /// # Errors
     /// [`BuildError`] for a missing store or invalid settings.
     pub fn build(self) -> Result<Keyward, BuildError> {
-        let store = self.store.ok_or(BuildError::MissingStore)?;
+        let store = crate::metrics::timed_store(self.store.ok_or(BuildError::MissingStore)?);
         for (name, d) in [
             ("propagation window", self.window),
             ("session ttl", self.session_ttl),
