@@ -66,6 +66,12 @@ pub use session::Session;
 pub use store::MemoryStore;
 
 // The README's Rust snippets, compiled (and run unless `no_run`) as doctests.
-#[cfg(all(doctest, feature = "axum", feature = "actix", feature = "sqlite"))]
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "actix",
+    feature = "sqlite",
+    feature = "import"
+))]
 #[doc = include_str!("../README.md")]
 mod readme {}

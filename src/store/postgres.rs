@@ -385,6 +385,27 @@ fn usage_row(r: &PgRow) -> StoreResult<UsageRecord> {
     })
 }
 
+/// Inserts a key's row inside the caller's transaction;
+/// [`StoreError::Conflict`] if the id exists.
+async fn insert_key_row(conn: &mut PgConnection, key: &StoredKey) -> StoreResult<()> {
+    let c = KeyColumns::of(key)?;
+    let k = &key.key;
+    let query = sqlx::query(
+        "INSERT INTO keys (account_id, name, name_lower, description, application, \
+         permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
+         allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
+         previous_valid_until, version, session_epoch, app_id, id) \
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
+         $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22)",
+    );
+    sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
+        .bind(k.id.as_str())
+        .execute(conn)
+        .await
+        .map_err(|e| map_err(e, "key id exists"))?;
+    Ok(())
+}
+
 async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (id, at, action, account_id, key_id, session_id, actor, \
@@ -505,22 +526,8 @@ impl KeyStore for PostgresStore {
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
-        let c = KeyColumns::of(key)?;
-        let k = &key.key;
         let mut tx = self.begin().await?;
-        let query = sqlx::query(
-            "INSERT INTO keys (account_id, name, name_lower, description, application, \
-             permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-             allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, session_epoch, app_id, id) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
-             $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22)",
-        );
-        sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
-            .bind(k.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_err(e, "key id exists"))?;
+        insert_key_row(&mut tx, key).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -535,20 +542,7 @@ impl KeyStore for PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map_err(e, "import"))?;
-            let c = KeyColumns::of(&k.stored)?;
-            let query = sqlx::query(
-                "INSERT INTO keys (account_id, name, name_lower, description, application, \
-                 permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-                 allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-                 previous_valid_until, version, session_epoch, app_id, id) \
-                 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
-                 $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22)",
-            );
-            sql::bind_key_columns!(query, &k.stored, &c, |t: OffsetDateTime| t)
-                .bind(k.stored.key.id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(e, "key id exists"))?;
+            insert_key_row(&mut tx, &k.stored).await?;
             sqlx::query("INSERT INTO key_imports (key_id, external_id, alias) VALUES ($1, $2, $3)")
                 .bind(k.stored.key.id.as_str())
                 .bind(&k.external_id)

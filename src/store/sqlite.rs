@@ -300,6 +300,26 @@ fn usage_row(r: &SqliteRow) -> StoreResult<UsageRecord> {
     })
 }
 
+/// Inserts a key's row inside the caller's transaction;
+/// [`StoreError::Conflict`] if the id exists.
+async fn insert_key_row(conn: &mut SqliteConnection, key: &StoredKey) -> StoreResult<()> {
+    let c = KeyColumns::of(key)?;
+    let k = &key.key;
+    let query = sqlx::query(
+        "INSERT INTO keys (account_id, name, name_lower, description, application, \
+         permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
+         allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
+         previous_valid_until, version, session_epoch, app_id, id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    sql::bind_key_columns!(query, key, &c, us)
+        .bind(k.id.as_str())
+        .execute(conn)
+        .await
+        .map_err(|e| map_err(e, "key id exists"))?;
+    Ok(())
+}
+
 /// Appends `event` inside the caller's transaction.
 async fn insert_event(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreResult<()> {
     sqlx::query(
@@ -419,21 +439,8 @@ impl KeyStore for SqliteStore {
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
-        let c = KeyColumns::of(key)?;
-        let k = &key.key;
         let mut tx = self.begin().await?;
-        let query = sqlx::query(
-            "INSERT INTO keys (account_id, name, name_lower, description, application, \
-             permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-             allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, session_epoch, app_id, id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        sql::bind_key_columns!(query, key, &c, us)
-            .bind(k.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_err(e, "key id exists"))?;
+        insert_key_row(&mut tx, key).await?;
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
@@ -448,19 +455,7 @@ impl KeyStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map_err(e, "import"))?;
-            let c = KeyColumns::of(&k.stored)?;
-            let query = sqlx::query(
-                "INSERT INTO keys (account_id, name, name_lower, description, application, \
-                 permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-                 allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-                 previous_valid_until, version, session_epoch, app_id, id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            );
-            sql::bind_key_columns!(query, &k.stored, &c, us)
-                .bind(k.stored.key.id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map_err(e, "key id exists"))?;
+            insert_key_row(&mut tx, &k.stored).await?;
             sqlx::query("INSERT INTO key_imports (key_id, external_id, alias) VALUES (?, ?, ?)")
                 .bind(k.stored.key.id.as_str())
                 .bind(&k.external_id)
