@@ -35,6 +35,9 @@ pub enum AuditAction {
     KeyDeleted,
     /// A stored hash was upgraded to the configured argon2 parameters.
     KeyRehashed,
+    /// A key was imported from another system with its existing secret or
+    /// hash.
+    KeyImported,
     /// An application was created.
     AppCreated,
     /// An application's title or description changed.
@@ -78,6 +81,7 @@ impl AuditAction {
             Self::KeyRotated => "key_rotated",
             Self::KeyDeleted => "key_deleted",
             Self::KeyRehashed => "key_rehashed",
+            Self::KeyImported => "key_imported",
             Self::AppCreated => "app_created",
             Self::AppUpdated => "app_updated",
             Self::AppDeactivated => "app_deactivated",

@@ -41,6 +41,9 @@ use subtle::ConstantTimeEq;
 use crate::credential::SecretMaterial;
 use crate::store::PhcString;
 
+#[cfg(feature = "import")]
+pub(crate) mod legacy;
+
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashParams {
@@ -156,19 +159,14 @@ impl Hasher {
         phc: &PhcString,
         m: SecretMaterial<'_>,
     ) -> Result<Checked, StoredHashError> {
+        // The hook for imported keys: a legacy hash is checked once, then
+        // replaced by argon2id (its match always asks for a rehash).
+        #[cfg(feature = "import")]
+        if let Some(kind) = legacy::Legacy::of(&phc.0) {
+            return kind.check(&phc.0, m);
+        }
         let parsed = PasswordHash::new(&phc.0).map_err(|_| StoredHashError::Corrupt)?;
-        if parsed.algorithm.as_str() != "argon2id" {
-            return Err(StoredHashError::Corrupt);
-        }
-        let stored = Params::try_from(&parsed).map_err(|_| StoredHashError::Corrupt)?;
-        let stored = HashParams {
-            memory_kib: stored.m_cost(),
-            iterations: stored.t_cost(),
-            parallelism: stored.p_cost(),
-        };
-        if stored.exceeds(self.ceiling) {
-            return Err(StoredHashError::OverCeiling);
-        }
+        let (algorithm, stored) = self.argon2_params(&parsed)?;
         let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
             return Err(StoredHashError::Corrupt);
         };
@@ -177,7 +175,7 @@ impl Hasher {
             Some(v) => Version::try_from(v).map_err(|_| StoredHashError::Corrupt)?,
         };
         let params = Params::try_from(&parsed).map_err(|_| StoredHashError::Corrupt)?;
-        let argon = Argon2::new(Algorithm::Argon2id, version, params.clone());
+        let argon = Argon2::new(algorithm, version, params.clone());
         let mut out = [0u8; 64];
         let out = out
             .get_mut(..expected.len())
@@ -194,10 +192,58 @@ impl Hasher {
         computed.map_err(|_| StoredHashError::Corrupt)?;
         if bool::from(out.ct_eq(expected.as_bytes())) {
             Ok(Checked::Match {
-                rehash: stored != self.params,
+                rehash: stored != self.params || algorithm != Algorithm::Argon2id,
             })
         } else {
             Ok(Checked::Mismatch)
+        }
+    }
+
+    /// The variant and cost of a stored argon2 PHC string: argon2id, or
+    /// argon2i / argon2d imported from another system (verified, then
+    /// rehashed to argon2id), within the ceiling.
+    fn argon2_params(
+        &self,
+        parsed: &PasswordHash,
+    ) -> Result<(Algorithm, HashParams), StoredHashError> {
+        let algorithm = match parsed.algorithm.as_str() {
+            "argon2id" => Algorithm::Argon2id,
+            "argon2i" => Algorithm::Argon2i,
+            "argon2d" => Algorithm::Argon2d,
+            _ => return Err(StoredHashError::Corrupt),
+        };
+        let stored = Params::try_from(parsed).map_err(|_| StoredHashError::Corrupt)?;
+        let stored = HashParams {
+            memory_kib: stored.m_cost(),
+            iterations: stored.t_cost(),
+            parallelism: stored.p_cost(),
+        };
+        if stored.exceeds(self.ceiling) {
+            return Err(StoredHashError::OverCeiling);
+        }
+        Ok((algorithm, stored))
+    }
+
+    /// The stored form of a hash imported from another system (an argon2
+    /// PHC string within the ceiling, bcrypt, or SHA-256 hex), or why it
+    /// cannot be used. Parses only; hashes nothing.
+    #[cfg(feature = "import")]
+    pub(crate) fn imported(&self, hash: &str) -> Result<PhcString, &'static str> {
+        use legacy::Legacy;
+        if Legacy::is_sha256_hex(hash) {
+            return Ok(PhcString(Legacy::Sha256.normalize(hash)?));
+        }
+        if let Some(kind) = Legacy::of(hash) {
+            return Ok(PhcString(kind.normalize(hash)?));
+        }
+        let parsed = PasswordHash::new(hash)
+            .map_err(|_| "not an argon2 PHC string, a bcrypt hash or 64 hex digits of SHA-256")?;
+        match self.argon2_params(&parsed) {
+            Ok(_) if parsed.salt.is_some() && parsed.hash.is_some() => Ok(PhcString(hash.into())),
+            Ok(_) | Err(StoredHashError::Corrupt) => Err("not a complete argon2 PHC string"),
+            Err(StoredHashError::OverCeiling) => {
+                Err("argon2 parameters above the configured ceiling")
+            }
         }
     }
 

@@ -64,10 +64,21 @@ pub use service::{
     KeywardBuilder, ListAccounts, ListApps, ListKeys, LoginSession, NewKey, Rotated, Updated,
     UsageFilter, UsageGroup, UsagePage, UsagePoint, UsageReport, User, may_manage,
 };
+#[cfg(feature = "import")]
+#[cfg_attr(docsrs, doc(cfg(feature = "import")))]
+pub use service::{
+    ImportError, ImportKey, Imported, InvalidLegacyKeys, LegacyKeys, MAX_LEGACY_KEY_LEN, RowError,
+};
 pub use session::Session;
 pub use store::{MemoryStore, UsageGroupKind};
 
 // The README's Rust snippets, compiled (and run unless `no_run`) as doctests.
-#[cfg(all(doctest, feature = "axum", feature = "actix", feature = "sqlite"))]
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "actix",
+    feature = "sqlite",
+    feature = "import"
+))]
 #[doc = include_str!("../README.md")]
 mod readme {}

@@ -11,6 +11,9 @@
 //! | `keyward_usage_flushed_rows_total` | counter | — |
 //! | `keyward_cached_keys` | gauge | — (entries after each flush) |
 //! | `keyward_feed_reconnects_total` | counter | — (PostgreSQL change feed) |
+//! | `keyward_feed_lag_seconds` | histogram | — (age of a change when the feed's poll of the revocation log found it first) |
+//! | `keyward_store_seconds` | histogram | `op` (the [`KeyStore`](crate::store::KeyStore) method: `get_key`, `record_usage`, ...) |
+//! | `keyward_store_errors_total` | counter | `op` |
 //!
 //! `outcome` is one of `ok`, `unauthorized`, `inactive`, `expired`,
 //! `client_not_allowed`, `too_many_attempts`, `unavailable`, `error`:
@@ -20,6 +23,9 @@
 //!
 //! Without the feature every function here is an empty `#[inline(always)]`
 //! body: the warm path compiles to what it was.
+
+#[cfg(feature = "metrics")]
+mod timed;
 
 #[cfg(feature = "metrics")]
 use crate::error::Error;
@@ -201,6 +207,29 @@ pub(crate) fn cached_keys(keys: usize) {
     metrics::gauge!("keyward_cached_keys").set(keys as f64);
     #[cfg(not(feature = "metrics"))]
     let _ = keys;
+}
+
+/// The store the service uses: timed per call with the feature, `store`
+/// itself without.
+#[inline(always)]
+pub(crate) fn timed_store(
+    store: std::sync::Arc<dyn crate::store::KeyStore>,
+) -> std::sync::Arc<dyn crate::store::KeyStore> {
+    #[cfg(feature = "metrics")]
+    return std::sync::Arc::new(timed::Timed(store));
+    #[cfg(not(feature = "metrics"))]
+    store
+}
+
+/// The change feed's poll found a change made `seconds` ago that it had
+/// not seen yet.
+#[cfg(feature = "postgres")]
+#[inline(always)]
+pub(crate) fn feed_lag(seconds: f64) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!("keyward_feed_lag_seconds").record(seconds.max(0.0));
+    #[cfg(not(feature = "metrics"))]
+    let _ = seconds;
 }
 
 /// The PostgreSQL change feed's listener reconnected.

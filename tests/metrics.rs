@@ -20,7 +20,8 @@ async fn verifications_flushes_and_queues_are_recorded() {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .expect("recorder");
-    let store: Arc<dyn keyward::store::KeyStore> = Arc::new(MemoryStore::new());
+    let memory = MemoryStore::new();
+    let store: Arc<dyn keyward::store::KeyStore> = Arc::new(memory.clone());
     let kw = common::service(store.clone(), None, 30);
     let (account, key) = common::account_and_key(&kw).await;
     let another = common::issue(&kw, &account.id, "another").await;
@@ -34,13 +35,18 @@ async fn verifications_flushes_and_queues_are_recorded() {
         }
     };
     // A fresh instance: cold (argon2) first, warm after.
-    let other = common::service(store, None, 30);
+    let other = common::service(store.clone(), None, 30);
     // A well-formed secret, but another key's.
     assert!(!verify(&other, another.secret.expose()).await);
     assert!(verify(&other, key.secret.expose()).await);
     assert!(verify(&other, key.secret.expose()).await);
     assert!(verify(&other, key.secret.expose()).await);
     other.flush().await.expect("flush");
+    // A store failure is counted under its operation.
+    memory.set_unavailable(true);
+    let third = common::service(store, None, 30);
+    assert!(!verify(&third, key.secret.expose()).await);
+    memory.set_unavailable(false);
 
     let text = handle.render();
     assert_eq!(
@@ -75,5 +81,17 @@ async fn verifications_flushes_and_queues_are_recorded() {
     );
     assert!(value(&text, "keyward_usage_flushed_rows_total") >= 1.0);
     assert!(value(&text, "keyward_cached_keys") >= 1.0);
+    // Store calls, timed per operation: the fresh instance read the key
+    // (its account too) and wrote the usage batch.
+    for op in ["get_key", "get_account", "record_usage", "insert_key"] {
+        assert!(
+            value(
+                &text,
+                &format!(r#"keyward_store_seconds_count{{op="{op}"}}"#)
+            ) >= 1.0,
+            "{op}: {text}"
+        );
+    }
+    assert!(value(&text, r#"keyward_store_errors_total{op="get_key"}"#) >= 1.0);
     assert!(!text.contains(key.secret.expose()) && !text.contains(key.key.id.as_str()));
 }

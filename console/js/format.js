@@ -32,7 +32,7 @@ export function action(a) {
   const words = {
     account_created: 'Account created', key_created: 'Created', key_updated: 'Edited',
     key_deactivated: 'Deactivated', key_activated: 'Activated', key_rotated: 'Regenerated',
-    key_deleted: 'Deleted', key_rehashed: 'Hash upgraded', login: 'Signed in', logout: 'Signed out',
+    key_deleted: 'Deleted', key_rehashed: 'Hash upgraded', key_imported: 'Imported', login: 'Signed in', logout: 'Signed out',
   };
   return words[a] || String(a).replaceAll('_', ' ');
 }

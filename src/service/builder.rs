@@ -49,6 +49,8 @@ pub struct KeywardBuilder {
     max_cached_keys: usize,
     max_cached_sessions: usize,
     flush_interval: Option<std::time::Duration>,
+    #[cfg(feature = "import")]
+    legacy: Option<super::LegacyKeys>,
 }
 
 impl Default for KeywardBuilder {
@@ -67,6 +69,8 @@ impl Default for KeywardBuilder {
             max_cached_keys: 2_000_000,
             max_cached_sessions: 1_000_000,
             flush_interval: Some(std::time::Duration::from_secs(10)),
+            #[cfg(feature = "import")]
+            legacy: None,
         }
     }
 }
@@ -166,6 +170,16 @@ impl KeywardBuilder {
         self
     }
 
+    /// Accepts the old key strings of keys imported from another system
+    /// ([`Keyward::import_keys`]): which strings they are and how each finds
+    /// its key (feature `import`).
+    #[cfg(feature = "import")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "import")))]
+    pub fn legacy_keys(mut self, legacy: super::LegacyKeys) -> Self {
+        self.legacy = Some(legacy);
+        self
+    }
+
     /// Builds the service. Inside a Tokio runtime it also starts the usage
     /// flusher and, when the store has a change feed, the task that applies
     /// other instances' changes to the caches; both stop when the last
@@ -174,7 +188,7 @@ impl KeywardBuilder {
     /// # Errors
     /// [`BuildError`] for a missing store or invalid settings.
     pub fn build(self) -> Result<Keyward, BuildError> {
-        let store = self.store.ok_or(BuildError::MissingStore)?;
+        let store = crate::metrics::timed_store(self.store.ok_or(BuildError::MissingStore)?);
         for (name, d) in [
             ("propagation window", self.window),
             ("session ttl", self.session_ttl),
@@ -209,6 +223,8 @@ impl KeywardBuilder {
                 meters: crate::ratelimit::registry::Registry::default(),
                 hash_slots: Semaphore::new(self.max_concurrent_hashes),
                 refusals: Default::default(),
+                #[cfg(feature = "import")]
+                legacy: self.legacy.map(super::legacy::Legacy::new),
             }),
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {

@@ -366,75 +366,11 @@ impl Keyward {
         let now = self.now();
         // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
         let read_at = self.now_nanos();
-        validate::name(&new.name)?;
-        validate::description(&new.description)?;
-        if let Some(a) = &new.application {
-            validate::application(a)?;
-        }
-        validate::metadata(&new.metadata)?;
-        validate::cidrs(&new.allowed_cidrs)?;
-        let mut new = new;
-        new.expires_at = new.expires_at.map(stored_precision);
-        validate::expiry(new.expires_at, now)?;
-        actor.authorize(account, &Permission::write_api_keys(), "account")?;
-        if new.protected && !matches!(actor, Actor::System) {
-            return Err(Error::InvalidInput {
-                field: "protected",
-                reason: "only the application itself may create protected keys".into(),
-            });
-        }
-        let (acct, _) = self
-            .load_account(account)
-            .await?
-            .ok_or(Error::NotFound("account"))?;
-        if let Some(app) = &new.app_id {
-            match self.inner.store.get_app(app).await? {
-                Some(a) if a.account_id == *account => {}
-                _ => return Err(Error::NotFound("application")),
-            }
-        }
-        let own = self.acting_key(actor, None).await?;
-        let ceiling = Ceiling::of(actor, own.as_ref());
-        if new.inherit_permissions {
-            new.permissions = acct
-                .permissions
-                .iter()
-                .filter(|p| {
-                    ceiling
-                        .grant_bound()
-                        .is_none_or(|held| super::holds(held, p))
-                })
-                .cloned()
-                .collect();
-        }
-        validate::grantable(&new.permissions, &acct.permissions, ceiling.grant_bound())?;
-        ceiling.restrict(Some(new.expires_at), Some(&new.allowed_cidrs))?;
-
+        let key = self.new_key_record(actor, account, new, now).await?;
         let secret = new_key_secret(&self.inner.prefix);
         let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
         let tag = self.inner.digester.tag(material);
         let hash = self.hash_secret(material).await?;
-        let key = ApiKey {
-            id: new_key_id(&self.inner.prefix),
-            account_id: *account,
-            name: new.name,
-            description: new.description,
-            application: new.application,
-            app_id: new.app_id,
-            permissions: new.permissions,
-            status: KeyStatus::Active,
-            protected: new.protected,
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-            expires_at: new.expires_at,
-            allowed_cidrs: new.allowed_cidrs,
-            metadata: if new.metadata.is_null() {
-                serde_json::Value::Object(Default::default())
-            } else {
-                new.metadata
-            },
-        };
         let stored = StoredKey {
             key,
             secret_hash: hash,
@@ -794,6 +730,83 @@ impl Keyward {
         })
     }
 
+    /// The record of a new key for `account` once every rule allows it
+    /// (fields, the actor's bounds, the account's permissions): what
+    /// [`issue_key`](Self::issue_key) and key imports store.
+    pub(super) async fn new_key_record(
+        &self,
+        actor: Actor<'_>,
+        account: &AccountId,
+        new: NewKey,
+        now: OffsetDateTime,
+    ) -> Result<ApiKey> {
+        validate::name(&new.name)?;
+        validate::description(&new.description)?;
+        if let Some(a) = &new.application {
+            validate::application(a)?;
+        }
+        validate::metadata(&new.metadata)?;
+        validate::cidrs(&new.allowed_cidrs)?;
+        let mut new = new;
+        new.expires_at = new.expires_at.map(stored_precision);
+        validate::expiry(new.expires_at, now)?;
+        actor.authorize(account, &Permission::write_api_keys(), "account")?;
+        if new.protected && !matches!(actor, Actor::System) {
+            return Err(Error::InvalidInput {
+                field: "protected",
+                reason: "only the application itself may create protected keys".into(),
+            });
+        }
+        let (acct, _) = self
+            .load_account(account)
+            .await?
+            .ok_or(Error::NotFound("account"))?;
+        if let Some(app) = &new.app_id {
+            match self.inner.store.get_app(app).await? {
+                Some(a) if a.account_id == *account => {}
+                _ => return Err(Error::NotFound("application")),
+            }
+        }
+        let own = self.acting_key(actor, None).await?;
+        let ceiling = Ceiling::of(actor, own.as_ref());
+        if new.inherit_permissions {
+            new.permissions = acct
+                .permissions
+                .iter()
+                .filter(|p| {
+                    ceiling
+                        .grant_bound()
+                        .is_none_or(|held| super::holds(held, p))
+                })
+                .cloned()
+                .collect();
+        }
+        validate::grantable(&new.permissions, &acct.permissions, ceiling.grant_bound())?;
+        ceiling.restrict(Some(new.expires_at), Some(&new.allowed_cidrs))?;
+
+        Ok(ApiKey {
+            id: new_key_id(&self.inner.prefix),
+            account_id: *account,
+            name: new.name,
+            description: new.description,
+            application: new.application,
+            app_id: new.app_id,
+            permissions: new.permissions,
+            status: KeyStatus::Active,
+            protected: new.protected,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            expires_at: new.expires_at,
+            allowed_cidrs: new.allowed_cidrs,
+            metadata: if new.metadata.is_null() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                new.metadata
+            },
+        })
+    }
+
     /// The stored key, if `actor` may use `permission` on it.
     pub(crate) async fn stored_for(
         &self,
@@ -837,7 +850,7 @@ impl Keyward {
 
     /// Hashes secret material with argon2id on a blocking thread, within
     /// the concurrency bound.
-    async fn hash_secret(&self, m: SecretMaterial<'_>) -> Result<PhcString> {
+    pub(super) async fn hash_secret(&self, m: SecretMaterial<'_>) -> Result<PhcString> {
         let _permit = self
             .inner
             .hash_slots

@@ -13,7 +13,11 @@ mod decide;
 mod events;
 mod events_refusals;
 mod feed;
+#[cfg(feature = "import")]
+mod import;
 mod keys;
+#[cfg(feature = "import")]
+mod legacy;
 mod limits;
 mod loader;
 mod sessions;
@@ -39,7 +43,11 @@ pub use builder::{BuildError, KeywardBuilder};
 pub use dashboard::{Granularity, UsageGroup, UsagePage, UsagePoint, UsageReport};
 pub use events::{EventFilter, EventTail};
 pub(crate) use events_refusals::{Refused, cause_of};
+#[cfg(feature = "import")]
+pub use import::{ImportError, ImportKey, Imported, RowError};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
+#[cfg(feature = "import")]
+pub use legacy::{InvalidLegacyKeys, LegacyKeys, MAX_LEGACY_KEY_LEN};
 pub use sessions::LoginSession;
 
 use crate::cache::{AccountCache, KeyCache, SessionCache};
@@ -105,6 +113,9 @@ pub(crate) struct Inner {
     pub(crate) hash_slots: Semaphore,
     /// Refused logins and management calls waiting for the next flush.
     pub(crate) refusals: events_refusals::Refusals,
+    /// Old key strings of imported keys, when configured.
+    #[cfg(feature = "import")]
+    pub(crate) legacy: Option<legacy::Legacy>,
 }
 
 impl Keyward {

@@ -35,6 +35,9 @@ const MAX_READS: u32 = 2;
 enum Bearer {
     Session,
     Key,
+    /// An old key string of an imported key (`LegacyKeys`).
+    #[cfg(feature = "import")]
+    Legacy,
     Malformed(MalformedCredential),
 }
 
@@ -192,6 +195,8 @@ impl Keyward {
                 (now, Ok((id, m))) => self.verify_warm(id, m, &mut None, ctx, now),
                 (_, Err(e)) => Some(Err(e.into())),
             },
+            #[cfg(feature = "import")]
+            Bearer::Legacy => self.verify_legacy_cached(token, ctx),
             Bearer::Malformed(e) => Some(Err(e.into())),
         }
     }
@@ -205,6 +210,8 @@ impl Keyward {
         match marker {
             Some(b"st_") => Bearer::Session,
             Some(b"ak_") => Bearer::Key,
+            #[cfg(feature = "import")]
+            _ if self.legacy_for(token).is_some() => Bearer::Legacy,
             _ if token.len() > crate::credential::MAX_CREDENTIAL_LEN => {
                 Bearer::Malformed(MalformedCredential::TooLong)
             }
@@ -222,7 +229,7 @@ impl Keyward {
     /// The warm path, synchronous and allocation-free: `None` when the
     /// cache cannot decide (absent, stale or cold entry).
     #[inline]
-    fn verify_warm(
+    pub(super) fn verify_warm(
         &self,
         id: KeyId,
         m: SecretMaterial<'_>,
@@ -354,11 +361,13 @@ impl Keyward {
                 let (id, material) = parse_combined_key(token, p)?;
                 self.verify_material(id, material, ctx, now).await
             }
+            #[cfg(feature = "import")]
+            Bearer::Legacy => self.verify_legacy_bytes(token, ctx).await,
             Bearer::Malformed(e) => Err(e.into()),
         }
     }
 
-    async fn verify_material(
+    pub(super) async fn verify_material(
         &self,
         id: KeyId,
         m: SecretMaterial<'_>,

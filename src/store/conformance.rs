@@ -36,6 +36,7 @@ mod accounts;
 mod apps;
 mod events;
 mod fixtures;
+mod imports;
 mod keys;
 mod limits;
 mod origins;
@@ -56,6 +57,10 @@ pub use apps::{
 pub use events::{
     event_actor_kinds_round_trip, event_round_trips_every_field, events_written_with_each_change,
     list_events_newest_first_with_cursor_and_key_filter,
+};
+pub use imports::{
+    deleted_imported_key_frees_its_external_id_and_alias,
+    imported_keys_are_found_and_conflicts_write_nothing,
 };
 pub use keys::{
     delete_key_removes_key_and_sessions, delete_key_twice_is_not_found, get_absent_returns_none,
@@ -138,6 +143,8 @@ macro_rules! store_conformance_tests {
             insert_key_round_trips_every_field,
             insert_key_conflicts,
             update_key_replaces_record,
+            imported_keys_are_found_and_conflicts_write_nothing,
+            deleted_imported_key_frees_its_external_id_and_alias,
             update_key_keeps_the_later_last_used_at,
             update_key_refuses_stale_version,
             update_key_absent_is_not_found,

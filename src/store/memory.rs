@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{
-    AccountQuery, AppQuery, EventQuery, KeyQuery, KeyStore, SequencedEvent, StoreError,
-    StoreResult, StoredKey, UsageQuery, UsageRecord,
+    AccountQuery, AppQuery, EventQuery, ImportedKey, KeyQuery, KeyStore, SequencedEvent,
+    StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
@@ -32,6 +32,9 @@ struct Inner {
     events: Vec<StoredEvent>,
     last_seq: u64,
     usage: BTreeMap<(OffsetDateTime, KeyId, String, String), UsageRecord>,
+    /// Imported keys by external id, and by alias (dropped with their key).
+    imports: HashMap<String, KeyId>,
+    aliases: HashMap<String, KeyId>,
     limits: HashMap<crate::ratelimit::LimitOwner, super::StoredLimits>,
 }
 
@@ -222,9 +225,47 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::NotFound);
         }
         g.sessions.retain(|_, s| s.key_id != *id);
+        g.imports.retain(|_, k| k != id);
+        g.aliases.retain(|_, k| k != id);
         g.push_event(event.clone());
         self.signal_events();
         Ok(())
+    }
+
+    async fn insert_imported_keys(&self, keys: &[ImportedKey]) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        let mut ids = std::collections::HashSet::new();
+        let mut externals = std::collections::HashSet::new();
+        let mut aliases = std::collections::HashSet::new();
+        for k in keys {
+            if g.keys.contains_key(&k.stored.key.id) || !ids.insert(k.stored.key.id) {
+                return Err(StoreError::Conflict("key id exists"));
+            }
+            if g.imports.contains_key(&k.external_id) || !externals.insert(&k.external_id) {
+                return Err(StoreError::Conflict("external id already imported"));
+            }
+            if g.aliases.contains_key(&k.alias) || !aliases.insert(&k.alias) {
+                return Err(StoreError::Conflict("alias already taken"));
+            }
+        }
+        for k in keys {
+            let id = k.stored.key.id;
+            g.keys.insert(id, k.stored.clone());
+            g.imports.insert(k.external_id.clone(), id);
+            g.aliases.insert(k.alias.clone(), id);
+            g.push_event(k.event.clone());
+        }
+        drop(g);
+        self.signal_events();
+        Ok(())
+    }
+
+    async fn imported_key(&self, external_id: &str) -> StoreResult<Option<KeyId>> {
+        Ok(self.lock()?.imports.get(external_id).copied())
+    }
+
+    async fn key_by_alias(&self, alias: &str) -> StoreResult<Option<KeyId>> {
+        Ok(self.lock()?.aliases.get(alias).copied())
     }
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {

@@ -114,6 +114,25 @@ pub struct StoredKey {
     pub session_epoch: u32,
 }
 
+/// A key imported from another system ([`KeyStore::insert_imported_keys`]):
+/// the key, the id it had there and the alias its old key string is found
+/// by.
+#[derive(Debug, Clone)]
+pub struct ImportedKey {
+    /// The key as it will be stored (its secret hash may be a legacy one:
+    /// bcrypt, SHA-256, another argon2 variant, upgraded at the first
+    /// successful verification).
+    pub stored: StoredKey,
+    /// The key's id in the system it came from: importing it again finds
+    /// this key instead of creating another.
+    pub external_id: String,
+    /// What identifies the old key string (see `LegacyKeys`): a public part
+    /// of it, or the SHA-256 of all of it. Unique.
+    pub alias: String,
+    /// The `key_imported` audit event.
+    pub event: AuditEvent,
+}
+
 /// Filters and keyset pagination for [`KeyStore::list_keys`]. Results are
 /// ordered by `(created_at, id)` ascending.
 #[derive(Debug, Clone, Default)]
@@ -547,6 +566,28 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Keys of an account matching `query`, ordered by `(created_at, id)`.
     async fn list_keys(&self, account: &AccountId, query: &KeyQuery) -> StoreResult<Vec<ApiKey>>;
+
+    /// Inserts imported keys with their external ids, aliases and audit
+    /// events, all in one transaction: [`StoreError::Conflict`] (nothing
+    /// written) when a key id, an external id or an alias is already taken.
+    ///
+    /// This and the two lookups below have defaults (fail with
+    /// [`StoreError::Backend`]; no alias known) for stores written before
+    /// imports existed.
+    async fn insert_imported_keys(&self, _keys: &[ImportedKey]) -> StoreResult<()> {
+        Err(unsupported("key imports"))
+    }
+
+    /// The key imported under `external_id`, while that key exists.
+    async fn imported_key(&self, _external_id: &str) -> StoreResult<Option<KeyId>> {
+        Err(unsupported("key imports"))
+    }
+
+    /// The imported key whose old key string has this alias, while that key
+    /// exists.
+    async fn key_by_alias(&self, _alias: &str) -> StoreResult<Option<KeyId>> {
+        Ok(None)
+    }
 
     /// Inserts an application; [`StoreError::Conflict`] if the id exists.
     /// Its key counts are ignored.

@@ -27,9 +27,9 @@ pub use options::PostgresOptions;
 use super::migrations::postgres_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, ActorFilter, AppQuery, Change, EventQuery, GroupTotal, KeyQuery, KeyStore,
-    RollupRow, RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery,
-    UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppQuery, Change, EventQuery, GroupTotal, ImportedKey, KeyQuery,
+    KeyStore, RollupRow, RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey,
+    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -275,6 +275,17 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// The existing imported key found by `query` (one bound text).
+    async fn import_lookup(&self, query: &'static str, value: &str) -> StoreResult<Option<KeyId>> {
+        let row: Option<(String,)> = sqlx::query_as(query)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        row.map(|(id,)| sql::id(&id, "key_imports.key_id"))
+            .transpose()
+    }
+
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(|e| map_err(e, "begin"))
     }
@@ -468,6 +479,27 @@ async fn insert_event(conn: &mut PgConnection, e: &AuditEvent, channel: &str) ->
     Ok(())
 }
 
+/// Inserts a key's row inside the caller's transaction;
+/// [`StoreError::Conflict`] if the id exists.
+async fn insert_key_row(conn: &mut PgConnection, key: &StoredKey) -> StoreResult<()> {
+    let c = KeyColumns::of(key)?;
+    let k = &key.key;
+    let query = sqlx::query(
+        "INSERT INTO keys (account_id, name, name_lower, description, application, \
+         permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
+         allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
+         previous_valid_until, version, session_epoch, app_id, id) \
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
+         $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22)",
+    );
+    sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
+        .bind(k.id.as_str())
+        .execute(conn)
+        .await
+        .map_err(|e| map_err(e, "key id exists"))?;
+    Ok(())
+}
+
 /// Appends the filters of `q` but the account and the position (each an
 /// equality or range on an indexed column; one statement per filter shape).
 fn push_event_filters(qb: &mut QueryBuilder<Postgres>, q: &EventQuery) {
@@ -624,24 +656,45 @@ impl KeyStore for PostgresStore {
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
-        let c = KeyColumns::of(key)?;
-        let k = &key.key;
         let mut tx = self.begin().await?;
-        let query = sqlx::query(
-            "INSERT INTO keys (account_id, name, name_lower, description, application, \
-             permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-             allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, session_epoch, app_id, id) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
-             $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22)",
-        );
-        sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
-            .bind(k.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_err(e, "key id exists"))?;
+        insert_key_row(&mut tx, key).await?;
         insert_event(&mut tx, event, &self.channel).await?;
         tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn insert_imported_keys(&self, keys: &[ImportedKey]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for k in keys {
+            // A row left by a deleted key gives its external id and alias back.
+            sqlx::query("DELETE FROM key_imports WHERE (external_id = $1 OR alias = $2) AND NOT EXISTS (SELECT 1 FROM keys WHERE keys.id = key_imports.key_id)")
+                .bind(&k.external_id)
+                .bind(&k.alias)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "import"))?;
+            insert_key_row(&mut tx, &k.stored).await?;
+            sqlx::query("INSERT INTO key_imports (key_id, external_id, alias) VALUES ($1, $2, $3)")
+                .bind(k.stored.key.id.as_str())
+                .bind(&k.external_id)
+                .bind(&k.alias)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "external id or alias already imported"))?;
+            insert_event(&mut tx, &k.event, &self.channel).await?;
+        }
+        tx.commit().await.map_err(|e| map_err(e, "commit"))
+    }
+
+    async fn imported_key(&self, external_id: &str) -> StoreResult<Option<KeyId>> {
+        self.import_lookup("SELECT i.key_id FROM key_imports i JOIN keys k ON k.id = i.key_id WHERE i.external_id = $1", external_id).await
+    }
+
+    async fn key_by_alias(&self, alias: &str) -> StoreResult<Option<KeyId>> {
+        self.import_lookup(
+            "SELECT i.key_id FROM key_imports i JOIN keys k ON k.id = i.key_id WHERE i.alias = $1",
+            alias,
+        )
+        .await
     }
 
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {

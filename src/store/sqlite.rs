@@ -25,9 +25,9 @@ use tokio::sync::watch;
 use super::migrations::sqlite_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, ActorFilter, AppQuery, EventQuery, GroupTotal, KeyQuery, KeyStore, RollupRow,
-    RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
-    UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppQuery, EventQuery, GroupTotal, ImportedKey, KeyQuery, KeyStore,
+    RollupRow, RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery,
+    UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -183,6 +183,17 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The existing imported key found by `query` (one bound text).
+    async fn import_lookup(&self, query: &'static str, value: &str) -> StoreResult<Option<KeyId>> {
+        let row: Option<(String,)> = sqlx::query_as(query)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        row.map(|(id,)| sql::id(&id, "key_imports.key_id"))
+            .transpose()
+    }
+
     async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
@@ -311,6 +322,26 @@ fn usage_row(r: &SqliteRow) -> StoreResult<UsageRecord> {
         failures: sql::to_u64(r.try_get("failures").map_err(g)?, "usage.failures")?,
         last_used_at: opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
     })
+}
+
+/// Inserts a key's row inside the caller's transaction;
+/// [`StoreError::Conflict`] if the id exists.
+async fn insert_key_row(conn: &mut SqliteConnection, key: &StoredKey) -> StoreResult<()> {
+    let c = KeyColumns::of(key)?;
+    let k = &key.key;
+    let query = sqlx::query(
+        "INSERT INTO keys (account_id, name, name_lower, description, application, \
+         permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
+         allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
+         previous_valid_until, version, session_epoch, app_id, id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    sql::bind_key_columns!(query, key, &c, us)
+        .bind(k.id.as_str())
+        .execute(conn)
+        .await
+        .map_err(|e| map_err(e, "key id exists"))?;
+    Ok(())
 }
 
 /// The columns [`insert_event`] writes, in bind order.
@@ -503,23 +534,45 @@ impl KeyStore for SqliteStore {
     }
 
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
-        let c = KeyColumns::of(key)?;
-        let k = &key.key;
         let mut tx = self.begin().await?;
-        let query = sqlx::query(
-            "INSERT INTO keys (account_id, name, name_lower, description, application, \
-             permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-             allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-             previous_valid_until, version, session_epoch, app_id, id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        sql::bind_key_columns!(query, key, &c, us)
-            .bind(k.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map_err(e, "key id exists"))?;
+        insert_key_row(&mut tx, key).await?;
         insert_event(&mut tx, event).await?;
         self.commit_events(tx).await
+    }
+
+    async fn insert_imported_keys(&self, keys: &[ImportedKey]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for k in keys {
+            // A row left by a deleted key gives its external id and alias back.
+            sqlx::query("DELETE FROM key_imports WHERE (external_id = ? OR alias = ?) AND key_id NOT IN (SELECT id FROM keys)")
+                .bind(&k.external_id)
+                .bind(&k.alias)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "import"))?;
+            insert_key_row(&mut tx, &k.stored).await?;
+            sqlx::query("INSERT INTO key_imports (key_id, external_id, alias) VALUES (?, ?, ?)")
+                .bind(k.stored.key.id.as_str())
+                .bind(&k.external_id)
+                .bind(&k.alias)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "external id or alias already imported"))?;
+            insert_event(&mut tx, &k.event).await?;
+        }
+        self.commit_events(tx).await
+    }
+
+    async fn imported_key(&self, external_id: &str) -> StoreResult<Option<KeyId>> {
+        self.import_lookup("SELECT i.key_id FROM key_imports i JOIN keys k ON k.id = i.key_id WHERE i.external_id = ?", external_id).await
+    }
+
+    async fn key_by_alias(&self, alias: &str) -> StoreResult<Option<KeyId>> {
+        self.import_lookup(
+            "SELECT i.key_id FROM key_imports i JOIN keys k ON k.id = i.key_id WHERE i.alias = ?",
+            alias,
+        )
+        .await
     }
 
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {

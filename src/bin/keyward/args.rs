@@ -25,6 +25,20 @@ pub(crate) struct Cli {
     /// Credential prefix of the deployment (as KeywardBuilder::prefix).
     #[arg(long, global = true, env = "KEYWARD_PREFIX")]
     pub(crate) prefix: Option<String>,
+    /// Prefix of the old key strings of imported keys (as
+    /// `LegacyKeys` in the application; `keys import` needs it).
+    #[arg(long, global = true, env = "KEYWARD_LEGACY_PREFIX")]
+    pub(crate) legacy_prefix: Option<String>,
+    /// Old key strings are found by their first N characters (a public
+    /// id); without it, by their SHA-256 (as `LegacyKeys::leading` /
+    /// `LegacyKeys::sha256`).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARD_LEGACY_ID_LEN",
+        requires = "legacy_prefix"
+    )]
+    pub(crate) legacy_id_len: Option<usize>,
     /// Print JSON (one document on stdout) instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -48,6 +62,9 @@ pub(crate) enum Command {
     /// Accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Applications (groups of keys switched on and off together).
+    #[command(subcommand)]
+    Apps(AppsCommand),
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -96,6 +113,115 @@ pub(crate) enum AccountsCommand {
         /// Account id.
         id: String,
     },
+    /// List the child accounts of an account.
+    List(ListAccountsArgs),
+    /// Change an account's name, permissions or status (deactivating it
+    /// switches off every key of it, everywhere within W).
+    Update {
+        /// Account id.
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New permissions (replace the old ones; narrowing them narrows
+        /// every key of the account).
+        #[arg(long, value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+        /// New status.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+    },
+}
+
+/// `accounts list`.
+#[derive(Debug, Args)]
+pub(crate) struct ListAccountsArgs {
+    /// The parent account.
+    #[arg(long)]
+    pub(crate) parent: String,
+    /// Only accounts whose name contains this (case-insensitive).
+    #[arg(long)]
+    pub(crate) q: Option<String>,
+    /// Only accounts with this status.
+    #[arg(long, value_enum)]
+    pub(crate) status: Option<Status>,
+    /// Page size (1-100).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: usize,
+    /// Continue after this cursor (printed by the previous page).
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+}
+
+/// `apps …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppsCommand {
+    /// List an account's applications.
+    List {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Only applications whose title contains this (case-insensitive).
+        #[arg(long)]
+        q: Option<String>,
+        /// Only applications with this status.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// Page size (1-100).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Continue after this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Create an application.
+    Create {
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Show an application.
+    Show {
+        /// Application id.
+        id: String,
+    },
+    /// Change an application's title or description.
+    Update {
+        /// Application id.
+        id: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Activate an application (its active keys work again).
+    Activate {
+        /// Application id.
+        id: String,
+    },
+    /// Deactivate an application (none of its keys works, everywhere
+    /// within W).
+    Deactivate {
+        /// Application id.
+        id: String,
+    },
+    /// Delete an application (refused while it has keys, unless
+    /// `--cascade` deletes them too).
+    Delete {
+        /// Application id.
+        id: String,
+        /// Also delete its keys.
+        #[arg(long)]
+        cascade: bool,
+    },
 }
 
 /// `keys …`.
@@ -133,6 +259,13 @@ pub(crate) enum KeysCommand {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Import keys from another system from a CSV file, all or nothing
+    /// (bad rows are reported by line; importing a file again changes
+    /// nothing). Columns (header row): external_id, account, name, and
+    /// secret or hash; optional: alias, permissions (separated by spaces or
+    /// `;`), description, application, expires_at (RFC 3339), cidrs
+    /// (spaces or `;`), metadata (a JSON object). Needs --legacy-prefix.
+    Import(ImportArgs),
     /// Delete keys (a protected key only with `--force`).
     Delete {
         /// Key ids.
@@ -142,6 +275,14 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `keys import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The CSV file (`-` for standard input).
+    #[arg(long)]
+    pub(crate) file: std::path::PathBuf,
 }
 
 /// `keys create`.

@@ -16,7 +16,7 @@ use crate::args::{
 use crate::exit::{CliResult, input};
 use crate::output::{Bulk, Out};
 
-fn account_id(s: &str) -> CliResult<AccountId> {
+pub(crate) fn account_id(s: &str) -> CliResult<AccountId> {
     AccountId::new(s).map_err(|e| input("account id", e))
 }
 
@@ -24,16 +24,16 @@ fn key_id(s: &str) -> CliResult<KeyId> {
     KeyId::new(s).map_err(|e| input("key id", e))
 }
 
-fn permissions(names: &[String]) -> CliResult<PermissionSet> {
+pub(crate) fn permissions(names: &[String]) -> CliResult<PermissionSet> {
     PermissionSet::parse(names.iter().map(|s| s.trim()).filter(|s| !s.is_empty()))
         .map_err(|e| input("permissions", e))
 }
 
-fn rfc3339(what: &str, s: &str) -> CliResult<OffsetDateTime> {
+pub(crate) fn rfc3339(what: &str, s: &str) -> CliResult<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).map_err(|e| input(what, e))
 }
 
-fn cidrs(list: &[String]) -> CliResult<Vec<ipnet::IpNet>> {
+pub(crate) fn cidrs(list: &[String]) -> CliResult<Vec<ipnet::IpNet>> {
     list.iter()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
@@ -41,7 +41,7 @@ fn cidrs(list: &[String]) -> CliResult<Vec<ipnet::IpNet>> {
         .collect()
 }
 
-fn metadata(s: &str) -> CliResult<serde_json::Value> {
+pub(crate) fn metadata(s: &str) -> CliResult<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| input("metadata", e))
 }
 
@@ -76,6 +76,14 @@ pub(crate) async fn run(kw: &Keyward, command: Command, out: Out) -> CliResult {
             out.account(&account);
             Ok(())
         }
+        Command::Accounts(AccountsCommand::List(a)) => crate::apps::list_accounts(kw, a, out).await,
+        Command::Accounts(AccountsCommand::Update {
+            id,
+            name,
+            permissions,
+            status,
+        }) => crate::apps::update_account(kw, id, name, permissions, status, out).await,
+        Command::Apps(a) => crate::apps::run(kw, a, out).await,
         Command::Keys(k) => keys(kw, k, out).await,
         Command::Events(a) => events(kw, a, out).await,
         Command::Usage(a) => usage(kw, a, out).await,
@@ -115,6 +123,7 @@ async fn keys(kw: &Keyward, command: KeysCommand, out: Out) -> CliResult {
             Ok(())
         }
         KeysCommand::Update(u) => update(kw, u, out).await,
+        KeysCommand::Import(a) => crate::import::run(kw, a, out).await,
         KeysCommand::Rotate { id, grace_seconds } => {
             let grace = grace_seconds.map(time::Duration::seconds);
             let r = kw.rotate_key(Actor::System, &key_id(&id)?, grace).await?;

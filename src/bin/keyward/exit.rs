@@ -13,7 +13,8 @@ const INTERNAL: u8 = 1;
 const INVALID: u8 = 2;
 /// The account or key does not exist.
 const NOT_FOUND: u8 = 3;
-/// Already exists, changed concurrently, or a protected key.
+/// Already exists, changed concurrently, a protected key, or an
+/// application that still has keys.
 const CONFLICT: u8 = 4;
 /// The store cannot be reached.
 const UNAVAILABLE: u8 = 5;
@@ -42,7 +43,7 @@ impl Failure {
             Self::Keyward(e) => match e {
                 E::InvalidInput { .. } | E::NotGrantable { .. } | E::Malformed(_) => INVALID,
                 E::NotFound(_) => NOT_FOUND,
-                E::Conflict(_) | E::Protected => CONFLICT,
+                E::Conflict(_) | E::Protected | E::AppHasKeys => CONFLICT,
                 E::Unavailable(_) => UNAVAILABLE,
                 _ => INTERNAL,
             },

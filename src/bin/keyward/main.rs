@@ -3,9 +3,11 @@
 //! the application itself (`Actor::System`). See `keyward --help` for the
 //! commands and the exit codes.
 
+mod apps;
 mod args;
 mod commands;
 mod exit;
+mod import;
 mod output;
 
 use std::process::ExitCode;
@@ -45,6 +47,13 @@ async fn run(cli: Cli) -> CliResult {
     let mut builder = Keyward::builder().shared_store(store).flush_interval(None);
     if let Some(p) = cli.prefix {
         builder = builder.prefix(p);
+    }
+    if let Some(p) = &cli.legacy_prefix {
+        let legacy = match cli.legacy_id_len {
+            Some(n) => keyward::LegacyKeys::leading(p, n),
+            None => keyward::LegacyKeys::sha256(p),
+        };
+        builder = builder.legacy_keys(legacy.map_err(|e| Failure::Input(e.to_string()))?);
     }
     let kw = builder
         .build()

@@ -2,7 +2,7 @@
 
 use comfy_table::Table;
 use keyward::store::UsageRecord;
-use keyward::{Account, ApiKey, AuditEvent, PermissionSet, Secret};
+use keyward::{Account, ApiKey, App, AuditEvent, PermissionSet, Secret};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -176,6 +176,85 @@ impl Out {
                 ("created", time(a.created_at)),
             ])
         );
+    }
+
+    /// A page of accounts.
+    pub(crate) fn accounts(self, accounts: &[Account], next_cursor: Option<&str>) {
+        if self.json {
+            return self.json_out(&json!({ "items": accounts, "next_cursor": next_cursor }));
+        }
+        let mut t = table(&["id", "name", "status", "permissions", "created"]);
+        for a in accounts {
+            t.add_row([
+                a.id.to_string(),
+                a.name.clone(),
+                a.status.as_str().into(),
+                perms(&a.permissions),
+                time(a.created_at),
+            ]);
+        }
+        println!("{t}");
+        println!("{} account(s)", accounts.len());
+        if let Some(c) = next_cursor {
+            println!("next page: --cursor {c}");
+        }
+    }
+
+    /// An account after an update, with when it is effective everywhere.
+    pub(crate) fn account_updated(self, a: &Account, effective_by: Option<OffsetDateTime>) {
+        if self.json {
+            return self.json_out(&json!({ "account": a, "effective_by": effective_by.map(time) }));
+        }
+        self.account(a);
+        if let Some(at) = effective_by {
+            println!("effective everywhere by {}", time(at));
+        }
+    }
+
+    /// One application, with when a change is effective everywhere.
+    pub(crate) fn app(self, a: &App, effective_by: Option<OffsetDateTime>) {
+        if self.json {
+            return self.json_out(&json!({ "app": a, "effective_by": effective_by.map(time) }));
+        }
+        let mut rows = vec![
+            ("id", a.id.to_string()),
+            ("account", a.account_id.to_string()),
+            ("title", a.title.clone()),
+            ("description", a.description.clone()),
+            ("status", a.status.as_str().into()),
+            (
+                "keys",
+                format!("{} active, {} inactive", a.active_keys, a.inactive_keys),
+            ),
+            ("protected", a.protected.to_string()),
+            ("created", time(a.created_at)),
+        ];
+        if let Some(at) = effective_by {
+            rows.push(("effective everywhere by", time(at)));
+        }
+        println!("{}", fields(rows));
+    }
+
+    /// A page of applications.
+    pub(crate) fn apps(self, apps: &[App], next_cursor: Option<&str>) {
+        if self.json {
+            return self.json_out(&json!({ "items": apps, "next_cursor": next_cursor }));
+        }
+        let mut t = table(&["id", "title", "status", "active keys", "inactive keys"]);
+        for a in apps {
+            t.add_row([
+                a.id.to_string(),
+                a.title.clone(),
+                a.status.as_str().into(),
+                a.active_keys.to_string(),
+                a.inactive_keys.to_string(),
+            ]);
+        }
+        println!("{t}");
+        println!("{} application(s)", apps.len());
+        if let Some(c) = next_cursor {
+            println!("next page: --cursor {c}");
+        }
     }
 
     /// A page of audit events.

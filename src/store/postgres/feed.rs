@@ -231,7 +231,8 @@ pub(super) async fn poll(
             continue;
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, kind, ref_id FROM revocations \
+            "SELECT id, kind, ref_id, EXTRACT(EPOCH FROM clock_timestamp() - at)::float8 AS age \
+             FROM revocations \
              WHERE id > $1 OR at > clock_timestamp() - interval '{LOOKBACK}' ORDER BY id"
         )))
         .bind(after)
@@ -264,6 +265,9 @@ pub(super) async fn poll(
             seen_now.insert(id);
             max = max.max(id);
             if !recent.contains(&id) {
+                if id > after {
+                    crate::metrics::feed_lag(r.try_get::<f64, _>("age").unwrap_or(0.0));
+                }
                 let _ = tx.send(decode(&kind, &ref_id));
             }
         }
