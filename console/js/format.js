@@ -40,6 +40,7 @@ export function action(a) {
 /** Who did an audit event, in words. */
 export function actor(a) {
   if (!a) return 'system';
+  if (a.user_name) return String(a.user_name);
   if (a.person) return String(a.person);
   if (a.key_id) return a.session_id ? `${a.key_id} (session)` : String(a.key_id);
   return 'system';

@@ -82,21 +82,26 @@ async function route() {
 }
 
 /** Reads who is signed in (and for which account) and redraws the header. */
-async function refreshWho() {
-  ctx.who = await api.get('/auth/whoami');
+async function refreshWho(known) {
+  ctx.who = known || await api.get('/auth/whoami');
   const perms = ctx.who.permissions || [];
   ctx.canWrite = perms.includes('writeApiKeys');
   ctx.canReadAccounts = perms.includes('readAccounts');
   ctx.canWriteAccounts = perms.includes('writeAccounts');
+  // The host's person acts for the account the host gives (no x-account-id).
+  ctx.host = api.hostMode();
   const acting = api.actingFor();
+  const person = ctx.who.person;
   replace(whoEl,
-    h('span', { class: 'who-account', title: `Signed in with ${ctx.who.key_id || 'a session'}` },
+    person ? h('span', { class: 'who-person', id: 'who-person', title: `Signed in by the application as ${person.id}` },
+      `Signed in as ${person.name}`) : null,
+    h('span', { class: 'who-account', title: person ? `Account of ${person.name}` : `Signed in with ${ctx.who.key_id || 'a session'}` },
       acting ? `Acting for ${acting}` : `Account ${ctx.who.account_id}`),
     acting ? button('Back to my account', () => ctx.actFor(null), { id: 'act-home' }) : null,
     h('span', { class: ctx.canWrite ? 'badge ok' : 'badge' }, ctx.canWrite ? 'Admin' : 'Read only'),
     api.sessionEndsAt() ? h('span', { class: 'who-session', id: 'session-ends', title: 'When this session ends' },
       `until ${clock(api.sessionEndsAt()).replace(/:\d\d UTC$/, ' UTC')}`) : null,
-    button('Sign out', signOut, { id: 'signout' }));
+    api.canSignOut() ? button('Sign out', signOut, { id: 'signout' }) : null);
   document.body.dataset.role = ctx.canWrite ? 'admin' : 'staff';
 }
 
@@ -115,8 +120,8 @@ ctx.actFor = async (accountId) => {
   else location.hash = '#/keys';
 };
 
-async function signedIn() {
-  await refreshWho();
+async function signedIn(known) {
+  await refreshWho(known);
   const [apps, accounts, allowlist, usage, events] = await Promise.all(
     ['/apps?limit=1', '/accounts?limit=1', '/allowlist', '/usage?limit=1', '/events?limit=1'].map(api.available));
   ctx.features = { apps, accounts, allowlist, usage, events, stream: events };
@@ -145,4 +150,8 @@ async function signOut() {
 
 api.onSessionEnd((msg) => showSignIn(msg));
 window.addEventListener('hashchange', route);
-api.configure().then(() => showSignIn());
+// Behind the host's login the host's person is signed in already: no
+// key form. Otherwise the key form.
+api.configure()
+  .then(() => api.detectHost())
+  .then((who) => (who ? signedIn(who).catch((e) => showSignIn(e.message)) : showSignIn()));

@@ -150,7 +150,7 @@ export function renderCustomers(main, ctx) {
       h('td', { class: 'details' }, (a.permissions || []).join(', ') || 'none'),
       h('td', {}, relative(a.last_used_at)),
       h('td', {}, h('div', { class: 'row-actions' },
-        a.status === 'active' ? button('Manage keys', () => ctx.actFor(a.id).catch((e) => { err.textContent = e.message; err.hidden = false; }),
+        a.status === 'active' && !ctx.host ? button('Manage keys', () => ctx.actFor(a.id).catch((e) => { err.textContent = e.message; err.hidden = false; }),
           { 'aria-label': `Manage the credentials of ${a.name}` }) : null,
         write ? button('Edit', () => editCustomer(ctx, a, () => reload()), { 'aria-label': `Edit ${a.name}` }) : null,
         write ? button(a.status === 'active' ? 'Deactivate' : 'Activate', () => customerStatus(a, () => reload()), { 'aria-label': `${a.status === 'active' ? 'Deactivate' : 'Activate'} ${a.name}` }) : null))),
