@@ -200,6 +200,19 @@ export async function logout() {
 }
 
 /**
+ * The server's OpenAPI document (public), to learn which optional fields
+ * its routes take; null when it cannot be read.
+ */
+export async function openapi() {
+  try {
+    const r = await fetch(`${base}/openapi.json`, { cache: 'no-cache', credentials: 'omit', referrerPolicy: 'no-referrer' });
+    return r.ok ? await r.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Whether the server has a route: false when it answers 404 (not built
  * into this server yet); errors other than 404 count as present.
  */
@@ -232,6 +245,11 @@ export function stream(path, onEvent, onState = () => {}) {
         const r = await fetch(base + path, { headers, signal: ac.signal, cache: 'no-store', referrerPolicy: 'no-referrer', ...creds });
         if (r.status === 404) {
           onState('unavailable');
+          return;
+        }
+        if (r.status === 401) {
+          // The session ended: the same as any other call's 401.
+          await send('GET', '/auth/whoami').catch(() => {});
           return;
         }
         if (!r.ok || !r.body) throw new Error(`stream ${r.status}`);

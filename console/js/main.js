@@ -26,6 +26,13 @@ const SCREENS = [
 /** What every screen gets: who is signed in and what they may do. */
 const ctx = {
   who: null,
+  /** The permissions of the customer acted for, if any. */
+  actingPermissions: null,
+  /** The permissions a new credential may be given. */
+  grantable() {
+    const mine = (this.who && this.who.permissions) || [];
+    return this.actingPermissions ? mine.filter((p) => this.actingPermissions.includes(p)) : mine;
+  },
   canWrite: false,
   canReadAccounts: false,
   canWriteAccounts: false,
@@ -107,11 +114,21 @@ async function refreshWho(known) {
 
 /** Manages a customer account's credentials (or, with null, one's own). */
 ctx.actFor = async (accountId) => {
+  // A customer's keys may hold only what the customer holds.
+  ctx.actingPermissions = null;
+  if (accountId) {
+    try {
+      ctx.actingPermissions = (await api.get(`/accounts/${encodeURIComponent(accountId)}`)).permissions || [];
+    } catch {
+      ctx.actingPermissions = null;
+    }
+  }
   api.actFor(accountId);
   try {
     await refreshWho();
   } catch (e) {
     api.actFor(null);
+    ctx.actingPermissions = null;
     await refreshWho();
     throw e;
   }
@@ -122,9 +139,12 @@ ctx.actFor = async (accountId) => {
 
 async function signedIn(known) {
   await refreshWho(known);
-  const [apps, accounts, allowlist, usage, events] = await Promise.all(
-    ['/apps?limit=1', '/accounts?limit=1', '/allowlist', '/usage?limit=1', '/events?limit=1'].map(api.available));
-  ctx.features = { apps, accounts, allowlist, usage, events, stream: events };
+  const [doc, apps, accounts, allowlist, usage, events] = await Promise.all([api.openapi(),
+    ...['/apps?limit=1', '/accounts?limit=1', '/allowlist', '/usage?limit=1', '/events?limit=1'].map(api.available)]);
+  const newKey = doc && doc.components && doc.components.schemas && doc.components.schemas.NewKey;
+  // Per-credential browser origins, where the server's POST /apikeys takes them.
+  const keyOrigins = Boolean(newKey && newKey.properties && newKey.properties.allowed_origins);
+  ctx.features = { apps, accounts, allowlist, usage, events, keyOrigins };
   top.hidden = false;
   announce('Signed in.');
   if (!location.hash || location.hash === '#/') location.hash = '#/keys';

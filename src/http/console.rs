@@ -186,6 +186,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/key_detail.js", JS),
     asset!("js/usage.js", JS),
     asset!("js/optional.js", JS),
+    asset!("js/live.js", JS),
     asset!("vendor/uPlot.iife.min.js", JS),
     asset!("vendor/uPlot.min.css", CSS),
     asset!("vendor/uPlot.LICENSE", "text/plain; charset=utf-8"),
