@@ -92,6 +92,13 @@ test('the host\'s Staff person sees everything read-only', async () => {
   assert.equal(await page.getByText('Read only').count(), 1);
   assert.equal(await page.locator('#create-key').count(), 0);
   assert.equal(await page.locator('[data-action]').count(), 0);
+  // Every screen read-only: no create, edit, status or delete control.
+  const writes = /^(Create New App|New customer|Add origin|Edit|Deactivate|Activate|Delete|Manage)/;
+  for (const hash of ['#/apps', '#/allowlist', '#/customers', '#/activity', '#/usage']) {
+    await page.evaluate((h) => { location.hash = h; }, hash);
+    await page.locator('main table, main .form-error:not([hidden])').first().waitFor();
+    assert.equal(await page.getByRole('button', { name: writes }).count(), 0, hash);
+  }
   // The API itself refuses Sam's writes (not only the screen).
   const write = await page.evaluate(async () => (await fetch('/apikeys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"x","permissions":[]}' })).status);
   assert.equal(write, 403);

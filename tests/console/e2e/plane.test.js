@@ -280,6 +280,17 @@ test('usage by key: calls on the demo API show under API only, the MCP count fol
     await page.locator('.range label', { hasText: r }).click();
     await row.waitFor();
   }
+  // A custom range around now.
+  const local = (ms) => new Date(ms - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+  await page.locator('.range label', { hasText: 'Custom' }).click();
+  await page.getByLabel('From', { exact: true }).fill(local(Date.now() - 2 * 3600e3));
+  await page.getByLabel('To', { exact: true }).fill(local(Date.now() + 3600e3));
+  await row.waitFor();
+  await page.getByLabel('From', { exact: true }).fill(local(Date.now() - 48 * 3600e3));
+  await page.getByLabel('To', { exact: true }).fill(local(Date.now() - 47 * 3600e3));
+  await row.waitFor({ state: 'detached' });
+  await page.locator('.range label', { hasText: 'Last 24 hours' }).click();
+  await row.waitFor();
   await page.getByLabel('Category').selectOption('analytics');
   await row.waitFor({ state: 'detached' });
   await page.getByLabel('Category').selectOption('');
@@ -297,5 +308,18 @@ test('usage by key: calls on the demo API show under API only, the MCP count fol
   }
   await page.locator('#group-filter label', { hasText: 'API client ID' }).click();
   await row.waitFor();
+  assert.deepEqual(page.problems, []);
+});
+
+test('every plane screen fits a phone (390×844) and runs nothing it should not', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const hash of ['#/apps', '#/customers', '#/allowlist', '#/activity', '#/usage']) {
+    await go(hash);
+    await page.locator('main table').first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${hash}: no horizontal scrolling of the page (${overflow}px)`);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  assert.deepEqual(await cspViolations(page), []);
   assert.deepEqual(page.problems, []);
 });
