@@ -30,11 +30,14 @@ export function relative(s) {
 /** Words for an audit action name. */
 export function action(a) {
   const words = {
-    account_created: 'Account created', key_created: 'Created', key_updated: 'Edited',
-    key_deactivated: 'Deactivated', key_activated: 'Activated', key_rotated: 'Regenerated',
-    key_deleted: 'Deleted', key_rehashed: 'Hash upgraded', login: 'Signed in', logout: 'Signed out',
+    key_created: 'Key created', key_updated: 'Key edited', key_deactivated: 'Key deactivated',
+    key_activated: 'Key activated', key_rotated: 'Key regenerated', key_deleted: 'Key deleted',
+    key_rehashed: 'Key hash upgraded', origin_allowed: 'Origin added', login: 'Signed in', logout: 'Signed out',
   };
-  return words[a] || String(a).replaceAll('_', ' ');
+  if (words[a]) return words[a];
+  // app_created → "App created", account_deactivated → "Account deactivated", …
+  const w = String(a).replaceAll('_', ' ');
+  return w.charAt(0).toUpperCase() + w.slice(1);
 }
 
 /** Who did an audit event, in words. */
