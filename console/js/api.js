@@ -153,6 +153,22 @@ export const post = (path, body) => send('POST', path, { body: body ?? {} });
 export const patch = (path, body) => send('PATCH', path, { body });
 export const del = (path) => send('DELETE', path);
 
+/**
+ * For screens that reload as filters change: only the answer to the
+ * latest request may be drawn (an earlier one can arrive after it).
+ * `const turn = latest();` then per load `const mine = turn();` and, after
+ * each await, `if (!turn.is(mine)) return;`.
+ */
+export function latest() {
+  let n = 0;
+  const next = () => {
+    n += 1;
+    return n;
+  };
+  next.is = (k) => k === n;
+  return next;
+}
+
 /** `?a=1&b=2` from an object, skipping empty values. */
 export function qs(params) {
   const u = new URLSearchParams();

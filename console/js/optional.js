@@ -35,17 +35,21 @@ function pagedList(section, { path, columns, row, empty, searchLabel = 'Search' 
   const prev = button('Previous page', () => { state.cursors.pop(); load(); });
   const next = button('Next page', () => { state.cursors.push(state.next); load(); });
   const pageInfo = h('span', { class: 'page-info', role: 'status' });
+  const turn = api.latest();
   async function load() {
+    const mine = turn();
     err.hidden = true;
     try {
       const at = state.cursors[state.cursors.length - 1];
       const page = await api.get(`${path}${api.qs({ q: state.q, status: state.status, limit: 20, cursor: at })}`);
+      if (!turn.is(mine)) return;
       state.next = page.next_cursor;
       replace(tbody, page.items.length ? page.items.map(row) : h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, empty)));
       prev.disabled = state.cursors.length <= 1;
       next.disabled = !page.next_cursor;
       pageInfo.textContent = `Page ${state.cursors.length}, ${page.items.length} shown`;
     } catch (e) {
+      if (!turn.is(mine)) return;
       err.textContent = `Could not load the list: ${e.message}`;
       err.hidden = false;
     }
