@@ -42,6 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Prometheus text on GET /metrics (feature `metrics`).
     #[cfg(feature = "metrics")]
     let metrics = web::Data::new(support::install_metrics()?);
+    // The demo host login (`KEYWARD_DEMO_HOST_LOGIN=<password>`), as in
+    // server.rs.
+    let demo = support::host_login::DemoHostLogin::from_env();
     let addr = support::listen_addr();
     let server = HttpServer::new(move || {
         #[cfg(feature = "metrics")]
@@ -60,8 +63,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // root scope, which would take its requests.
         #[cfg(feature = "console")]
         let app = app.service(keyward::http::actix::console(
-            keyward::http::ConsoleConfig::default(),
+            support::host_login::console_config(demo.as_ref()),
         ));
+        let attach = demo.clone();
         app.app_data(kw_data.clone())
             .app_data(config.clone())
             .app_data(apps.clone())
@@ -78,7 +82,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             .wrap(RequirePermission::new("writeApplications")),
                     ),
             )
+            .configure(support::host_login::actix_routes(demo.clone()))
             .service(scope(""))
+            .wrap_fn(move |req, srv| {
+                support::host_login::actix_attach(attach.as_ref(), &req);
+                actix_web::dev::Service::call(srv, req)
+            })
     })
     .shutdown_timeout(30)
     // Slowloris: a connection must send its whole request head in time

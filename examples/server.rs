@@ -160,11 +160,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             get(move || std::future::ready(metrics.render())),
         )
     };
+    // The demo host login (`KEYWARD_DEMO_HOST_LOGIN=<password>`): the
+    // console and the API behind the host's own cookie.
+    let demo = support::host_login::DemoHostLogin::from_env();
     // The admin console at /console/ (feature `console`).
     #[cfg(feature = "console")]
     let app = app.merge(keyward::http::axum::console(
-        keyward::http::ConsoleConfig::default(),
+        support::host_login::console_config(demo.as_ref()),
     ));
+    let app = support::host_login::axum_mount(app, demo);
     let addr = support::listen_addr();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");

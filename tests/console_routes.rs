@@ -266,9 +266,9 @@ async fn console_routes_are_identical_on_axum_and_actix() {
 
     // config.json tells the page where the management API is.
     let c = both("GET", "/console/config.json", &[]).await;
-    assert_eq!(c.body, br#"{"api_base":""}"#);
+    assert_eq!(c.body, br#"{"api_base":"","host_sign_out":null}"#);
     let c = both("GET", "/admin/ui/config.json", &[]).await;
-    assert_eq!(c.body, br#"{"api_base":"/api"}"#);
+    assert_eq!(c.body, br#"{"api_base":"/api","host_sign_out":null}"#);
     let r = both("GET", "/admin/ui", &[]).await;
     assert_eq!(r.header("location"), Some("ui/"));
     assert_eq!(both("GET", "/admin/ui/", &[]).await.body, page.body);
@@ -331,4 +331,91 @@ async fn every_file_of_the_console_directory_is_served() {
         }
     }
     assert!(files >= 15, "{files}");
+}
+
+/// Behind the host's login: `GET /auth/whoami` with a `HostUser` (and no
+/// key) names the person, so the console shows "signed in as …" and no key
+/// form; without one it is the byte-identical 401; `host_sign_out` reaches
+/// the page through `config.json`. Both frameworks alike.
+#[actix_web::test]
+async fn whoami_names_the_hosts_person_on_axum_and_actix() {
+    use keyward::http::HostUser;
+    use keyward::{AccountId, PermissionSet, User};
+    fn person(h: Option<&[u8]>) -> Option<HostUser> {
+        (h? == b"sam").then(|| {
+            let perms = PermissionSet::parse(["readApiKeys"]).unwrap();
+            let acme = AccountId::new("acme").unwrap();
+            HostUser::new(User::new("u-7", "Sam <Staff>", acme, perms).unwrap())
+        })
+    }
+    async fn axum_host(
+        mut req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        if let Some(u) = person(req.headers().get("x-test-user").map(|v| v.as_bytes())) {
+            req.extensions_mut().insert(u);
+        }
+        next.run(req).await
+    }
+    let kw = keyward();
+    let cfg = ConsoleConfig::new().host_sign_out("/host/logout");
+    let axum_app: Router = Router::new()
+        .merge(keyward::http::axum::router(
+            kw.clone(),
+            HttpConfig::default(),
+        ))
+        .merge(keyward::http::axum::console(cfg.clone()))
+        .layer(axum::middleware::from_fn(axum_host));
+    let actix_app = actix_web::test::init_service(
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(kw.clone()))
+            .service(keyward::http::actix::console(cfg))
+            .service(keyward::http::actix::scope(""))
+            .wrap_fn(|req, srv| {
+                use actix_web::HttpMessage as _;
+                if let Some(u) = person(req.headers().get("x-test-user").map(|v| v.as_bytes())) {
+                    req.extensions_mut().insert(u);
+                }
+                srv.call(req)
+            }),
+    )
+    .await;
+    let both = async |path: &str, headers: &[(&str, &str)]| {
+        let a = axum_send(&axum_app, "GET", path, headers).await;
+        let b = actix_send(&actix_app, "GET", path, headers).await;
+        assert_eq!(a, b, "{path} {headers:?}");
+        a
+    };
+    let me = both("/auth/whoami", &[("x-test-user", "sam")]).await;
+    assert_eq!(me.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&me.body).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "account_id": "acme",
+            "key_id": null,
+            "session_id": null,
+            "permissions": ["readApiKeys"],
+            "person": { "id": "u-7", "name": "Sam <Staff>" },
+        })
+    );
+    let nobody = both("/auth/whoami", &[]).await;
+    assert_eq!(nobody.status, 401);
+    // A host's person with keyward credentials too: who acts is ambiguous.
+    let mixed = both(
+        "/auth/whoami",
+        &[("x-test-user", "sam"), ("authorization", "Bearer kw_ak_x")],
+    )
+    .await;
+    assert_eq!(mixed.status, 400);
+    let c = both("/console/config.json", &[]).await;
+    assert_eq!(c.body, br#"{"api_base":"","host_sign_out":"/host/logout"}"#);
+}
+
+#[test]
+#[should_panic(expected = "host_sign_out")]
+fn a_cross_origin_host_sign_out_is_refused() {
+    let _: Router = keyward::http::axum::console(
+        ConsoleConfig::new().host_sign_out("https://elsewhere.example/logout"),
+    );
 }

@@ -1,8 +1,15 @@
 // The management API client. The session token lives in this module's
 // memory only: never in localStorage, sessionStorage, a cookie or the URL,
 // so closing or reloading the tab signs out.
+//
+// Behind the host application's login (a `HostUser` on the requests) the
+// console holds no secret at all: it sends the host's own cookie
+// (same-origin), no Authorization header, and the host decides who it is.
 
 let base = '';
+let hostSignOut = null;
+/** 'key' (a session from /auth/login) or 'host' (the host's person). */
+let mode = 'key';
 let token = null;
 let onSignedOut = () => {};
 let acting = null;
@@ -22,10 +29,43 @@ export class ApiError extends Error {
 export async function configure() {
   try {
     const r = await fetch('config.json', { cache: 'no-cache' });
-    if (r.ok) base = (await r.json()).api_base || '';
+    if (r.ok) {
+      const c = await r.json();
+      base = c.api_base || '';
+      hostSignOut = c.host_sign_out || null;
+    }
   } catch {
     base = '';
   }
+}
+
+/**
+ * Whether the host application has signed a person in: GET /auth/whoami
+ * with the host's cookie and no credentials. Returns the answer (with its
+ * `person`) and switches to host mode, or null (then the key form shows).
+ */
+export async function detectHost() {
+  let r;
+  try {
+    r = await fetch(`${base}/auth/whoami`, { headers: { accept: 'application/json' }, cache: 'no-store', credentials: 'same-origin', referrerPolicy: 'no-referrer' });
+  } catch {
+    return null;
+  }
+  if (!r.ok) return null;
+  const who = await r.json().catch(() => null);
+  if (!who || !who.person) return null;
+  mode = 'host';
+  return who;
+}
+
+/** Whether the host application signed the person in (no key, no token). */
+export function hostMode() {
+  return mode === 'host';
+}
+
+/** Whether there is a way to sign out here (always with a key session). */
+export function canSignOut() {
+  return mode === 'key' || hostSignOut !== null;
 }
 
 /** Called when the server no longer accepts the session. */
@@ -53,7 +93,15 @@ export function sessionEndsAt() {
 
 /** Whether a session is open. */
 export function signedIn() {
-  return token !== null;
+  return token !== null || mode === 'host';
+}
+
+/** The request options that carry who is signed in. */
+function authOptions(headers, path) {
+  if (mode === 'host') return { credentials: 'same-origin' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (token && acting && path !== '/auth/logout') headers['x-account-id'] = acting;
+  return { credentials: 'omit' };
 }
 
 function describe(status, body) {
@@ -64,8 +112,7 @@ function describe(status, body) {
 
 async function send(method, path, { body, headers = {}, auth = true } = {}) {
   const h = { accept: 'application/json', ...headers };
-  if (auth && token) h.authorization = `Bearer ${token}`;
-  if (auth && token && acting && path !== '/auth/logout') h['x-account-id'] = acting;
+  const creds = auth ? authOptions(h, path) : { credentials: 'omit' };
   let payload;
   if (body !== undefined) {
     h['content-type'] = 'application/json';
@@ -73,7 +120,7 @@ async function send(method, path, { body, headers = {}, auth = true } = {}) {
   }
   let r;
   try {
-    r = await fetch(base + path, { method, headers: h, body: payload, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' });
+    r = await fetch(base + path, { method, headers: h, body: payload, cache: 'no-store', referrerPolicy: 'no-referrer', ...creds });
   } catch {
     throw new ApiError(0, 'network', describe(0));
   }
@@ -88,10 +135,12 @@ async function send(method, path, { body, headers = {}, auth = true } = {}) {
   }
   if (!r.ok) {
     const err = new ApiError(r.status, data && data.error, describe(r.status, data), data && data.field);
-    if (r.status === 401 && auth && token) {
+    if (r.status === 401 && auth && signedIn()) {
+      const host = mode === 'host';
       token = null;
       acting = null;
-      onSignedOut('Your session has ended. Sign in again.');
+      mode = 'key';
+      onSignedOut(host ? 'Your sign-in to the application has ended. Sign in there again, then reload.' : 'Your session has ended. Sign in again.');
     }
     throw err;
   }
@@ -103,6 +152,22 @@ export const get = (path) => send('GET', path);
 export const post = (path, body) => send('POST', path, { body: body ?? {} });
 export const patch = (path, body) => send('PATCH', path, { body });
 export const del = (path) => send('DELETE', path);
+
+/**
+ * For screens that reload as filters change: only the answer to the
+ * latest request may be drawn (an earlier one can arrive after it).
+ * `const turn = latest();` then per load `const mine = turn();` and, after
+ * each await, `if (!turn.is(mine)) return;`.
+ */
+export function latest() {
+  let n = 0;
+  const next = () => {
+    n += 1;
+    return n;
+  };
+  next.is = (k) => k === n;
+  return next;
+}
 
 /** `?a=1&b=2` from an object, skipping empty values. */
 export function qs(params) {
@@ -129,13 +194,37 @@ export async function login(keyOrSingle, secret) {
   return r;
 }
 
-/** Ends the session on the server, then here. */
+/**
+ * Ends the session on the server, then here. Behind the host's login:
+ * POST to the host's sign-out path (its cookie is the host's to end).
+ */
 export async function logout() {
   try {
-    if (token) await send('POST', '/auth/logout', { auth: true });
+    if (mode === 'host') {
+      if (hostSignOut) {
+        const r = await fetch(hostSignOut, { method: 'POST', cache: 'no-store', credentials: 'same-origin', referrerPolicy: 'no-referrer' });
+        if (!r.ok) throw new ApiError(r.status, null, describe(r.status));
+      }
+    } else if (token) {
+      await send('POST', '/auth/logout', { auth: true });
+    }
   } finally {
     token = null;
     acting = null;
+    mode = 'key';
+  }
+}
+
+/**
+ * The server's OpenAPI document (public), to learn which optional fields
+ * its routes take; null when it cannot be read.
+ */
+export async function openapi() {
+  try {
+    const r = await fetch(`${base}/openapi.json`, { cache: 'no-cache', credentials: 'omit', referrerPolicy: 'no-referrer' });
+    return r.ok ? await r.json() : null;
+  } catch {
+    return null;
   }
 }
 
@@ -162,16 +251,21 @@ export function stream(path, onEvent, onState = () => {}) {
   const ctl = { stopped: false, abort: null, lastId: null };
   const run = async () => {
     let delay = 1000;
-    while (!ctl.stopped && token) {
+    while (!ctl.stopped && signedIn()) {
       const ac = new AbortController();
       ctl.abort = ac;
       try {
-        const headers = { accept: 'text/event-stream', authorization: `Bearer ${token}` };
+        const headers = { accept: 'text/event-stream' };
+        const creds = authOptions(headers, path);
         if (ctl.lastId) headers['last-event-id'] = ctl.lastId;
-        if (acting) headers['x-account-id'] = acting;
-        const r = await fetch(base + path, { headers, signal: ac.signal, cache: 'no-store', credentials: 'omit' });
+        const r = await fetch(base + path, { headers, signal: ac.signal, cache: 'no-store', referrerPolicy: 'no-referrer', ...creds });
         if (r.status === 404) {
           onState('unavailable');
+          return;
+        }
+        if (r.status === 401) {
+          // The session ended: the same as any other call's 401.
+          await send('GET', '/auth/whoami').catch(() => {});
           return;
         }
         if (!r.ok || !r.body) throw new Error(`stream ${r.status}`);

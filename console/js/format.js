@@ -30,16 +30,20 @@ export function relative(s) {
 /** Words for an audit action name. */
 export function action(a) {
   const words = {
-    account_created: 'Account created', key_created: 'Created', key_updated: 'Edited',
-    key_deactivated: 'Deactivated', key_activated: 'Activated', key_rotated: 'Regenerated',
-    key_deleted: 'Deleted', key_rehashed: 'Hash upgraded', key_imported: 'Imported', login: 'Signed in', logout: 'Signed out',
+    key_created: 'Key created', key_updated: 'Key edited', key_deactivated: 'Key deactivated',
+    key_activated: 'Key activated', key_rotated: 'Key regenerated', key_deleted: 'Key deleted',
+    key_rehashed: 'Key hash upgraded', key_imported: 'Key imported', origin_allowed: 'Origin added', login: 'Signed in', logout: 'Signed out',
   };
-  return words[a] || String(a).replaceAll('_', ' ');
+  if (words[a]) return words[a];
+  // app_created → "App created", account_deactivated → "Account deactivated", …
+  const w = String(a).replaceAll('_', ' ');
+  return w.charAt(0).toUpperCase() + w.slice(1);
 }
 
 /** Who did an audit event, in words. */
 export function actor(a) {
   if (!a) return 'system';
+  if (a.user_name) return String(a.user_name);
   if (a.person) return String(a.person);
   if (a.key_id) return a.session_id ? `${a.key_id} (session)` : String(a.key_id);
   return 'system';

@@ -5,6 +5,7 @@ import * as api from './api.js';
 import { when, relative, action, actor, details } from './format.js';
 import { lock, statusBadge, keyActions } from './keys.js';
 import { renderKeyUsage } from './usage.js';
+import { followEvents, liveWords } from './live.js';
 
 /** The activity log table of a list of events. */
 export function eventRows(items, { withKey = false } = {}) {
@@ -94,10 +95,15 @@ export async function renderKeyDetail(main, ctx, id) {
   if (!err.hidden) return;
   loadLog();
   renderKeyUsage(usageBox, ctx, id);
-  if (ctx.features.stream) {
+  if (ctx.features.events) {
     const stateEl = document.getElementById('live-state');
-    const stop = api.stream(`/events/stream${api.qs({ key_id: id })}`, () => { loadLog(); loadKey(); },
-      (s) => { if (stateEl) stateEl.textContent = s === 'live' ? 'Live' : s === 'reconnecting' ? 'Reconnecting…' : ''; });
+    const stop = followEvents({ key_id: id }, (events) => {
+      // Redraw only for events this page does not show yet.
+      if (events.some((e) => !logBody.querySelector(`[data-event-id="${CSS.escape(String(e.id))}"]`))) {
+        loadLog();
+        loadKey();
+      }
+    }, (s) => { if (stateEl) stateEl.textContent = liveWords(s); });
     ctx.onLeave(stop);
   }
 }

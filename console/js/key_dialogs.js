@@ -114,14 +114,14 @@ export function openCreate(ctx, onDone, preset = {}) {
   const application = h('input', { name: 'application', autocomplete: 'off', props: { value: preset.application || '' } });
   const expires = h('input', { name: 'expires_at', type: 'datetime-local' });
   const cidrs = h('textarea', { name: 'allowed_cidrs', rows: 2, spellcheck: 'false', placeholder: '203.0.113.0/24' });
-  const origins = ctx.features.apps
+  const origins = ctx.features.keyOrigins
     ? h('textarea', { name: 'allowed_origins', rows: 2, spellcheck: 'false', placeholder: 'https://app.example.com' }) : null;
   const fields = [
     field('Name', name),
     field('Description', description),
     preset.app_id ? h('p', { class: 'hint' }, `Application ${preset.app_title || preset.app_id}`)
       : field('Application label', application, 'Groups the credentials of one integration.'),
-    permissionBoxes(ctx.who.permissions || []),
+    permissionBoxes(ctx.grantable()),
     field('Expires', expires, 'Leave empty for no expiry (your local time).'),
     field('Allowed networks', cidrs, 'CIDRs, one per line; empty allows every address.'),
     origins ? field('Allowed origins', origins, 'Browser origins, one per line; empty allows any.') : null,

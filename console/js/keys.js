@@ -63,12 +63,15 @@ export function renderKeys(main, ctx) {
   const pageInfo = h('span', { class: 'page-info', role: 'status' });
   const create = ctx.canWrite ? button('New credential', () => openCreate(ctx, () => load(), preset), { class: 'primary', id: 'create-key' }) : null;
 
+  const turn = api.latest();
   async function load(cursor) {
+    const mine = turn();
     if (cursor) state.cursors.push(cursor);
     const at = state.cursors[state.cursors.length - 1];
     listError.hidden = true;
     try {
       const page = await api.get(`/apikeys${api.qs({ q: state.q, status: state.status, app_id: preset.app_id, limit: PAGE, cursor: at })}`);
+      if (!turn.is(mine)) return;
       state.next = page.next_cursor;
       replace(tbody, page.items.length ? page.items.map((k) => row(k)) : h('tr', {}, h('td', { colspan: 7, class: 'empty' }, state.q || state.status ? 'No credential matches.' : 'No credentials yet.')));
       prev.disabled = state.cursors.length <= 1;
@@ -76,6 +79,7 @@ export function renderKeys(main, ctx) {
       pageInfo.textContent = `Page ${state.cursors.length}, ${page.items.length} shown`;
     } catch (e) {
       if (cursor) state.cursors.pop();
+      if (!turn.is(mine)) return;
       listError.textContent = `Could not list credentials: ${e.message}`;
       listError.hidden = false;
     }

@@ -26,6 +26,13 @@ const SCREENS = [
 /** What every screen gets: who is signed in and what they may do. */
 const ctx = {
   who: null,
+  /** The permissions of the customer acted for, if any. */
+  actingPermissions: null,
+  /** The permissions a new credential may be given. */
+  grantable() {
+    const mine = (this.who && this.who.permissions) || [];
+    return this.actingPermissions ? mine.filter((p) => this.actingPermissions.includes(p)) : mine;
+  },
   canWrite: false,
   canReadAccounts: false,
   canWriteAccounts: false,
@@ -82,31 +89,46 @@ async function route() {
 }
 
 /** Reads who is signed in (and for which account) and redraws the header. */
-async function refreshWho() {
-  ctx.who = await api.get('/auth/whoami');
+async function refreshWho(known) {
+  ctx.who = known || await api.get('/auth/whoami');
   const perms = ctx.who.permissions || [];
   ctx.canWrite = perms.includes('writeApiKeys');
   ctx.canReadAccounts = perms.includes('readAccounts');
   ctx.canWriteAccounts = perms.includes('writeAccounts');
+  // The host's person acts for the account the host gives (no x-account-id).
+  ctx.host = api.hostMode();
   const acting = api.actingFor();
+  const person = ctx.who.person;
   replace(whoEl,
-    h('span', { class: 'who-account', title: `Signed in with ${ctx.who.key_id || 'a session'}` },
+    person ? h('span', { class: 'who-person', id: 'who-person', title: `Signed in by the application as ${person.id}` },
+      `Signed in as ${person.name}`) : null,
+    h('span', { class: 'who-account', title: person ? `Account of ${person.name}` : `Signed in with ${ctx.who.key_id || 'a session'}` },
       acting ? `Acting for ${acting}` : `Account ${ctx.who.account_id}`),
     acting ? button('Back to my account', () => ctx.actFor(null), { id: 'act-home' }) : null,
     h('span', { class: ctx.canWrite ? 'badge ok' : 'badge' }, ctx.canWrite ? 'Admin' : 'Read only'),
     api.sessionEndsAt() ? h('span', { class: 'who-session', id: 'session-ends', title: 'When this session ends' },
       `until ${clock(api.sessionEndsAt()).replace(/:\d\d UTC$/, ' UTC')}`) : null,
-    button('Sign out', signOut, { id: 'signout' }));
+    api.canSignOut() ? button('Sign out', signOut, { id: 'signout' }) : null);
   document.body.dataset.role = ctx.canWrite ? 'admin' : 'staff';
 }
 
 /** Manages a customer account's credentials (or, with null, one's own). */
 ctx.actFor = async (accountId) => {
+  // A customer's keys may hold only what the customer holds.
+  ctx.actingPermissions = null;
+  if (accountId) {
+    try {
+      ctx.actingPermissions = (await api.get(`/accounts/${encodeURIComponent(accountId)}`)).permissions || [];
+    } catch {
+      ctx.actingPermissions = null;
+    }
+  }
   api.actFor(accountId);
   try {
     await refreshWho();
   } catch (e) {
     api.actFor(null);
+    ctx.actingPermissions = null;
     await refreshWho();
     throw e;
   }
@@ -115,11 +137,14 @@ ctx.actFor = async (accountId) => {
   else location.hash = '#/keys';
 };
 
-async function signedIn() {
-  await refreshWho();
-  const [apps, accounts, allowlist, usage, events] = await Promise.all(
-    ['/apps?limit=1', '/accounts?limit=1', '/allowlist', '/usage?limit=1', '/events?limit=1'].map(api.available));
-  ctx.features = { apps, accounts, allowlist, usage, events, stream: events };
+async function signedIn(known) {
+  await refreshWho(known);
+  const [doc, apps, accounts, allowlist, usage, events] = await Promise.all([api.openapi(),
+    ...['/apps?limit=1', '/accounts?limit=1', '/allowlist', '/usage?limit=1', '/events?limit=1'].map(api.available)]);
+  const newKey = doc && doc.components && doc.components.schemas && doc.components.schemas.NewKey;
+  // Per-credential browser origins, where the server's POST /apikeys takes them.
+  const keyOrigins = Boolean(newKey && newKey.properties && newKey.properties.allowed_origins);
+  ctx.features = { apps, accounts, allowlist, usage, events, keyOrigins };
   top.hidden = false;
   announce('Signed in.');
   if (!location.hash || location.hash === '#/') location.hash = '#/keys';
@@ -145,4 +170,8 @@ async function signOut() {
 
 api.onSessionEnd((msg) => showSignIn(msg));
 window.addEventListener('hashchange', route);
-api.configure().then(() => showSignIn());
+// Behind the host's login the host's person is signed in already: no
+// key form. Otherwise the key form.
+api.configure()
+  .then(() => api.detectHost())
+  .then((who) => (who ? signedIn(who).catch((e) => showSignIn(e.message)) : showSignIn()));

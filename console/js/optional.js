@@ -6,7 +6,8 @@
 
 import { h, replace, button, field, uid, showFieldError, announce } from './dom.js';
 import * as api from './api.js';
-import { relative, when } from './format.js';
+import { when, action } from './format.js';
+import { followEvents, liveWords } from './live.js';
 import { formDialog, permissionBoxes, checked, effective } from './key_dialogs.js';
 import { unavailable } from './usage.js';
 import { lock } from './keys.js';
@@ -33,16 +34,22 @@ function pagedList(section, { path, columns, row, empty, searchLabel = 'Search' 
   const tbody = h('tbody');
   const prev = button('Previous page', () => { state.cursors.pop(); load(); });
   const next = button('Next page', () => { state.cursors.push(state.next); load(); });
+  const pageInfo = h('span', { class: 'page-info', role: 'status' });
+  const turn = api.latest();
   async function load() {
+    const mine = turn();
     err.hidden = true;
     try {
       const at = state.cursors[state.cursors.length - 1];
       const page = await api.get(`${path}${api.qs({ q: state.q, status: state.status, limit: 20, cursor: at })}`);
+      if (!turn.is(mine)) return;
       state.next = page.next_cursor;
       replace(tbody, page.items.length ? page.items.map(row) : h('tr', {}, h('td', { colspan: columns.length, class: 'empty' }, empty)));
       prev.disabled = state.cursors.length <= 1;
       next.disabled = !page.next_cursor;
+      pageInfo.textContent = `Page ${state.cursors.length}, ${page.items.length} shown`;
     } catch (e) {
+      if (!turn.is(mine)) return;
       err.textContent = `Could not load the list: ${e.message}`;
       err.hidden = false;
     }
@@ -56,7 +63,7 @@ function pagedList(section, { path, columns, row, empty, searchLabel = 'Search' 
       h('div', { class: 'field inline' }, h('label', { for: status.id }, 'Status'), status)),
     err,
     h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))), tbody)),
-    h('div', { class: 'pager' }, prev, next));
+    h('div', { class: 'pager' }, prev, pageInfo, next));
   load();
   return load;
 }
@@ -72,15 +79,15 @@ export function renderApps(main, ctx) {
   }
   const reload = pagedList(s, {
     path: '/apps',
-    columns: ['Title', 'Application ID', 'Status', 'Credentials', 'Last used', ...(ctx.canWrite ? ['Actions'] : [])],
+    columns: ['Title', 'Application ID', 'Status', 'Credentials', 'Created', ...(ctx.canWrite ? ['Actions'] : [])],
     empty: 'No applications yet.',
-    row: (a) => h('tr', {},
+    row: (a) => h('tr', { 'data-app-id': a.id },
       h('td', {}, h('a', { href: `#/keys?${new URLSearchParams({ app_id: a.id, app: a.title })}` }, a.title), a.protected ? lock() : null,
         a.description ? h('span', { class: 'sub' }, a.description) : null),
       h('td', {}, h('code', {}, a.id)),
       h('td', {}, badge(a.status)),
       h('td', {}, `${a.active_keys ?? 0} active, ${a.inactive_keys ?? 0} inactive`),
-      h('td', {}, relative(a.last_used_at)),
+      h('td', {}, when(a.created_at)),
       ctx.canWrite ? h('td', {}, h('div', { class: 'row-actions' },
         button('Edit', () => editApp(ctx, a, () => reload()), { 'aria-label': `Edit ${a.title}` }),
         button(a.status === 'active' ? 'Deactivate' : 'Activate', () => appStatus(a, () => reload()), { 'aria-label': `${a.status === 'active' ? 'Deactivate' : 'Activate'} ${a.title}` }),
@@ -143,14 +150,14 @@ export function renderCustomers(main, ctx) {
   s.append(err);
   const reload = pagedList(s, {
     path: '/accounts',
-    columns: ['Customer Name', 'Account ID', 'Status', 'Permissions', 'Last used', 'Actions'],
+    columns: ['Customer Name', 'Account ID', 'Status', 'Permissions', 'Created', 'Actions'],
     empty: 'No customer accounts yet.',
-    row: (a) => h('tr', {},
+    row: (a) => h('tr', { 'data-account-id': a.id },
       h('td', {}, a.name), h('td', {}, h('code', {}, a.id)), h('td', {}, badge(a.status)),
       h('td', { class: 'details' }, (a.permissions || []).join(', ') || 'none'),
-      h('td', {}, relative(a.last_used_at)),
+      h('td', {}, when(a.created_at)),
       h('td', {}, h('div', { class: 'row-actions' },
-        a.status === 'active' ? button('Manage keys', () => ctx.actFor(a.id).catch((e) => { err.textContent = e.message; err.hidden = false; }),
+        a.status === 'active' && !ctx.host ? button('Manage keys', () => ctx.actFor(a.id).catch((e) => { err.textContent = e.message; err.hidden = false; }),
           { 'aria-label': `Manage the credentials of ${a.name}` }) : null,
         write ? button('Edit', () => editCustomer(ctx, a, () => reload()), { 'aria-label': `Edit ${a.name}` }) : null,
         write ? button(a.status === 'active' ? 'Deactivate' : 'Activate', () => customerStatus(a, () => reload()), { 'aria-label': `${a.status === 'active' ? 'Deactivate' : 'Activate'} ${a.name}` }) : null))),
@@ -200,8 +207,8 @@ export async function renderAllowlist(main, ctx) {
     try {
       const r = await api.get('/allowlist');
       replace(tbody, r.items.map((e) => h('tr', {},
-        h('td', {}, h('code', {}, e.origin), e.protected ? lock() : null),
-        h('td', {}, e.protected ? 'system default' : ''),
+        h('td', {}, h('code', {}, e.origin === 'self' ? location.origin : e.origin), e.protected ? lock() : null),
+        h('td', {}, e.origin === 'self' ? 'this server\'s own origin (system default)' : e.protected ? 'system default' : ''),
         ctx.canWrite ? h('td', {}, e.protected ? null : button('Delete', () => remove(e), { class: 'danger', 'aria-label': `Delete ${e.origin}` })) : null)));
     } catch (e) {
       err.textContent = `Could not load the allowlist: ${e.message}`;
@@ -236,9 +243,16 @@ export async function renderAllowlist(main, ctx) {
   load();
 }
 
-const ACTIONS = ['', 'key_created', 'key_updated', 'key_activated', 'key_deactivated', 'key_rotated', 'key_deleted', 'login', 'logout'];
+const ACTIONS = ['', 'key_created', 'key_updated', 'key_activated', 'key_deactivated', 'key_rotated', 'key_deleted',
+  'app_created', 'app_updated', 'app_activated', 'app_deactivated', 'app_deleted',
+  'account_created', 'account_updated', 'account_activated', 'account_deactivated',
+  'origin_allowed', 'origin_removed', 'login', 'logout'];
 
-/** The account-wide activity log, filterable, live. */
+/**
+ * The account-wide activity log: filterable by action (here) and
+ * credential (by the server), updated live (followEvents: the stream, or
+ * polling where the server has none).
+ */
 export async function renderActivity(main, ctx) {
   const s = screen(main, 'activity-title', 'Activity log');
   if (!ctx.features.events) {
@@ -246,14 +260,19 @@ export async function renderActivity(main, ctx) {
       h('p', {}, 'Each credential\'s own activity log is on its page under API Management.'));
     return;
   }
-  const filter = { action: '', key_id: '' };
-  const act = h('select', { id: uid('action') }, ACTIONS.map((a) => h('option', { value: a }, a ? a.replaceAll('_', ' ') : 'All actions')));
+  const filter = { key_id: '' };
+  let shownAction = '';
+  const act = h('select', { id: uid('action') }, ACTIONS.map((a) => h('option', { value: a }, a ? action(a) : 'All actions')));
   const key = h('input', { id: uid('key'), placeholder: 'kw_…', spellcheck: 'false' });
   const err = h('p', { class: 'form-error', role: 'alert', hidden: true });
-  const live = h('span', { class: 'hint', role: 'status' });
+  const live = h('span', { class: 'hint', role: 'status', id: 'activity-live' });
   const tbody = h('tbody');
   let cursor = null;
   const more = button('Older events', () => load(true), { hidden: true });
+  /** Shows only the rows of the chosen action. */
+  function applyAction() {
+    for (const tr of tbody.querySelectorAll('tr[data-event]')) tr.hidden = Boolean(shownAction) && tr.dataset.event !== shownAction;
+  }
   async function load(older = false) {
     err.hidden = true;
     try {
@@ -263,6 +282,7 @@ export async function renderActivity(main, ctx) {
       const rows = eventRows(r.items, { withKey: true });
       if (older) tbody.append(...rows);
       else replace(tbody, rows);
+      applyAction();
     } catch (e) {
       err.textContent = `Could not load events: ${e.message}`;
       err.hidden = false;
@@ -271,22 +291,21 @@ export async function renderActivity(main, ctx) {
   let stop = () => {};
   function watch() {
     stop();
-    stop = api.stream(`/events/stream${api.qs(filter)}`, (ev) => {
-      try {
-        const e = JSON.parse(ev.data);
-        if (!tbody.querySelector(`[data-event-id="${CSS.escape(String(e.id))}"]`)) tbody.prepend(...eventRows([e], { withKey: true }));
-      } catch {
-        // Heartbeats and unknown payloads carry no event.
-      }
-    }, (st) => { live.textContent = st === 'live' ? `Live since ${when(new Date().toISOString())}` : st === 'reconnecting' ? 'Reconnecting…' : 'Live updates not available on this server'; });
+    stop = followEvents(filter, (events) => {
+      const fresh = events.filter((e) => !tbody.querySelector(`[data-event-id="${CSS.escape(String(e.id))}"]`));
+      if (!fresh.length) return;
+      tbody.prepend(...eventRows(fresh, { withKey: true }));
+      applyAction();
+      announce(`${fresh.length} new event${fresh.length > 1 ? 's' : ''}.`);
+    }, (st) => { live.textContent = st === 'reconnecting' ? liveWords(st) : `${liveWords(st)} since ${when(new Date().toISOString())}`; });
   }
   ctx.onLeave(() => stop());
-  act.addEventListener('change', () => { filter.action = act.value; load(); watch(); });
+  act.addEventListener('change', () => { shownAction = act.value; applyAction(); });
   key.addEventListener('change', () => { filter.key_id = key.value.trim(); load(); watch(); });
   s.append(h('div', { class: 'toolbar' },
     h('div', { class: 'field inline' }, h('label', { for: act.id }, 'Action'), act),
     h('div', { class: 'field inline' }, h('label', { for: key.id }, 'Credential'), key), live),
-  err, h('div', { class: 'table-wrap' }, h('table', { class: 'events' }, eventHead({ withKey: true }), tbody)), more);
-  load();
+  err, h('div', { class: 'table-wrap' }, h('table', { class: 'events', id: 'activity-events' }, eventHead({ withKey: true }), tbody)), more);
+  await load();
   watch();
 }

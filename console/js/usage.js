@@ -136,11 +136,14 @@ export function renderKeyUsage(box, ctx, keyId) {
   const err = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const range = rangeControls(() => load());
   const originFilter = radios('Call Origin', ORIGINS, '', (v) => { origin = v; load(); }, 'origin-filter');
+  const turn = api.latest();
   async function load() {
+    const mine = turn();
     const { from, to, days } = range.get();
     err.hidden = true;
     try {
       const r = await api.get(`/apikeys/${encodeURIComponent(keyId)}/usage${api.qs({ from, to, origin })}`);
+      if (!turn.is(mine)) return;
       const chartBox = h('div', { class: 'chart-box' });
       const total = r.items.reduce((a, x) => ({ s: a.s + x.successes, f: a.f + x.failures }), { s: 0, f: 0 });
       replace(out,
@@ -153,6 +156,7 @@ export function renderKeyUsage(box, ctx, keyId) {
       stop();
       stop = chart(chartBox, series(r.items, from, to, days > 7), 'Calls over time');
     } catch (e) {
+      if (!turn.is(mine)) return;
       err.textContent = `Could not load usage: ${e.message}`;
       err.hidden = false;
     }
@@ -183,11 +187,14 @@ export async function renderAccountUsage(main, ctx) {
     [['', 'All categories'], ['realtime', 'Real-Time API Calls'], ['analytics', 'Analytics API Calls']].map(([v, l]) => h('option', { value: v }, l)));
   cat.addEventListener('change', () => { category = cat.value; load(); });
   const groups = [['key', 'API client ID'], ['app', 'Client Name'], ['account', 'Customer Name']];
+  const turn = api.latest();
   async function load() {
+    const mine = turn();
     const { from, to, days } = range.get();
     err.hidden = true;
     try {
       const r = await api.get(`/usage${api.qs({ from, to, origin, category, group_by: groupBy, granularity: days > 7 ? 'day' : 'hour', limit: 50 })}`);
+      if (!turn.is(mine)) return;
       const rows = r.items.map((g) => ({ name: g.name || g.id, sub: g.name && g.name !== g.id ? g.id : null, successes: g.successes, failures: g.failures }));
       const all = r.items.flatMap((g) => g.series || []);
       const chartBox = h('div', { class: 'chart-box' });
@@ -195,6 +202,7 @@ export async function renderAccountUsage(main, ctx) {
       stop();
       stop = chart(chartBox, series(all, from, to, days > 7), 'Successes and failures over time');
     } catch (e) {
+      if (!turn.is(mine)) return;
       err.textContent = `Could not load usage: ${e.message}`;
       err.hidden = false;
     }

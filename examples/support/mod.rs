@@ -7,8 +7,20 @@ use std::sync::{Arc, Mutex};
 
 use keyward::{AccountId, Keyward, PermissionSet};
 
+pub(crate) mod host_login;
+
 /// The well-known id of the admin account created on first start.
 pub(crate) const ADMIN_ACCOUNT: &str = "admin";
+
+/// What the bootstrap admin (and the demo host's Admin person) may do.
+pub(crate) const ADMIN_PERMISSIONS: &[&str] = &[
+    "readApiKeys",
+    "writeApiKeys",
+    "readAccounts",
+    "writeAccounts",
+    "readApplications",
+    "writeApplications",
+];
 
 /// `KEYWARD_DATABASE_URL` (default `sqlite://keyward.db`).
 pub(crate) fn database_url() -> String {
@@ -59,14 +71,7 @@ pub(crate) async fn keyward() -> Result<Keyward, Box<dyn Error>> {
 /// stopped in between) issues the key then.
 pub(crate) async fn bootstrap(kw: &Keyward) -> Result<(), Box<dyn Error>> {
     let admin = AccountId::new(ADMIN_ACCOUNT)?;
-    let perms = PermissionSet::parse([
-        "readApiKeys",
-        "writeApiKeys",
-        "readAccounts",
-        "writeAccounts",
-        "readApplications",
-        "writeApplications",
-    ])?;
+    let perms = PermissionSet::parse(ADMIN_PERMISSIONS.iter().copied())?;
     let Some(issued) = kw.bootstrap_admin(&admin, perms).await? else {
         tracing::info!("admin account exists; no credentials printed");
         return Ok(());

@@ -30,6 +30,7 @@ base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 pub struct ConsoleConfig {
     mount: String,
     api_base: String,
+    host_sign_out: Option<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -44,6 +45,7 @@ impl ConsoleConfig {
         Self {
             mount: "/console".into(),
             api_base: String::new(),
+            host_sign_out: None,
         }
     }
 
@@ -62,6 +64,29 @@ impl ConsoleConfig {
     pub fn api_base(mut self, path: impl Into<String>) -> Self {
         self.api_base = path.into();
         self
+    }
+
+    /// Where the host application signs its people out (a same-origin
+    /// path like [`mount`](Self::mount)'s), for a console mounted behind
+    /// the host's login: signed in as a [`HostUser`](crate::http::HostUser),
+    /// the console's "Sign out" sends `POST` there (with the host's
+    /// cookie) and then shows the sign-in screen again. Without it, a
+    /// person signed in by the host gets no sign-out button in the
+    /// console (they sign out in the host application).
+    ///
+    /// ```
+    /// use keyward::http::ConsoleConfig;
+    /// let c = ConsoleConfig::new().host_sign_out("/logout");
+    /// assert_eq!(c.host_sign_out_path(), Some("/logout"));
+    /// ```
+    pub fn host_sign_out(mut self, path: impl Into<String>) -> Self {
+        self.host_sign_out = Some(path.into());
+        self
+    }
+
+    /// The host's sign-out path, if set.
+    pub fn host_sign_out_path(&self) -> Option<&str> {
+        self.host_sign_out.as_deref()
     }
 
     /// The mount point.
@@ -85,6 +110,13 @@ impl ConsoleConfig {
                 self.api_base
             );
         }
+        if let Some(p) = &self.host_sign_out
+            && !valid_mount(p)
+        {
+            panic!(
+                "keyward console: host_sign_out {p:?} must be a same-origin path like `/logout`"
+            );
+        }
         self
     }
 
@@ -96,7 +128,11 @@ impl ConsoleConfig {
 
     /// `config.json`: what the page needs to know about this server.
     fn config_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&serde_json::json!({ "api_base": self.api_base })).unwrap_or_default()
+        serde_json::to_vec(&serde_json::json!({
+            "api_base": self.api_base,
+            "host_sign_out": self.host_sign_out,
+        }))
+        .unwrap_or_default()
     }
 }
 
@@ -150,6 +186,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/key_detail.js", JS),
     asset!("js/usage.js", JS),
     asset!("js/optional.js", JS),
+    asset!("js/live.js", JS),
     asset!("vendor/uPlot.iife.min.js", JS),
     asset!("vendor/uPlot.min.css", CSS),
     asset!("vendor/uPlot.LICENSE", "text/plain; charset=utf-8"),

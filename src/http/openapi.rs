@@ -327,7 +327,7 @@ pub(crate) fn document() -> Value {
                 },
                 "Login": { "type": "object", "additionalProperties": false, "required": ["key", "secret"], "properties": { "key": { "type": "string" }, "secret": { "type": "string" } } },
                 "Session": { "type": "object", "required": ["token", "token_type", "expires_at", "expires_in"], "properties": { "token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_at": { "type": "string", "format": "date-time" }, "expires_in": { "type": "integer" } } },
-                "Whoami": { "type": "object", "required": ["account_id", "key_id", "session_id", "permissions"], "properties": { "account_id": { "type": "string" }, "key_id": { "type": "string" }, "session_id": { "type": ["string", "null"] }, "permissions": { "type": "array", "items": { "type": "string" } } } }
+                "Whoami": { "type": "object", "required": ["account_id", "key_id", "session_id", "permissions"], "properties": { "account_id": { "type": "string" }, "key_id": { "type": ["string", "null"], "description": "null for a person the host application signed in" }, "session_id": { "type": ["string", "null"] }, "permissions": { "type": "array", "items": { "type": "string" } }, "person": { "type": "object", "description": "The person the host application signed in (HostUser); absent for a key", "required": ["id", "name"], "properties": { "id": { "type": "string" }, "name": { "type": "string" } } } } }
             }
         }
     });

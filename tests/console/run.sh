@@ -27,5 +27,7 @@ cd "$repo"
 cargo build --examples --all-features
 cd "$here"
 timeout 600 node --test --test-concurrency=1 --test-timeout=240000 e2e/
-# The same walk against the actix-web example server.
-KEYWARD_CONSOLE_EXAMPLE=actix_server timeout 600 node --test --test-timeout=240000 e2e/console.test.js
+# The same walks against the actix-web example server (screenshots come
+# from the axum pass).
+KEYWARD_CONSOLE_EXAMPLE=actix_server timeout 900 node --test --test-concurrency=1 --test-timeout=240000 \
+  e2e/console.test.js e2e/host_login.test.js e2e/plane.test.js

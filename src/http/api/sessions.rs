@@ -10,6 +10,7 @@ use crate::http::body::{self, Fields};
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::http::headers::{self, Credentials};
+use crate::http::host_user::Caller;
 use crate::service::{Keyward, Refused, cause_of};
 
 pub(super) async fn login(
@@ -104,16 +105,24 @@ pub(super) async fn whoami(
     cfg: &HttpConfig,
     req: &Request<'_>,
 ) -> Result<Response, HttpError> {
-    let p = auth::require(kw, cfg, &req.headers, req.client_ip).await?;
-    Ok(Response::json(
-        200,
-        &json!({
+    // A person the host signed in (the console behind the host's login)
+    // is answered too, with who they are and no key.
+    let body = match Caller::of(kw, cfg, req.user, &req.headers, req.client_ip).await? {
+        Caller::Principal(p) => json!({
             "account_id": p.account_id(),
             "key_id": p.key_id(),
             "session_id": p.session_id(),
             "permissions": p.permissions(),
         }),
-    ))
+        Caller::User(u) => json!({
+            "account_id": u.account(),
+            "key_id": null,
+            "session_id": null,
+            "permissions": u.permissions(),
+            "person": { "id": u.id(), "name": u.name() },
+        }),
+    };
+    Ok(Response::json(200, &body))
 }
 
 pub(super) fn rfc3339(t: time::OffsetDateTime) -> Value {

@@ -33,10 +33,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Starts `examples/<name>` (built by run.sh; `KEYWARD_CONSOLE_EXAMPLE_DIR`
- * overrides where) and waits, at most 30 s, until it answers.
+ * overrides where), with `env` added to its environment, and waits, at most 30 s, until it answers.
  * Returns `{ base, admin: {id, secret}, stop() }`.
  */
-export async function startServer(name = 'server') {
+export async function startServer(name = 'server', env = {}) {
   const dir = process.env.KEYWARD_CONSOLE_EXAMPLE_DIR || join(repo, 'target/debug/examples');
   const exe = join(dir, name);
   if (!existsSync(exe)) throw new Error(`${exe} missing: run tests/console/run.sh (it builds the examples with --features console)`);
@@ -50,6 +50,7 @@ export async function startServer(name = 'server') {
       KEYWARD_ADDR: `127.0.0.1:${port}`,
       KEYWARD_ADMIN_CREDENTIALS: creds,
       RUST_LOG: 'warn',
+      ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
