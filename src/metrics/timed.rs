@@ -19,9 +19,11 @@ use crate::audit::AuditEvent;
 use crate::id::{AccountId, AppId, KeyId, SessionId};
 use crate::origin::AllowedOrigin;
 use crate::session::Session;
+use crate::ratelimit::LimitOwner;
 use crate::store::{
-    AccountQuery, AppQuery, Change, EventQuery, ImportedKey, KeyQuery, KeyStore, StoreResult,
-    StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, AppQuery, Change, EventQuery, GroupTotal, ImportedKey, KeyQuery, KeyStore,
+    RollupRow, RollupScope, SequencedEvent, StoreResult, StoredKey, StoredLimits, UsageQuery,
+    UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 
 /// A store whose every call is timed. Forwards everything, including the
@@ -161,6 +163,67 @@ impl KeyStore for Timed {
     }
     async fn usage_totals(&self, query: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {
         timed!("usage_totals", self.0.usage_totals(query))
+    }
+    async fn list_events_since(
+        &self,
+        query: &EventQuery,
+        after: u64,
+    ) -> StoreResult<Vec<SequencedEvent>> {
+        timed!("list_events_since", self.0.list_events_since(query, after))
+    }
+    async fn last_event_seq(&self) -> StoreResult<u64> {
+        timed!("last_event_seq", self.0.last_event_seq())
+    }
+    async fn record_refusals(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        timed!("record_refusals", self.0.record_refusals(events))
+    }
+    fn event_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.0.event_signal()
+    }
+    async fn usage_ranked(
+        &self,
+        scope: &RollupScope,
+        hour: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        timed!("usage_ranked", self.0.usage_ranked(scope, hour, after, limit))
+    }
+    async fn usage_rollup(
+        &self,
+        scope: &RollupScope,
+        groups: &[String],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<RollupRow>> {
+        timed!("usage_rollup", self.0.usage_rollup(scope, groups, from, to))
+    }
+    async fn usage_group_totals(
+        &self,
+        scope: &RollupScope,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after: Option<&(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<GroupTotal>> {
+        timed!(
+            "usage_group_totals",
+            self.0.usage_group_totals(scope, from, to, after, limit)
+        )
+    }
+    async fn get_limits(&self, owners: &[LimitOwner]) -> StoreResult<Vec<StoredLimits>> {
+        timed!("get_limits", self.0.get_limits(owners))
+    }
+    async fn put_limits(&self, limits: &StoredLimits, event: &AuditEvent) -> StoreResult<()> {
+        timed!("put_limits", self.0.put_limits(limits, event))
+    }
+    async fn spend_credits(
+        &self,
+        owner: &LimitOwner,
+        spent: u64,
+        period: i64,
+    ) -> StoreResult<Option<u64>> {
+        timed!("spend_credits", self.0.spend_credits(owner, spent, period))
     }
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
         self.0.subscribe()
