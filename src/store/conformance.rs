@@ -52,8 +52,9 @@ pub use apps::{
     update_app_status_moves_keys_and_ends_sessions,
 };
 pub use events::{
-    event_actor_kinds_round_trip, event_round_trips_every_field, events_written_with_each_change,
-    list_events_newest_first_with_cursor_and_key_filter,
+    event_actor_kinds_round_trip, event_round_trips_every_field, events_since_follow_commit_order,
+    events_written_with_each_change, list_events_filters_by_every_field,
+    list_events_newest_first_with_cursor_and_key_filter, refusals_merge_by_id,
 };
 pub use keys::{
     delete_key_removes_key_and_sessions, delete_key_twice_is_not_found, get_absent_returns_none,
@@ -149,6 +150,9 @@ macro_rules! store_conformance_tests {
             list_events_newest_first_with_cursor_and_key_filter,
             event_round_trips_every_field,
             event_actor_kinds_round_trip,
+            events_since_follow_commit_order,
+            list_events_filters_by_every_field,
+            refusals_merge_by_id,
             record_usage_sums_and_advances_last_used,
             usage_filters_by_key_origin_and_time,
             insert_app_round_trips_and_conflicts,
