@@ -65,7 +65,7 @@ fn event(n: usize, account: AccountId, key: KeyId, app: AppId) -> AuditEvent {
         account_id: account,
         key_id: Some(key),
         session_id: None,
-        app_id: (n % 2 == 0).then_some(app),
+        app_id: n.is_multiple_of(2).then_some(app),
         actor,
         client_ip: None,
         details: serde_json::json!({ "changed": ["name"] }),
@@ -116,11 +116,11 @@ async fn store() -> (Arc<dyn KeyStore>, Option<tempfile_dir::Dir>) {
 /// A temporary directory, removed on drop (no dev-dependency in examples
 /// built for release).
 mod tempfile_dir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
+    pub(crate) struct Dir {
+        pub(crate) path: std::path::PathBuf,
     }
     impl Dir {
-        pub fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let path =
                 std::env::temp_dir().join(format!("keyward-events-{:016x}", rand::random::<u64>()));
             std::fs::create_dir_all(&path).expect("temp dir");
