@@ -347,15 +347,15 @@ fn event_filters() -> Vec<Value> {
     vec![
         q(
             "key_id",
-            json!({ "type": "string", "description": "Events about this key (404 when it is not, and never was, a key of the accounts read)" }),
+            json!({ "type": "string", "minLength": 1, "description": "Events about this key (404 when it is not, and never was, a key of the accounts read)" }),
         ),
         q(
             "app_id",
-            json!({ "type": "string", "description": "Events about this application: its own and its keys'" }),
+            json!({ "type": "string", "minLength": 1, "description": "Events about this application: its own and its keys'" }),
         ),
         q(
             "account_id",
-            json!({ "type": "string", "description": "The events of this direct child account instead (readAccounts)" }),
+            json!({ "type": "string", "minLength": 1, "description": "The events of this direct child account instead (readAccounts)" }),
         ),
         q(
             "children",
@@ -392,7 +392,7 @@ fn event_paths() -> Value {
         "limit",
         json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 }),
     ));
-    list.push(q("cursor", json!({ "type": "string" })));
+    list.push(q("cursor", json!({ "type": "string", "minLength": 1 })));
     let mut stream = event_filters();
     stream.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string", "pattern": "^[0-9]{1,20}$" }, "description": "Resume after the event with this `id:`: every matching event committed after it follows" }));
     json!({

@@ -301,7 +301,10 @@ impl Keyward {
             None,
             None,
             actor,
-            json!({ "changed": changed, "permissions": account.permissions }),
+            {
+                let diff = super::audit::Diff::of(&before, &account, &changed);
+                json!({ "changed": changed, "permissions": account.permissions, "before": diff.before, "after": diff.after })
+            },
         );
         self.inner.store.update_account(&account, &event).await?;
         self.inner.accounts.insert(account.clone(), read_at);

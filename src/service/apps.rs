@@ -268,7 +268,10 @@ impl Keyward {
                 None,
                 None,
                 actor,
-                json!({ "app_id": app.id, "changed": changed, "keys": keys.len() }),
+                {
+                    let diff = super::audit::Diff::of(&before, &app, &changed);
+                    json!({ "app_id": app.id, "changed": changed, "keys": keys.len(), "before": diff.before, "after": diff.after })
+                },
             )
             .in_app(Some(app.id));
         let moved = self.inner.store.update_app(&app, &event).await?;

@@ -59,8 +59,8 @@ impl UsageFilter {
 }
 
 /// The before and after values of the fields a change touched, for its
-/// audit event's `before` and `after` (only non-secret fields are ever
-/// recorded: callers pass record fields, never a secret or its hash).
+/// audit event's `before` and `after`. Only public records (keys,
+/// accounts, applications) are compared, never a secret or its hash.
 #[derive(Debug, Default)]
 pub(crate) struct Diff {
     pub(crate) before: serde_json::Map<String, serde_json::Value>,
@@ -68,11 +68,27 @@ pub(crate) struct Diff {
 }
 
 impl Diff {
-    /// Records that `field` went from `old` to `new`.
-    pub(crate) fn record<T: serde::Serialize>(&mut self, field: &str, old: &T, new: &T) {
-        let value = |v: &T| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
-        self.before.insert(field.to_owned(), value(old));
-        self.after.insert(field.to_owned(), value(new));
+    /// The serialized values of `fields` in `before` and in `after`.
+    pub(crate) fn of<T: serde::Serialize>(before: &T, after: &T, fields: &[&str]) -> Self {
+        let pick = |v: &T| {
+            let mut all = match serde_json::to_value(v) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            fields
+                .iter()
+                .map(|f| {
+                    (
+                        (*f).to_owned(),
+                        all.remove(*f).unwrap_or(serde_json::Value::Null),
+                    )
+                })
+                .collect()
+        };
+        Self {
+            before: pick(before),
+            after: pick(after),
+        }
     }
 }
 
@@ -164,5 +180,30 @@ impl Keyward {
             to: filter.to,
         };
         Ok(self.inner.store.usage(&query).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::Diff;
+
+    /// Only the named fields, each with its value before and after.
+    #[test]
+    fn a_diff_has_the_changed_fields_before_and_after() {
+        let before = json!({ "name": "ci", "status": "active", "permissions": ["a"] });
+        let after = json!({ "name": "ci", "status": "inactive", "permissions": ["a", "b"] });
+        let d = Diff::of(&before, &after, &["status", "permissions"]);
+        assert_eq!(
+            serde_json::Value::Object(d.before),
+            json!({ "status": "active", "permissions": ["a"] })
+        );
+        assert_eq!(
+            serde_json::Value::Object(d.after),
+            json!({ "status": "inactive", "permissions": ["a", "b"] })
+        );
     }
 }

@@ -529,12 +529,10 @@ impl Keyward {
         let before = stored.key.clone();
         let k = &mut stored.key;
         let mut changed: Vec<&'static str> = Vec::new();
-        let mut diff = super::audit::Diff::default();
         macro_rules! set {
             ($field:ident, $label:literal) => {
                 if let Some(v) = update.$field {
                     if k.$field != v {
-                        diff.record($label, &k.$field, &v);
                         k.$field = v;
                         changed.push($label);
                     }
@@ -575,14 +573,10 @@ impl Keyward {
         let expected = stored.version;
         stored.version += 1;
         let event = self
-            .event(
-                action,
-                stored.key.account_id,
-                Some(*id),
-                None,
-                actor,
-                json!({ "changed": changed, "before": diff.before, "after": diff.after }),
-            )
+            .event(action, stored.key.account_id, Some(*id), None, actor, {
+                let diff = super::audit::Diff::of(&before, &stored.key, &changed);
+                json!({ "changed": changed, "before": diff.before, "after": diff.after })
+            })
             .in_app(stored.key.app_id);
         self.inner
             .store

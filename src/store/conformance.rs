@@ -55,8 +55,9 @@ pub use apps::{
     update_app_status_moves_keys_and_ends_sessions,
 };
 pub use events::{
-    event_actor_kinds_round_trip, event_round_trips_every_field, events_written_with_each_change,
-    list_events_newest_first_with_cursor_and_key_filter,
+    event_actor_kinds_round_trip, event_round_trips_every_field, events_since_follow_commit_order,
+    events_written_with_each_change, list_events_filters_by_every_field,
+    list_events_newest_first_with_cursor_and_key_filter, refusals_merge_by_id,
 };
 pub use imports::{
     deleted_imported_key_frees_its_external_id_and_alias,
@@ -162,6 +163,9 @@ macro_rules! store_conformance_tests {
             list_events_newest_first_with_cursor_and_key_filter,
             event_round_trips_every_field,
             event_actor_kinds_round_trip,
+            events_since_follow_commit_order,
+            list_events_filters_by_every_field,
+            refusals_merge_by_id,
             record_usage_sums_and_advances_last_used,
             usage_filters_by_key_origin_and_time,
             usage_rollup_matches_brute_force,

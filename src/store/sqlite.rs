@@ -1026,10 +1026,11 @@ impl KeyStore for SqliteStore {
         q: &EventQuery,
         after: u64,
     ) -> StoreResult<Vec<SequencedEvent>> {
-        // The range of positions after `after` (the seq index), filtered.
+        // The range of positions after `after` (the seq index: a tail reads
+        // the few newest rows, whatever the account's size), filtered.
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT seq, ");
         qb.push(sql::EVENT_COLUMNS)
-            .push(" FROM audit_events WHERE seq > ")
+            .push(" FROM audit_events INDEXED BY audit_by_seq WHERE seq > ")
             .push_bind(i64::try_from(after).unwrap_or(i64::MAX))
             .push(" AND (account_id = ")
             .push_bind(q.account_id.as_str().to_owned());
