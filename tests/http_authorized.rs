@@ -264,7 +264,7 @@ async fn allowed_origins_admit_their_origins_only() {
     )
     .await;
     assert_eq!(wrong_secret.0, 401);
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "its exact origin",
             with(&[("origin", "https://app.example.com")]),
