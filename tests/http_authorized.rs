@@ -328,7 +328,7 @@ async fn allowed_origins_admit_their_origins_only() {
 /// under `api`/`default`; `origin=` selects each, no origin gives all.
 #[actix_web::test]
 async fn routes_declare_call_origin_and_category() {
-    use keyward::http::actix::{RequirePermission as ActixRequire, Usage as ActixUsage};
+    use keyward::http::actix::{RequirePermission as ActixRequire, usage as actix_usage};
     use keyward::http::axum::{require, usage};
     use keyward::{Label, Principal, UsageFilter};
 
@@ -368,7 +368,7 @@ async fn routes_declare_call_origin_and_category() {
             )
             .service(
                 actix_web::web::resource("/tools")
-                    .wrap(ActixUsage::new(Label::MCP, "tools"))
+                    .wrap(actix_usage(Label::MCP, "tools"))
                     .route(actix_web::web::get().to(whoami)),
             )
             .route("/apps", actix_web::web::get().to(actix_handler)),

@@ -261,7 +261,7 @@ pub struct RequirePermission {
 /// What the middleware checks with, shared by its requests.
 #[derive(Debug, Clone)]
 struct Guard {
-    /// `None`: only counts usage ([`Usage`]).
+    /// `None`: only counts usage ([`usage`]).
     permission: Option<Permission>,
     usage: RouteUsage,
 }
@@ -309,45 +309,23 @@ impl RequirePermission {
 /// ```no_run
 /// use actix_web::{App, web};
 /// use keyward::{Label, Principal};
-/// use keyward::http::actix::Usage;
+/// use keyward::http::actix::usage;
 ///
 /// async fn mcp(p: Principal) -> String { p.account_id().to_string() }
 ///
 /// let app = App::new().service(
-///     web::resource("/mcp").wrap(Usage::new(Label::MCP, "realtime")).route(web::post().to(mcp)),
+///     web::resource("/mcp").wrap(usage(Label::MCP, "realtime")).route(web::post().to(mcp)),
 /// );
 /// ```
-#[derive(Debug, Clone)]
-pub struct Usage(RequirePermission);
-
-impl Usage {
-    /// Counts under `origin` and `category`.
-    ///
-    /// # Panics
-    /// When `category` is not a valid [`Label`].
-    pub fn new(origin: Label, category: &str) -> Self {
-        Self(RequirePermission {
-            guard: Rc::new(Guard {
-                permission: None,
-                usage: RouteUsage::new(origin, category),
-            }),
-        })
-    }
-}
-
-impl<S, B> Transform<S, ServiceRequest> for Usage
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = actix_web::Error;
-    type Transform = RequirePermissionMiddleware<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, ()>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        self.0.new_transform(service)
+///
+/// # Panics
+/// When `category` is not a valid [`Label`].
+pub fn usage(origin: Label, category: &str) -> RequirePermission {
+    RequirePermission {
+        guard: Rc::new(Guard {
+            permission: None,
+            usage: RouteUsage::new(origin, category),
+        }),
     }
 }
 
@@ -370,7 +348,7 @@ where
     }
 }
 
-/// The service made by [`RequirePermission`] and [`Usage`].
+/// The service made by [`RequirePermission`] and [`usage`].
 #[derive(Debug)]
 pub struct RequirePermissionMiddleware<S> {
     service: Rc<S>,

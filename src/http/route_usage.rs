@@ -7,7 +7,7 @@ use crate::context::Label;
 /// by the host per route or router: axum
 /// `route_layer(keyward::http::axum::usage(&http, Label::MCP, "realtime"))`
 /// or `require(&http, "perm").usage(..)`, actix-web
-/// `.wrap(keyward::http::actix::Usage::new(Label::MCP, "realtime"))`. Routes
+/// `.wrap(keyward::http::actix::usage(Label::MCP, "realtime"))`. Routes
 /// that declare nothing count as origin `api`, category `default`.
 ///
 /// ```
