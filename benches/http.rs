@@ -47,8 +47,8 @@ use axum::http::Request;
 use axum::routing::get;
 use axum::{Json, Router};
 use criterion::{Criterion, Throughput, criterion_group};
-use keyward::http::RequiredPermission;
 use keyward::http::axum::{Authorized, require};
+use keyward::http::{KeywardHttp, RequiredPermission};
 use keyward::{
     AccountId, Actor, Keyward, MemoryStore, NewAccount, NewKey, PermissionSet, Principal,
 };
@@ -150,21 +150,22 @@ async fn demo_guarded(p: Principal) -> Json<Value> {
 }
 
 fn app(kw: &Keyward) -> Router {
+    let http = KeywardHttp::new(kw.clone());
     Router::new()
         .route("/demo/plain", get(demo_plain))
         .route("/demo/authorized", get(demo_authorized))
         .route(
             "/demo/keyward",
-            get(demo_guarded).route_layer(require(kw, "readApplications")),
+            get(demo_guarded).route_layer(require(&http, "readApplications")),
         )
         .route("/plain", get(plain))
         .route("/extract", get(guarded))
         .route("/authorized", get(authorized))
         .route(
             "/keyward",
-            get(guarded).route_layer(require(kw, "readApplications")),
+            get(guarded).route_layer(require(&http, "readApplications")),
         )
-        .with_state(kw.clone())
+        .with_state(http)
 }
 
 /// (benchmark name, route, credentials as a bearer session token rather

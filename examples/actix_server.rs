@@ -1,4 +1,5 @@
-//! The keyward example server (actix-web), same contract as `server.rs`.
+//! The keyward example server (actix-web), same contract as `server.rs`
+//! (the demo `/applications` counted as origin `api`, `POST /mcp` as `mcp`).
 //!
 //! ```sh
 //! KEYWARD_DATABASE_URL=sqlite://keyward.db cargo run --example actix_server --features actix,sqlite
@@ -10,9 +11,9 @@
 mod support;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use keyward::http::HttpConfig;
 use keyward::http::actix::{RequirePermission, scope};
-use keyward::{Keyward, Principal};
+use keyward::http::{HttpConfig, KeywardHttp};
+use keyward::{Keyward, Label, Principal};
 use serde_json::json;
 use support::{Applications, NewApplication};
 
@@ -31,13 +32,17 @@ async fn create_app(
     HttpResponse::Created().json(json!({ "account_id": p.account_id(), "name": new.name }))
 }
 
+async fn mcp_call(p: Principal) -> HttpResponse {
+    HttpResponse::Ok().json(support::mcp_answer(&p))
+}
+
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     support::init_tracing();
     let kw: Keyward = support::keyward().await?;
     support::bootstrap(&kw).await?;
-    let kw_data = web::Data::new(kw.clone());
-    let config = web::Data::new(HttpConfig::default());
+    // keyward's one HTTP state: the service and its settings.
+    let http = web::Data::new(KeywardHttp::with_config(kw.clone(), HttpConfig::default()));
     let apps = web::Data::new(Applications::default());
     // Prometheus text on GET /metrics (feature `metrics`).
     #[cfg(feature = "metrics")]
@@ -66,21 +71,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             support::host_login::console_config(demo.as_ref()),
         ));
         let attach = demo.clone();
-        app.app_data(kw_data.clone())
-            .app_data(config.clone())
+        app.app_data(http.clone())
             .app_data(apps.clone())
+            // Each route says how its requests count in usage: call
+            // origin and category.
             .service(
                 web::resource("/applications")
-                    .route(
-                        web::get()
-                            .to(list_apps)
-                            .wrap(RequirePermission::new("readApplications")),
-                    )
-                    .route(
-                        web::post()
-                            .to(create_app)
-                            .wrap(RequirePermission::new("writeApplications")),
-                    ),
+                    .route(web::get().to(list_apps).wrap(
+                        RequirePermission::new("readApplications").usage(Label::API, "analytics"),
+                    ))
+                    .route(web::post().to(create_app).wrap(
+                        RequirePermission::new("writeApplications").usage(Label::API, "realtime"),
+                    )),
+            )
+            .service(
+                web::resource("/mcp").route(web::post().to(mcp_call).wrap(
+                    RequirePermission::new("readApplications").usage(Label::MCP, "realtime"),
+                )),
             )
             .configure(support::host_login::actix_routes(demo.clone()))
             .service(scope(""))

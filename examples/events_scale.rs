@@ -89,6 +89,7 @@ fn key(account: AccountId) -> StoredKey {
             last_used_at: None,
             expires_at: None,
             allowed_cidrs: Vec::new(),
+            allowed_origins: Vec::new(),
             metadata: serde_json::json!({}),
         },
         secret_hash: PhcString("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),

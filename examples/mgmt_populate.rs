@@ -111,6 +111,7 @@ fn key(
             last_used_at: None,
             expires_at: None,
             allowed_cidrs: Vec::new(),
+            allowed_origins: Vec::new(),
             metadata: serde_json::json!({}),
         },
         secret_hash: hash.clone(),

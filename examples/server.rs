@@ -1,5 +1,8 @@
 //! The keyward example server (axum): the management API, `/auth/*`,
-//! `/openapi.json` and a demo `/applications` resource.
+//! `/openapi.json`, a demo `/applications` resource (counted in usage as
+//! origin `api`, category `analytics` to read and `realtime` to write) and
+//! a demo `POST /mcp` endpoint (origin `mcp`, category `realtime`), as an
+//! MCP server in front of the API would be.
 //!
 //! ```sh
 //! KEYWARD_DATABASE_URL=sqlite://keyward.db cargo run --example server --features axum,sqlite
@@ -10,35 +13,36 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use keyward::http::HttpConfig;
 use keyward::http::axum::{require, router};
-use keyward::{Keyward, Principal};
+use keyward::http::{HttpConfig, KeywardHttp};
+use keyward::{Label, Principal};
 use serde_json::{Value, json};
 use support::{Applications, NewApplication};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+/// The application's state: keyward's one HTTP state beside the demo's
+/// own data; keyward finds its part through `FromRef`.
 #[derive(Clone)]
 struct AppState {
-    kw: Keyward,
+    keyward: KeywardHttp,
     apps: Applications,
 }
 
-impl FromRef<AppState> for Keyward {
-    fn from_ref(s: &AppState) -> Keyward {
-        s.kw.clone()
+impl FromRef<AppState> for KeywardHttp {
+    fn from_ref(s: &AppState) -> KeywardHttp {
+        s.keyward.clone()
     }
 }
 
@@ -56,6 +60,10 @@ async fn create_app(
         StatusCode::CREATED,
         Json(json!({ "account_id": p.account_id(), "name": new.name })),
     )
+}
+
+async fn mcp_call(p: Principal) -> Json<Value> {
+    Json(support::mcp_answer(&p))
 }
 
 async fn shutdown_signal() {
@@ -134,22 +142,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     support::init_tracing();
     let kw = support::keyward().await?;
     support::bootstrap(&kw).await?;
-    let config = HttpConfig::default();
+    let http = KeywardHttp::with_config(kw.clone(), HttpConfig::default());
     let state = AppState {
-        kw: kw.clone(),
+        keyward: http.clone(),
         apps: Applications::default(),
     };
+    // Each route says how its requests count in usage: call origin and
+    // category.
     let app = Router::new()
         .route(
             "/applications",
             get(list_apps)
-                .route_layer(require(&kw, "readApplications"))
-                .merge(
-                    axum::routing::post(create_app).route_layer(require(&kw, "writeApplications")),
-                ),
+                .route_layer(require(&http, "readApplications").usage(Label::API, "analytics"))
+                .merge(axum::routing::post(create_app).route_layer(
+                    require(&http, "writeApplications").usage(Label::API, "realtime"),
+                )),
         )
-        .merge(router(kw.clone(), config.clone()))
-        .layer(Extension(Arc::new(config)))
+        .route(
+            "/mcp",
+            axum::routing::post(mcp_call)
+                .route_layer(require(&http, "readApplications").usage(Label::MCP, "realtime")),
+        )
+        .merge(router())
         .with_state(state);
     // Prometheus text on GET /metrics (feature `metrics`).
     #[cfg(feature = "metrics")]

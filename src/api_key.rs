@@ -66,6 +66,12 @@ pub struct ApiKey {
     pub expires_at: Option<OffsetDateTime>,
     /// When non-empty, only clients from these networks may use the key.
     pub allowed_cidrs: Vec<IpNet>,
+    /// When non-empty, only requests from these browser origins may use
+    /// the key: exact origins (`https://app.example.com`) or subdomain
+    /// patterns (`https://*.example.com`), matched against the request's
+    /// `Origin` (or, without one, its `Referer`'s origin).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// Application-defined JSON (up to 16 KiB serialized).
     pub metadata: serde_json::Value,
 }

@@ -125,15 +125,20 @@ impl<'de> Deserialize<'de> for Label {
 /// use keyward::{Label, VerifyContext};
 /// let ctx = VerifyContext::new()
 ///     .client_ip("203.0.113.7".parse().unwrap())
+///     .browser_origin("https://app.example.com")
 ///     .origin(Label::MCP)
 ///     .category(Label::new("analytics").unwrap());
 /// assert_eq!(ctx.origin.as_str(), "mcp");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct VerifyContext {
+pub struct VerifyContext<'a> {
     /// The client's address (checked against a key's allowed networks).
     pub client_ip: Option<IpAddr>,
+    /// The browser origin of the request: its `Origin` header, or without
+    /// one the origin of its `Referer` (checked against a key's allowed
+    /// origins; a key that has some refuses a request without one).
+    pub browser_origin: Option<&'a str>,
     /// Call origin for usage accounting (default `api`).
     pub origin: Label,
     /// Usage category (default `default`).
@@ -145,11 +150,13 @@ pub struct VerifyContext {
     pub cost: u32,
 }
 
-impl VerifyContext {
-    /// No client address, origin `api`, category `default`.
+impl<'a> VerifyContext<'a> {
+    /// No client address, no browser origin, origin `api`, category
+    /// `default`.
     pub const fn new() -> Self {
         Self {
             client_ip: None,
+            browser_origin: None,
             origin: Label::API,
             category: Label::DEFAULT,
             limit: None,
@@ -160,6 +167,12 @@ impl VerifyContext {
     /// Sets the client address.
     pub fn client_ip(mut self, ip: IpAddr) -> Self {
         self.client_ip = Some(ip);
+        self
+    }
+
+    /// Sets the browser origin (`Origin`, or the origin of `Referer`).
+    pub fn browser_origin(mut self, origin: &'a str) -> Self {
+        self.browser_origin = Some(origin);
         self
     }
 
@@ -195,7 +208,7 @@ impl VerifyContext {
     }
 }
 
-impl Default for VerifyContext {
+impl Default for VerifyContext<'_> {
     fn default() -> Self {
         Self::new()
     }

@@ -50,7 +50,7 @@ pub use error::{Error, GrantLimit, Result};
 pub use hash::{HashParams, InvalidHashParams};
 pub use id::{AccountId, AppId, InvalidId, KeyId, SessionId};
 pub use limiter::AttemptLimit;
-pub use origin::{AllowedOrigin, InvalidOrigin, normalize_origin};
+pub use origin::{AllowedOrigin, InvalidOrigin, normalize_origin, normalize_origin_pattern};
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
 pub use ratelimit::{

@@ -1,5 +1,7 @@
-//! [`AllowedOrigin`]: an entry of the management API's origin allowlist,
-//! and the strict parsing of a web origin (`scheme://host[:port]`).
+//! [`AllowedOrigin`]: an entry of the management API's origin allowlist;
+//! the strict parsing of a web origin (`scheme://host[:port]`); and a key's
+//! origin patterns (exact origins or `https://*.example.com` subdomain
+//! patterns) with the request-time match, which allocates nothing.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -101,6 +103,80 @@ pub fn normalize_origin(s: &str) -> Result<String, InvalidOrigin> {
     })
 }
 
+/// `s` as a normalized entry of a key's `allowed_origins`: an exact origin
+/// (as [`normalize_origin`]), or a subdomain pattern
+/// `scheme://*.host[:port]` that matches any origin of that scheme and port
+/// whose host ends with `.host` (not `host` itself). The host of a pattern
+/// must have at least two labels (`https://*.com` is refused) and not be
+/// an IP address.
+///
+/// ```
+/// use keyward::normalize_origin_pattern;
+/// assert_eq!(normalize_origin_pattern("HTTPS://*.Example.com").unwrap(), "https://*.example.com");
+/// assert_eq!(normalize_origin_pattern("https://app.example.com:443").unwrap(), "https://app.example.com");
+/// assert!(normalize_origin_pattern("https://*.com").is_err());
+/// assert!(normalize_origin_pattern("https://a.*.example.com").is_err());
+/// ```
+///
+/// # Errors
+/// [`InvalidOrigin`] for anything else.
+pub fn normalize_origin_pattern(s: &str) -> Result<String, InvalidOrigin> {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Err(InvalidOrigin);
+    };
+    let Some(base) = rest.strip_prefix("*.") else {
+        return normalize_origin(s);
+    };
+    let normalized = normalize_origin(&format!("{scheme}://{base}"))?;
+    let (scheme, host_port) = normalized.split_once("://").ok_or(InvalidOrigin)?;
+    let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+    let is_ip = host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok();
+    if is_ip || !host.contains('.') {
+        return Err(InvalidOrigin);
+    }
+    Ok(format!("{scheme}://*.{host_port}"))
+}
+
+/// Whether the request origin `origin` (an `Origin` header value, or the
+/// origin of a `Referer`) matches a normalized entry of a key's
+/// `allowed_origins` ([`normalize_origin_pattern`]). ASCII
+/// case-insensitive; no allocation.
+pub(crate) fn origin_matches(pattern: &str, origin: &str) -> bool {
+    let Some((p_scheme, p_rest)) = pattern.split_once("://") else {
+        return false;
+    };
+    let Some(base) = p_rest.strip_prefix("*.") else {
+        return pattern.eq_ignore_ascii_case(origin);
+    };
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case(p_scheme) || rest.len() <= base.len() + 1 {
+        return false;
+    }
+    let (sub, suffix) = rest.split_at(rest.len() - base.len());
+    let Some(sub) = sub.strip_suffix('.') else {
+        return false;
+    };
+    suffix.eq_ignore_ascii_case(base)
+        && sub.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The origin (`scheme://host[:port]`) of a `Referer` URL: everything up
+/// to the first `/`, `?` or `#` after `://`. `None` when it has no scheme.
+pub(crate) fn referer_origin(referer: &str) -> Option<&str> {
+    let (scheme, rest) = referer.split_once("://")?;
+    if scheme.is_empty() {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&referer[..scheme.len() + 3 + end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +213,73 @@ mod tests {
             "https://*.example.com",
         ] {
             assert!(normalize_origin(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn patterns_normalize_and_match_subdomains_only() {
+        let p = normalize_origin_pattern("https://*.Example.com").expect("pattern");
+        assert_eq!(p, "https://*.example.com");
+        for (origin, want) in [
+            ("https://app.example.com", true),
+            ("https://a.b.example.com", true),
+            ("HTTPS://APP.EXAMPLE.COM", true),
+            ("https://example.com", false),
+            ("http://app.example.com", false),
+            ("https://app.example.com:8443", false),
+            ("https://appexample.com", false),
+            ("https://app.example.com.evil.net", false),
+            ("https://evil.net/.example.com", false),
+            ("https://.example.com", false),
+            ("https://user@x.example.com", false),
+            ("null", false),
+            ("", false),
+        ] {
+            assert_eq!(origin_matches(&p, origin), want, "{origin}");
+        }
+        let ported = normalize_origin_pattern("https://*.example.com:8443").expect("pattern");
+        assert!(origin_matches(&ported, "https://app.example.com:8443"));
+        assert!(!origin_matches(&ported, "https://app.example.com"));
+        let exact = normalize_origin_pattern("https://App.example.com:443").expect("exact");
+        assert_eq!(exact, "https://app.example.com");
+        assert!(origin_matches(&exact, "https://app.example.com"));
+        assert!(!origin_matches(&exact, "https://app.example.com:444"));
+        assert!(!origin_matches(&exact, "https://x.app.example.com"));
+        for bad in [
+            "https://*.com",
+            "https://*.",
+            "https://*.127.0.0.1",
+            "https://*.[::1]",
+            "https://a.*.example.com",
+            "https://*example.com",
+            "ftp://*.example.com",
+            "https://*.example.com/",
+            "*.example.com",
+        ] {
+            assert!(normalize_origin_pattern(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn referer_origin_is_the_prefix_before_the_path() {
+        for (referer, want) in [
+            (
+                "https://app.example.com/page?q=1",
+                Some("https://app.example.com"),
+            ),
+            (
+                "https://app.example.com:8443?x",
+                Some("https://app.example.com:8443"),
+            ),
+            (
+                "https://app.example.com#frag",
+                Some("https://app.example.com"),
+            ),
+            ("https://app.example.com", Some("https://app.example.com")),
+            ("/relative/path", None),
+            ("://x", None),
+        ] {
+            assert_eq!(referer_origin(referer), want, "{referer}");
         }
     }
 }

@@ -11,7 +11,7 @@ use keyward::{
     Principal, VerifyContext,
 };
 
-fn ctx() -> VerifyContext {
+fn ctx() -> VerifyContext<'static> {
     VerifyContext::new()
 }
 

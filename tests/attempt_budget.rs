@@ -18,11 +18,11 @@ use time::Duration;
 
 const BURST: usize = 200;
 
-fn attacker() -> VerifyContext {
+fn attacker() -> VerifyContext<'static> {
     VerifyContext::new().client_ip(IpAddr::from([203, 0, 113, 7]))
 }
 
-fn owner() -> VerifyContext {
+fn owner() -> VerifyContext<'static> {
     VerifyContext::new().client_ip(IpAddr::from([198, 51, 100, 1]))
 }
 

@@ -7,7 +7,7 @@
 
 use actix_web::dev::{Service, ServiceResponse};
 use axum::Router;
-use keyward::http::{CONTENT_SECURITY_POLICY, ConsoleConfig, HttpConfig};
+use keyward::http::{CONTENT_SECURITY_POLICY, ConsoleConfig, KeywardHttp};
 use keyward::{Keyward, MemoryStore};
 use tower::ServiceExt;
 
@@ -135,17 +135,15 @@ fn assert_secure(r: &Resp, what: &str) {
 async fn console_routes_are_identical_on_axum_and_actix() {
     let kw = keyward();
     let axum_app: Router = Router::new()
-        .merge(keyward::http::axum::router(
-            kw.clone(),
-            HttpConfig::default(),
-        ))
+        .merge(keyward::http::axum::router())
         .merge(keyward::http::axum::console(ConsoleConfig::default()))
         .merge(keyward::http::axum::console(
             ConsoleConfig::new().mount("/admin/ui").api_base("/api"),
-        ));
+        ))
+        .with_state(KeywardHttp::new(kw.clone()));
     let actix_app = actix_web::test::init_service(
         actix_web::App::new()
-            .app_data(actix_web::web::Data::new(kw.clone()))
+            .app_data(actix_web::web::Data::new(KeywardHttp::new(kw.clone())))
             .service(keyward::http::actix::console(ConsoleConfig::default()))
             .service(keyward::http::actix::console(
                 ConsoleConfig::new().mount("/admin/ui").api_base("/api"),
@@ -360,15 +358,13 @@ async fn whoami_names_the_hosts_person_on_axum_and_actix() {
     let kw = keyward();
     let cfg = ConsoleConfig::new().host_sign_out("/host/logout");
     let axum_app: Router = Router::new()
-        .merge(keyward::http::axum::router(
-            kw.clone(),
-            HttpConfig::default(),
-        ))
+        .merge(keyward::http::axum::router())
         .merge(keyward::http::axum::console(cfg.clone()))
-        .layer(axum::middleware::from_fn(axum_host));
+        .layer(axum::middleware::from_fn(axum_host))
+        .with_state(KeywardHttp::new(kw.clone()));
     let actix_app = actix_web::test::init_service(
         actix_web::App::new()
-            .app_data(actix_web::web::Data::new(kw.clone()))
+            .app_data(actix_web::web::Data::new(KeywardHttp::new(kw.clone())))
             .service(keyward::http::actix::console(cfg))
             .service(keyward::http::actix::scope(""))
             .wrap_fn(|req, srv| {

@@ -278,6 +278,13 @@ fn walk(example: &str) {
     .unwrap();
     assert_eq!(apps.status, 200);
     assert_eq!(apps.json()["items"], json!(["billing"]));
+    // The demo MCP endpoint: counted under origin `mcp` (checked after the
+    // restart below, once the usage is flushed).
+    for _ in 0..2 {
+        let mcp = call(port, "POST", "/mcp", &mine, Some(&json!({}))).unwrap();
+        assert_eq!(mcp.status, 200, "{example}: {}", mcp.head);
+        assert_eq!(mcp.json()["origin"], "mcp");
+    }
     let deact = call(
         port,
         "PATCH",
@@ -361,12 +368,56 @@ fn walk(example: &str) {
     let again = call(port, "GET", &format!("/apikeys/{id}"), &admin, None).unwrap();
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["status"], "inactive");
+    usage_by_origin(port, &admin, &id, example);
     let (status, stdout, stderr) = stop(server, example);
     assert!(status.success(), "{example} exit {status:?}\n{stderr}");
     assert!(!creds_path.exists(), "credentials rewritten on restart");
     for s in [&admin_secret, &secret, &token] {
         assert!(!stdout.contains(s.as_str()) && !stderr.contains(s.as_str()));
     }
+}
+
+/// The key's usage as the route declared it: the two `POST /mcp` calls
+/// under origin `mcp` (category `realtime`), the demo and management routes
+/// under `api` (reads of `/applications` as `analytics`), both under All
+/// (no `origin`).
+fn usage_by_origin(port: u16, admin: &[(&str, &str)], id: &str, example: &str) {
+    let rows = |query: &str| -> Vec<Value> {
+        let r = call(
+            port,
+            "GET",
+            &format!("/apikeys/{id}/usage{query}"),
+            admin,
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{example} {query}: {}", r.head);
+        r.json()["items"].as_array().unwrap().clone()
+    };
+    let total = |rows: &[Value]| -> u64 {
+        rows.iter()
+            .map(|r| r["successes"].as_u64().unwrap() + r["failures"].as_u64().unwrap())
+            .sum()
+    };
+    let mcp = rows("?origin=mcp");
+    let api = rows("?origin=api");
+    let all = rows("");
+    assert_eq!(total(&mcp), 2, "{example}: {mcp:?}");
+    assert!(
+        mcp.iter()
+            .all(|r| r["origin"] == "mcp" && r["category"] == "realtime"),
+        "{example}: {mcp:?}"
+    );
+    assert!(
+        api.iter().all(|r| r["origin"] == "api"),
+        "{example}: {api:?}"
+    );
+    assert!(
+        api.iter().any(|r| r["category"] == "analytics"),
+        "{example}: the demo reads count as analytics: {api:?}"
+    );
+    assert!(total(&api) >= 2, "{example}: {api:?}");
+    assert_eq!(total(&all), total(&mcp) + total(&api), "{example}: {all:?}");
 }
 
 /// Starts the example and waits until it answers.

@@ -6,12 +6,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use actix_web::dev::{Service, ServiceResponse};
 use axum::Router;
 use axum::extract::ConnectInfo;
-use keyward::http::{HostUser, HttpConfig};
+use keyward::http::{HostUser, HttpConfig, KeywardHttp};
 use keyward::{
     AccountId, Actor, KeyId, Keyward, ManualClock, MemoryStore, NewAccount, NewKey, PermissionSet,
     Principal, User,
@@ -388,37 +387,37 @@ fn axum_app(kw: &Keyward) -> Router {
     async fn keys_authorized(p: Authorized<ReadApiKeys>) -> String {
         format!("keys of {}", p.account_id())
     }
-    // An application state holding the `Keyward` (the extractor's other
-    // path: `FromRef` rather than the state itself).
+    // An application state holding the `KeywardHttp` (the extractor's
+    // other path: `FromRef` of a field rather than the state itself).
     #[derive(Clone)]
     struct AppState {
-        kw: Keyward,
+        http: KeywardHttp,
     }
-    impl axum::extract::FromRef<AppState> for Keyward {
-        fn from_ref(s: &AppState) -> Keyward {
-            s.kw.clone()
+    impl axum::extract::FromRef<AppState> for KeywardHttp {
+        fn from_ref(s: &AppState) -> KeywardHttp {
+            s.http.clone()
         }
     }
+    let http = KeywardHttp::with_config(kw.clone(), Fixture::config());
     let app_state = Router::new()
         .route("/authorized-app-state", get(apps_authorized))
-        .with_state(AppState { kw: kw.clone() });
+        .with_state(AppState { http: http.clone() });
     Router::new()
         .route(
             "/applications",
-            get(apps).route_layer(require(kw, "readApplications")),
+            get(apps).route_layer(require(&http, "readApplications")),
         )
         .route("/authorized", get(apps_authorized))
         .route("/authorized-keys", get(keys_authorized))
         .route(
             "/keys-reader",
-            get(apps).route_layer(require(kw, "readApiKeys")),
+            get(apps).route_layer(require(&http, "readApiKeys")),
         )
         .merge(app_state)
         .route("/optional", get(whoami_opt))
-        .merge(router(kw.clone(), Fixture::config()))
+        .merge(router())
         .layer(axum::middleware::from_fn(axum_host_login))
-        .layer(axum::Extension(Arc::new(Fixture::config())))
-        .with_state(kw.clone())
+        .with_state(http)
 }
 
 macro_rules! actix_app {
@@ -441,8 +440,10 @@ macro_rules! actix_app {
                 }
                 srv.call(req)
             })
-            .app_data(web::Data::new($kw.clone()))
-            .app_data(web::Data::new(Fixture::config()))
+            .app_data(web::Data::new(KeywardHttp::with_config(
+                $kw.clone(),
+                Fixture::config(),
+            )))
             .service(
                 web::resource("/applications")
                     .wrap(RequirePermission::new("readApplications"))
@@ -812,6 +813,7 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
         [
             "account_id",
             "allowed_cidrs",
+            "allowed_origins",
             "app_id",
             "application",
             "created_at",
@@ -834,6 +836,7 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
         created["allowed_cidrs"],
         json!(["192.0.2.0/24", "2001:db8::1/128"])
     );
+    assert_eq!(created["allowed_origins"], json!([]));
     assert!(created["secret"].as_str().unwrap().starts_with("kw_sk_"));
     assert_eq!(
         by_name(rs, "create").header("cache-control"),

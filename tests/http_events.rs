@@ -14,7 +14,7 @@ use std::sync::Arc;
 use actix_web::dev::{Service, ServiceResponse};
 use axum::Router;
 use axum::extract::ConnectInfo;
-use keyward::http::HttpConfig;
+use keyward::http::{HttpConfig, KeywardHttp};
 use keyward::store::KeyStore;
 use keyward::{
     AccountId, Actor, KeyUpdate, Keyward, ManualClock, NewAccount, NewKey, PermissionSet,
@@ -181,17 +181,17 @@ fn config() -> HttpConfig {
 }
 
 fn axum_app(kw: &Keyward) -> Router {
-    keyward::http::axum::router(kw.clone(), config())
-        .layer(axum::Extension(Arc::new(config())))
-        .with_state(kw.clone())
+    keyward::http::axum::router().with_state(KeywardHttp::with_config(kw.clone(), config()))
 }
 
 macro_rules! actix_app {
     ($kw:expr) => {{
         use actix_web::{App, web};
         App::new()
-            .app_data(web::Data::new($kw.clone()))
-            .app_data(web::Data::new(config()))
+            .app_data(web::Data::new(KeywardHttp::with_config(
+                $kw.clone(),
+                config(),
+            )))
             .service(keyward::http::actix::scope(""))
     }};
 }

@@ -85,10 +85,12 @@ async fn limited_and_spent_keys_get_the_same_429_on_axum_and_actix() {
     let (kw_axum, kw_actix, creds) = setup().await;
     let axum_app = Router::new()
         .route("/who", axum::routing::get(who))
-        .with_state(kw_axum.clone());
+        .with_state(keyward::http::KeywardHttp::new(kw_axum.clone()));
     let actix = actix_web::test::init_service(
         App::new()
-            .app_data(web::Data::new(kw_actix.clone()))
+            .app_data(web::Data::new(keyward::http::KeywardHttp::new(
+                kw_actix.clone(),
+            )))
             .route("/who", web::get().to(who)),
     )
     .await;

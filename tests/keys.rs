@@ -7,7 +7,7 @@ use common::{fixture, perms};
 use keyward::{Actor, Error, GrantLimit, KeyStatus, KeyUpdate, ListKeys, NewKey, VerifyContext};
 use time::Duration;
 
-fn ctx() -> VerifyContext {
+fn ctx() -> VerifyContext<'static> {
     VerifyContext::new()
 }
 

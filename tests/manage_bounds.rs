@@ -13,7 +13,7 @@ use keyward::{
 use proptest::prelude::*;
 use time::Duration;
 
-fn ctx() -> VerifyContext {
+fn ctx() -> VerifyContext<'static> {
     VerifyContext::new()
 }
 
@@ -23,7 +23,7 @@ async fn issue(f: &Fixture, new: NewKey) -> IssuedKey {
         .expect("issued")
 }
 
-async fn principal(f: &Fixture, k: &IssuedKey, c: VerifyContext) -> Principal {
+async fn principal(f: &Fixture, k: &IssuedKey, c: VerifyContext<'_>) -> Principal {
     f.kw.verify(k.key.id.as_str(), k.secret.expose(), c)
         .await
         .expect("verifies")

@@ -8,7 +8,7 @@ use common::{fixture, service};
 use keyward::{Actor, Error, KeyUpdate, NewKey, VerifyContext};
 use time::Duration;
 
-fn ctx() -> VerifyContext {
+fn ctx() -> VerifyContext<'static> {
     VerifyContext::new()
 }
 

@@ -25,7 +25,7 @@ async fn key(f: &common::Fixture, name: &str) -> IssuedKey {
     .expect("key")
 }
 
-async fn call(kw: &keyward::Keyward, k: &IssuedKey, ctx: VerifyContext) -> keyward::Result<()> {
+async fn call(kw: &keyward::Keyward, k: &IssuedKey, ctx: VerifyContext<'_>) -> keyward::Result<()> {
     kw.verify(k.key.id.as_str(), k.secret.expose(), ctx)
         .await
         .map(|_| ())

@@ -7,7 +7,7 @@ use common::fixture;
 use keyward::{Actor, Error, NewKey, VerifyContext, combine_key};
 use time::Duration;
 
-fn ctx() -> VerifyContext {
+fn ctx() -> VerifyContext<'static> {
     VerifyContext::new()
 }
 

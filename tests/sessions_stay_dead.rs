@@ -11,7 +11,7 @@ use common::{fixture, service};
 use keyward::{Actor, Error, KeyUpdate, Keyward, NewKey, VerifyContext};
 use time::Duration;
 
-fn ctx() -> VerifyContext {
+fn ctx() -> VerifyContext<'static> {
     VerifyContext::new()
 }
 

@@ -62,6 +62,7 @@ fn new_key(account: AccountId, n: usize, name: String, status: KeyStatus) -> Sto
             last_used_at: None,
             expires_at: None,
             allowed_cidrs: Vec::new(),
+            allowed_origins: Vec::new(),
             metadata: serde_json::json!({}),
         },
         secret_hash: PhcString("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),

@@ -114,6 +114,12 @@ impl Applications {
     }
 }
 
+/// The demo `POST /mcp` answer: what an MCP tool call in front of the API
+/// would return (the caller's account), counted as origin `mcp`.
+pub(crate) fn mcp_answer(p: &keyward::Principal) -> serde_json::Value {
+    serde_json::json!({ "origin": "mcp", "account_id": p.account_id() })
+}
+
 /// Body of `POST /applications`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -54,6 +54,8 @@ pub(crate) struct Extra {
     pub(crate) previous: Option<(SecretSlot, i64)>,
     /// Allowed client networks (empty: any).
     pub(crate) allowed: Box<[IpNet]>,
+    /// Allowed browser origins, normalized patterns (empty: any).
+    pub(crate) origins: Box<[Box<str>]>,
     /// The key's session epoch (see `StoredKey::session_epoch`); zero for
     /// most keys, which then need no `Extra` for it.
     pub(crate) session_epoch: u32,
@@ -205,6 +207,16 @@ impl KeyEntry {
     pub(crate) fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
         let allowed = self.allowed();
         allowed.is_empty() || ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Whether a request from the browser origin `origin` (`None`: it
+    /// sent neither `Origin` nor `Referer`) may use the key. Inline: for
+    /// most keys (no `Extra`) it is one comparison.
+    #[inline]
+    pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        let allowed = self.extra.as_deref().map_or(&[][..], |e| &e.origins);
+        allowed.is_empty()
+            || origin.is_some_and(|o| allowed.iter().any(|p| crate::origin::origin_matches(p, o)))
     }
 
     /// Keeps the tags of `old` that still describe the same secrets.

@@ -4,7 +4,7 @@
 //! ```no_run
 //! use actix_web::{App, web};
 //! use keyward::{Keyward, MemoryStore, Principal};
-//! use keyward::http::{HttpConfig, actix::{RequirePermission, scope}};
+//! use keyward::http::{HttpConfig, KeywardHttp, actix::{RequirePermission, scope}};
 //!
 //! async fn apps(p: Principal) -> String {
 //!     format!("applications of {}", p.account_id())
@@ -13,16 +13,16 @@
 //! # fn app() -> Result<(), Box<dyn std::error::Error>> {
 //! let kw = Keyward::builder().store(MemoryStore::new()).build()?;
 //! let app = App::new()
-//!     .app_data(web::Data::new(kw))
-//!     .app_data(web::Data::new(HttpConfig::default()))
+//!     .app_data(web::Data::new(KeywardHttp::with_config(kw, HttpConfig::default())))
 //!     .service(web::resource("/applications").wrap(RequirePermission::new("readApplications")).route(web::get().to(apps)))
 //!     .service(scope(""));
 //! # Ok(()) }
 //! ```
 //!
-//! Everything reads `web::Data<Keyward>` (a 500 naming the fix when it is
-//! missing) and `web::Data<HttpConfig>` (defaults when missing) from the
-//! app data. The verified principal is cached in the request extensions.
+//! Everything reads the one state, `web::Data<KeywardHttp>`, from the app
+//! data (a 500 naming the fix when it is missing): the [`HttpConfig`] comes
+//! from there and nowhere else. The verified principal is cached in the
+//! request extensions.
 //! For an optional principal use [`OptionalPrincipal`]: `None` when no
 //! credentials were presented, the same rejection as [`Principal`] when
 //! bad or malformed ones were (as axum's `Option<Principal>`). actix-web's
@@ -33,7 +33,6 @@ use std::future::{Future, Ready, ready};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::LazyLock;
 use std::task::{Context, Poll};
 
 use actix_web::body::EitherBody;
@@ -42,27 +41,27 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
+use crate::context::Label;
 use crate::http::api::{self, Response};
-use crate::http::auth::{self, Later, Verification};
+use crate::http::auth::{self, Later};
 use crate::http::body::Body;
 use crate::http::headers::{self, RequestHeaders};
-use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES};
+use crate::http::{HttpConfig, HttpError, KeywardHttp, MAX_BODY_BYTES, RouteUsage};
 use crate::permission::Permission;
 use crate::principal::Principal;
-use crate::service::Keyward;
 
 #[cfg(feature = "console")]
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use crate::http::console_actix::console;
 
-static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
+const MISSING_STATE: &str = "keyward: no web::Data<KeywardHttp> in the app data; add \
+     .app_data(web::Data::new(keyward::http::KeywardHttp::new(keyward)))";
 
-const MISSING_STATE: &str =
-    "keyward: no web::Data<Keyward> in the app data; add .app_data(web::Data::new(keyward))";
-
-fn config(req: &HttpRequest) -> &HttpConfig {
-    req.app_data::<web::Data<HttpConfig>>()
-        .map_or(&*DEFAULT_CONFIG, |c| c.get_ref())
+/// The one state, `web::Data<KeywardHttp>`; a 500 naming the fix without.
+fn state(req: &HttpRequest) -> Result<&KeywardHttp, HttpError> {
+    req.app_data::<web::Data<KeywardHttp>>()
+        .map(|d| d.get_ref())
+        .ok_or_else(|| HttpError::misconfigured(MISSING_STATE))
 }
 
 fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
@@ -111,38 +110,40 @@ enum Found {
 
 /// The principal cached in the extensions, or decided from keyward's
 /// caches (and then cached): most requests, without an await.
-fn principal_now(req: &HttpRequest) -> Found {
+fn principal_now(req: &HttpRequest, usage: &RouteUsage) -> Found {
     let cached = req.extensions().get::<Principal>().cloned();
     if cached.is_some() {
         return Found::Now(Ok(cached));
     }
-    let Some(kw) = req.app_data::<web::Data<Keyward>>() else {
-        return Found::Now(Err(HttpError::misconfigured(MISSING_STATE)));
-    };
-    let cfg = config(req);
-    let attempt = match auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req)) {
-        Ok(Some(a)) => a,
-        Ok(None) => return Found::Now(Ok(None)),
+    let http = match state(req) {
+        Ok(http) => http,
         Err(e) => return Found::Now(Err(e)),
     };
-    match attempt.start(kw.get_ref(), cfg) {
-        Verification::Done(r) => Found::Now(r.map(|p| Some(cache(req, p)))),
-        Verification::ActFor(p, account) => Found::Later(Later::ActFor(p, account)),
-        Verification::Cold(_) => Found::Later(Later::Cold),
+    match auth::find_now(http, &gather(req.headers()), usage, |cfg| {
+        client_ip(cfg, req)
+    }) {
+        auth::Found::Principal(p) => Found::Now(Ok(Some(cache(req, p)))),
+        auth::Found::Absent => Found::Now(Ok(None)),
+        auth::Found::Rejected(e) => Found::Now(Err(e)),
+        auth::Found::Later(later) => Found::Later(later),
     }
 }
 
 /// What [`principal_now`] could not decide, awaited (and then cached).
-async fn principal_later(req: &HttpRequest, later: Later) -> Result<Option<Principal>, HttpError> {
-    let Some(kw) = req.app_data::<web::Data<Keyward>>() else {
-        return Err(HttpError::misconfigured(MISSING_STATE));
-    };
-    let cfg = config(req);
-    let found = later
-        .resolve(kw.get_ref(), cfg, || {
-            auth::attempt(cfg, &gather(req.headers()), || client_ip(cfg, req))
-        })
-        .await?;
+async fn principal_later(
+    req: &HttpRequest,
+    usage: &RouteUsage,
+    later: Later,
+) -> Result<Option<Principal>, HttpError> {
+    let http = state(req)?;
+    let found = auth::find_later(
+        http,
+        later,
+        usage,
+        || gather(req.headers()),
+        |cfg| client_ip(cfg, req),
+    )
+    .await?;
     Ok(found.map(|p| cache(req, p)))
 }
 
@@ -196,12 +197,12 @@ where
     T: 'static,
     F: FnOnce(Option<Principal>, &HttpRequest) -> Result<T, HttpError> + 'static,
 {
-    match principal_now(req) {
+    match principal_now(req, &RouteUsage::API) {
         Found::Now(r) => PrincipalFuture(FutureState::Ready(Some(r.and_then(|p| done(p, req))))),
         Found::Later(later) => {
             let req = req.clone();
             PrincipalFuture(FutureState::Verifying(Box::pin(async move {
-                let found = principal_later(&req, later).await?;
+                let found = principal_later(&req, &RouteUsage::API, later).await?;
                 done(found, &req)
             })))
         }
@@ -213,8 +214,9 @@ impl FromRequest for Principal {
     type Future = PrincipalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        extract(req, |found, req| {
-            found.ok_or_else(|| HttpError::missing_credentials(config(req)))
+        extract(req, |found, req| match found {
+            Some(p) => Ok(p),
+            None => Err(HttpError::missing_credentials(state(req)?.config())),
         })
     }
 }
@@ -244,7 +246,9 @@ impl<P: crate::http::RequiredPermission> FromRequest for Authorized<P> {
     type Future = PrincipalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        extract(req, |found, req| Authorized::checked(config(req), found))
+        extract(req, |found, req| {
+            Authorized::checked(state(req)?.config(), found)
+        })
     }
 }
 
@@ -254,7 +258,15 @@ impl<P: crate::http::RequiredPermission> FromRequest for Authorized<P> {
 /// `web::resource("/applications").wrap(RequirePermission::new("readApplications"))`.
 #[derive(Debug, Clone)]
 pub struct RequirePermission {
-    permission: Permission,
+    guard: Rc<Guard>,
+}
+
+/// What the middleware checks with, shared by its requests.
+#[derive(Debug, Clone)]
+struct Guard {
+    /// `None`: only counts usage ([`usage`]).
+    permission: Option<Permission>,
+    usage: RouteUsage,
 }
 
 impl RequirePermission {
@@ -266,7 +278,57 @@ impl RequirePermission {
     pub fn new(permission: &str) -> Self {
         let permission = Permission::new(permission)
             .unwrap_or_else(|e| panic!("keyward::http::actix::RequirePermission: {e}"));
-        Self { permission }
+        Self {
+            guard: Rc::new(Guard {
+                permission: Some(permission),
+                usage: RouteUsage::API,
+            }),
+        }
+    }
+
+    /// Counts the resource's verified requests under the call `origin`
+    /// and usage `category` (default `api`, `default`; see
+    /// [`RouteUsage`]).
+    ///
+    /// # Panics
+    /// When `category` is not a valid [`Label`].
+    pub fn usage(self, origin: Label, category: &str) -> Self {
+        let mut guard = Guard::clone(&self.guard);
+        guard.usage = RouteUsage::new(origin, category);
+        Self {
+            guard: Rc::new(guard),
+        }
+    }
+}
+
+/// Middleware counting a resource's or scope's verified requests under the
+/// call origin and usage category (see [`RouteUsage`]): it verifies the
+/// request's credentials, if any, and caches the principal for the
+/// handler's `Principal` (or `Authorized<P>`) extractor. A request without
+/// credentials passes on to the handler; bad ones get their
+/// 400/401/429/503 here. With a permission to check, use
+/// `RequirePermission::new("…").usage(origin, category)`.
+///
+/// ```no_run
+/// use actix_web::{App, web};
+/// use keyward::{Label, Principal};
+/// use keyward::http::actix::usage;
+///
+/// async fn mcp(p: Principal) -> String { p.account_id().to_string() }
+///
+/// let app = App::new().service(
+///     web::resource("/mcp").wrap(usage(Label::MCP, "realtime")).route(web::post().to(mcp)),
+/// );
+/// ```
+///
+/// # Panics
+/// When `category` is not a valid [`Label`].
+pub fn usage(origin: Label, category: &str) -> RequirePermission {
+    RequirePermission {
+        guard: Rc::new(Guard {
+            permission: None,
+            usage: RouteUsage::new(origin, category),
+        }),
     }
 }
 
@@ -284,17 +346,30 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RequirePermissionMiddleware {
             service: Rc::new(service),
-            permission: Rc::new(self.permission.clone()),
+            guard: Rc::clone(&self.guard),
         }))
     }
 }
 
-/// The service made by [`RequirePermission`].
+/// The service made by [`RequirePermission`] and [`usage`].
 #[derive(Debug)]
 pub struct RequirePermissionMiddleware<S> {
     service: Rc<S>,
     // Shared with each request's future: cloning a `Permission` allocates.
-    permission: Rc<Permission>,
+    guard: Rc<Guard>,
+}
+
+impl Guard {
+    /// Whether a request with this outcome goes on to the inner service:
+    /// a principal holding the permission, or — counting usage only — any
+    /// principal or none.
+    fn admits(&self, found: &Result<Option<Principal>, HttpError>) -> bool {
+        match (found, &self.permission) {
+            (Ok(Some(p)), Some(permission)) => p.has(permission),
+            (Ok(_), None) => true,
+            _ => false,
+        }
+    }
 }
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -311,9 +386,9 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let state = match principal_now(req.request()) {
+        let state = match principal_now(req.request(), &self.guard.usage) {
             // Most requests: the inner service's own future, no box.
-            Found::Now(Ok(Some(p))) if p.has(&self.permission) => State::Inner {
+            Found::Now(found) if self.guard.admits(&found) => State::Inner {
                 future: self.service.call(req),
             },
             Found::Now(found) => State::Ready {
@@ -322,17 +397,18 @@ where
             Found::Later(later) => {
                 let this = RequirePermissionMiddleware {
                     service: Rc::clone(&self.service),
-                    permission: Rc::clone(&self.permission),
+                    guard: Rc::clone(&self.guard),
                 };
                 State::Boxed {
                     future: Box::pin(async move {
-                        match principal_later(req.request(), later).await {
-                            Ok(Some(p)) if p.has(&this.permission) => this
-                                .service
+                        let found = principal_later(req.request(), &this.guard.usage, later).await;
+                        if this.guard.admits(&found) {
+                            this.service
                                 .call(req)
                                 .await
-                                .map(ServiceResponse::map_into_left_body),
-                            found => Ok(this.reject(req, found)),
+                                .map(ServiceResponse::map_into_left_body)
+                        } else {
+                            Ok(this.reject(req, found))
                         }
                     }),
                 }
@@ -350,11 +426,20 @@ impl<S> RequirePermissionMiddleware<S> {
         req: ServiceRequest,
         found: Result<Option<Principal>, HttpError>,
     ) -> ServiceResponse<EitherBody<B>> {
-        let cfg = config(req.request());
-        let e = match found {
-            Ok(Some(_)) => HttpError::insufficient_scope(cfg, self.permission.as_str()),
-            Ok(None) => HttpError::missing_credentials(cfg),
-            Err(e) => e,
+        let cfg = match state(req.request()) {
+            Ok(http) => http.config(),
+            Err(e) => {
+                return req
+                    .into_response(to_actix(e.render()))
+                    .map_into_right_body();
+            }
+        };
+        let e = match (found, &self.guard.permission) {
+            (Ok(Some(_)), Some(permission)) => {
+                HttpError::insufficient_scope(cfg, permission.as_str())
+            }
+            (Ok(_), _) => HttpError::missing_credentials(cfg),
+            (Err(e), _) => e,
         };
         req.into_response(to_actix(e.render()))
             .map_into_right_body()
@@ -432,10 +517,11 @@ fn declared_too_large(req: &HttpRequest) -> bool {
 }
 
 async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let Some(kw) = req.app_data::<web::Data<Keyward>>().cloned() else {
-        return to_actix(HttpError::misconfigured(MISSING_STATE).render());
+    let http = match state(&req) {
+        Ok(http) => http.clone(),
+        Err(e) => return to_actix(e.render()),
     };
-    let cfg = config(&req);
+    let (kw, cfg) = (http.keyward(), http.config());
     let bytes = if declared_too_large(&req) {
         None
     } else {
@@ -465,5 +551,5 @@ async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> H
         preflight: req.headers().contains_key("access-control-request-method"),
         last_event_id: req.headers().get("last-event-id").map(|v| v.as_bytes()),
     };
-    to_actix(api::dispatch(kw.get_ref(), cfg, request).await)
+    to_actix(api::dispatch(kw, cfg, request).await)
 }

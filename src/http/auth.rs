@@ -6,6 +6,8 @@ use crate::context::VerifyContext;
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
 use crate::http::headers::{self, Credentials, RequestHeaders};
+use crate::http::route_usage::RouteUsage;
+use crate::http::state::KeywardHttp;
 use crate::id::AccountId;
 use crate::principal::Principal;
 use crate::service::Keyward;
@@ -72,7 +74,9 @@ macro_rules! permission {
 ///
 /// # fn app() -> Result<(), Box<dyn std::error::Error>> {
 /// let kw = Keyward::builder().store(MemoryStore::new()).build()?;
-/// let app: Router = Router::new().route("/applications", get(apps)).with_state(kw);
+/// let app: Router = Router::new()
+///     .route("/applications", get(apps))
+///     .with_state(keyward::http::KeywardHttp::new(kw));
 /// # Ok(()) }
 /// # }
 /// ```
@@ -163,6 +167,8 @@ pub(crate) struct Attempt<'a> {
     creds: Credentials<'a>,
     account: Option<AccountId>,
     client_ip: Option<IpAddr>,
+    browser_origin: Option<&'a str>,
+    usage: &'a RouteUsage,
 }
 
 /// The request's credentials; `Ok(None)` when it presented none, 400 when
@@ -175,6 +181,7 @@ pub(crate) struct Attempt<'a> {
 pub(crate) fn attempt<'a>(
     cfg: &HttpConfig,
     h: &RequestHeaders<'a>,
+    usage: &'a RouteUsage,
     client_ip: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Option<Attempt<'a>>, HttpError> {
     let Some(creds) = headers::credentials(cfg, h)? else {
@@ -185,6 +192,8 @@ pub(crate) fn attempt<'a>(
         creds,
         account,
         client_ip: client_ip(),
+        browser_origin: h.browser_origin(),
+        usage,
     }))
 }
 
@@ -289,9 +298,12 @@ impl<'a> Attempt<'a> {
     }
 
     #[inline]
-    fn context(&self) -> VerifyContext {
+    fn context(&self) -> VerifyContext<'a> {
         let mut ctx = VerifyContext::new();
         ctx.client_ip = self.client_ip;
+        ctx.browser_origin = self.browser_origin;
+        ctx.origin = self.usage.origin;
+        ctx.category = self.usage.category;
         ctx
     }
 
@@ -317,6 +329,70 @@ impl<'a> Attempt<'a> {
     }
 }
 
+/// A request's principal as far as keyward's caches know it, without an
+/// await: what every adapter's extractor and layer starts from.
+pub(crate) enum Found {
+    /// Verified from the caches.
+    Principal(Principal),
+    /// The request presented no credentials.
+    Absent,
+    /// The response is an error (400, 401, 403, 429, 503).
+    Rejected(HttpError),
+    /// The store, argon2 or a child account must say ([`find_later`]).
+    Later(Later),
+}
+
+/// Verifies a request's credentials from the caches when they decide
+/// (most requests: no await, no allocation), or says what remains. The
+/// adapter gives the request's headers and, called only when credentials
+/// were presented, its client address.
+#[inline]
+pub(crate) fn find_now(
+    http: &KeywardHttp,
+    h: &RequestHeaders<'_>,
+    usage: &RouteUsage,
+    client_ip: impl FnOnce(&HttpConfig) -> Option<IpAddr>,
+) -> Found {
+    let cfg = http.config();
+    let attempt = match attempt(cfg, h, usage, || client_ip(cfg)) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Found::Absent,
+        Err(e) => return Found::Rejected(e),
+    };
+    match attempt.start(http.keyward(), cfg) {
+        Verification::Done(Ok(p)) => Found::Principal(p),
+        Verification::Done(Err(e)) => {
+            crate::hint::cold_path();
+            Found::Rejected(e)
+        }
+        Verification::ActFor(p, account) => {
+            crate::hint::cold_path();
+            Found::Later(Later::ActFor(p, account))
+        }
+        Verification::Cold(_) => {
+            crate::hint::cold_path();
+            Found::Later(Later::Cold)
+        }
+    }
+}
+
+/// What [`find_now`] left to await, reading the request's headers (and
+/// client address) again; `None` when it presented no credentials.
+pub(crate) async fn find_later<'a>(
+    http: &KeywardHttp,
+    later: Later,
+    usage: &'a RouteUsage,
+    h: impl FnOnce() -> RequestHeaders<'a>,
+    client_ip: impl FnOnce(&HttpConfig) -> Option<IpAddr>,
+) -> Result<Option<Principal>, HttpError> {
+    let cfg = http.config();
+    later
+        .resolve(http.keyward(), cfg, || {
+            attempt(cfg, &h(), usage, || client_ip(cfg))
+        })
+        .await
+}
+
 /// The request's principal; 401 when it presented no credentials.
 pub(crate) async fn require(
     kw: &Keyward,
@@ -324,7 +400,7 @@ pub(crate) async fn require(
     h: &RequestHeaders<'_>,
     client_ip: Option<IpAddr>,
 ) -> Result<Principal, HttpError> {
-    match attempt(cfg, h, || client_ip)? {
+    match attempt(cfg, h, &RouteUsage::API, || client_ip)? {
         Some(a) => a.start(kw, cfg).outcome(kw, cfg).await,
         None => Err(HttpError::missing_credentials(cfg)),
     }

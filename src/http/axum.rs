@@ -4,7 +4,7 @@
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use keyward::{Keyward, MemoryStore, Principal};
-//! use keyward::http::{HttpConfig, axum::{require, router}};
+//! use keyward::http::{HttpConfig, KeywardHttp, axum::{require, router}};
 //!
 //! async fn apps(p: Principal) -> String {
 //!     format!("applications of {}", p.account_id())
@@ -12,28 +12,27 @@
 //!
 //! # fn app() -> Result<(), Box<dyn std::error::Error>> {
 //! let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+//! let http = KeywardHttp::with_config(kw, HttpConfig::default());
 //! let app: Router = Router::new()
-//!     .route("/applications", get(apps).route_layer(require(&kw, "readApplications")))
-//!     .merge(router(kw.clone(), HttpConfig::default()))
-//!     .with_state(kw);
+//!     .route("/applications", get(apps).route_layer(require(&http, "readApplications")))
+//!     .merge(router())
+//!     .with_state(http);
 //! # Ok(()) }
 //! ```
 //!
-//! The extractor needs `Keyward: FromRef<S>` of the router state `S`
-//! (when `S` is `Keyward` itself, it is borrowed, not cloned). It
-//! reads the [`HttpConfig`] from an `Extension<HttpConfig>` (or
-//! `Extension<Arc<HttpConfig>>`) layer when there is one (defaults
-//! otherwise) and caches the verified principal
-//! in the request extensions. `Option<Principal>` extracts `None` when no
-//! credentials were presented and rejects bad ones.
+//! Everything finds the one [`KeywardHttp`] state through
+//! `KeywardHttp: FromRef<S>` of the router state `S` (the state itself, or
+//! a field of the application's state with a `FromRef` impl): the
+//! [`HttpConfig`] comes from there and nowhere else. The extractors cache
+//! the verified principal in the request extensions. `Option<Principal>`
+//! extracts `None` when no credentials were presented and rejects bad ones.
+//! With `KeywardHttp` as the state, `State<Keyward>` extracts too.
 
-use std::any::Any;
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -47,11 +46,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::any;
 
+use crate::context::Label;
 use crate::http::api::{self, Response};
-use crate::http::auth::{self, Later, Verification};
+use crate::http::auth::{self, Found, Later};
 use crate::http::body::Body;
 use crate::http::headers::{self, RequestHeaders};
-use crate::http::{HttpConfig, HttpError, MAX_BODY_BYTES, RequiredPermission};
+use crate::http::{
+    HttpConfig, HttpError, KeywardHttp, MAX_BODY_BYTES, RequiredPermission, RouteUsage,
+};
 use crate::permission::Permission;
 use crate::principal::Principal;
 use crate::service::Keyward;
@@ -60,16 +62,10 @@ use crate::service::Keyward;
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use crate::http::console_axum::console;
 
-static DEFAULT_CONFIG: LazyLock<HttpConfig> = LazyLock::new(HttpConfig::default);
-
-/// The [`HttpConfig`] of an `Extension<Arc<HttpConfig>>` layer, or of an
-/// `Extension<HttpConfig>` layer (what the docs of [`HttpConfig`] show),
-/// or the defaults.
-#[inline]
-fn config(ext: &Extensions) -> &HttpConfig {
-    match ext.get::<Arc<HttpConfig>>() {
-        Some(c) => c,
-        None => ext.get::<HttpConfig>().unwrap_or(&*DEFAULT_CONFIG),
+/// `State<Keyward>` in handlers of a router whose state is [`KeywardHttp`].
+impl FromRef<KeywardHttp> for Keyward {
+    fn from_ref(http: &KeywardHttp) -> Keyward {
+        http.keyward().clone()
     }
 }
 
@@ -113,60 +109,36 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// A request's principal as far as the caches know it, without an await.
-enum Found {
-    /// Verified from the caches.
-    Principal(Principal),
-    /// The request presented no credentials.
-    Absent,
-    /// The response is an error (400, 401, 403, …).
-    Rejected(HttpError),
-    /// The store, argon2 or a child account must say.
-    Later(Later),
-}
-
-/// Verifies a request's credentials from the caches when they decide
-/// (most requests: no await, no allocation). It does not look for a
-/// principal already in the extensions; callers do, first.
+/// [`auth::find_now`] for an axum request.
 #[inline]
-fn find_now(kw: &Keyward, cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> Found {
-    let attempt = match auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext)) {
-        Ok(Some(a)) => a,
-        Ok(None) => return Found::Absent,
-        Err(e) => return Found::Rejected(e),
-    };
-    match attempt.start(kw, cfg) {
-        Verification::Done(Ok(p)) => Found::Principal(p),
-        Verification::Done(Err(e)) => {
-            crate::hint::cold_path();
-            Found::Rejected(e)
-        }
-        Verification::ActFor(p, account) => {
-            crate::hint::cold_path();
-            Found::Later(Later::ActFor(p, account))
-        }
-        Verification::Cold(_) => {
-            crate::hint::cold_path();
-            Found::Later(Later::Cold)
-        }
-    }
+fn find_now(
+    http: &KeywardHttp,
+    usage: &RouteUsage,
+    headers: &HeaderMap,
+    ext: &Extensions,
+) -> Found {
+    auth::find_now(http, &gather(headers), usage, |cfg| {
+        client_ip(cfg, headers, ext)
+    })
 }
 
-/// What [`find_now`] left to await (see [`Later::resolve`]); 401 when no
-/// credentials were presented.
+/// [`auth::find_later`] for an axum request; `None` when it presented no
+/// credentials.
 async fn find_later(
-    kw: &Keyward,
+    http: &KeywardHttp,
+    usage: &RouteUsage,
     headers: &HeaderMap,
     ext: &Extensions,
     later: Later,
-) -> Result<Principal, HttpError> {
-    let cfg = config(ext);
-    later
-        .resolve(kw, cfg, || {
-            auth::attempt(cfg, &gather(headers), || client_ip(cfg, headers, ext))
-        })
-        .await?
-        .ok_or_else(|| HttpError::missing_credentials(cfg))
+) -> Result<Option<Principal>, HttpError> {
+    auth::find_later(
+        http,
+        later,
+        usage,
+        || gather(headers),
+        |cfg| client_ip(cfg, headers, ext),
+    )
+    .await
 }
 
 /// An extractor's future: ready when the caches decided, boxed otherwise
@@ -190,65 +162,59 @@ impl<T: Unpin> Future for Extracting<'_, T> {
     }
 }
 
-/// The router state's `Keyward`: borrowed when the state is the `Keyward`
-/// itself (the common case, decided at compile time), so that a warm
-/// request clones no `Arc`; through `FromRef` otherwise.
-#[inline]
-fn state_keyward<S: 'static>(state: &S) -> Cow<'_, Keyward>
-where
-    Keyward: FromRef<S>,
-{
-    match (state as &dyn Any).downcast_ref::<Keyward>() {
-        Some(kw) => Cow::Borrowed(kw),
-        None => Cow::Owned(Keyward::from_ref(state)),
-    }
-}
-
 /// The principal of a request for an extractor: the one cached in the
 /// extensions, or verified now (and then cached when `cache`); `None`
 /// without credentials. `finish` turns it into the extractor's output.
-fn extract<'a, S: 'static, T>(
+fn extract<'a, S, T>(
     parts: &'a mut Parts,
     state: &S,
     cache: bool,
     finish: fn(&HttpConfig, Option<Principal>) -> Result<T, HttpError>,
 ) -> Extracting<'a, Result<T, HttpError>>
 where
-    Keyward: FromRef<S>,
+    KeywardHttp: FromRef<S>,
     T: Send + 'a,
 {
-    let cfg = config(&parts.extensions);
+    let http = KeywardHttp::from_ref(state);
     if let Some(p) = parts.extensions.get::<Principal>() {
-        return Extracting::Ready(Some(finish(cfg, Some(p.clone()))));
+        return Extracting::Ready(Some(finish(http.config(), Some(p.clone()))));
     }
-    let kw = state_keyward(state);
-    let p = match find_now(&kw, cfg, &parts.headers, &parts.extensions) {
+    let p = match find_now(&http, &RouteUsage::API, &parts.headers, &parts.extensions) {
         Found::Principal(p) => p,
-        Found::Absent => return Extracting::Ready(Some(finish(cfg, None))),
+        Found::Absent => return Extracting::Ready(Some(finish(http.config(), None))),
         Found::Rejected(e) => return Extracting::Ready(Some(Err(e))),
         Found::Later(later) => {
-            let kw = kw.into_owned();
             return Extracting::Later(Box::pin(async move {
-                let p = find_later(&kw, &parts.headers, &parts.extensions, later).await?;
+                let found = find_later(
+                    &http,
+                    &RouteUsage::API,
+                    &parts.headers,
+                    &parts.extensions,
+                    later,
+                )
+                .await?;
+                let Some(p) = found else {
+                    return finish(http.config(), None);
+                };
                 if cache {
                     parts.extensions.insert(p.clone());
                 }
-                finish(config(&parts.extensions), Some(p))
+                finish(http.config(), Some(p))
             }));
         }
     };
     if !cache {
-        return Extracting::Ready(Some(finish(cfg, Some(p))));
+        return Extracting::Ready(Some(finish(http.config(), Some(p))));
     }
-    let out = finish(cfg, Some(p.clone()));
+    let out = finish(http.config(), Some(p.clone()));
     parts.extensions.insert(p);
     Extracting::Ready(Some(out))
 }
 
 impl<S> OptionalFromRequestParts<S> for Principal
 where
-    Keyward: FromRef<S>,
-    S: Send + Sync + 'static,
+    KeywardHttp: FromRef<S>,
+    S: Send + Sync,
 {
     type Rejection = HttpError;
 
@@ -262,8 +228,8 @@ where
 
 impl<S> FromRequestParts<S> for Principal
 where
-    Keyward: FromRef<S>,
-    S: Send + Sync + 'static,
+    KeywardHttp: FromRef<S>,
+    S: Send + Sync,
 {
     type Rejection = HttpError;
 
@@ -281,8 +247,8 @@ pub use crate::http::auth::Authorized;
 
 impl<S, P> FromRequestParts<S> for Authorized<P>
 where
-    Keyward: FromRef<S>,
-    S: Send + Sync + 'static,
+    KeywardHttp: FromRef<S>,
+    S: Send + Sync,
     P: RequiredPermission,
 {
     type Rejection = HttpError;
@@ -298,33 +264,89 @@ where
 /// A layer that lets a request through only when its principal holds
 /// `permission` (401/403 otherwise), caching the principal for the
 /// handler's extractor. One line per route:
-/// `get(handler).route_layer(require(&kw, "readApplications"))`.
+/// `get(handler).route_layer(require(&http, "readApplications"))`, with
+/// the router's [`KeywardHttp`] state.
 ///
 /// # Panics
 /// When `permission` is not a valid permission name (at router
 /// construction, like an invalid route path).
-pub fn require(kw: &Keyward, permission: &str) -> RequirePermissionLayer {
+pub fn require(http: &KeywardHttp, permission: &str) -> RequirePermissionLayer {
     let permission =
         Permission::new(permission).unwrap_or_else(|e| panic!("keyward::http::axum::require: {e}"));
     RequirePermissionLayer {
         guard: Arc::new(Guard {
-            kw: kw.clone(),
-            permission,
+            http: http.clone(),
+            permission: Some(permission),
+            usage: RouteUsage::API,
+        }),
+    }
+}
+
+/// A layer that counts the route's verified requests under the call
+/// `origin` and usage `category` (see [`RouteUsage`]): it verifies the
+/// request's credentials, if any, and caches the principal for the
+/// handler's `Principal` (or `Authorized<P>`) extractor, which then checks
+/// no more. A request without credentials passes on to the handler
+/// (whose extractor answers 401, or `None` for `Option<Principal>`); bad
+/// ones get their 400/401/429/503 here. With a permission to check, use
+/// `require(&http, "…").usage(origin, category)` instead.
+///
+/// ```no_run
+/// use axum::{Router, routing::post};
+/// use keyward::{Keyward, Label, MemoryStore, Principal};
+/// use keyward::http::{KeywardHttp, axum::usage};
+///
+/// async fn mcp(p: Principal) -> String { p.account_id().to_string() }
+///
+/// # fn app() -> Result<(), Box<dyn std::error::Error>> {
+/// let http = KeywardHttp::new(Keyward::builder().store(MemoryStore::new()).build()?);
+/// let app: Router = Router::new()
+///     .route("/mcp", post(mcp).route_layer(usage(&http, Label::MCP, "realtime")))
+///     .with_state(http);
+/// # Ok(()) }
+/// ```
+///
+/// # Panics
+/// When `category` is not a valid [`Label`].
+pub fn usage(http: &KeywardHttp, origin: Label, category: &str) -> RequirePermissionLayer {
+    RequirePermissionLayer {
+        guard: Arc::new(Guard {
+            http: http.clone(),
+            permission: None,
+            usage: RouteUsage::new(origin, category),
         }),
     }
 }
 
 /// What [`RequirePermission`] checks with: one `Arc` to clone per request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Guard {
-    kw: Keyward,
-    permission: Permission,
+    http: KeywardHttp,
+    /// `None`: only counts usage ([`usage`]).
+    permission: Option<Permission>,
+    usage: RouteUsage,
 }
 
-/// The layer made by [`require`].
+/// The layer made by [`require`] and [`usage`].
 #[derive(Debug, Clone)]
 pub struct RequirePermissionLayer {
     guard: Arc<Guard>,
+}
+
+impl RequirePermissionLayer {
+    /// Counts the route's verified requests under the call `origin` and
+    /// usage `category` (default `api`, `default`; see [`RouteUsage`]):
+    /// `require(&http, "readApplications").usage(Label::API, "analytics")`.
+    ///
+    /// # Panics
+    /// When `category` is not a valid [`Label`].
+    pub fn usage(self, origin: Label, category: &str) -> Self {
+        let mut guard = Guard::clone(&self.guard);
+        guard.usage = RouteUsage::new(origin, category);
+        Self {
+            guard: Arc::new(guard),
+        }
+    }
 }
 
 impl<Svc> tower_layer::Layer<Svc> for RequirePermissionLayer {
@@ -391,8 +413,8 @@ where
 
 /// What [`Guard::decide_now`] could decide without an await.
 enum Now {
-    /// The principal holds the permission; it is in the request
-    /// extensions.
+    /// The principal holds the permission and is in the request
+    /// extensions (or, counting usage only, none was presented).
     Allowed,
     /// The response to send instead.
     Rejected(AxumResponse),
@@ -407,16 +429,13 @@ impl Guard {
         let cached = req.extensions().get::<Principal>().cloned();
         let principal = match cached {
             Some(p) => p,
-            None => match find_now(
-                &self.kw,
-                config(req.extensions()),
-                req.headers(),
-                req.extensions(),
-            ) {
+            None => match find_now(&self.http, &self.usage, req.headers(), req.extensions()) {
                 Found::Principal(p) => p,
                 Found::Absent => {
-                    let cfg = config(req.extensions());
-                    return Now::Rejected(HttpError::missing_credentials(cfg).into_response());
+                    return match self.absent() {
+                        Ok(()) => Now::Allowed,
+                        Err(e) => Now::Rejected(e.into_response()),
+                    };
                 }
                 Found::Rejected(e) => return Now::Rejected(e.into_response()),
                 Found::Later(later) => return Now::Later(later),
@@ -430,14 +449,25 @@ impl Guard {
 
     /// The permission check, then the principal into the extensions.
     fn admit(&self, req: &mut Request, principal: Principal) -> Result<(), HttpError> {
-        if !principal.has(&self.permission) {
+        if let Some(permission) = &self.permission
+            && !principal.has(permission)
+        {
             return Err(HttpError::insufficient_scope(
-                config(req.extensions()),
-                self.permission.as_str(),
+                self.http.config(),
+                permission.as_str(),
             ));
         }
         req.extensions_mut().insert(principal);
         Ok(())
+    }
+
+    /// A request without credentials: 401 where a permission is required;
+    /// on to the handler where only usage is counted.
+    fn absent(&self) -> Result<(), HttpError> {
+        match self.permission {
+            Some(_) => Err(HttpError::missing_credentials(self.http.config())),
+            None => Ok(()),
+        }
     }
 }
 
@@ -499,12 +529,20 @@ async fn guarded_later<Svc>(
 where
     Svc: tower_service::Service<Request, Response = AxumResponse, Error = Infallible>,
 {
-    let verified = find_later(&guard.kw, req.headers(), req.extensions(), later).await;
-    let principal = match verified {
-        Ok(p) => p,
-        Err(e) => return Ok(e.into_response()),
+    let verified = find_later(
+        &guard.http,
+        &guard.usage,
+        req.headers(),
+        req.extensions(),
+        later,
+    )
+    .await;
+    let admitted = match verified {
+        Ok(Some(p)) => guard.admit(&mut req, p),
+        Ok(None) => guard.absent(),
+        Err(e) => Err(e),
     };
-    match guard.admit(&mut req, principal) {
+    match admitted {
         Ok(()) => {
             drop(guard);
             inner.call(req).await
@@ -514,21 +552,34 @@ where
 }
 
 /// The management API (`/apikeys…`, `/auth/…`, `/openapi.json`) as a
-/// router to `merge` or `nest` into an application.
-pub fn router<S>(kw: Keyward, config: HttpConfig) -> Router<S>
+/// router to `merge` or `nest` into an application whose state gives the
+/// [`KeywardHttp`] (`KeywardHttp: FromRef<S>`).
+///
+/// ```
+/// use axum::Router;
+/// use keyward::{Keyward, MemoryStore};
+/// use keyward::http::{KeywardHttp, axum::router};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+/// let app: Router = Router::new()
+///     .nest("/settings/api", router())
+///     .with_state(KeywardHttp::new(kw));
+/// # Ok(()) }
+/// ```
+pub fn router<S>() -> Router<S>
 where
+    KeywardHttp: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    let shared = Arc::new((kw, config));
     let mut r = Router::new();
     for path in api::paths() {
-        let shared = Arc::clone(&shared);
         r = r.route(
             path,
-            any(move |req: Request| {
-                let shared = Arc::clone(&shared);
-                async move { serve(&shared.0, &shared.1, path, req).await }
-            }),
+            any(
+                move |axum::extract::State(http): axum::extract::State<KeywardHttp>,
+                      req: Request| async move { serve(&http, path, req).await },
+            ),
         );
     }
     r
@@ -541,7 +592,8 @@ fn declared_too_large(h: &HeaderMap) -> bool {
         .is_some_and(|n| n > MAX_BODY_BYTES as u64)
 }
 
-async fn serve(kw: &Keyward, cfg: &HttpConfig, path: &'static str, req: Request) -> AxumResponse {
+async fn serve(http: &KeywardHttp, path: &'static str, req: Request) -> AxumResponse {
+    let (kw, cfg) = (http.keyward(), http.config());
     let (mut parts, body) = req.into_parts();
     let id = RawPathParams::from_request_parts(&mut parts, &())
         .await

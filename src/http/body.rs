@@ -250,6 +250,27 @@ impl Fields<'_> {
         }
     }
 
+    /// An array of strings (`null`: empty), checked further by the
+    /// service (`allowed_origins`).
+    pub(crate) fn strings(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Vec<String>>, HttpError> {
+        match self.raw(field) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(Vec::new())),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    _ => Err(self.bad(field, "must be an array of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.bad(field, "must be an array of strings")),
+        }
+    }
+
     pub(crate) fn object(&mut self, field: &'static str) -> Result<Option<Value>, HttpError> {
         match self.raw(field) {
             None => Ok(None),

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-/// Settings of the HTTP adapters, stored beside the [`Keyward`](crate::Keyward)
-/// handle (axum: an `Extension<HttpConfig>` layer or [`HttpConfig`] in the
-/// management router; actix: `app_data(web::Data::new(config))`). Without
-/// one, the defaults apply: no trusted proxies, realm `keyward`.
+/// Settings of the HTTP adapters, held with the [`Keyward`](crate::Keyward)
+/// in their one state, [`KeywardHttp::with_config`](crate::http::KeywardHttp::with_config)
+/// (the only place the adapters read them; [`KeywardHttp::new`](crate::http::KeywardHttp::new)
+/// takes the defaults: no trusted proxies, realm `keyward`).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HttpConfig {

@@ -20,13 +20,14 @@ use crate::http::console::{self, Conditions, ConsoleConfig, ConsoleResponse};
 /// ```no_run
 /// use axum::Router;
 /// use keyward::{Keyward, MemoryStore};
-/// use keyward::http::{ConsoleConfig, HttpConfig, axum::{console, router}};
+/// use keyward::http::{ConsoleConfig, KeywardHttp, axum::{console, router}};
 ///
 /// # fn app() -> Result<(), Box<dyn std::error::Error>> {
 /// let kw = Keyward::builder().store(MemoryStore::new()).build()?;
 /// let app: Router = Router::new()
-///     .merge(router(kw.clone(), HttpConfig::default()))
-///     .merge(console(ConsoleConfig::default()));
+///     .merge(router())
+///     .merge(console(ConsoleConfig::default()))
+///     .with_state(KeywardHttp::new(kw));
 /// # Ok(()) }
 /// ```
 ///

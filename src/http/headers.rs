@@ -38,6 +38,8 @@ pub(crate) struct RequestHeaders<'a> {
     pub(crate) authorization: Hv<'a>,
     pub(crate) account_id: Hv<'a>,
     pub(crate) content_type: Hv<'a>,
+    pub(crate) origin: Hv<'a>,
+    pub(crate) referer: Hv<'a>,
 }
 
 impl<'a> RequestHeaders<'a> {
@@ -51,6 +53,8 @@ impl<'a> RequestHeaders<'a> {
             authorization: Hv::Absent,
             account_id: Hv::Absent,
             content_type: Hv::Absent,
+            origin: Hv::Absent,
+            referer: Hv::Absent,
         };
         for (name, v) in all {
             let slot = match name {
@@ -59,11 +63,29 @@ impl<'a> RequestHeaders<'a> {
                 "authorization" => &mut h.authorization,
                 "x-account-id" => &mut h.account_id,
                 "content-type" => &mut h.content_type,
+                "origin" => &mut h.origin,
+                "referer" => &mut h.referer,
                 _ => continue,
             };
             slot.push(v);
         }
         h
+    }
+
+    /// The request's browser origin, for keys with allowed origins: its
+    /// `Origin`, or without one the origin of its `Referer`. `None` when it
+    /// sent neither, either more than once, or one that is not UTF-8
+    /// (which no allowed origin matches).
+    #[inline]
+    pub(crate) fn browser_origin(&self) -> Option<&'a str> {
+        match (self.origin, self.referer) {
+            (Hv::Absent, Hv::Absent) => None,
+            (Hv::One(o), _) => std::str::from_utf8(o).ok().map(str::trim),
+            (Hv::Absent, Hv::One(r)) => std::str::from_utf8(r)
+                .ok()
+                .and_then(|r| crate::origin::referer_origin(r.trim())),
+            _ => None,
+        }
     }
 }
 
@@ -296,6 +318,8 @@ mod tests {
             authorization: auth,
             account_id: Hv::Absent,
             content_type: Hv::Absent,
+            origin: Hv::Absent,
+            referer: Hv::Absent,
         }
     }
 

@@ -2,6 +2,12 @@
 //! with one framework-neutral core so both give the same answers byte for
 //! byte.
 //!
+//! # The state
+//!
+//! Both adapters read one state, [`KeywardHttp`]: the service and its
+//! [`HttpConfig`]. axum finds it through `FromRef` of the router state,
+//! actix-web as `web::Data<KeywardHttp>`; there is no other source.
+//!
 //! # Authenticating a request
 //!
 //! - `x-api-key` + `x-api-secret`, or `Authorization: Bearer <token>` where
@@ -55,6 +61,8 @@ mod headers;
 mod host_user;
 mod openapi;
 mod ratelimit;
+mod route_usage;
+mod state;
 
 #[cfg(feature = "console")]
 mod console;
@@ -75,6 +83,8 @@ pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
 pub use host_user::HostUser;
+pub use route_usage::RouteUsage;
+pub use state::KeywardHttp;
 
 #[cfg(feature = "console")]
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]

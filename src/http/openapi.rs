@@ -280,7 +280,7 @@ pub(crate) fn document() -> Value {
                 "Error": { "type": "object", "required": ["error", "message"], "properties": { "error": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } },
                 "ApiKey": {
                     "type": "object",
-                    "required": ["id", "account_id", "name", "description", "application", "app_id", "permissions", "status", "protected", "created_at", "updated_at", "expires_at", "last_used_at", "allowed_cidrs", "metadata"],
+                    "required": ["id", "account_id", "name", "description", "application", "app_id", "permissions", "status", "protected", "created_at", "updated_at", "expires_at", "last_used_at", "allowed_cidrs", "allowed_origins", "metadata"],
                     "properties": {
                         "id": { "type": "string" }, "account_id": { "type": "string" }, "name": { "type": "string" },
                         "description": { "type": "string" }, "application": { "type": ["string", "null"] },
@@ -289,7 +289,9 @@ pub(crate) fn document() -> Value {
                         "status": { "type": "string", "enum": ["active", "inactive"] }, "protected": { "type": "boolean" },
                         "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
                         "expires_at": { "type": ["string", "null"], "format": "date-time" }, "last_used_at": { "type": ["string", "null"], "format": "date-time" },
-                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
+                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } },
+                        "allowed_origins": { "type": "array", "items": { "type": "string" }, "description": "Browser origins that may use the key (empty: any): exact scheme://host[:port] origins or https://*.example.com subdomain patterns, matched against Origin (or, without it, the Referer's origin)" },
+                        "metadata": { "type": "object" }
                     }
                 },
                 "IssuedKey": { "allOf": [ { "$ref": "#/components/schemas/ApiKey" }, { "type": "object", "required": ["secret", "key"], "properties": { "secret": { "type": "string" }, "key": { "type": "string", "description": "The single-string form of id and secret, shown once" } } } ] },
@@ -301,7 +303,9 @@ pub(crate) fn document() -> Value {
                         "name": { "type": "string" }, "description": { "type": "string" }, "application": { "type": ["string", "null"] },
                         "app_id": { "type": ["string", "null"] },
                         "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
-                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
+                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } },
+                        "allowed_origins": { "type": "array", "items": { "type": "string" }, "description": "Browser origins that may use the key (empty: any): exact scheme://host[:port] origins or https://*.example.com subdomain patterns, matched against Origin (or, without it, the Referer's origin)" },
+                        "metadata": { "type": "object" }
                     }
                 },
                 "KeyUpdate": {
@@ -311,7 +315,9 @@ pub(crate) fn document() -> Value {
                         "app_id": { "type": ["string", "null"], "description": "Moves the key to this application of its account (null: out of any)" },
                         "permissions": { "type": "array", "items": { "type": "string" } }, "expires_at": { "type": ["string", "null"], "format": "date-time" },
                         "status": { "type": "string", "enum": ["active", "inactive"] },
-                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } }, "metadata": { "type": "object" }
+                        "allowed_cidrs": { "type": "array", "items": { "type": "string" } },
+                        "allowed_origins": { "type": "array", "items": { "type": "string" }, "description": "Browser origins that may use the key (empty: any): exact scheme://host[:port] origins or https://*.example.com subdomain patterns, matched against Origin (or, without it, the Referer's origin)" },
+                        "metadata": { "type": "object" }
                     }
                 },
                 "Rotate": { "type": "object", "additionalProperties": false, "properties": { "grace_period_seconds": { "type": "integer", "minimum": 0 } } },

@@ -18,8 +18,8 @@ use crate::app::App;
 use crate::audit::AuditEvent;
 use crate::id::{AccountId, AppId, KeyId, SessionId};
 use crate::origin::AllowedOrigin;
-use crate::session::Session;
 use crate::ratelimit::LimitOwner;
+use crate::session::Session;
 use crate::store::{
     AccountQuery, AppQuery, Change, EventQuery, GroupTotal, ImportedKey, KeyQuery, KeyStore,
     RollupRow, RollupScope, SequencedEvent, StoreResult, StoredKey, StoredLimits, UsageQuery,
@@ -187,7 +187,10 @@ impl KeyStore for Timed {
         after: Option<&(u64, String)>,
         limit: usize,
     ) -> StoreResult<Vec<GroupTotal>> {
-        timed!("usage_ranked", self.0.usage_ranked(scope, hour, after, limit))
+        timed!(
+            "usage_ranked",
+            self.0.usage_ranked(scope, hour, after, limit)
+        )
     }
     async fn usage_rollup(
         &self,

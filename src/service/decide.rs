@@ -15,6 +15,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::cache::{Found, KeyEntry, SecretRef, SessionEntry};
+use crate::context::VerifyContext;
 use crate::digest::{Tag, tags_equal};
 use crate::error::Error;
 use crate::principal::Grant;
@@ -22,7 +23,7 @@ use crate::store::PhcString;
 
 /// The time and request facts a decision is made with.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Judge {
+pub(crate) struct Judge<'a> {
     /// Now (unix nanoseconds): expiries and grace periods end by it.
     pub(crate) now: i64,
     /// The instant cached entries' freshness is judged at: `now`, or the
@@ -36,20 +37,23 @@ pub(crate) struct Judge {
     /// (`i64::MIN` without a vouching feed): a vouchable key entry is
     /// known current up to it.
     pub(crate) covered_to: i64,
-    /// The client address, for allowlists.
+    /// The client address, for network allowlists.
     pub(crate) ip: Option<IpAddr>,
+    /// The request's browser origin, for origin allowlists.
+    pub(crate) origin: Option<&'a str>,
 }
 
-impl Judge {
-    /// A judge at `now` for every purpose.
+impl<'a> Judge<'a> {
+    /// A judge at `now` for every purpose, with the request's facts.
     #[inline]
-    pub(crate) fn at(now: i64, window: i64, covered_to: i64, ip: Option<IpAddr>) -> Self {
+    pub(crate) fn at(now: i64, window: i64, covered_to: i64, ctx: &VerifyContext<'a>) -> Self {
         Self {
             now,
             fresh_at: now,
             window,
             covered_to,
-            ip,
+            ip: ctx.client_ip,
+            origin: ctx.browser_origin,
         }
     }
 
@@ -103,7 +107,8 @@ pub(crate) enum Refusal {
     Inactive,
     /// The secret matched; the key expired.
     Expired,
-    /// The secret matched; the client address is not allowed.
+    /// The secret matched; the client address or browser origin is not
+    /// allowed.
     ClientNotAllowed,
 }
 
@@ -310,14 +315,15 @@ fn still_valid(e: &KeyEntry, opened: SecretRef, now: i64) -> bool {
 }
 
 /// The key's own state once a secret is proved: active, not expired, the
-/// client allowed (checked in this order, and only after the secret).
+/// client's network and browser origin allowed (checked in this order, and
+/// only after the secret).
 #[inline]
 fn state(e: &KeyEntry, judge: &Judge) -> Result<(), Refusal> {
     if !e.active() {
         Err(Refusal::Inactive)
     } else if judge.now >= e.expires_at {
         Err(Refusal::Expired)
-    } else if !e.ip_allowed(judge.ip) {
+    } else if !e.ip_allowed(judge.ip) || !e.origin_allowed(judge.origin) {
         Err(Refusal::ClientNotAllowed)
     } else {
         Ok(())

@@ -40,6 +40,9 @@ pub struct NewKey {
     pub expires_at: Option<OffsetDateTime>,
     /// Allowed client networks (empty: any).
     pub allowed_cidrs: Vec<IpNet>,
+    /// Allowed browser origins (empty: any): exact `scheme://host[:port]`
+    /// origins or `https://*.example.com` subdomain patterns.
+    pub allowed_origins: Vec<String>,
     /// Application-defined JSON object (≤ 16 KiB).
     pub metadata: serde_json::Value,
     /// Protected keys (the application's own) are rotated, changed,
@@ -63,6 +66,7 @@ impl NewKey {
             permissions: PermissionSet::new(),
             expires_at: None,
             allowed_cidrs: Vec::new(),
+            allowed_origins: Vec::new(),
             metadata: serde_json::Value::Object(Default::default()),
             protected: false,
             inherit_permissions: false,
@@ -96,6 +100,26 @@ impl NewKey {
     /// Sets the allowed client networks.
     pub fn allowed_cidrs(mut self, c: Vec<IpNet>) -> Self {
         self.allowed_cidrs = c;
+        self
+    }
+    /// Sets the allowed browser origins (exact origins or
+    /// `https://*.example.com` patterns; normalized when issued).
+    ///
+    /// ```
+    /// # use keyward::{Actor, Keyward, MemoryStore, NewAccount, NewKey, PermissionSet};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+    /// # let acct = kw.create_account(Actor::System, NewAccount::new("acme", PermissionSet::new())).await?;
+    /// let issued = kw
+    ///     .issue_key(Actor::System, &acct.id, NewKey::new("web")
+    ///         .allowed_origins(vec!["https://app.example.com".into(), "https://*.example.org".into()]))
+    ///     .await?;
+    /// assert_eq!(issued.key.allowed_origins, ["https://app.example.com", "https://*.example.org"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn allowed_origins(mut self, o: Vec<String>) -> Self {
+        self.allowed_origins = o;
         self
     }
     /// Sets the metadata.
@@ -145,6 +169,8 @@ pub struct KeyUpdate {
     pub status: Option<KeyStatus>,
     /// New allowed networks.
     pub allowed_cidrs: Option<Vec<IpNet>>,
+    /// New allowed browser origins.
+    pub allowed_origins: Option<Vec<String>>,
     /// New metadata.
     pub metadata: Option<serde_json::Value>,
 }
@@ -193,6 +219,11 @@ impl KeyUpdate {
     /// Replaces the allowed networks.
     pub fn allowed_cidrs(mut self, c: Vec<IpNet>) -> Self {
         self.allowed_cidrs = Some(c);
+        self
+    }
+    /// Replaces the allowed browser origins (`[]`: any).
+    pub fn allowed_origins(mut self, o: Vec<String>) -> Self {
+        self.allowed_origins = Some(o);
         self
     }
     /// Replaces the metadata.
@@ -497,6 +528,7 @@ impl Keyward {
             validate::cidrs(c)?;
         }
         let mut update = update;
+        update.allowed_origins = update.allowed_origins.map(validate::origins).transpose()?;
         update.expires_at = update.expires_at.map(|e| e.map(stored_precision));
         if let Some(e) = update.expires_at {
             validate::expiry(e, now)?;
@@ -547,6 +579,7 @@ impl Keyward {
         set!(expires_at, "expires_at");
         set!(status, "status");
         set!(allowed_cidrs, "allowed_cidrs");
+        set!(allowed_origins, "allowed_origins");
         set!(metadata, "metadata");
         if changed.is_empty() {
             return Ok(Updated {
@@ -563,7 +596,8 @@ impl Keyward {
                 (Some(old), Some(new)) => new < old,
             }
             || (k.allowed_cidrs != before.allowed_cidrs && !k.allowed_cidrs.is_empty())
-            || (k.app_id != before.app_id && into_inactive);
+            || (k.app_id != before.app_id && into_inactive)
+            || (k.allowed_origins != before.allowed_origins && !k.allowed_origins.is_empty());
         let action = match (before.status, k.status) {
             (KeyStatus::Active, KeyStatus::Inactive) => AuditAction::KeyDeactivated,
             (KeyStatus::Inactive, KeyStatus::Active) => AuditAction::KeyActivated,
@@ -742,6 +776,7 @@ impl Keyward {
         validate::metadata(&new.metadata)?;
         validate::cidrs(&new.allowed_cidrs)?;
         let mut new = new;
+        new.allowed_origins = validate::origins(std::mem::take(&mut new.allowed_origins))?;
         new.expires_at = new.expires_at.map(stored_precision);
         validate::expiry(new.expires_at, now)?;
         actor.authorize(account, &Permission::write_api_keys(), "account")?;
@@ -793,6 +828,7 @@ impl Keyward {
             last_used_at: None,
             expires_at: new.expires_at,
             allowed_cidrs: new.allowed_cidrs,
+            allowed_origins: new.allowed_origins,
             metadata: if new.metadata.is_null() {
                 serde_json::Value::Object(Default::default())
             } else {

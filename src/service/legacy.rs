@@ -212,7 +212,7 @@ impl Keyward {
     /// # Errors
     /// [`Error::Malformed`] when no [`LegacyKeys`] is configured or `key`
     /// does not have its form; otherwise as [`verify`](Self::verify).
-    pub async fn verify_legacy(&self, key: &str, ctx: VerifyContext) -> Result<Principal> {
+    pub async fn verify_legacy(&self, key: &str, ctx: VerifyContext<'_>) -> Result<Principal> {
         self.verify_legacy_bytes(key.as_bytes(), ctx).await
     }
 
@@ -221,7 +221,7 @@ impl Keyward {
     pub fn verify_legacy_cached(
         &self,
         key: impl AsRef<[u8]>,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Option<Result<Principal>> {
         let key = key.as_ref();
         let now = self.now_nanos();
@@ -239,7 +239,7 @@ impl Keyward {
     pub(crate) async fn verify_legacy_bytes(
         &self,
         key: &[u8],
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         let now = self.now_nanos();
         let legacy = self.legacy_for(key).ok_or_else(malformed)?;

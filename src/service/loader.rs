@@ -207,12 +207,18 @@ pub(crate) fn entry_from(
     let extra = (current_hash.is_some()
         || previous.is_some()
         || !k.allowed_cidrs.is_empty()
+        || !k.allowed_origins.is_empty()
         || stored.session_epoch != 0)
         .then(|| {
             Box::new(Extra {
                 current_hash,
                 previous,
                 allowed: k.allowed_cidrs.clone().into_boxed_slice(),
+                origins: k
+                    .allowed_origins
+                    .iter()
+                    .map(|o| o.as_str().into())
+                    .collect(),
                 session_epoch: stored.session_epoch,
             })
         });

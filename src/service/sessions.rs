@@ -45,7 +45,7 @@ impl Keyward {
         &self,
         key_id: &str,
         secret: &str,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<LoginSession> {
         let principal = self.verify(key_id, secret, ctx).await?;
         self.open_session(&principal).await

@@ -18,6 +18,8 @@ pub(crate) const MAX_APPLICATION: usize = 100;
 pub(crate) const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Most allowed networks per key.
 pub(crate) const MAX_CIDRS: usize = 100;
+/// Most allowed browser origins per key.
+pub(crate) const MAX_ORIGINS: usize = 100;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidInput {
@@ -125,6 +127,34 @@ pub(crate) fn cidrs(c: &[IpNet]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A key's `allowed_origins`, normalized ([`normalize_origin_pattern`](crate::normalize_origin_pattern))
+/// and without duplicates, in the order given.
+pub(crate) fn origins(o: Vec<String>) -> Result<Vec<String>> {
+    if o.len() > MAX_ORIGINS {
+        return Err(invalid(
+            "allowed_origins",
+            format!("at most {MAX_ORIGINS} origins"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(o.len());
+    for s in &o {
+        let n = crate::origin::normalize_origin_pattern(s).map_err(|_| {
+            invalid(
+                "allowed_origins",
+                format!(
+                    "{:?} is not an origin (scheme://host[:port], http or https) \
+                     nor a subdomain pattern (https://*.example.com)",
+                    s.chars().take(80).collect::<String>()
+                ),
+            )
+        })?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn expiry(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<()> {

@@ -80,7 +80,7 @@ impl Keyward {
         &self,
         key_id: &str,
         secret: &str,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         self.verify_key_bytes(key_id.as_bytes(), secret.as_bytes(), ctx)
             .await
@@ -92,7 +92,7 @@ impl Keyward {
         &self,
         key_id: &[u8],
         secret: &[u8],
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         // Read before parsing: see `key_cached`.
         let now = self.now_nanos();
@@ -138,7 +138,7 @@ impl Keyward {
         &self,
         key_id: impl AsRef<[u8]>,
         secret: impl AsRef<[u8]>,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Option<Result<Principal>> {
         self.key_cached(key_id.as_ref(), secret.as_ref(), ctx)
     }
@@ -148,7 +148,7 @@ impl Keyward {
         &self,
         key_id: &[u8],
         secret: &[u8],
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Option<Result<Principal>> {
         // The clock first: reading it orders the instructions before it
         // (`rdtsc` behind a fence), so it is cheapest before the parsing
@@ -182,7 +182,7 @@ impl Keyward {
     pub fn verify_bearer_cached(
         &self,
         token: impl AsRef<[u8]>,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Option<Result<Principal>> {
         let token = token.as_ref();
         let p = &self.inner.prefix;
@@ -221,9 +221,9 @@ impl Keyward {
 
     /// The judge of decisions made at `now` for a client at `ip`.
     #[inline]
-    fn judge(&self, now: i64, ip: Option<std::net::IpAddr>) -> Judge {
+    fn judge<'a>(&self, now: i64, ctx: &VerifyContext<'a>) -> Judge<'a> {
         let covered_to = self.inner.keys.vouch().covered_to();
-        Judge::at(now, self.inner.window_nanos, covered_to, ip)
+        Judge::at(now, self.inner.window_nanos, covered_to, ctx)
     }
 
     /// The warm path, synchronous and allocation-free: `None` when the
@@ -234,11 +234,11 @@ impl Keyward {
         id: KeyId,
         m: SecretMaterial<'_>,
         tag: &mut Option<Tag>,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
         now: i64,
     ) -> Option<Result<Principal>> {
         let digester = &self.inner.digester;
-        let judge = self.judge(now, ctx.client_ip);
+        let judge = self.judge(now, &ctx);
         match self.decide_key(
             id,
             Presented::Tag(|| *tag.insert(digester.tag(m))),
@@ -267,7 +267,7 @@ impl Keyward {
         id: KeyId,
         presented: Presented<F>,
         judge: &Judge,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Decision {
         let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&id, |found| {
@@ -298,7 +298,10 @@ impl Keyward {
                 self.refresh_ahead(e.key_id);
             }
         }
-        if judge.ip.is_none() && matches!(decision, Decision::Reject(Refusal::ClientNotAllowed)) {
+        if judge.ip.is_none()
+            && matches!(decision, Decision::Reject(Refusal::ClientNotAllowed))
+            && matches!(found, Found::Entry(e) if !e.ip_allowed(None))
+        {
             warn_no_client_address();
         }
     }
@@ -329,7 +332,11 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`verify`](Self::verify).
-    pub async fn verify_combined(&self, credential: &str, ctx: VerifyContext) -> Result<Principal> {
+    pub async fn verify_combined(
+        &self,
+        credential: &str,
+        ctx: VerifyContext<'_>,
+    ) -> Result<Principal> {
         let now = self.now_nanos();
         let (id, material) = parse_combined_key(credential.as_bytes(), &self.inner.prefix)?;
         self.verify_material(id, material, ctx, now).await
@@ -340,7 +347,7 @@ impl Keyward {
     ///
     /// # Errors
     /// As [`verify`](Self::verify) and [`verify_session`](Self::verify_session).
-    pub async fn verify_bearer(&self, token: &str, ctx: VerifyContext) -> Result<Principal> {
+    pub async fn verify_bearer(&self, token: &str, ctx: VerifyContext<'_>) -> Result<Principal> {
         self.verify_bearer_bytes(token.as_bytes(), ctx).await
     }
 
@@ -348,7 +355,7 @@ impl Keyward {
     pub(crate) async fn verify_bearer_bytes(
         &self,
         token: &[u8],
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         let p = &self.inner.prefix;
         match self.bearer_kind(token) {
@@ -371,7 +378,7 @@ impl Keyward {
         &self,
         id: KeyId,
         m: SecretMaterial<'_>,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
         now: i64,
     ) -> Result<Principal> {
         let mut tag = None;
@@ -392,7 +399,7 @@ impl Keyward {
         id: KeyId,
         m: SecretMaterial<'_>,
         tag: Tag,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         let mut read_at = None;
         let mut reads = 0;
@@ -401,7 +408,7 @@ impl Keyward {
             let now = self.now_nanos();
             let judge = Judge {
                 fresh_at: read_at.unwrap_or(now),
-                ..self.judge(now, ctx.client_ip)
+                ..self.judge(now, &ctx)
             };
             match self.decide_key(id, Presented::Tag(|| tag), &judge, ctx) {
                 Decision::Accept { grant, secret } => {
@@ -455,7 +462,7 @@ impl Keyward {
     }
 
     /// Counts a wrong secret that argon2 refused, in the key's usage.
-    fn count_wrong_secret(&self, id: KeyId, ctx: VerifyContext, now: i64) {
+    fn count_wrong_secret(&self, id: KeyId, ctx: VerifyContext<'_>, now: i64) {
         let usage = &self.inner.usage;
         let tally = usage.tally(ctx.origin, ctx.category, now);
         self.inner.keys.find(&id, |found| {
@@ -535,7 +542,7 @@ impl Keyward {
     /// for an unknown, expired or ended session, or when its key is
     /// deactivated, deleted, expired or rotated without grace period;
     /// [`Error::ClientNotAllowed`]; [`Error::Unavailable`].
-    pub async fn verify_session(&self, token: &str, ctx: VerifyContext) -> Result<Principal> {
+    pub async fn verify_session(&self, token: &str, ctx: VerifyContext<'_>) -> Result<Principal> {
         let (sid, m) = parse_session_token(token.as_bytes(), &self.inner.prefix)?;
         self.verify_session_parsed(sid, m, ctx).await
     }
@@ -544,7 +551,7 @@ impl Keyward {
         &self,
         sid: SessionId,
         m: SecretMaterial<'_>,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         let digest = session_digest(m);
         if let Some(decided) = self.session_cached(sid, &digest, ctx) {
@@ -560,11 +567,11 @@ impl Keyward {
         &self,
         sid: SessionId,
         digest: &[u8; 32],
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Option<Result<Principal>> {
         let now = self.now_nanos();
         let entry = self.inner.sessions.get(&sid)?;
-        let judge = self.judge(now, ctx.client_ip);
+        let judge = self.judge(now, &ctx);
         match self.decide_session(&entry, digest, &judge, ctx) {
             Decision::NeedStore | Decision::NeedHash { .. } => None,
             decided => Some(session_outcome(sid, &entry, decided, ctx, now)),
@@ -577,7 +584,7 @@ impl Keyward {
         &self,
         sid: SessionId,
         digest: [u8; 32],
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         let mut read_at = None;
         let mut reads = 0;
@@ -585,7 +592,7 @@ impl Keyward {
             let now = self.now_nanos();
             let judge = Judge {
                 fresh_at: read_at.unwrap_or(now),
-                ..self.judge(now, ctx.client_ip)
+                ..self.judge(now, &ctx)
             };
             let entry = self.inner.sessions.get(&sid);
             let decision = match &entry {
@@ -625,7 +632,7 @@ impl Keyward {
         entry: &SessionEntry,
         digest: &[u8; 32],
         judge: &Judge,
-        ctx: VerifyContext,
+        ctx: VerifyContext<'_>,
     ) -> Decision {
         let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&entry.key_id, |found| {
@@ -738,7 +745,7 @@ fn principal(
     grant: Arc<Grant>,
     session_id: Option<SessionId>,
     secret: SecretRef,
-    ctx: VerifyContext,
+    ctx: VerifyContext<'_>,
     now: i64,
 ) -> Result<Principal> {
     let limit_status = grant
@@ -761,7 +768,7 @@ fn session_outcome(
     sid: SessionId,
     entry: &SessionEntry,
     decided: Decision,
-    ctx: VerifyContext,
+    ctx: VerifyContext<'_>,
     now: i64,
 ) -> Result<Principal> {
     match decided {

@@ -325,7 +325,8 @@ fn like_contains(needle: &str) -> String {
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, \
      permissions::text AS permissions, status, protected, created_at, updated_at, last_used_at, \
      expires_at, allowed_cidrs::text AS allowed_cidrs, metadata::text AS metadata, secret_hash, \
-     generation, previous_hash, previous_valid_until, version, session_epoch, app_id";
+     generation, previous_hash, previous_valid_until, version, session_epoch, app_id, \
+     allowed_origins::text AS allowed_origins";
 
 fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
@@ -351,6 +352,7 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
         version: r.try_get("version").map_err(g)?,
         session_epoch: r.try_get("session_epoch").map_err(g)?,
         app_id: r.try_get("app_id").map_err(g)?,
+        allowed_origins: r.try_get("allowed_origins").map_err(g)?,
     })
 }
 
@@ -488,9 +490,9 @@ async fn insert_key_row(conn: &mut PgConnection, key: &StoredKey) -> StoreResult
         "INSERT INTO keys (account_id, name, name_lower, description, application, \
          permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
          allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-         previous_valid_until, version, session_epoch, app_id, id) \
+         previous_valid_until, version, session_epoch, app_id, allowed_origins, id) \
          VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
-         $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22)",
+         $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22::jsonb, $23)",
     );
     sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
         .bind(k.id.as_str())
@@ -724,7 +726,8 @@ impl KeyStore for PostgresStore {
              last_used_at = GREATEST(last_used_at, $11), expires_at = $12, \
              allowed_cidrs = $13::jsonb, metadata = $14::jsonb, secret_hash = $15, \
              generation = $16, previous_hash = $17, previous_valid_until = $18, version = $19, \
-             session_epoch = $20, app_id = $21 WHERE id = $22 AND version = $23",
+             session_epoch = $20, app_id = $21, allowed_origins = $22::jsonb \
+             WHERE id = $23 AND version = $24",
         );
         let done = sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
             .bind(k.id.as_str())

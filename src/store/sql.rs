@@ -106,6 +106,7 @@ pub(crate) struct KeyRow {
     pub(crate) version: i64,
     pub(crate) session_epoch: i64,
     pub(crate) app_id: Option<String>,
+    pub(crate) allowed_origins: String,
 }
 
 impl KeyRow {
@@ -140,6 +141,7 @@ impl KeyRow {
                 last_used_at: self.last_used_at,
                 expires_at: self.expires_at,
                 allowed_cidrs: from_json(&self.allowed_cidrs, "keys.allowed_cidrs")?,
+                allowed_origins: from_json(&self.allowed_origins, "keys.allowed_origins")?,
                 metadata: from_json(&self.metadata, "keys.metadata")?,
             },
             secret_hash: PhcString(self.secret_hash),
@@ -156,6 +158,7 @@ pub(crate) struct KeyColumns {
     pub(crate) name_lower: String,
     pub(crate) permissions: String,
     pub(crate) allowed_cidrs: String,
+    pub(crate) allowed_origins: String,
     pub(crate) metadata: String,
     pub(crate) generation: i64,
     pub(crate) version: i64,
@@ -168,6 +171,7 @@ impl KeyColumns {
             name_lower: k.key.name.to_lowercase(),
             permissions: to_json(&k.key.permissions)?,
             allowed_cidrs: to_json(&k.key.allowed_cidrs)?,
+            allowed_origins: to_json(&k.key.allowed_origins)?,
             metadata: to_json(&k.key.metadata)?,
             generation: i64::from(k.generation),
             version: to_i64(k.version)?,
@@ -180,7 +184,8 @@ impl KeyColumns {
 /// them: `account_id, name, name_lower, description, application,
 /// permissions, status, protected, created_at, updated_at, last_used_at,
 /// expires_at, allowed_cidrs, metadata, secret_hash, generation,
-/// previous_hash, previous_valid_until, version, session_epoch, app_id` (21 parameters). `$time`
+/// previous_hash, previous_valid_until, version, session_epoch, app_id,
+/// allowed_origins` (22 parameters). `$time`
 /// turns each timestamp into the store's bound type.
 macro_rules! bind_key_columns {
     ($query:expr, $key:expr, $columns:expr, $time:expr) => {{
@@ -208,6 +213,7 @@ macro_rules! bind_key_columns {
             .bind(c.version)
             .bind(c.session_epoch)
             .bind(k.app_id.as_ref().map(|a| a.as_str()))
+            .bind(&c.allowed_origins)
     }};
 }
 pub(crate) use bind_key_columns;

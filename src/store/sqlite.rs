@@ -228,7 +228,8 @@ fn opt_from_us(v: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
 
 const KEY_COLUMNS: &str = "id, account_id, name, description, application, permissions, status, \
      protected, created_at, updated_at, last_used_at, expires_at, allowed_cidrs, metadata, \
-     secret_hash, generation, previous_hash, previous_valid_until, version, session_epoch, app_id";
+     secret_hash, generation, previous_hash, previous_valid_until, version, session_epoch, app_id, \
+     allowed_origins";
 
 fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
@@ -254,6 +255,7 @@ fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
         version: r.try_get("version").map_err(g)?,
         session_epoch: r.try_get("session_epoch").map_err(g)?,
         app_id: r.try_get("app_id").map_err(g)?,
+        allowed_origins: r.try_get("allowed_origins").map_err(g)?,
     })
 }
 
@@ -333,8 +335,8 @@ async fn insert_key_row(conn: &mut SqliteConnection, key: &StoredKey) -> StoreRe
         "INSERT INTO keys (account_id, name, name_lower, description, application, \
          permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
          allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-         previous_valid_until, version, session_epoch, app_id, id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         previous_valid_until, version, session_epoch, app_id, allowed_origins, id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     sql::bind_key_columns!(query, key, &c, us)
         .bind(k.id.as_str())
@@ -604,7 +606,8 @@ impl KeyStore for SqliteStore {
                             ELSE last_used_at END, \
              expires_at = ?12, allowed_cidrs = ?13, metadata = ?14, secret_hash = ?15, \
              generation = ?16, previous_hash = ?17, previous_valid_until = ?18, version = ?19, \
-             session_epoch = ?20, app_id = ?21 WHERE id = ?22 AND version = ?23",
+             session_epoch = ?20, app_id = ?21, allowed_origins = ?22 \
+             WHERE id = ?23 AND version = ?24",
         );
         let done = sql::bind_key_columns!(query, key, &c, us)
             .bind(k.id.as_str())

@@ -309,6 +309,10 @@ pub(crate) struct CreateKey {
     /// Allowed client networks (CIDR; comma-separated or repeated).
     #[arg(long = "cidr", value_delimiter = ',')]
     pub(crate) cidrs: Vec<String>,
+    /// Allowed browser origins (`https://app.example.com` or
+    /// `https://*.example.com`; comma-separated or repeated).
+    #[arg(long = "origin", value_delimiter = ',')]
+    pub(crate) origins: Vec<String>,
     /// Metadata (a JSON object).
     #[arg(long)]
     pub(crate) metadata: Option<String>,
@@ -381,6 +385,10 @@ pub(crate) struct UpdateKey {
     /// New allowed networks (replace the old ones; `--cidr ''` for any).
     #[arg(long = "cidr", value_delimiter = ',')]
     pub(crate) cidrs: Option<Vec<String>>,
+    /// New allowed browser origins (replace the old ones; `--origin ''`
+    /// for any).
+    #[arg(long = "origin", value_delimiter = ',')]
+    pub(crate) origins: Option<Vec<String>>,
     /// New metadata (a JSON object).
     #[arg(long)]
     pub(crate) metadata: Option<String>,

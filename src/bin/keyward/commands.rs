@@ -41,6 +41,15 @@ pub(crate) fn cidrs(list: &[String]) -> CliResult<Vec<ipnet::IpNet>> {
         .collect()
 }
 
+/// Browser origins as given (the service normalizes and checks them).
+fn origins(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 pub(crate) fn metadata(s: &str) -> CliResult<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| input("metadata", e))
 }
@@ -151,7 +160,8 @@ async fn create(kw: &Keyward, c: CreateKey, out: Out) -> CliResult {
     let mut new = NewKey::new(c.name)
         .permissions(permissions(&c.permissions)?)
         .protected(c.protected)
-        .allowed_cidrs(cidrs(&c.cidrs)?);
+        .allowed_cidrs(cidrs(&c.cidrs)?)
+        .allowed_origins(origins(&c.origins));
     if let Some(d) = c.description {
         new = new.description(d);
     }
@@ -225,6 +235,9 @@ async fn update(kw: &Keyward, u: UpdateKey, out: Out) -> CliResult {
     }
     if let Some(c) = u.cidrs {
         update = update.allowed_cidrs(cidrs(&c)?);
+    }
+    if let Some(o) = u.origins {
+        update = update.allowed_origins(origins(&o));
     }
     if let Some(m) = u.metadata {
         update = update.metadata(metadata(&m)?);

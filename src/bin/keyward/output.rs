@@ -78,6 +78,10 @@ fn key_fields(k: &ApiKey) -> Vec<(&'static str, String)> {
             "networks",
             serde_json::to_string(&k.allowed_cidrs).unwrap_or_default(),
         ),
+        (
+            "origins",
+            serde_json::to_string(&k.allowed_origins).unwrap_or_default(),
+        ),
         ("metadata", k.metadata.to_string()),
     ]
 }

@@ -25,6 +25,7 @@ const CREATE_FIELDS: &[&str] = &[
     "permissions",
     "expires_at",
     "allowed_cidrs",
+    "allowed_origins",
     "metadata",
 ];
 const UPDATE_FIELDS: &[&str] = &[
@@ -36,6 +37,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "expires_at",
     "status",
     "allowed_cidrs",
+    "allowed_origins",
     "metadata",
 ];
 
@@ -148,6 +150,7 @@ async fn create(
     }
     new.expires_at = f.time("expires_at")?.flatten();
     new.allowed_cidrs = f.cidrs("allowed_cidrs")?.unwrap_or_default();
+    new.allowed_origins = f.strings("allowed_origins")?.unwrap_or_default();
     if let Some(m) = f.object("metadata")? {
         new.metadata = m;
     }
@@ -321,6 +324,7 @@ async fn update(
         }
     };
     u.allowed_cidrs = f.cidrs("allowed_cidrs")?;
+    u.allowed_origins = f.strings("allowed_origins")?;
     u.metadata = f.object("metadata")?;
     let updated = kw
         .update_key(p.actor(), id, u)

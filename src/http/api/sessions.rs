@@ -20,6 +20,7 @@ pub(super) async fn login(
 ) -> Result<Response, HttpError> {
     let mut ctx = VerifyContext::new();
     ctx.client_ip = req.client_ip;
+    ctx.browser_origin = req.headers.browser_origin();
     let svc = |e| HttpError::from_service(cfg, e);
     // No body, an empty one, or a JSON object naming the key and secret;
     // never a body beside header credentials (which would win?).

@@ -89,7 +89,8 @@ pub(super) fn account() -> Account {
     }
 }
 
-/// A key with every field set (previous secret, networks, metadata...).
+/// A key with every field set (previous secret, networks, origins,
+/// metadata...).
 pub(super) fn key(account: AccountId, name: &str, created_at: OffsetDateTime) -> StoredKey {
     StoredKey {
         key: ApiKey {
@@ -109,6 +110,10 @@ pub(super) fn key(account: AccountId, name: &str, created_at: OffsetDateTime) ->
             allowed_cidrs: vec![
                 "10.0.0.0/8".parse().expect("cidr"),
                 "2001:db8::/32".parse().expect("cidr"),
+            ],
+            allowed_origins: vec![
+                "https://app.example.com".into(),
+                "https://*.example.org:8443".into(),
             ],
             metadata: json!({
                 "team": "data",
@@ -137,7 +142,7 @@ pub(super) fn key(account: AccountId, name: &str, created_at: OffsetDateTime) ->
     }
 }
 
-/// A plain key: no previous secret, no networks, no expiry.
+/// A plain key: no previous secret, no networks or origins, no expiry.
 pub(super) fn plain_key(account: AccountId, name: &str, created_at: OffsetDateTime) -> StoredKey {
     let mut k = key(account, name, created_at);
     k.key.application = None;
@@ -145,6 +150,7 @@ pub(super) fn plain_key(account: AccountId, name: &str, created_at: OffsetDateTi
     k.key.last_used_at = None;
     k.key.expires_at = None;
     k.key.allowed_cidrs.clear();
+    k.key.allowed_origins.clear();
     k.key.metadata = json!({});
     k.previous = None;
     k.generation = 0;

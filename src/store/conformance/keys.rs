@@ -9,7 +9,7 @@ use crate::audit::AuditAction;
 use crate::store::{KeyQuery, KeyStore, PreviousSecret, StoreError};
 
 /// Every field of a [`StoredKey`](crate::store::StoredKey) survives the
-/// round trip: metadata JSON, networks, previous secret and its
+/// round trip: metadata JSON, networks, browser origins, previous secret and its
 /// `valid_until`, generation, version, timestamps to the microsecond.
 pub async fn insert_key_round_trips_every_field(store: &dyn KeyStore) {
     let a = insert_account(store).await;
