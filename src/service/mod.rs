@@ -111,7 +111,8 @@ impl Keyward {
     }
 
     /// The propagation window W: the longest any instance trusts a cached
-    /// entry.
+    /// entry past the last moment it was known current (its read, or, for
+    /// a key, the change feed's last catch-up while the feed vouches).
     pub fn propagation_window(&self) -> Duration {
         self.inner.window
     }
