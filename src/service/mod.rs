@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     pub(crate) digester: Digester,
     pub(crate) window: Duration,
     pub(crate) window_nanos: i64,
+    /// When keys in use are refreshed ahead of expiry.
+    pub(crate) refresh_slots: decide::RefreshSlots,
     pub(crate) session_ttl: Duration,
     pub(crate) max_grace: Duration,
     pub(crate) keys: KeyCache,

@@ -304,7 +304,9 @@ impl Keyward {
                     .usage
                     .count(tally, Some(&e.usage), e.key_id, &e.grant.account, success);
             }
-            if matches!(decision, Decision::Accept { .. }) && decide::refresh_due(e, judge) {
+            if matches!(decision, Decision::Accept { .. })
+                && decide::refresh_due(e, judge, &self.inner.refresh_slots)
+            {
                 self.refresh_ahead(e.key_id);
             }
         }
