@@ -132,6 +132,54 @@ impl fmt::Debug for SecretMaterial<'_> {
     }
 }
 
+/// A key secret in the right format (prefix, marker, length, base62)
+/// whose checksum is not checked yet. The warm path checks it only when no
+/// verified tag matches the material: a match proves the secret (the
+/// checksum exists to turn typos away before any store read or argon2,
+/// and a match needs neither). So a secret whose random part is right is
+/// accepted from the cache even with its checksum characters mistyped;
+/// anything else malformed is refused as before.
+#[derive(Clone, Copy)]
+pub(crate) struct UncheckedSecret<'a> {
+    /// The material, as [`parse_key_secret`] returns it.
+    pub(crate) material: SecretMaterial<'a>,
+    /// What the checksum covers, checksum last.
+    checksummed: &'a [u8],
+}
+
+impl<'a> UncheckedSecret<'a> {
+    /// Material that carries no checksum of keyward's (an imported key's
+    /// old string): always well formed; only its hash can accept it.
+    #[cfg(feature = "import")]
+    pub(crate) fn without_checksum(material: SecretMaterial<'a>) -> Self {
+        Self {
+            material,
+            checksummed: &[],
+        }
+    }
+
+    /// Whether the checksum matches (always, for material without one).
+    #[inline]
+    pub(crate) fn well_formed(&self) -> bool {
+        self.checksummed.is_empty() || checksum_ok(self.checksummed)
+    }
+
+    /// The material once its checksum is checked.
+    pub(crate) fn checked(self) -> Result<SecretMaterial<'a>, MalformedCredential> {
+        if self.well_formed() {
+            Ok(self.material)
+        } else {
+            Err(MalformedCredential::Checksum)
+        }
+    }
+}
+
+impl fmt::Debug for UncheckedSecret<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UncheckedSecret([redacted])")
+    }
+}
+
 /// Value of each base62 character, 0xFF for every other byte.
 const BASE62_VALUE: [u8; 256] = {
     let mut t = [0xFFu8; 256];
@@ -216,6 +264,22 @@ fn parse_checksummed<'a, const BODY: usize>(
     marker: &[u8],
     n1: usize,
 ) -> Result<(&'a [u8], &'a [u8]), MalformedCredential> {
+    let parts = parse_format::<BODY>(b, prefix, marker, n1)?;
+    if !checksum_ok(b) {
+        crate::hint::cold_path();
+        return Err(MalformedCredential::Checksum);
+    }
+    Ok(parts)
+}
+
+/// [`parse_checksummed`] without the checksum.
+#[inline]
+fn parse_format<'a, const BODY: usize>(
+    b: &'a [u8],
+    prefix: &Prefix,
+    marker: &[u8],
+    n1: usize,
+) -> Result<(&'a [u8], &'a [u8]), MalformedCredential> {
     let Some(body) = strip(b, prefix, marker) else {
         return Err(malformed(b));
     };
@@ -225,10 +289,6 @@ fn parse_checksummed<'a, const BODY: usize>(
     };
     if !is_base62(fixed) {
         return Err(malformed(b));
-    }
-    if !checksum_ok(b) {
-        crate::hint::cold_path();
-        return Err(MalformedCredential::Checksum);
     }
     let random = BODY - CHECKSUM_LEN;
     Ok((&body[..n1], &body[n1..random]))
@@ -275,6 +335,32 @@ pub(crate) fn parse_key_secret<'a>(
     prefix: &Prefix,
 ) -> Result<SecretMaterial<'a>, MalformedCredential> {
     parse_checksummed::<SECRET_BODY>(s, prefix, b"sk", 0).map(|(_, m)| SecretMaterial(m))
+}
+
+/// [`parse_key_secret`] but for the checksum (see [`UncheckedSecret`]).
+#[inline]
+pub(crate) fn parse_key_secret_unchecked<'a>(
+    s: &'a [u8],
+    prefix: &Prefix,
+) -> Result<UncheckedSecret<'a>, MalformedCredential> {
+    let (_, m) = parse_format::<SECRET_BODY>(s, prefix, b"sk", 0)?;
+    Ok(UncheckedSecret {
+        material: SecretMaterial(m),
+        checksummed: s,
+    })
+}
+
+/// [`parse_combined_key`] but for the checksum (see [`UncheckedSecret`]).
+pub(crate) fn parse_combined_key_unchecked<'a>(
+    s: &'a [u8],
+    prefix: &Prefix,
+) -> Result<(KeyId, UncheckedSecret<'a>), MalformedCredential> {
+    let (id, m) = parse_format::<PAIR_BODY>(s, prefix, b"ak", ID_RANDOM_LEN)?;
+    let secret = UncheckedSecret {
+        material: SecretMaterial(m),
+        checksummed: s,
+    };
+    Ok((join_id(prefix, "", id)?, secret))
 }
 
 /// Parses the single-string key form, returning the key id and the secret

@@ -213,6 +213,7 @@ impl KeywardBuilder {
                 digester: Digester::new(),
                 window: self.window,
                 window_nanos,
+                refresh_slots: super::decide::RefreshSlots::for_window(window_nanos),
                 session_ttl: self.session_ttl,
                 max_grace: self.max_grace,
                 keys: KeyCache::new(self.max_cached_keys, Arc::clone(&usage)),

@@ -161,6 +161,53 @@ impl Decision {
     }
 }
 
+/// The refresh slots of keys: every 19/20 W, each key at a phase of its
+/// own (see [`refresh_due`]); with the reciprocal of the period, so the
+/// warm path divides nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefreshSlots {
+    period: u64,
+    /// `u64::MAX / period`: `x / period` is `mulhi(x, reciprocal)` or one
+    /// more.
+    reciprocal: u64,
+}
+
+impl RefreshSlots {
+    /// The slots for propagation window `window` (nanoseconds).
+    pub(crate) fn for_window(window: i64) -> Self {
+        let period = (window / 20 * 19).max(1) as u64;
+        Self {
+            period,
+            reciprocal: u64::MAX / period,
+        }
+    }
+
+    /// `x % period`, by multiplication.
+    #[inline]
+    fn rem(&self, x: u64) -> u64 {
+        let q = ((u128::from(x) * u128::from(self.reciprocal)) >> 64) as u64;
+        let r = x.wrapping_sub(q.wrapping_mul(self.period));
+        if r >= self.period { r - self.period } else { r }
+    }
+
+    /// The key's phase within the period, from its per-key seed.
+    #[inline]
+    fn phase(&self, seed: u64) -> u64 {
+        ((u128::from(seed) * u128::from(self.period)) >> 64) as u64
+    }
+
+    /// The first slot of a key with `seed` at or after `from`.
+    #[inline]
+    fn first_at_or_after(&self, from: i64, seed: u64) -> i64 {
+        let into = self.rem((from as u64).wrapping_add(self.phase(seed)));
+        if into == 0 {
+            from
+        } else {
+            from.saturating_add((self.period - into) as i64)
+        }
+    }
+}
+
 /// Whether an entry in use is due for a refresh ahead of its expiry.
 ///
 /// Each key has refresh slots every 19/20 W at a phase of its own (from
@@ -172,27 +219,17 @@ impl Decision {
 /// entry (known current less than W/4 ago thanks to it). One comparison
 /// for the common young entry.
 #[inline]
-pub(crate) fn refresh_due(e: &KeyEntry, judge: &Judge) -> bool {
+pub(crate) fn refresh_due(e: &KeyEntry, judge: &Judge, slots: &RefreshSlots) -> bool {
     let known = e.known_current_at(judge.covered_to);
     let age = judge.now.saturating_sub(known);
     let margin = judge.window / 40;
     if age < margin {
         return false;
     }
-    crate::hint::cold_path();
     if known > e.fetched_at && age < judge.window / 4 {
         return false;
     }
-    let period = (judge.window / 20 * 19).max(1);
-    let phase = (e.phase_seed() % period as u64) as i64;
-    let from = known.saturating_add(margin);
-    let into = from.wrapping_add(phase).rem_euclid(period);
-    let slot = if into == 0 {
-        from
-    } else {
-        from.saturating_add(period - into)
-    };
-    judge.now >= slot
+    judge.now >= slots.first_at_or_after(known.saturating_add(margin), e.phase_seed())
 }
 
 /// The key's decision for a presented credential.
@@ -351,5 +388,31 @@ pub(crate) fn session(
             Decision::Reject(Refusal::SessionEnded)
         }
         d => d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefreshSlots;
+
+    /// The reciprocal remainder is the remainder, and slots come one
+    /// period apart at the key's phase.
+    #[test]
+    fn refresh_slots_divide_by_multiplying() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for window in [1, 7, 40, 30_000_000_000, 86_400_000_000_000, i64::MAX / 2] {
+            let slots = RefreshSlots::for_window(window);
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                assert_eq!(slots.rem(x), x % slots.period, "{x} % {}", slots.period);
+                let from = (x >> 2) as i64;
+                let slot = slots.first_at_or_after(from, x);
+                assert!(slot >= from && slot - from < slots.period as i64);
+                let at = (slot as u64).wrapping_add(slots.phase(x));
+                assert_eq!(at % slots.period, 0);
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@ use std::sync::RwLock;
 
 use super::Keyward;
 use crate::context::VerifyContext;
-use crate::credential::SecretMaterial;
+use crate::credential::{SecretMaterial, UncheckedSecret};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
 use crate::principal::Principal;
@@ -231,7 +231,13 @@ impl Keyward {
         let mut buf = [0u8; 64];
         let alias = legacy.keys.alias_of(key, &mut buf);
         match legacy.remembered(alias, now, self.inner.window_nanos)? {
-            Some(id) => self.verify_warm(id, SecretMaterial(key), &mut None, ctx, now),
+            Some(id) => self.verify_warm(
+                id,
+                UncheckedSecret::without_checksum(SecretMaterial(key)),
+                &mut None,
+                ctx,
+                now,
+            ),
             None => Some(Err(Error::Unauthorized)),
         }
     }
@@ -254,8 +260,13 @@ impl Keyward {
             }
         };
         let id = id.ok_or(Error::Unauthorized)?;
-        self.verify_material(id, SecretMaterial(key), ctx, now)
-            .await
+        self.verify_material(
+            id,
+            UncheckedSecret::without_checksum(SecretMaterial(key)),
+            ctx,
+            now,
+        )
+        .await
     }
 
     /// The legacy setting when `key` has its form.

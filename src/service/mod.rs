@@ -102,6 +102,8 @@ pub(crate) struct Inner {
     pub(crate) digester: Digester,
     pub(crate) window: Duration,
     pub(crate) window_nanos: i64,
+    /// When keys in use are refreshed ahead of expiry.
+    pub(crate) refresh_slots: decide::RefreshSlots,
     pub(crate) session_ttl: Duration,
     pub(crate) max_grace: Duration,
     pub(crate) keys: KeyCache,
@@ -130,7 +132,8 @@ impl Keyward {
     }
 
     /// The propagation window W: the longest any instance trusts a cached
-    /// entry.
+    /// entry past the last moment it was known current (its read, or, for
+    /// a key, the change feed's last catch-up while the feed vouches).
     pub fn propagation_window(&self) -> Duration {
         self.inner.window
     }

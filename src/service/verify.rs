@@ -14,8 +14,8 @@ use super::decide::{self, Decision, Judge, Presented, Refusal};
 use crate::cache::{Found, SecretRef, SessionEntry};
 use crate::context::VerifyContext;
 use crate::credential::{
-    MalformedCredential, SecretMaterial, parse_combined_key, parse_key_id, parse_key_secret,
-    parse_session_token,
+    MalformedCredential, SecretMaterial, UncheckedSecret, parse_combined_key_unchecked,
+    parse_key_id, parse_key_secret_unchecked, parse_session_token,
 };
 use crate::digest::{Tag, session_digest};
 use crate::error::{Error, Result};
@@ -163,16 +163,17 @@ impl Keyward {
         }
     }
 
-    /// The key id and the secret's material, both checked before any
-    /// lookup.
+    /// The key id and the secret, both in their format before any lookup
+    /// (the secret's checksum is checked once no verified tag matched: see
+    /// [`UncheckedSecret`]).
     #[inline]
     fn parse_key<'a>(
         &self,
         key_id: &[u8],
         secret: &'a [u8],
-    ) -> std::result::Result<(KeyId, SecretMaterial<'a>), MalformedCredential> {
+    ) -> std::result::Result<(KeyId, UncheckedSecret<'a>), MalformedCredential> {
         let id = parse_key_id(key_id, &self.inner.prefix)?;
-        Ok((id, parse_key_secret(secret, &self.inner.prefix)?))
+        Ok((id, parse_key_secret_unchecked(secret, &self.inner.prefix)?))
     }
 
     /// [`verify_bearer`](Self::verify_bearer) from this instance's caches
@@ -191,7 +192,7 @@ impl Keyward {
                 Ok((sid, m)) => self.session_cached(sid, &session_digest(m), ctx),
                 Err(e) => Some(Err(e.into())),
             },
-            Bearer::Key => match (self.now_nanos(), parse_combined_key(token, p)) {
+            Bearer::Key => match (self.now_nanos(), parse_combined_key_unchecked(token, p)) {
                 (now, Ok((id, m))) => self.verify_warm(id, m, &mut None, ctx, now),
                 (_, Err(e)) => Some(Err(e.into())),
             },
@@ -227,24 +228,33 @@ impl Keyward {
     }
 
     /// The warm path, synchronous and allocation-free: `None` when the
-    /// cache cannot decide (absent, stale or cold entry).
+    /// cache cannot decide (absent, stale or cold entry). A verified tag
+    /// that matches proves the secret; any other outcome first checks the
+    /// secret's checksum (a malformed secret is refused as such, counted
+    /// nowhere, before any store read or argon2).
     #[inline]
     pub(super) fn verify_warm(
         &self,
         id: KeyId,
-        m: SecretMaterial<'_>,
+        secret: UncheckedSecret<'_>,
         tag: &mut Option<Tag>,
         ctx: VerifyContext<'_>,
         now: i64,
     ) -> Option<Result<Principal>> {
         let digester = &self.inner.digester;
         let judge = self.judge(now, &ctx);
-        match self.decide_key(
+        let decided = self.decide_key(
             id,
-            Presented::Tag(|| *tag.insert(digester.tag(m))),
+            Presented::Tag(|| *tag.insert(digester.tag(secret.material))),
             &judge,
             ctx,
-        ) {
+            || secret.well_formed(),
+        );
+        let Some(decision) = decided else {
+            crate::hint::cold_path();
+            return Some(Err(MalformedCredential::Checksum.into()));
+        };
+        match decision {
             Decision::Accept { grant, secret } => Some(crate::metrics::verified_warm(principal(
                 id, grant, None, secret, ctx, now,
             ))),
@@ -260,7 +270,9 @@ impl Keyward {
     }
 
     /// Finds the key's entry, decides, and counts the outcome in the key's
-    /// usage (under the entry's lock, so in its in-place counter).
+    /// usage (under the entry's lock, so in its in-place counter). `None`,
+    /// counted nowhere, when the decision is not an acceptance and the
+    /// presented secret is not `well_formed`.
     #[inline(always)]
     fn decide_key<F: FnOnce() -> Tag>(
         &self,
@@ -268,12 +280,17 @@ impl Keyward {
         presented: Presented<F>,
         judge: &Judge,
         ctx: VerifyContext<'_>,
-    ) -> Decision {
+        well_formed: impl FnOnce() -> bool,
+    ) -> Option<Decision> {
         let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&id, |found| {
             let decision = decide::key(found, presented, judge);
+            if !matches!(decision, Decision::Accept { .. }) && !well_formed() {
+                crate::hint::cold_path();
+                return None;
+            }
             self.after_decision(found, &decision, judge, &tally);
-            decision
+            Some(decision)
         })
     }
 
@@ -294,7 +311,9 @@ impl Keyward {
                     .usage
                     .count(tally, Some(&e.usage), e.key_id, &e.grant.account, success);
             }
-            if matches!(decision, Decision::Accept { .. }) && decide::refresh_due(e, judge) {
+            if matches!(decision, Decision::Accept { .. })
+                && decide::refresh_due(e, judge, &self.inner.refresh_slots)
+            {
                 self.refresh_ahead(e.key_id);
             }
         }
@@ -338,8 +357,8 @@ impl Keyward {
         ctx: VerifyContext<'_>,
     ) -> Result<Principal> {
         let now = self.now_nanos();
-        let (id, material) = parse_combined_key(credential.as_bytes(), &self.inner.prefix)?;
-        self.verify_material(id, material, ctx, now).await
+        let (id, secret) = parse_combined_key_unchecked(credential.as_bytes(), &self.inner.prefix)?;
+        self.verify_material(id, secret, ctx, now).await
     }
 
     /// Verifies an `Authorization: Bearer` value: a session token or the
@@ -365,8 +384,8 @@ impl Keyward {
             }
             Bearer::Key => {
                 let now = self.now_nanos();
-                let (id, material) = parse_combined_key(token, p)?;
-                self.verify_material(id, material, ctx, now).await
+                let (id, secret) = parse_combined_key_unchecked(token, p)?;
+                self.verify_material(id, secret, ctx, now).await
             }
             #[cfg(feature = "import")]
             Bearer::Legacy => self.verify_legacy_bytes(token, ctx).await,
@@ -377,14 +396,17 @@ impl Keyward {
     pub(super) async fn verify_material(
         &self,
         id: KeyId,
-        m: SecretMaterial<'_>,
+        secret: UncheckedSecret<'_>,
         ctx: VerifyContext<'_>,
         now: i64,
     ) -> Result<Principal> {
         let mut tag = None;
-        if let Some(decided) = self.verify_warm(id, m, &mut tag, ctx, now) {
+        if let Some(decided) = self.verify_warm(id, secret, &mut tag, ctx, now) {
             return decided;
         }
+        // Undecided by the cache: the checksum was checked (a store read
+        // or argon2 follows only for a well-formed secret).
+        let m = secret.checked()?;
         let tag = tag.unwrap_or_else(|| self.inner.digester.tag(m));
         // The slow path's future is large (store reads, argon2 on a blocking
         // thread); boxing it keeps the warm path's future small.
@@ -410,7 +432,8 @@ impl Keyward {
                 fresh_at: read_at.unwrap_or(now),
                 ..self.judge(now, &ctx)
             };
-            match self.decide_key(id, Presented::Tag(|| tag), &judge, ctx) {
+            let decided = self.decide_key(id, Presented::Tag(|| tag), &judge, ctx, || true);
+            match decided.unwrap_or(Decision::Reject(Refusal::WrongSecret)) {
                 Decision::Accept { grant, secret } => {
                     return principal(id, grant, None, secret, ctx, now);
                 }
