@@ -165,6 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             active_keys: 0,
             inactive_keys: 0,
             protected: false,
+            last_used_at: None,
         };
         store
             .insert_app(&a, &event(AuditAction::AppCreated, admin, None, now))
@@ -184,6 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             permissions: PermissionSet::parse(["readApiKeys", "readApplications"])?,
             status: keyward::AccountStatus::Active,
             created_at: now,
+            last_used_at: None,
         };
         store
             .insert_account(&a, &event(AuditAction::AccountCreated, admin, None, now))

@@ -310,7 +310,7 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
 }
 
 const ACCOUNT_COLUMNS: &str =
-    "id, name, parent, permissions::text AS permissions, status, created_at";
+    "id, name, parent, permissions::text AS permissions, status, created_at, last_used_at";
 
 fn account_row(r: &PgRow) -> StoreResult<Account> {
     let g = |e| map_err(e, "decode");
@@ -324,6 +324,7 @@ fn account_row(r: &PgRow) -> StoreResult<Account> {
         &perms,
         &status,
         r.try_get("created_at").map_err(g)?,
+        r.try_get("last_used_at").map_err(g)?,
     )
 }
 
@@ -340,6 +341,7 @@ fn app_row(r: &PgRow) -> StoreResult<App> {
         active_keys: r.try_get("active_keys").map_err(g)?,
         inactive_keys: r.try_get("inactive_keys").map_err(g)?,
         protected_keys: r.try_get("protected_keys").map_err(g)?,
+        last_used_at: r.try_get("last_used_at").map_err(g)?,
     }
     .into_app()
 }

@@ -220,6 +220,7 @@ pub(crate) fn account(
     permissions: &str,
     status: &str,
     created_at: OffsetDateTime,
+    last_used_at: Option<OffsetDateTime>,
 ) -> StoreResult<Account> {
     Ok(Account {
         id: id(id_, "accounts.id")?,
@@ -230,6 +231,7 @@ pub(crate) fn account(
         permissions: from_json(permissions, "accounts.permissions")?,
         status: AccountStatus::parse(status).ok_or_else(|| corrupt("accounts.status"))?,
         created_at,
+        last_used_at,
     })
 }
 
@@ -245,6 +247,7 @@ pub(crate) struct AppRow {
     pub(crate) active_keys: i64,
     pub(crate) inactive_keys: i64,
     pub(crate) protected_keys: i64,
+    pub(crate) last_used_at: Option<OffsetDateTime>,
 }
 
 impl AppRow {
@@ -261,6 +264,7 @@ impl AppRow {
             active_keys: to_u64(self.active_keys, "apps.active_keys")?,
             inactive_keys: to_u64(self.inactive_keys, "apps.inactive_keys")?,
             protected: self.protected_keys > 0,
+            last_used_at: self.last_used_at,
         })
     }
 }
@@ -268,7 +272,7 @@ impl AppRow {
 /// The columns of an application with its key counts, for a `SELECT … FROM
 /// apps a`.
 pub(crate) const APP_COLUMNS: &str = "a.id, a.account_id, a.title, a.description, a.status, \
-     a.created_at, a.updated_at, \
+     a.created_at, a.updated_at, a.last_used_at, \
      (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'active') AS active_keys, \
      (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'inactive') AS inactive_keys, \
      (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.protected = TRUE) AS protected_keys";
