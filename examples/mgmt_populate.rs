@@ -155,7 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut apps = Vec::with_capacity(APPS);
     for i in 0..APPS {
         let a = App {
-            id: AppId::new(&format!("app_{}", rand_hex()))?,
+            id: AppId::new(&format!("app_{}", &rand_hex()[..24]))?,
             account_id: admin,
             title: format!("Application {i}"),
             description: "mgmt_populate".into(),
