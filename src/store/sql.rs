@@ -340,10 +340,18 @@ pub(crate) fn merge_usage(batch: &[UsageRecord]) -> Vec<UsageRecord> {
 
 /// The latest use of each key in a batch.
 pub(crate) fn last_used(batch: &[UsageRecord]) -> Vec<(KeyId, OffsetDateTime)> {
-    let mut latest: HashMap<KeyId, OffsetDateTime> = HashMap::new();
+    latest(batch, |r| r.key_id)
+}
+
+/// The latest use in a batch of each `of(record)` (a key, an account).
+pub(crate) fn latest<K: std::hash::Hash + Eq>(
+    batch: &[UsageRecord],
+    of: impl Fn(&UsageRecord) -> K,
+) -> Vec<(K, OffsetDateTime)> {
+    let mut latest: HashMap<K, OffsetDateTime> = HashMap::new();
     for r in batch {
         if let Some(t) = r.last_used_at {
-            let e = latest.entry(r.key_id).or_insert(t);
+            let e = latest.entry(of(r)).or_insert(t);
             *e = (*e).max(t);
         }
     }
