@@ -309,6 +309,17 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
     })
 }
 
+/// [`sql::APP_COLUMNS`] for PostgreSQL: `apps.id` is `COLLATE "C"` and
+/// `keys.app_id` is not, so the key counts compare in the default
+/// collation, that of the `keys_by_app` index (else each count is a scan
+/// of every key).
+fn app_columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        sql::APP_COLUMNS.replace("k.app_id = a.id", "k.app_id = a.id COLLATE \"default\"")
+    });
+    &COLUMNS
+}
+
 const ACCOUNT_COLUMNS: &str =
     "id, name, parent, permissions::text AS permissions, status, created_at, last_used_at";
 
@@ -652,7 +663,7 @@ impl KeyStore for PostgresStore {
     async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM apps a WHERE a.id = $1",
-            sql::APP_COLUMNS
+            app_columns()
         )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -673,7 +684,7 @@ impl KeyStore for PostgresStore {
              AND ($3::text IS NULL OR a.status = $3) \
              AND ($4::timestamptz IS NULL OR (a.created_at, a.id) > ($4, $5::text)) \
              ORDER BY a.created_at, a.id LIMIT $6",
-            sql::APP_COLUMNS
+            app_columns()
         )))
         .bind(account.as_str())
         .bind(needle.as_deref())
