@@ -6,7 +6,9 @@
 #   bash benches/mgmt_scale.sh sqlite|postgres [keys] [events] [children] [samples]
 #
 # Defaults: 1,000,000 keys, 100,000 events on one key, 1,000 child
-# accounts, 200 samples per request. The database is made fresh in
+# accounts, 200 samples per request. KEYWARD_BENCH_PROFILE=dev measures
+# the dev build instead of the release build (when a release build does
+# not fit; its figures are upper bounds). The database is made fresh in
 # target/mgmt_scale/ (SQLite) or as database `keyward_scale_<keys>`
 # (PostgreSQL at $KEYWARD_BENCH_PG, default postgres://postgres@127.0.0.1:5432),
 # and kept: a second run with the same arguments skips the populate step.
@@ -19,7 +21,7 @@ events=${3:-100000}
 children=${4:-1000}
 samples=${5:-200}
 addr=127.0.0.1:${KEYWARD_BENCH_PORT:-18090}
-dir=target/mgmt_scale/$kind-$keys-$events-$children
+dir=target/mgmt_scale/$kind-$keys-$events-$children${KEYWARD_BENCH_PROFILE:+-$KEYWARD_BENCH_PROFILE}
 mkdir -p "$dir"
 case $kind in
   sqlite) url="sqlite://$PWD/$dir/keyward.db" ;;
@@ -33,8 +35,9 @@ case $kind in
   *) echo "usage: mgmt_scale.sh sqlite|postgres [keys] [events] [children] [samples]" >&2; exit 2 ;;
 esac
 
-cargo build --release --features axum,sqlite,postgres --example server --example mgmt_populate
-bin=target/release/examples
+profile=${KEYWARD_BENCH_PROFILE:-release}
+cargo build --profile "$profile" --features axum,sqlite,postgres --example server --example mgmt_populate
+bin=target/$([ "$profile" = dev ] && echo debug || echo "$profile")/examples
 
 server_pid=
 start_server() {

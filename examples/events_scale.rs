@@ -157,6 +157,7 @@ async fn main() {
             permissions: PermissionSet::default(),
             status: AccountStatus::Active,
             created_at: t0(),
+            last_used_at: None,
         };
         let e = event(
             0,

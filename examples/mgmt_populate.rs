@@ -157,7 +157,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut apps = Vec::with_capacity(APPS);
     for i in 0..APPS {
         let a = App {
-            id: AppId::new(&format!("app_{}", rand_hex()))?,
+            id: AppId::new(&format!("app_{}", &rand_hex()[..24]))?,
             account_id: admin,
             title: format!("Application {i}"),
             description: "mgmt_populate".into(),
@@ -167,6 +167,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             active_keys: 0,
             inactive_keys: 0,
             protected: false,
+            last_used_at: None,
         };
         store
             .insert_app(&a, &event(AuditAction::AppCreated, admin, None, now))
@@ -186,6 +187,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             permissions: PermissionSet::parse(["readApiKeys", "readApplications"])?,
             status: keyward::AccountStatus::Active,
             created_at: now,
+            last_used_at: None,
         };
         store
             .insert_account(&a, &event(AuditAction::AccountCreated, admin, None, now))

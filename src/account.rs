@@ -54,6 +54,11 @@ pub struct Account {
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The latest successful verification of any of its keys (advanced
+    /// when usage is flushed; maintained by the store, ignored when the
+    /// record is written).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// What [`Keyward::create_account`](crate::Keyward::create_account) needs.

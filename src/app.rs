@@ -64,6 +64,11 @@ pub struct App {
     /// Whether it holds a protected key: then only
     /// [`Actor::System`](crate::Actor::System) may change or delete it.
     pub protected: bool,
+    /// The latest successful verification of any of its keys (advanced
+    /// when usage is flushed; maintained by the store, ignored when the
+    /// record is written).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// What [`Keyward::create_app`](crate::Keyward::create_app) needs.

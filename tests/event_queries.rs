@@ -118,6 +118,7 @@ async fn populate(store: &dyn KeyStore) -> Data {
             permissions: PermissionSet::parse(["readApiKeys"]).expect("perms"),
             status: keyward::AccountStatus::Active,
             created_at: t0(),
+            last_used_at: None,
         };
         let e = plain(AuditAction::AccountCreated, a, None, t0());
         store.insert_account(&acc, &e).await.expect("account");

@@ -103,6 +103,7 @@ async fn populate(store: &dyn KeyStore) -> Data {
             permissions: PermissionSet::parse(["readApiKeys"]).expect("perms"),
             status: keyward::AccountStatus::Active,
             created_at: t0(),
+            last_used_at: None,
         };
         store
             .insert_account(&acc, &event(a, None, t0()))
@@ -192,6 +193,7 @@ async fn append_event(store: &dyn KeyStore, e: &AuditEvent) {
                 permissions: PermissionSet::parse(["readApiKeys"]).expect("perms"),
                 status: keyward::AccountStatus::Active,
                 created_at: e.at,
+                last_used_at: None,
             };
             store.insert_account(&acc, e).await.expect("account");
         }

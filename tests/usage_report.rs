@@ -228,6 +228,9 @@ type Expected = std::collections::BTreeMap<
     ),
 >;
 
+/// One expected or reported group: id, name, successes, hourly series.
+type Row = (String, String, u64, Vec<(time::OffsetDateTime, u64)>);
+
 /// Every group_by over random usage (skewed over 50 keys, 6 hours, two
 /// origins and categories) equals a brute-force computation from the calls
 /// made: the ranking by volume then id, walked two groups a page, each
@@ -383,7 +386,7 @@ async fn groups_match_brute_force(store: Arc<dyn keyward::store::KeyStore>) {
                         .entry(hour)
                         .or_default() += 1;
                 }
-                let mut ranked: Vec<(String, String, u64, Vec<(time::OffsetDateTime, u64)>)> = want
+                let mut ranked: Vec<Row> = want
                     .into_iter()
                     .map(|(id, (name, hours))| {
                         let total = hours.values().sum();

@@ -142,12 +142,13 @@ fn allowlist_schemas() -> Value {
 fn account_schemas() -> Value {
     json!({
         "Account": {
-            "type": "object", "required": ["id", "name", "parent", "permissions", "status", "created_at"],
+            "type": "object", "required": ["id", "name", "parent", "permissions", "status", "created_at", "last_used_at"],
             "properties": {
                 "id": { "type": "string" }, "name": { "type": "string" }, "parent": { "type": ["string", "null"] },
                 "permissions": { "type": "array", "items": { "type": "string" } },
                 "status": { "type": "string", "enum": ["active", "inactive"] },
-                "created_at": { "type": "string", "format": "date-time" }
+                "created_at": { "type": "string", "format": "date-time" },
+                "last_used_at": { "type": ["string", "null"], "format": "date-time", "description": "Latest successful verification of any of its keys, as of the last usage flush" }
             }
         },
         "NewAccount": { "type": "object", "additionalProperties": false, "required": ["name", "permissions"], "properties": { "name": { "type": "string" }, "permissions": { "type": "array", "items": { "type": "string" } } } },
@@ -162,12 +163,13 @@ fn app_schemas() -> Value {
     json!({
                 "App": {
                     "type": "object",
-                    "required": ["id", "account_id", "title", "description", "status", "created_at", "updated_at", "active_keys", "inactive_keys", "protected"],
+                    "required": ["id", "account_id", "title", "description", "status", "created_at", "updated_at", "active_keys", "inactive_keys", "protected", "last_used_at"],
                     "properties": {
                         "id": { "type": "string" }, "account_id": { "type": "string" }, "title": { "type": "string" }, "description": { "type": "string" },
                         "status": { "type": "string", "enum": ["active", "inactive"] },
                         "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" },
-                        "active_keys": { "type": "integer", "minimum": 0 }, "inactive_keys": { "type": "integer", "minimum": 0 }, "protected": { "type": "boolean", "description": "It holds a protected key" }
+                        "active_keys": { "type": "integer", "minimum": 0 }, "inactive_keys": { "type": "integer", "minimum": 0 }, "protected": { "type": "boolean", "description": "It holds a protected key" },
+                        "last_used_at": { "type": ["string", "null"], "format": "date-time", "description": "Latest successful verification of any of its keys, as of the last usage flush" }
                     }
                 },
                 "NewApp": { "type": "object", "additionalProperties": false, "required": ["title"], "properties": { "title": { "type": "string" }, "description": { "type": "string" } } },

@@ -138,6 +138,7 @@ impl Keyward {
             permissions: new.permissions,
             status: AccountStatus::Active,
             created_at: now,
+            last_used_at: None,
         };
         let event = self.event(
             AuditAction::AccountCreated,

@@ -138,6 +138,7 @@ impl Keyward {
             active_keys: 0,
             inactive_keys: 0,
             protected: false,
+            last_used_at: None,
         };
         let event = self
             .event(

@@ -129,7 +129,9 @@ impl KeyStore for MemoryStore {
         if g.accounts.contains_key(&account.id) {
             return Err(StoreError::Conflict("account id exists"));
         }
-        g.accounts.insert(account.id, account.clone());
+        let mut account = account.clone();
+        account.last_used_at = None;
+        g.accounts.insert(account.id, account);
         g.push_event(event.clone());
         self.signal_events();
         Ok(())
@@ -343,6 +345,7 @@ impl KeyStore for MemoryStore {
         }
         let mut app = app.clone();
         (app.active_keys, app.inactive_keys, app.protected) = (0, 0, false);
+        app.last_used_at = None;
         g.apps.insert(app.id, app);
         g.push_event(event.clone());
         self.signal_events();
@@ -568,6 +571,12 @@ impl KeyStore for MemoryStore {
             row.last_used_at = row.last_used_at.max(r.last_used_at);
             if let (Some(t), Some(k)) = (r.last_used_at, g.keys.get_mut(&r.key_id)) {
                 k.key.last_used_at = k.key.last_used_at.max(Some(t));
+                if let Some(app) = k.key.app_id.and_then(|a| g.apps.get_mut(&a)) {
+                    app.last_used_at = app.last_used_at.max(Some(t));
+                }
+            }
+            if let (Some(t), Some(a)) = (r.last_used_at, g.accounts.get_mut(&r.account_id)) {
+                a.last_used_at = a.last_used_at.max(Some(t));
             }
         }
         Ok(())

@@ -356,8 +356,19 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
     })
 }
 
+/// [`sql::APP_COLUMNS`] for PostgreSQL: `apps.id` is `COLLATE "C"` and
+/// `keys.app_id` is not, so the key counts compare in the default
+/// collation, that of the `keys_by_app` index (else each count is a scan
+/// of every key).
+fn app_columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        sql::APP_COLUMNS.replace("k.app_id = a.id", "k.app_id = a.id COLLATE \"default\"")
+    });
+    &COLUMNS
+}
+
 const ACCOUNT_COLUMNS: &str =
-    "id, name, parent, permissions::text AS permissions, status, created_at";
+    "id, name, parent, permissions::text AS permissions, status, created_at, last_used_at";
 
 fn account_row(r: &PgRow) -> StoreResult<Account> {
     let g = |e| map_err(e, "decode");
@@ -371,6 +382,7 @@ fn account_row(r: &PgRow) -> StoreResult<Account> {
         &perms,
         &status,
         r.try_get("created_at").map_err(g)?,
+        r.try_get("last_used_at").map_err(g)?,
     )
 }
 
@@ -387,6 +399,7 @@ fn app_row(r: &PgRow) -> StoreResult<App> {
         active_keys: r.try_get("active_keys").map_err(g)?,
         inactive_keys: r.try_get("inactive_keys").map_err(g)?,
         protected_keys: r.try_get("protected_keys").map_err(g)?,
+        last_used_at: r.try_get("last_used_at").map_err(g)?,
     }
     .into_app()
 }
@@ -861,7 +874,7 @@ impl KeyStore for PostgresStore {
     async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM apps a WHERE a.id = $1",
-            sql::APP_COLUMNS
+            app_columns()
         )))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -882,7 +895,7 @@ impl KeyStore for PostgresStore {
              AND ($3::text IS NULL OR a.status = $3) \
              AND ($4::timestamptz IS NULL OR (a.created_at, a.id) > ($4, $5::text)) \
              ORDER BY a.created_at, a.id LIMIT $6",
-            sql::APP_COLUMNS
+            app_columns()
         )))
         .bind(account.as_str())
         .bind(needle.as_deref())

@@ -190,14 +190,7 @@ pub(crate) fn flush_rows(rows: &[super::UsageRecord]) -> StoreResult<Vec<FlushRo
 /// The latest use of each account in a flush.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn account_last_used(rows: &[super::UsageRecord]) -> Vec<(AccountId, OffsetDateTime)> {
-    let mut latest: HashMap<AccountId, OffsetDateTime> = HashMap::new();
-    for r in rows {
-        if let Some(t) = r.last_used_at {
-            let e = latest.entry(r.account_id).or_insert(t);
-            *e = (*e).max(t);
-        }
-    }
-    latest.into_iter().collect()
+    super::sql::latest(rows, |r| r.account_id)
 }
 
 #[cfg(test)]

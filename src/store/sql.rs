@@ -226,6 +226,7 @@ pub(crate) fn account(
     permissions: &str,
     status: &str,
     created_at: OffsetDateTime,
+    last_used_at: Option<OffsetDateTime>,
 ) -> StoreResult<Account> {
     Ok(Account {
         id: id(id_, "accounts.id")?,
@@ -236,6 +237,7 @@ pub(crate) fn account(
         permissions: from_json(permissions, "accounts.permissions")?,
         status: AccountStatus::parse(status).ok_or_else(|| corrupt("accounts.status"))?,
         created_at,
+        last_used_at,
     })
 }
 
@@ -251,6 +253,7 @@ pub(crate) struct AppRow {
     pub(crate) active_keys: i64,
     pub(crate) inactive_keys: i64,
     pub(crate) protected_keys: i64,
+    pub(crate) last_used_at: Option<OffsetDateTime>,
 }
 
 impl AppRow {
@@ -267,6 +270,7 @@ impl AppRow {
             active_keys: to_u64(self.active_keys, "apps.active_keys")?,
             inactive_keys: to_u64(self.inactive_keys, "apps.inactive_keys")?,
             protected: self.protected_keys > 0,
+            last_used_at: self.last_used_at,
         })
     }
 }
@@ -274,7 +278,7 @@ impl AppRow {
 /// The columns of an application with its key counts, for a `SELECT … FROM
 /// apps a`.
 pub(crate) const APP_COLUMNS: &str = "a.id, a.account_id, a.title, a.description, a.status, \
-     a.created_at, a.updated_at, \
+     a.created_at, a.updated_at, a.last_used_at, \
      (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'active') AS active_keys, \
      (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.status = 'inactive') AS inactive_keys, \
      (SELECT COUNT(*) FROM keys k WHERE k.app_id = a.id AND k.protected = TRUE) AS protected_keys";
@@ -352,10 +356,18 @@ pub(crate) fn merge_usage(batch: &[UsageRecord]) -> Vec<UsageRecord> {
 
 /// The latest use of each key in a batch.
 pub(crate) fn last_used(batch: &[UsageRecord]) -> Vec<(KeyId, OffsetDateTime)> {
-    let mut latest: HashMap<KeyId, OffsetDateTime> = HashMap::new();
+    latest(batch, |r| r.key_id)
+}
+
+/// The latest use in a batch of each `of(record)` (a key, an account).
+pub(crate) fn latest<K: std::hash::Hash + Eq>(
+    batch: &[UsageRecord],
+    of: impl Fn(&UsageRecord) -> K,
+) -> Vec<(K, OffsetDateTime)> {
+    let mut latest: HashMap<K, OffsetDateTime> = HashMap::new();
     for r in batch {
         if let Some(t) = r.last_used_at {
-            let e = latest.entry(r.key_id).or_insert(t);
+            let e = latest.entry(of(r)).or_insert(t);
             *e = (*e).max(t);
         }
     }

@@ -259,7 +259,7 @@ fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     })
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, parent, permissions, status, created_at";
+const ACCOUNT_COLUMNS: &str = "id, name, parent, permissions, status, created_at, last_used_at";
 
 fn account_row(r: &SqliteRow) -> StoreResult<Account> {
     let g = |e| map_err(e, "decode");
@@ -273,6 +273,7 @@ fn account_row(r: &SqliteRow) -> StoreResult<Account> {
         &perms,
         &status,
         from_us(r.try_get("created_at").map_err(g)?)?,
+        opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
     )
 }
 
@@ -289,6 +290,7 @@ fn app_row(r: &SqliteRow) -> StoreResult<App> {
         active_keys: r.try_get("active_keys").map_err(g)?,
         inactive_keys: r.try_get("inactive_keys").map_err(g)?,
         protected_keys: r.try_get("protected_keys").map_err(g)?,
+        last_used_at: opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
     }
     .into_app()
 }

@@ -60,6 +60,7 @@ pub(super) fn app(account: AccountId, title: &str, created_at: OffsetDateTime) -
         active_keys: 0,
         inactive_keys: 0,
         protected: false,
+        last_used_at: None,
     }
 }
 
@@ -86,6 +87,7 @@ pub(super) fn account() -> Account {
         permissions: perms(&["readApiKeys", "writeApiKeys", "readApplications"]),
         status: crate::account::AccountStatus::Active,
         created_at: at(0, 1),
+        last_used_at: None,
     }
 }
 

@@ -96,7 +96,8 @@ fn ranked(rows: &[RollupRow]) -> Vec<GroupTotal> {
 /// Rolled-up usage of keys, applications and child accounts equals the sum
 /// of what was recorded, for every origin/category filter and range: the
 /// totals by volume (and their keyset pages), each hour's ranking (and its
-/// pages), and each group's rows.
+/// pages), and each group's rows. Applications and accounts were last used
+/// when their latest key was.
 pub async fn usage_rollup_matches_brute_force(store: &dyn KeyStore) {
     let mut parent = account();
     parent.parent = None;
@@ -170,6 +171,28 @@ pub async fn usage_rollup_matches_brute_force(store: &dyn KeyStore) {
             batch.push(rec);
         }
         store.record_usage(&batch).await.expect("record_usage");
+    }
+    for a in &apps {
+        let want = counted
+            .iter()
+            .filter(|c| c.app.as_deref() == Some(a.id.as_str()))
+            .filter_map(|c| c.rec.last_used_at)
+            .max();
+        let got = store.get_app(&a.id).await.expect("get_app").expect("app");
+        assert_eq!(got.last_used_at, want, "application {}", a.title);
+    }
+    for acct in std::iter::once(&parent).chain(&children) {
+        let want = counted
+            .iter()
+            .filter(|c| c.rec.account_id == acct.id)
+            .filter_map(|c| c.rec.last_used_at)
+            .max();
+        let got = store
+            .get_account(&acct.id)
+            .await
+            .expect("get_account")
+            .expect("account");
+        assert_eq!(got.last_used_at, want, "account {}", acct.id);
     }
     let mut scopes = Vec::new();
     for kind in [

@@ -207,8 +207,11 @@ pub(super) async fn rows(
         .push(" AND hour < ")
         .push_bind(to)
         .push(" ORDER BY grp_id, hour");
+    // Unnamed (planned with the ids at hand): a cached generic plan does
+    // not know how few ids the array holds and walks the hour's ranking.
     let rows = qb
         .build()
+        .persistent(false)
         .fetch_all(pool)
         .await
         .map_err(|e| map_err(e, "read"))?;

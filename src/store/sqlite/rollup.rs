@@ -48,35 +48,47 @@ pub(super) async fn record(conn: &mut SqliteConnection, rows: &[UsageRecord]) ->
             .await
             .map_err(|e| map_err(e, "usage"))?;
     }
-    let keys = sql::last_used(rows);
-    for chunk in keys.chunks(USAGE_CHUNK) {
+    let keys: Vec<(String, OffsetDateTime)> = sql::last_used(rows)
+        .into_iter()
+        .map(|(id, t)| (id.as_str().to_owned(), t))
+        .collect();
+    advance(
+        conn,
+        &keys,
+        "), m AS (SELECT k.app_id AS app_id, MAX(v.t) AS t FROM v JOIN keys k ON k.id = v.id \
+         WHERE k.app_id IS NOT NULL GROUP BY k.app_id) \
+         UPDATE apps SET last_used_at = CASE WHEN apps.last_used_at IS NULL \
+         OR apps.last_used_at < m.t THEN m.t ELSE apps.last_used_at END \
+         FROM m WHERE apps.id = m.app_id",
+    )
+    .await?;
+    let accounts: Vec<(String, OffsetDateTime)> = rollup::account_last_used(rows)
+        .into_iter()
+        .map(|(id, t)| (id.as_str().to_owned(), t))
+        .collect();
+    advance(
+        conn,
+        &accounts,
+        ") UPDATE accounts SET last_used_at = CASE WHEN accounts.last_used_at IS NULL \
+         OR accounts.last_used_at < v.t THEN v.t ELSE accounts.last_used_at END \
+         FROM v WHERE accounts.id = v.id",
+    )
+    .await
+}
+
+/// Runs `WITH v(id, t) AS (VALUES …` + `tail` over `times`, a chunk at a
+/// time: the `last_used_at` updates of a flush.
+async fn advance(
+    conn: &mut SqliteConnection,
+    times: &[(String, OffsetDateTime)],
+    tail: &str,
+) -> StoreResult<()> {
+    for chunk in times.chunks(USAGE_CHUNK) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("WITH v(id, t) AS (");
         qb.push_values(chunk, |mut b, (id, t)| {
-            b.push_bind(id.as_str().to_owned()).push_bind(us(*t));
+            b.push_bind(id.clone()).push_bind(us(*t));
         });
-        qb.push(
-            "), m AS (SELECT k.app_id AS app_id, MAX(v.t) AS t FROM v JOIN keys k ON k.id = v.id \
-             WHERE k.app_id IS NOT NULL GROUP BY k.app_id) \
-             UPDATE apps SET last_used_at = CASE WHEN apps.last_used_at IS NULL \
-             OR apps.last_used_at < m.t THEN m.t ELSE apps.last_used_at END \
-             FROM m WHERE apps.id = m.app_id",
-        );
-        qb.build()
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| map_err(e, "usage"))?;
-    }
-    let accounts = rollup::account_last_used(rows);
-    for chunk in accounts.chunks(USAGE_CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("WITH v(id, t) AS (");
-        qb.push_values(chunk, |mut b, (id, t)| {
-            b.push_bind(id.as_str().to_owned()).push_bind(us(*t));
-        });
-        qb.push(
-            ") UPDATE accounts SET last_used_at = CASE WHEN accounts.last_used_at IS NULL \
-             OR accounts.last_used_at < v.t THEN v.t ELSE accounts.last_used_at END \
-             FROM v WHERE accounts.id = v.id",
-        );
+        qb.push(tail);
         qb.build()
             .execute(&mut *conn)
             .await
