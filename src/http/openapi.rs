@@ -344,6 +344,7 @@ pub(crate) fn document() -> Value {
     merge(doc.pointer_mut("/components/schemas"), account_schemas());
     merge(doc.pointer_mut("/paths"), allowlist_paths());
     merge(doc.pointer_mut("/components/schemas"), allowlist_schemas());
+    crate::http::ratelimit::document_limits(&mut doc);
     doc
 }
 

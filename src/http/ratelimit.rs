@@ -24,6 +24,71 @@ pub(crate) fn push_headers(h: &mut Vec<(&'static str, String)>, s: &LimitStatus)
     ));
 }
 
+/// Adds the `RateLimit` and `Credits` schemas to the OpenAPI document, and
+/// `ratelimits` / `credits` to the create and update bodies of keys,
+/// applications and accounts.
+pub(crate) fn document_limits(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    else {
+        return;
+    };
+    schemas.insert(
+        "RateLimit".into(),
+        json!({
+            "type": "object", "additionalProperties": false, "required": ["name", "limit", "duration_ms"],
+            "properties": {
+                "name": { "type": "string", "pattern": "^[a-z0-9_.-]{1,32}$" },
+                "limit": { "type": "integer", "minimum": 1, "maximum": crate::ratelimit::MAX_LIMIT },
+                "duration_ms": { "type": "integer", "minimum": 1, "maximum": crate::ratelimit::MAX_DURATION_MS },
+                "burst": { "type": "integer", "minimum": 1, "maximum": crate::ratelimit::MAX_LIMIT, "description": "Default: limit" },
+                "auto_apply": { "type": "boolean", "description": "Default true; false: only on routes that name it" }
+            }
+        }),
+    );
+    schemas.insert(
+        "Credits".into(),
+        json!({
+            "type": ["object", "null"], "additionalProperties": false, "required": ["remaining"],
+            "properties": {
+                "remaining": { "type": "integer", "minimum": 0, "maximum": crate::credits::MAX_CREDITS },
+                "refill": {
+                    "type": ["object", "null"], "additionalProperties": false, "required": ["interval", "amount"],
+                    "properties": {
+                        "interval": { "type": "string", "enum": ["daily", "monthly"] },
+                        "amount": { "type": "integer", "minimum": 1, "maximum": crate::credits::MAX_CREDITS }
+                    }
+                }
+            }
+        }),
+    );
+    for body in [
+        "NewKey",
+        "KeyUpdate",
+        "NewApp",
+        "AppUpdate",
+        "NewAccount",
+        "AccountUpdate",
+    ] {
+        if let Some(props) = schemas
+            .get_mut(body)
+            .and_then(|b| b.get_mut("properties"))
+            .and_then(|p| p.as_object_mut())
+        {
+            props.insert(
+                "ratelimits".into(),
+                json!({ "type": ["array", "null"], "maxItems": crate::ratelimit::MAX_RATE_LIMITS, "items": { "$ref": "#/components/schemas/RateLimit" } }),
+            );
+            props.insert(
+                "credits".into(),
+                json!({ "$ref": "#/components/schemas/Credits" }),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod allowlist;
 mod apps;
 mod events;
 mod keys;
+mod limits;
 mod sessions;
 mod usage;
 
