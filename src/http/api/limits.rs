@@ -28,7 +28,7 @@ impl LimitsPatch {
     pub(super) fn read(f: &mut Fields<'_>) -> Result<Self, HttpError> {
         let cfg = f.cfg;
         let bad = |field: &'static str, e: serde_json::Error| {
-            HttpError::invalid_value(cfg, field, &e.to_string())
+            HttpError::invalid_value(cfg, field, e.to_string())
         };
         let ratelimits = match f.map.remove("ratelimits") {
             None => None,
