@@ -75,6 +75,7 @@ pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
 pub use host_user::HostUser;
+pub use ratelimit::rate_limit_headers;
 
 #[cfg(feature = "console")]
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]

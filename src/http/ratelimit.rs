@@ -6,6 +6,34 @@
 
 use crate::ratelimit::LimitStatus;
 
+/// The `RateLimit-Policy` and `RateLimit` headers for a successful
+/// response to `principal`'s request (none when no limit applied), for
+/// hosts that show clients where they stand:
+///
+/// ```
+/// # use keyward::*;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let kw = Keyward::builder().store(MemoryStore::new()).build()?;
+/// # let perms = PermissionSet::parse(["readApplications"])?;
+/// # let account = kw.create_account(Actor::System, NewAccount::new("acme", perms.clone())).await?;
+/// # let issued = kw.issue_key(Actor::System, &account.id, NewKey::new("ci").permissions(perms)).await?;
+/// let limit = RateLimit::new(Label::from_static("requests"), 10, 60_000);
+/// kw.set_limits(Actor::System, &LimitOwner::Key(issued.key.id), Limits::new().ratelimit(limit)).await?;
+/// let p = kw.verify(issued.key.id.as_str(), issued.secret.expose(), VerifyContext::new()).await?;
+/// let headers = keyward::http::rate_limit_headers(&p);
+/// assert_eq!(headers[0], ("ratelimit-policy", "\"requests\";q=10;w=60".to_owned()));
+/// assert_eq!(headers[1], ("ratelimit", "\"requests\";r=9;t=6".to_owned()));
+/// # Ok(()) }
+/// ```
+pub fn rate_limit_headers(principal: &crate::Principal) -> Vec<(&'static str, String)> {
+    let mut h = Vec::new();
+    if let Some(s) = principal.rate_limit() {
+        push_headers(&mut h, &s);
+    }
+    h
+}
+
 /// `RateLimit-Policy` and `RateLimit` for `s`.
 pub(crate) fn push_headers(h: &mut Vec<(&'static str, String)>, s: &LimitStatus) {
     let window = s.duration_ms.div_ceil(1000).max(1);
