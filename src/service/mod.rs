@@ -35,6 +35,7 @@ pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
 pub use dashboard::{Granularity, UsageGroup, UsagePage, UsagePoint, UsageReport};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) use limits::invalid_limits;
 pub use sessions::LoginSession;
 
