@@ -100,6 +100,7 @@ pub enum RefillInterval {
 
 impl RefillInterval {
     /// Stored form.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             RefillInterval::Daily => "daily",
@@ -108,6 +109,7 @@ impl RefillInterval {
     }
 
     /// From the stored form.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "daily" => Some(RefillInterval::Daily),

@@ -36,7 +36,7 @@ pub struct Principal {
     pub(crate) secret: SecretRef,
     /// Where the request stands against the rate limit closest to refusing
     /// it (for the `RateLimit` response headers).
-    pub(crate) limit_status: Option<crate::ratelimit::LimitStatus>,
+    pub(crate) limit_status: Option<crate::ratelimit::meter::Applied>,
 }
 
 impl Principal {
@@ -99,8 +99,8 @@ impl Principal {
 
     /// Where this request stands against the applied rate limit closest
     /// to refusing it, when any applied (for `RateLimit` headers).
-    pub fn rate_limit(&self) -> Option<&crate::ratelimit::LimitStatus> {
-        self.limit_status.as_ref()
+    pub fn rate_limit(&self) -> Option<crate::ratelimit::LimitStatus> {
+        self.home.meters.status(self.limit_status?)
     }
 
     pub(crate) fn grant(&self) -> &Grant {

@@ -154,3 +154,175 @@ async fn limited_and_spent_keys_get_the_same_429_on_axum_and_actix() {
     let wrong = axum_call(&axum_app, &ax_spent.0, "kw_sk_wrong").await;
     assert_eq!(wrong.0, 401);
 }
+
+/// One management request's answer: status and JSON body.
+type Answer = (u16, serde_json::Value);
+
+async fn axum_manage(
+    app: &Router,
+    method: &str,
+    path: &str,
+    admin: &(String, String),
+    body: &str,
+) -> Answer {
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-api-key", &admin.0)
+        .header("x-api-secret", &admin.1)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("response");
+    let status = res.status().as_u16();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+/// What both adapters must agree on: the status, the error body, the
+/// limits as answered (ids and times differ between the two services).
+fn contract(a: &Answer) -> (u16, serde_json::Value) {
+    let b = &a.1;
+    if b.get("error").is_some() {
+        return (a.0, b.clone());
+    }
+    (
+        a.0,
+        serde_json::json!({ "ratelimits": b["ratelimits"], "credits": b["credits"], "name": b["name"], "title": b["title"] }),
+    )
+}
+
+#[tokio::test]
+async fn limits_are_set_on_create_and_patch_validated_and_identical_on_both_frameworks() {
+    let fx_axum = common::fixture().await;
+    let fx_actix = common::fixture().await;
+    let cred = |f: &common::Fixture| {
+        (
+            f.admin.key.id.to_string(),
+            f.admin.secret.expose().to_owned(),
+        )
+    };
+    let (ax_admin, ac_admin) = (cred(&fx_axum), cred(&fx_actix));
+    let axum_app: Router = keyward::http::axum::router()
+        .with_state(keyward::http::KeywardHttp::new(fx_axum.kw.clone()));
+    let actix = actix_web::test::init_service(
+        App::new()
+            .app_data(web::Data::new(keyward::http::KeywardHttp::new(
+                fx_actix.kw.clone(),
+            )))
+            .service(keyward::http::actix::scope("")),
+    )
+    .await;
+    let actix_manage = |method: &'static str, path: String, body: &'static str| {
+        let actix = &actix;
+        let admin = ac_admin.clone();
+        async move {
+            let req = actix_web::test::TestRequest::default()
+                .method(actix_web::http::Method::from_bytes(method.as_bytes()).expect("method"))
+                .uri(&path)
+                .insert_header(("x-api-key", admin.0))
+                .insert_header(("x-api-secret", admin.1))
+                .insert_header(("content-type", "application/json"))
+                .set_payload(body)
+                .to_request();
+            let res = actix_web::test::call_service(actix, req).await;
+            let status = res.status().as_u16();
+            let body = actix_web::test::read_body(res).await;
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let create = r#"{"name":"metered","permissions":[],"ratelimits":[{"name":"requests","limit":2,"duration_ms":60000}],"credits":{"remaining":100,"refill":{"interval":"daily","amount":100}}}"#;
+    let ax = axum_manage(&axum_app, "POST", "/apikeys", &ax_admin, create).await;
+    let ac = actix_manage("POST", "/apikeys".into(), create).await;
+    assert_eq!(ax.0, 201, "{:?}", ax.1);
+    assert_eq!(contract(&ax), contract(&ac));
+    assert_eq!(
+        ax.1["ratelimits"],
+        serde_json::json!([{"name":"requests","limit":2,"duration_ms":60000,"burst":2,"auto_apply":true}])
+    );
+    assert_eq!(ax.1["credits"]["remaining"], 100);
+    let (ax_id, ac_id) = (
+        ax.1["id"].as_str().expect("id").to_owned(),
+        ac.1["id"].as_str().expect("id").to_owned(),
+    );
+    let ax_secret = ax.1["secret"].as_str().expect("secret").to_owned();
+
+    // The new key is limited at once: 2 calls, then 429.
+    for expected in [200, 200, 429] {
+        let status = axum_call(&axum_app_with_who(&fx_axum.kw), &ax_id, &ax_secret)
+            .await
+            .0;
+        assert_eq!(status, expected);
+    }
+
+    // PATCH naming only the rate limits keeps the credits; bad values
+    // are 422 naming the field on both, and change nothing.
+    let cases: [(&str, &str, u16); 4] = [
+        (
+            "ratelimits only",
+            r#"{"ratelimits":[{"name":"requests","limit":5,"duration_ms":1000,"burst":1}]}"#,
+            200,
+        ),
+        (
+            "zero limit",
+            r#"{"ratelimits":[{"name":"a","limit":0,"duration_ms":1000}]}"#,
+            422,
+        ),
+        (
+            "duplicate names",
+            r#"{"ratelimits":[{"name":"a","limit":1,"duration_ms":1},{"name":"a","limit":1,"duration_ms":1}]}"#,
+            422,
+        ),
+        ("credits null", r#"{"credits":null}"#, 200),
+    ];
+    for (name, body, status) in cases {
+        let ax = axum_manage(
+            &axum_app,
+            "PATCH",
+            &format!("/apikeys/{ax_id}"),
+            &ax_admin,
+            body,
+        )
+        .await;
+        let ac = actix_manage("PATCH", format!("/apikeys/{ac_id}"), body).await;
+        assert_eq!(ax.0, status, "{name}: {:?}", ax.1);
+        assert_eq!(contract(&ax), contract(&ac), "{name}");
+        if name == "ratelimits only" {
+            assert_eq!(ax.1["credits"]["remaining"], 100, "{name}");
+            assert_eq!(ax.1["ratelimits"][0]["limit"], 5, "{name}");
+        }
+        if name == "zero limit" {
+            assert_eq!(ax.1["field"], "ratelimits[0].limit");
+        }
+        if name == "duplicate names" {
+            assert_eq!(ax.1["field"], "ratelimits[1].name");
+        }
+        if name == "credits null" {
+            assert_eq!(ax.1["credits"], serde_json::Value::Null);
+            assert_eq!(
+                ax.1["ratelimits"][0]["limit"], 5,
+                "unchanged by the failed PATCHes"
+            );
+        }
+    }
+
+    // Applications and child accounts take the same fields.
+    let app =
+        r#"{"title":"pooled","ratelimits":[{"name":"requests","limit":10,"duration_ms":1000}]}"#;
+    let ax = axum_manage(&axum_app, "POST", "/apps", &ax_admin, app).await;
+    let ac = actix_manage("POST", "/apps".into(), app).await;
+    assert_eq!(ax.0, 201, "{:?}", ax.1);
+    assert_eq!(contract(&ax), contract(&ac));
+    assert_eq!(ax.1["ratelimits"][0]["limit"], 10);
+}
+
+fn axum_app_with_who(kw: &Keyward) -> Router {
+    Router::new()
+        .route("/who", axum::routing::get(who))
+        .with_state(keyward::http::KeywardHttp::new(kw.clone()))
+}

@@ -539,6 +539,8 @@ impl KeyCache {
     }
 }
 
+// A grant's meters change state (atomics) but hash and compare by identity.
+#[allow(clippy::mutable_key_type)]
 fn intern(
     grants: &mut HashSet<Arc<Grant>, foldhash::fast::RandomState>,
     grant: Arc<Grant>,

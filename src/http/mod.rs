@@ -83,6 +83,7 @@ pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
 pub use host_user::HostUser;
+pub use ratelimit::rate_limit_headers;
 pub use route_usage::RouteUsage;
 pub use state::KeywardHttp;
 

@@ -347,6 +347,7 @@ pub(crate) fn document() -> Value {
     merge(doc.pointer_mut("/components/schemas"), allowlist_schemas());
     merge(doc.pointer_mut("/paths"), event_paths());
     merge(doc.pointer_mut("/components/schemas"), event_schemas());
+    crate::http::ratelimit::document_limits(&mut doc);
     doc
 }
 

@@ -37,6 +37,17 @@ pub struct LimitStatus {
     pub reset_ms: u64,
 }
 
+/// Which applied limit was closest to refusing an admitted request, and
+/// where it stood: small and `Copy`, kept in the principal (the full
+/// [`LimitStatus`] is built from the grant's meters when asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applied {
+    meter: u8,
+    limit: u8,
+    remaining: u32,
+    reset_ms: u64,
+}
+
 /// Why an accepted credential's request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exceeded {
@@ -254,11 +265,26 @@ impl Meters {
         route: Option<Label>,
         cost: u32,
         now: i64,
-    ) -> Result<Option<LimitStatus>, Exceeded> {
+    ) -> Result<Option<Applied>, Exceeded> {
         match &self.0 {
             None => Ok(None),
             Some(m) => admit(m, route, cost, now),
         }
+    }
+
+    /// The status `applied` describes.
+    pub(crate) fn status(&self, applied: Applied) -> Option<LimitStatus> {
+        let l = self
+            .0
+            .as_ref()?
+            .get(usize::from(applied.meter))?
+            .limits
+            .get(usize::from(applied.limit))?;
+        Some(LimitStatus {
+            remaining: applied.remaining,
+            reset_ms: applied.reset_ms,
+            ..status(&l.spec, 0, 0)
+        })
     }
 }
 
@@ -296,10 +322,10 @@ pub(crate) fn admit(
     route: Option<Label>,
     cost: u32,
     now: i64,
-) -> Result<Option<LimitStatus>, Exceeded> {
+) -> Result<Option<Applied>, Exceeded> {
     let mut taken = [(0u8, 0u8); MAX_APPLIED];
     let mut n = 0;
-    let mut closest: Option<LimitStatus> = None;
+    let mut closest: Option<Applied> = None;
     for (mi, m) in meters.iter().enumerate() {
         for (li, l) in m.limits.iter().enumerate() {
             if !(l.spec.auto_apply || route == Some(l.spec.name)) {
@@ -312,7 +338,12 @@ pub(crate) fn admit(
                         n += 1;
                     }
                     if closest.is_none_or(|c| remaining < c.remaining) {
-                        closest = Some(status(&l.spec, remaining, reset));
+                        closest = Some(Applied {
+                            meter: mi as u8,
+                            limit: li as u8,
+                            remaining,
+                            reset_ms: ceil_ms(reset),
+                        });
                     }
                 }
                 Take::Denied { retry_after } => {

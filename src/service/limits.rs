@@ -71,7 +71,7 @@ impl Keyward {
         owner: &LimitOwner,
         limits: Limits,
     ) -> Result<Limits> {
-        limits.validate().map_err(invalid)?;
+        limits.validate().map_err(invalid_limits)?;
         let account = self.limits_owner_account(actor, owner, true).await?;
         let version = self
             .inner
@@ -246,7 +246,9 @@ fn current(s: &StoredLimits) -> Limits {
     limits
 }
 
-fn invalid(e: crate::ratelimit::InvalidLimits) -> Error {
+/// [`InvalidLimits`](crate::ratelimit::InvalidLimits) as the service's
+/// [`Error::InvalidInput`].
+pub(crate) fn invalid_limits(e: crate::ratelimit::InvalidLimits) -> Error {
     Error::InvalidInput {
         field: leak_field(&e.field),
         reason: e.reason.into(),

@@ -48,6 +48,8 @@ pub use import::{ImportError, ImportKey, Imported, RowError};
 pub use keys::{Deleted, IssuedKey, KeyPage, KeyUpdate, ListKeys, NewKey, Rotated, Updated};
 #[cfg(feature = "import")]
 pub use legacy::{InvalidLegacyKeys, LegacyKeys, MAX_LEGACY_KEY_LEN};
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub(crate) use limits::invalid_limits;
 pub use sessions::LoginSession;
 
 use crate::cache::{AccountCache, KeyCache, SessionCache};

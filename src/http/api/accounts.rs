@@ -76,10 +76,11 @@ async fn create(
         cfg,
         req.body,
         req.headers.content_type,
-        CREATE_FIELDS,
+        &super::limits::fields(CREATE_FIELDS),
         false,
     )?;
     let mut f = Fields { cfg, map };
+    let limits = super::limits::LimitsPatch::read(&mut f)?;
     let name = f.required_string("name")?;
     let permissions = f
         .permissions("permissions")?
@@ -89,7 +90,17 @@ async fn create(
         .create_account(p.actor(), new)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
-    Ok(Response::json(201, &Value::Object(record(&a))))
+    let mut out = record(&a);
+    limits
+        .apply(
+            kw,
+            cfg,
+            p,
+            crate::ratelimit::LimitOwner::Account(a.id),
+            &mut out,
+        )
+        .await?;
+    Ok(Response::json(201, &Value::Object(out)))
 }
 
 async fn list(
@@ -130,10 +141,11 @@ async fn update(
         cfg,
         req.body,
         req.headers.content_type,
-        UPDATE_FIELDS,
+        &super::limits::fields(UPDATE_FIELDS),
         false,
     )?;
     let mut f = Fields { cfg, map };
+    let limits = super::limits::LimitsPatch::read(&mut f)?;
     let mut u = AccountUpdate::new();
     u.name = match f.string("name")? {
         None => None,
@@ -157,6 +169,15 @@ async fn update(
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&updated.account);
+    limits
+        .apply(
+            kw,
+            cfg,
+            p,
+            crate::ratelimit::LimitOwner::Account(*id),
+            &mut out,
+        )
+        .await?;
     if let Some(at) = updated.effective_by {
         out.insert("effective_by".into(), rfc3339(at));
     }

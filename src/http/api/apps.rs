@@ -80,10 +80,11 @@ async fn create(
         cfg,
         req.body,
         req.headers.content_type,
-        CREATE_FIELDS,
+        &super::limits::fields(CREATE_FIELDS),
         false,
     )?;
     let mut f = Fields { cfg, map };
+    let limits = super::limits::LimitsPatch::read(&mut f)?;
     let mut new = NewApp::new(f.required_string("title")?);
     if let Some(d) = f.string("description")? {
         new.description = d.unwrap_or_default();
@@ -92,7 +93,17 @@ async fn create(
         .create_app(p.actor(), p.account(), new)
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
-    Ok(Response::json(201, &Value::Object(record(&app))))
+    let mut out = record(&app);
+    limits
+        .apply(
+            kw,
+            cfg,
+            p,
+            crate::ratelimit::LimitOwner::App(app.id),
+            &mut out,
+        )
+        .await?;
+    Ok(Response::json(201, &Value::Object(out)))
 }
 
 async fn list(
@@ -133,10 +144,11 @@ async fn update(
         cfg,
         req.body,
         req.headers.content_type,
-        UPDATE_FIELDS,
+        &super::limits::fields(UPDATE_FIELDS),
         false,
     )?;
     let mut f = Fields { cfg, map };
+    let limits = super::limits::LimitsPatch::read(&mut f)?;
     let mut u = AppUpdate::new();
     u.title = match f.string("title")? {
         None => None,
@@ -160,6 +172,9 @@ async fn update(
         .await
         .map_err(|e| HttpError::from_service(cfg, e))?;
     let mut out = record(&updated.app);
+    limits
+        .apply(kw, cfg, p, crate::ratelimit::LimitOwner::App(*id), &mut out)
+        .await?;
     if let Some(at) = updated.effective_by {
         out.insert("effective_by".into(), rfc3339(at));
     }

@@ -15,6 +15,7 @@ use crate::http::error::HttpError;
 use crate::http::host_user::Caller;
 use crate::id::{AppId, KeyId};
 use crate::permission::Permission;
+use crate::ratelimit::LimitOwner;
 use crate::service::{KeyUpdate, Keyward, ListKeys, NewKey, UsageFilter};
 
 const CREATE_FIELDS: &[&str] = &[
@@ -132,10 +133,11 @@ async fn create(
         cfg,
         req.body,
         req.headers.content_type,
-        CREATE_FIELDS,
+        &super::limits::fields(CREATE_FIELDS),
         false,
     )?;
     let mut f = Fields { cfg, map };
+    let limits = super::limits::LimitsPatch::read(&mut f)?;
     let mut new = NewKey::new(f.required_string("name")?);
     if let Some(d) = f.string("description")? {
         new.description = d.unwrap_or_default();
@@ -159,6 +161,9 @@ async fn create(
         .await
         .map_err(|e| app_error(cfg, e))?;
     let mut out = record(&issued.key);
+    limits
+        .apply(kw, cfg, p, LimitOwner::Key(issued.key.id), &mut out)
+        .await?;
     out.insert("secret".into(), issued.secret.expose().into());
     out.insert(
         "key".into(),
@@ -296,10 +301,11 @@ async fn update(
         cfg,
         req.body,
         req.headers.content_type,
-        UPDATE_FIELDS,
+        &super::limits::fields(UPDATE_FIELDS),
         false,
     )?;
     let mut f = Fields { cfg, map };
+    let limits = super::limits::LimitsPatch::read(&mut f)?;
     let mut u = KeyUpdate::new();
     u.name = match f.string("name")? {
         None => None,
@@ -331,6 +337,9 @@ async fn update(
         .await
         .map_err(|e| app_error(cfg, e))?;
     let mut out = record(&updated.key);
+    limits
+        .apply(kw, cfg, p, LimitOwner::Key(*id), &mut out)
+        .await?;
     if let Some(at) = updated.effective_by {
         out.insert("effective_by".into(), rfc3339(at));
     }

@@ -8,6 +8,7 @@ mod apps;
 mod events;
 mod events_stream;
 mod keys;
+mod limits;
 mod sessions;
 mod usage;
 
