@@ -166,6 +166,24 @@ pub(crate) fn origin_matches(pattern: &str, origin: &str) -> bool {
         })
 }
 
+/// Whether every origin the normalized entry `wanted` admits is admitted
+/// by the normalized entry `allowed`: the same entry, an exact origin that
+/// `allowed` matches, or a subdomain pattern under `allowed`'s.
+pub(crate) fn pattern_within(wanted: &str, allowed: &str) -> bool {
+    if wanted.eq_ignore_ascii_case(allowed) {
+        return true;
+    }
+    match wanted.split_once("://") {
+        // `https://*.a.example.com` lies within `https://*.example.com`
+        // when `https://a.example.com` matches it.
+        Some((scheme, rest)) if rest.starts_with("*.") => {
+            origin_matches(allowed, &format!("{scheme}://{}", &rest[2..]))
+                && allowed.contains("://*.")
+        }
+        _ => origin_matches(allowed, wanted),
+    }
+}
+
 /// The origin (`scheme://host[:port]`) of a `Referer` URL: everything up
 /// to the first `/`, `?` or `#` after `://`. `None` when it has no scheme.
 pub(crate) fn referer_origin(referer: &str) -> Option<&str> {
@@ -180,6 +198,26 @@ pub(crate) fn referer_origin(referer: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pattern_within_admits_only_narrower_entries() {
+        let wild = "https://*.example.com";
+        assert!(pattern_within(wild, wild));
+        assert!(pattern_within("https://app.example.com", wild));
+        assert!(pattern_within("https://*.eu.example.com", wild));
+        assert!(!pattern_within("https://example.com", wild));
+        assert!(!pattern_within("http://app.example.com", wild));
+        assert!(!pattern_within(
+            "https://*.example.com",
+            "https://app.example.com"
+        ));
+        assert!(!pattern_within(
+            "https://*.app.example.com",
+            "https://app.example.com"
+        ));
+        assert!(!pattern_within("https://other.org", wild));
+        assert!(pattern_within("https://a.org", "https://a.org"));
+    }
 
     #[test]
     fn normalizes_and_rejects() {

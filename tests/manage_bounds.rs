@@ -262,6 +262,85 @@ async fn restrictions_cannot_be_shed() {
         .expect("deactivate");
 }
 
+/// A key bound to browser origins cannot shed them, mint a key any
+/// origin may use, or rotate one: origins bound like networks.
+#[tokio::test]
+async fn origin_restrictions_cannot_be_shed() {
+    let f = fixture().await;
+    let origins = vec!["https://*.example.com".to_owned()];
+    let restricted = issue(
+        &f,
+        NewKey::new("browser admin")
+            .permissions(perms(&["readApiKeys", "writeApiKeys", "readApplications"]))
+            .allowed_origins(origins.clone()),
+    )
+    .await;
+    let p = principal(
+        &f,
+        &restricted,
+        ctx().browser_origin("https://app.example.com"),
+    )
+    .await;
+    let by = Actor::Principal(&p);
+    let field = |e: &Error| match e {
+        Error::RestrictionNotHeld { field, .. } => Some(*field),
+        _ => None,
+    };
+    let e =
+        f.kw.update_key(
+            by,
+            &restricted.key.id,
+            KeyUpdate::new().allowed_origins(vec![]),
+        )
+        .await
+        .expect_err("any origin");
+    assert_eq!(field(&e), Some("allowed_origins"), "{e:?}");
+    let minted = |n: &str| NewKey::new(n).permissions(perms(&["readApplications"]));
+    for wanted in [
+        vec![],
+        vec!["https://other.org".to_owned()],
+        vec!["https://*.com".to_owned()],
+        vec!["http://app.example.com".to_owned()],
+    ] {
+        let e =
+            f.kw.issue_key(
+                by,
+                &f.account.id,
+                minted("wide").allowed_origins(wanted.clone()),
+            )
+            .await
+            .expect_err("wider mint");
+        assert!(
+            matches!(field(&e), Some("allowed_origins")) || matches!(e, Error::InvalidInput { .. }),
+            "{wanted:?}: {e:?}"
+        );
+    }
+    for within in [
+        vec!["https://app.example.com".to_owned()],
+        vec!["https://*.eu.example.com".to_owned()],
+        origins.clone(),
+    ] {
+        f.kw.issue_key(
+            by,
+            &f.account.id,
+            minted("narrow").allowed_origins(within.clone()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{within:?} lies within: {e:?}"));
+    }
+    let free = issue(&f, minted("free")).await;
+    let e =
+        f.kw.rotate_key(by, &free.key.id, None)
+            .await
+            .expect_err("rotate a key any origin may use");
+    assert_eq!(field(&e), Some("allowed_origins"), "{e:?}");
+    let k =
+        f.kw.get_key(Actor::System, &restricted.key.id)
+            .await
+            .expect("key");
+    assert_eq!(k.allowed_origins, origins);
+}
+
 /// A session acts with its key's expiry, not the session's own.
 #[tokio::test]
 async fn a_session_is_bounded_by_its_keys_expiry() {

@@ -104,6 +104,8 @@ pub(crate) enum Ceiling<'a> {
         expires_at: Option<OffsetDateTime>,
         /// The networks of the key it acts with (empty: any).
         networks: Vec<IpNet>,
+        /// The browser origins of the key it acts with (empty: any).
+        origins: Vec<String>,
     },
 }
 
@@ -117,6 +119,7 @@ impl Ceiling<'_> {
                 permissions,
                 expires_at: key.and_then(|k| k.expires_at),
                 networks: key.map(|k| k.allowed_cidrs.clone()).unwrap_or_default(),
+                origins: key.map(|k| k.allowed_origins.clone()).unwrap_or_default(),
             },
         }
     }
@@ -149,8 +152,9 @@ impl Ceiling<'_> {
 
     /// The one restriction check (issue, update, rotate): an expiry that is
     /// set (`Some`) is no later than the actor's (`Some(None)`, none, is
-    /// later than any), and networks that are set lie within the actor's
-    /// when it has any.
+    /// later than any), and networks and browser origins that are set lie
+    /// within the actor's when it has any (a key bound to some origins
+    /// cannot mint or widen one that any origin may use).
     ///
     /// # Errors
     /// [`Error::RestrictionNotHeld`] naming the field.
@@ -158,10 +162,12 @@ impl Ceiling<'_> {
         &self,
         expires_at: Option<Option<OffsetDateTime>>,
         networks: Option<&[IpNet]>,
+        origins: Option<&[String]>,
     ) -> Result<()> {
         let Ceiling::Bounded {
             expires_at: limit,
             networks: allowed,
+            origins: allowed_origins,
             ..
         } = self
         else {
@@ -190,6 +196,28 @@ impl Ceiling<'_> {
             if let Some(reason) = reason {
                 return Err(Error::RestrictionNotHeld {
                     field: "allowed_cidrs",
+                    reason,
+                });
+            }
+        }
+        if let Some(wanted) = origins
+            && !allowed_origins.is_empty()
+        {
+            let reason = if wanted.is_empty() {
+                Some("must name origins within the acting key's allowed origins (empty allows any origin)".to_owned())
+            } else {
+                wanted
+                    .iter()
+                    .find(|w| {
+                        !allowed_origins
+                            .iter()
+                            .any(|a| crate::origin::pattern_within(w, a))
+                    })
+                    .map(|w| format!("{w} is outside the acting key's allowed origins"))
+            };
+            if let Some(reason) = reason {
+                return Err(Error::RestrictionNotHeld {
+                    field: "allowed_origins",
                     reason,
                 });
             }

@@ -546,7 +546,11 @@ impl Keyward {
                 .ok_or(Error::NotFound("account"))?;
             validate::grantable(p, &acct.permissions, ceiling.grant_bound())?;
         }
-        ceiling.restrict(update.expires_at, update.allowed_cidrs.as_deref())?;
+        ceiling.restrict(
+            update.expires_at,
+            update.allowed_cidrs.as_deref(),
+            update.allowed_origins.as_deref(),
+        )?;
         // A move stays within the key's account; the bounds on the key
         // itself (above) are the mover's bound.
         let mut into_inactive = false;
@@ -684,7 +688,11 @@ impl Keyward {
         let own = self.acting_key(actor, Some(&stored)).await?;
         let ceiling = Ceiling::of(actor, own.as_ref());
         ceiling.manage(&stored.key)?;
-        ceiling.restrict(Some(stored.key.expires_at), Some(&stored.key.allowed_cidrs))?;
+        ceiling.restrict(
+            Some(stored.key.expires_at),
+            Some(&stored.key.allowed_cidrs),
+            Some(&stored.key.allowed_origins),
+        )?;
         let secret = new_key_secret(&self.inner.prefix);
         let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
         let tag = self.inner.digester.tag(material);
@@ -811,7 +819,11 @@ impl Keyward {
                 .collect();
         }
         validate::grantable(&new.permissions, &acct.permissions, ceiling.grant_bound())?;
-        ceiling.restrict(Some(new.expires_at), Some(&new.allowed_cidrs))?;
+        ceiling.restrict(
+            Some(new.expires_at),
+            Some(&new.allowed_cidrs),
+            Some(&new.allowed_origins),
+        )?;
 
         Ok(ApiKey {
             id: new_key_id(&self.inner.prefix),
