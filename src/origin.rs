@@ -186,6 +186,7 @@ pub(crate) fn pattern_within(wanted: &str, allowed: &str) -> bool {
 
 /// The origin (`scheme://host[:port]`) of a `Referer` URL: everything up
 /// to the first `/`, `?` or `#` after `://`. `None` when it has no scheme.
+#[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
 pub(crate) fn referer_origin(referer: &str) -> Option<&str> {
     let (scheme, rest) = referer.split_once("://")?;
     if scheme.is_empty() {

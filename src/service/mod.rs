@@ -42,6 +42,7 @@ pub use bounds::may_manage;
 pub use builder::{BuildError, KeywardBuilder};
 pub use dashboard::{Granularity, UsageGroup, UsagePage, UsagePoint, UsageReport};
 pub use events::{EventFilter, EventTail};
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) use events_refusals::{Refused, cause_of};
 #[cfg(feature = "import")]
 pub use import::{ImportError, ImportKey, Imported, RowError};

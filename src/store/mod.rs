@@ -429,6 +429,7 @@ pub struct RollupScope {
     pub category: Option<String>,
 }
 
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 impl RollupScope {
     /// The rollup's origin label: `*` for every origin.
     pub(crate) fn origin_label(&self) -> &str {
@@ -442,6 +443,7 @@ impl RollupScope {
 
 /// The rollup's label for "every origin" or "every category" (labels never
 /// contain `*`).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const ROLLUP_ALL: &str = "*";
 
 /// One group's counts in one hour of the rollup.

@@ -11,7 +11,9 @@ use super::{
     AccountQuery, GroupTotal, KeyStore, RollupRow, RollupScope, StoreResult, UsageGroupKind,
     UsageQuery,
 };
-use crate::id::{AccountId, KeyId};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::id::AccountId;
+use crate::id::KeyId;
 
 /// `scope`'s rollup rows in `[from, to)`, computed from
 /// [`KeyStore::usage`] (applications: the keys' current ones; accounts:

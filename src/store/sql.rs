@@ -328,6 +328,7 @@ impl EventRow {
 
 /// The columns of an audit event row, as [`EventRow`] reads them (SQLite;
 /// PostgreSQL casts its JSON columns to text).
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const EVENT_COLUMNS: &str = "id, at, action, account_id, key_id, session_id, app_id, \
      actor, client_ip, details";
 
