@@ -291,8 +291,15 @@ test('usage by key: calls on the demo API show under API only, the MCP count fol
   await row.waitFor({ state: 'detached' });
   await page.locator('.range label', { hasText: 'Last 24 hours' }).click();
   await row.waitFor();
+  // The demo's GET /applications counts as Analytics API Calls, its
+  // POST /mcp as Real-Time: each category shows only its own calls.
   await page.getByLabel('Category').selectOption('analytics');
-  await row.waitFor({ state: 'detached' });
+  await page.locator('#origin-filter label', { hasText: 'API only' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('table.totals tr')].some((t) => t.textContent.includes('usage-caller') && t.querySelector('td')?.textContent === '3'));
+  await page.locator('#origin-filter label', { hasText: 'All' }).click();
+  await page.getByLabel('Category').selectOption('realtime');
+  if (hasMcp) await page.waitForFunction(() => [...document.querySelectorAll('table.totals tr')].some((t) => t.textContent.includes('usage-caller') && t.querySelector('td')?.textContent === '1'));
+  else await row.waitFor({ state: 'detached' });
   await page.getByLabel('Category').selectOption('');
   await row.waitFor();
 

@@ -1,5 +1,9 @@
-// A stand-in, in front of the real example server, for the two things it
-// cannot answer yet, and only those:
+// A stand-in in front of the real example server. Where the server has
+// the route (it does now) the stand-in steps aside: GET /events/stream is
+// proxied with its first connection cut after one event (so the console's
+// Last-Event-ID resume is exercised against the real stream), and
+// group_by=app|account are forwarded. Its own answers below remain for a
+// server without those routes:
 //
 // - GET /events/stream (the "activity" engineer's Server-Sent Events):
 //   built from the real server's GET /events (polled with the caller's
@@ -23,6 +27,35 @@ function json(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
+/**
+ * Forwards a real GET /events/stream, counting connections and their
+ * Last-Event-ID, and cuts the first connection after its first `id:`
+ * line, so the console's reconnect is exercised against the real stream.
+ */
+function forwardStream(upstream, req, res, state) {
+  state.connections += 1;
+  const cut = state.connections === 1;
+  state.lastEventIds.push(req.headers['last-event-id'] || null);
+  const u = new URL(upstream);
+  const p = request({ host: u.hostname, port: u.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+    res.writeHead(r.statusCode, r.headers);
+    let pending = '';
+    r.on('data', (chunk) => {
+      res.write(chunk);
+      pending += chunk.toString('utf8');
+      const ids = [...pending.matchAll(/^id: ?(.*)$/gm)].map((m) => m[1]);
+      if (ids.length) state.sentIds[state.connections - 1] = ids[ids.length - 1];
+      pending = pending.slice(pending.lastIndexOf('\n') + 1);
+      if (cut && ids.length) { r.destroy(); res.end(); }
+    });
+    r.on('end', () => res.end());
+    r.on('error', () => res.end());
+  });
+  p.on('error', () => json(res, 502, { error: 'bad_gateway', message: 'upstream unreachable' }));
+  res.on('close', () => p.destroy());
+  req.pipe(p);
+}
+
 function forward(upstream, req, res) {
   const u = new URL(upstream);
   const p = request({ host: u.hostname, port: u.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
@@ -39,7 +72,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export function startPlaneMock(upstream, port) {
   const base = `http://127.0.0.1:${port}`;
   const streams = new Set();
-  const state = { lastEventIds: [], connections: 0 };
+  const state = { lastEventIds: [], sentIds: [], connections: 0 };
 
   async function upstreamJson(path, auth) {
     const r = await fetch(upstream + path, { headers: { authorization: auth, accept: 'application/json' } });
@@ -66,7 +99,7 @@ export function startPlaneMock(upstream, port) {
     res.write(': connected\n\n');
     // Newer than Last-Event-ID: sent at once.
     const missed = lastId && upTo > 0 ? items.slice(0, upTo).reverse() : [];
-    for (const e of missed) res.write(`id: ${e.id}\nevent: audit\ndata: ${JSON.stringify(e)}\n\n`);
+    for (const e of missed) { res.write(`id: ${e.id}\nevent: audit\ndata: ${JSON.stringify(e)}\n\n`); state.sentIds[state.connections - 1] = e.id; }
     let open = true;
     streams.add(res);
     req.on('close', () => { open = false; streams.delete(res); });
@@ -80,6 +113,7 @@ export function startPlaneMock(upstream, port) {
       for (const e of fresh) {
         seen.add(e.id);
         res.write(`id: ${e.id}\nevent: audit\ndata: ${JSON.stringify(e)}\n\n`);
+        state.sentIds[state.connections - 1] = e.id;
       }
       if (fresh.length && cutAfterOne) {
         // Drop the connection: the console must come back with
@@ -139,7 +173,7 @@ export function startPlaneMock(upstream, port) {
       // The real route, once it exists, wins.
       const probe = await fetch(`${upstream}/events/stream`, { headers: { authorization: req.headers.authorization || '' } }).catch(() => null);
       if (probe) await probe.body?.cancel().catch(() => {});
-      if (probe && probe.status !== 404) return forward(upstream, req, res);
+      if (probe && probe.status !== 404) return forwardStream(upstream, req, res, state);
       return stream(req, res, url);
     }
     if (req.method === 'GET' && url.pathname === '/usage' && ['app', 'account'].includes(url.searchParams.get('group_by'))) {
@@ -153,6 +187,7 @@ export function startPlaneMock(upstream, port) {
     base,
     get lastEventIds() { return state.lastEventIds; },
     get connections() { return state.connections; },
+    get sentIds() { return state.sentIds; },
     close: () => new Promise((r) => { for (const s of streams) s.destroy(); server.close(r); }),
   })));
 }
