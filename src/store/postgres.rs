@@ -499,14 +499,12 @@ async fn insert_event(conn: &mut PgConnection, e: &AuditEvent, channel: &str) ->
 async fn insert_key_row(conn: &mut PgConnection, key: &StoredKey) -> StoreResult<()> {
     let c = KeyColumns::of(key)?;
     let k = &key.key;
-    let query = sqlx::query(
-        "INSERT INTO keys (account_id, name, name_lower, description, application, \
-         permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-         allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-         previous_valid_until, version, session_epoch, app_id, allowed_origins, id) \
-         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
+    let query = sqlx::query(concat!(
+        "INSERT INTO keys (",
+        sql::key_bind_columns!(),
+        ", id) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, \
          $14::jsonb, $15, $16, $17, $18, $19, $20, $21, $22::jsonb, $23)",
-    );
+    ));
     sql::bind_key_columns!(query, key, &c, |t: OffsetDateTime| t)
         .bind(k.id.as_str())
         .execute(conn)

@@ -180,12 +180,8 @@ impl KeyColumns {
     }
 }
 
-/// Binds a key's columns, in the order every SQL store's statements list
-/// them: `account_id, name, name_lower, description, application,
-/// permissions, status, protected, created_at, updated_at, last_used_at,
-/// expires_at, allowed_cidrs, metadata, secret_hash, generation,
-/// previous_hash, previous_valid_until, version, session_epoch, app_id,
-/// allowed_origins` (22 parameters). `$time`
+/// Binds a key's columns (22 parameters), in the order
+/// [`key_bind_columns!`] lists them. `$time`
 /// turns each timestamp into the store's bound type.
 macro_rules! bind_key_columns {
     ($query:expr, $key:expr, $columns:expr, $time:expr) => {{
@@ -217,6 +213,20 @@ macro_rules! bind_key_columns {
     }};
 }
 pub(crate) use bind_key_columns;
+
+/// The key columns [`bind_key_columns!`] binds, in its order, as one
+/// literal (for `concat!` into each store's `INSERT`): written once beside
+/// the macro, so a new column cannot be bound in one order and listed in
+/// another.
+macro_rules! key_bind_columns {
+    () => {
+        "account_id, name, name_lower, description, application, permissions, status, \
+         protected, created_at, updated_at, last_used_at, expires_at, allowed_cidrs, metadata, \
+         secret_hash, generation, previous_hash, previous_valid_until, version, session_epoch, \
+         app_id, allowed_origins"
+    };
+}
+pub(crate) use key_bind_columns;
 
 /// Builds an account from its columns.
 pub(crate) fn account(

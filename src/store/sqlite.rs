@@ -333,13 +333,11 @@ fn usage_row(r: &SqliteRow) -> StoreResult<UsageRecord> {
 async fn insert_key_row(conn: &mut SqliteConnection, key: &StoredKey) -> StoreResult<()> {
     let c = KeyColumns::of(key)?;
     let k = &key.key;
-    let query = sqlx::query(
-        "INSERT INTO keys (account_id, name, name_lower, description, application, \
-         permissions, status, protected, created_at, updated_at, last_used_at, expires_at, \
-         allowed_cidrs, metadata, secret_hash, generation, previous_hash, \
-         previous_valid_until, version, session_epoch, app_id, allowed_origins, id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
+    let query = sqlx::query(concat!(
+        "INSERT INTO keys (",
+        sql::key_bind_columns!(),
+        ", id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ));
     sql::bind_key_columns!(query, key, &c, us)
         .bind(k.id.as_str())
         .execute(conn)
