@@ -21,6 +21,16 @@
 //! Prints each round's ns per verification and, at the end, the median of
 //! each contender and the median of its per-round ratio to the SHA-256 +
 //! `HashMap` design and to the floor.
+//!
+//! `KEYWARD_BENCH_PROFILE=<contender>:<n>` (contender 0–4 in the order
+//! above) runs one warm-up pass, then `n` verifications of that contender
+//! in `profile_loop` and exits, for an instruction count that does not
+//! depend on the machine's load:
+//!
+//! ```sh
+//! KEYWARD_BENCH_PROFILE=1:200000 valgrind --tool=callgrind \
+//!   --toggle-collect='*profile_loop*' target/release/deps/peers-<hash> 10000
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -165,6 +175,36 @@ fn time(ops: usize, stream: &Stream, mut f: impl FnMut(&str, &str) -> bool) -> f
     started.elapsed().as_nanos() as f64 / ops as f64
 }
 
+/// `ops` runs of `f` over the stream, for callgrind's `--toggle-collect`.
+#[inline(never)]
+fn profile_loop(ops: usize, stream: &Stream, mut f: impl FnMut(&str, &str) -> bool) {
+    let mut at = 0;
+    for _ in 0..ops {
+        let (id, secret) = stream.next(&mut at);
+        assert!(f(black_box(id), black_box(secret)));
+    }
+}
+
+/// How a contender is run: timed, or warmed up then profiled `n` times.
+#[derive(Clone, Copy)]
+enum Mode {
+    Time,
+    Profile(usize),
+}
+
+/// Runs `f` over the stream in `mode`: ns per operation when timed.
+fn run(mode: Mode, ops: usize, stream: &Stream, f: impl FnMut(&str, &str) -> bool) -> f64 {
+    match mode {
+        Mode::Time => time(ops, stream, f),
+        Mode::Profile(n) => {
+            let mut f = f;
+            time(ops, stream, &mut f);
+            profile_loop(n, stream, f);
+            0.0
+        }
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -227,48 +267,62 @@ fn main() {
         "argon2id crate defaults",
         "argon2id keyward params",
     ];
+    let contender = |c: usize, mode: Mode| -> f64 {
+        match c {
+            0 => run(mode, ops, &stream, |id, s| {
+                ready(kw.verify(id, s, ctx)).is_ok()
+            }),
+            1 => run(mode, ops, &stream, |id, s| {
+                matches!(kw.verify_cached(id, s, ctx), Some(Ok(_)))
+            }),
+            2 => run(mode, ops, &stream, |id, s| {
+                let tag = siphash(&key, s.as_bytes());
+                bool::from(floor.get(id).expect("present").ct_eq(&tag))
+            }),
+            3 => run(mode, ops, &stream, |id, s| {
+                let tag = siphash(&key, s.as_bytes());
+                bool::from(inline.get(&inline_id(id)).expect("present").ct_eq(&tag))
+            }),
+            4 => run(mode, ops, &stream, |id, s| {
+                let mut h = Sha256::new();
+                h.update(id.as_bytes());
+                h.update(s.as_bytes());
+                let digest: [u8; 32] = h.finalize().into();
+                unkey.contains_key(&digest)
+            }),
+            _ => {
+                let (argon, stored) = if c == 5 {
+                    (&argon_default, &stored_default)
+                } else {
+                    (&argon_keyward, &stored_keyward)
+                };
+                let parsed = PasswordHash::new(stored).expect("phc");
+                let runs = 5;
+                let started = Instant::now();
+                for _ in 0..runs {
+                    argon
+                        .verify_password(black_box(creds[0].1.as_bytes()), &parsed)
+                        .expect("verifies");
+                }
+                started.elapsed().as_nanos() as f64 / f64::from(runs)
+            }
+        }
+    };
+    if let Some((c, n)) = std::env::var("KEYWARD_BENCH_PROFILE").ok().and_then(|v| {
+        let (c, n) = v.split_once(':')?;
+        Some((c.parse::<usize>().ok()?, n.parse::<usize>().ok()?))
+    }) {
+        assert!(c < 5, "profile contenders are 0-4 (argon2 is not profiled)");
+        contender(c, Mode::Profile(n));
+        eprintln!("profiled {n} verifications of {}", names[c]);
+        return;
+    }
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for round in 0..rounds {
         let mut line = Vec::new();
         for k in 0..names.len() {
             let c = (k + round) % names.len();
-            let ns = match c {
-                0 => time(ops, &stream, |id, s| ready(kw.verify(id, s, ctx)).is_ok()),
-                1 => time(ops, &stream, |id, s| {
-                    matches!(kw.verify_cached(id, s, ctx), Some(Ok(_)))
-                }),
-                2 => time(ops, &stream, |id, s| {
-                    let tag = siphash(&key, s.as_bytes());
-                    bool::from(floor.get(id).expect("present").ct_eq(&tag))
-                }),
-                3 => time(ops, &stream, |id, s| {
-                    let tag = siphash(&key, s.as_bytes());
-                    bool::from(inline.get(&inline_id(id)).expect("present").ct_eq(&tag))
-                }),
-                4 => time(ops, &stream, |id, s| {
-                    let mut h = Sha256::new();
-                    h.update(id.as_bytes());
-                    h.update(s.as_bytes());
-                    let digest: [u8; 32] = h.finalize().into();
-                    unkey.contains_key(&digest)
-                }),
-                _ => {
-                    let (argon, stored) = if c == 5 {
-                        (&argon_default, &stored_default)
-                    } else {
-                        (&argon_keyward, &stored_keyward)
-                    };
-                    let parsed = PasswordHash::new(stored).expect("phc");
-                    let runs = 5;
-                    let started = Instant::now();
-                    for _ in 0..runs {
-                        argon
-                            .verify_password(black_box(creds[0].1.as_bytes()), &parsed)
-                            .expect("verifies");
-                    }
-                    started.elapsed().as_nanos() as f64 / f64::from(runs)
-                }
-            };
+            let ns = contender(c, Mode::Time);
             results[c].push(ns);
             line.push((c, ns));
         }

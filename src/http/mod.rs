@@ -60,6 +60,7 @@ mod error;
 mod headers;
 mod host_user;
 mod openapi;
+mod openapi_fields;
 mod ratelimit;
 mod route_usage;
 mod state;

@@ -348,6 +348,7 @@ pub(crate) fn document() -> Value {
     merge(doc.pointer_mut("/paths"), event_paths());
     merge(doc.pointer_mut("/components/schemas"), event_schemas());
     crate::http::ratelimit::document_limits(&mut doc);
+    super::openapi_fields::document_fields(&mut doc);
     doc
 }
 

@@ -21,7 +21,7 @@ mod legacy;
 mod limits;
 mod loader;
 mod sessions;
-mod validate;
+pub(crate) mod validate;
 mod verify;
 
 use std::sync::Arc;
