@@ -158,6 +158,7 @@ async fn main() {
             status: AccountStatus::Active,
             created_at: t0(),
             last_used_at: None,
+            version: 1,
         };
         let e = event(
             0,

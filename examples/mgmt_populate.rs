@@ -188,6 +188,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             status: keyward::AccountStatus::Active,
             created_at: now,
             last_used_at: None,
+            version: 1,
         };
         store
             .insert_account(&a, &event(AuditAction::AccountCreated, admin, None, now))

@@ -59,6 +59,17 @@ pub struct Account {
     /// record is written).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Incremented by every update:
+    /// [`KeyStore::update_account`](crate::store::KeyStore::update_account)
+    /// refuses a write whose expected version is stale, so a change judged
+    /// on an account that changed since is judged again.
+    #[serde(default = "first_version")]
+    pub version: u64,
+}
+
+/// The version of a new account (and of records that had none).
+fn first_version() -> u64 {
+    1
 }
 
 /// What [`Keyward::create_account`](crate::Keyward::create_account) needs.

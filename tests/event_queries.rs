@@ -119,6 +119,7 @@ async fn populate(store: &dyn KeyStore) -> Data {
             status: keyward::AccountStatus::Active,
             created_at: t0(),
             last_used_at: None,
+            version: 1,
         };
         let e = plain(AuditAction::AccountCreated, a, None, t0());
         store.insert_account(&acc, &e).await.expect("account");

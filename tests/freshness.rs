@@ -44,8 +44,8 @@ impl KeyStore for SlowKeyReads {
     async fn update_key(&self, k: &StoredKey, v: u64, e: &AuditEvent) -> StoreResult<()> {
         self.inner.update_key(k, v, e).await
     }
-    async fn delete_key(&self, id: &KeyId, e: &AuditEvent) -> StoreResult<()> {
-        self.inner.delete_key(id, e).await
+    async fn delete_key(&self, id: &KeyId, v: u64, e: &AuditEvent) -> StoreResult<()> {
+        self.inner.delete_key(id, v, e).await
     }
     async fn list_keys(&self, a: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
         self.inner.list_keys(a, q).await

@@ -104,6 +104,7 @@ async fn populate(store: &dyn KeyStore) -> Data {
             status: keyward::AccountStatus::Active,
             created_at: t0(),
             last_used_at: None,
+            version: 1,
         };
         store
             .insert_account(&acc, &event(a, None, t0()))
@@ -194,6 +195,7 @@ async fn append_event(store: &dyn KeyStore, e: &AuditEvent) {
                 status: keyward::AccountStatus::Active,
                 created_at: e.at,
                 last_used_at: None,
+                version: 1,
             };
             store.insert_account(&acc, e).await.expect("account");
         }

@@ -21,9 +21,9 @@ use crate::origin::AllowedOrigin;
 use crate::ratelimit::LimitOwner;
 use crate::session::Session;
 use crate::store::{
-    AccountQuery, AppQuery, Change, EventQuery, GroupTotal, ImportedKey, KeyQuery, KeyStore,
-    RollupRow, RollupScope, SequencedEvent, StoreResult, StoredKey, StoredLimits, UsageQuery,
-    UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, AppExpectation, AppQuery, Change, EventQuery, GroupTotal, ImportedKey, KeyQuery,
+    KeyStore, RollupRow, RollupScope, SequencedEvent, StoreResult, StoredKey, StoredLimits,
+    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 
 /// A store whose every call is timed. Forwards everything, including the
@@ -71,8 +71,16 @@ impl KeyStore for Timed {
     ) -> StoreResult<Vec<Account>> {
         timed!("list_accounts", self.0.list_accounts(parent, query))
     }
-    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
-        timed!("update_account", self.0.update_account(account, event))
+    async fn update_account(
+        &self,
+        account: &Account,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        timed!(
+            "update_account",
+            self.0.update_account(account, expected_version, event)
+        )
     }
     async fn insert_key(&self, key: &StoredKey, event: &AuditEvent) -> StoreResult<()> {
         timed!("insert_key", self.0.insert_key(key, event))
@@ -91,11 +99,23 @@ impl KeyStore for Timed {
             self.0.update_key(key, expected_version, event)
         )
     }
-    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
-        timed!("delete_key", self.0.delete_key(id, event))
+    async fn delete_key(
+        &self,
+        id: &KeyId,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        timed!("delete_key", self.0.delete_key(id, expected_version, event))
     }
     async fn list_keys(&self, account: &AccountId, query: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
         timed!("list_keys", self.0.list_keys(account, query))
+    }
+    async fn list_stored_keys(
+        &self,
+        account: &AccountId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<StoredKey>> {
+        timed!("list_stored_keys", self.0.list_stored_keys(account, query))
     }
     async fn insert_imported_keys(&self, keys: &[ImportedKey]) -> StoreResult<()> {
         timed!("insert_imported_keys", self.0.insert_imported_keys(keys))
@@ -115,8 +135,13 @@ impl KeyStore for Timed {
     async fn list_apps(&self, account: &AccountId, query: &AppQuery) -> StoreResult<Vec<App>> {
         timed!("list_apps", self.0.list_apps(account, query))
     }
-    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
-        timed!("update_app", self.0.update_app(app, event))
+    async fn update_app(
+        &self,
+        app: &App,
+        expected: &AppExpectation,
+        event: &AuditEvent,
+    ) -> StoreResult<Vec<KeyId>> {
+        timed!("update_app", self.0.update_app(app, expected, event))
     }
     async fn delete_app(&self, id: &AppId, event: &AuditEvent) -> StoreResult<()> {
         timed!("delete_app", self.0.delete_app(id, event))

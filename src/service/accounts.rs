@@ -10,6 +10,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::judged::rejudged;
 use super::keys::{decode_cursor, encode_cursor, page_limit};
 use super::{Actor, Keyward, may_manage, validate};
 use crate::account::{Account, AccountStatus, AccountUpdate, NewAccount};
@@ -139,6 +140,7 @@ impl Keyward {
             status: AccountStatus::Active,
             created_at: now,
             last_used_at: None,
+            version: 1,
         };
         let event = self.event(
             AuditAction::AccountCreated,
@@ -233,7 +235,9 @@ impl Keyward {
     /// account has permissions the actor lacks (permission or status
     /// changes), [`Error::Forbidden`] without `writeAccounts`,
     /// [`Error::NotFound`] for an account that is not a child of the
-    /// actor's, [`Error::Unavailable`].
+    /// actor's, [`Error::Conflict`] when it kept changing concurrently (a
+    /// change in between is read and judged again, a few times),
+    /// [`Error::Unavailable`].
     pub async fn update_account(
         &self,
         actor: Actor<'_>,
@@ -244,6 +248,19 @@ impl Keyward {
             validate::name(n)?;
         }
         actor.require(&Permission::write_accounts())?;
+        rejudged(|| self.update_account_judged(actor, id, update.clone())).await
+    }
+
+    /// One attempt of [`update_account`](Self::update_account) on validated
+    /// input: reads the account, judges the update on it and writes it if
+    /// the account is still the version judged ([`Error::Conflict`]
+    /// otherwise).
+    async fn update_account_judged(
+        &self,
+        actor: Actor<'_>,
+        id: &AccountId,
+        update: AccountUpdate,
+    ) -> Result<AccountUpdated> {
         let mut account = self
             .inner
             .store
@@ -307,7 +324,12 @@ impl Keyward {
                 json!({ "changed": changed, "permissions": account.permissions, "before": diff.before, "after": diff.after })
             },
         );
-        self.inner.store.update_account(&account, &event).await?;
+        let expected = account.version;
+        account.version += 1;
+        self.inner
+            .store
+            .update_account(&account, expected, &event)
+            .await?;
         self.inner.accounts.insert(account.clone(), read_at);
         self.inner.keys.invalidate_account(&account.id);
         if action == AuditAction::AccountDeactivated {

@@ -10,16 +10,16 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::bounds::Ceiling;
+use super::judged::rejudged;
 use super::keys::{decode_cursor, encode_cursor, page_limit};
 use super::{Actor, Keyward, validate};
-use crate::api_key::ApiKey;
 use crate::app::{App, AppStatus, AppUpdate, NewApp};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::id::{AccountId, AppId, KeyId};
 use crate::permission::Permission;
 use crate::random::fill_base62;
-use crate::store::{AppQuery, KeyQuery, StoreError};
+use crate::store::{AppExpectation, AppQuery, KeyQuery, StoreError, StoredKey};
 
 /// Filters and page for [`Keyward::list_apps`].
 #[derive(Debug, Clone)]
@@ -212,11 +212,17 @@ impl Keyward {
     /// it on restores exactly the keys whose own status is active (sessions
     /// ended by the switch-off stay ended).
     ///
+    /// The bounds are judged on the application and its keys as read, and
+    /// the store writes only while they are unchanged: a key that joins the
+    /// application, or changes, in between is read and judged again (a few
+    /// times) instead of being switched off unjudged.
+    ///
     /// # Errors
     /// [`Error::InvalidInput`], [`Error::Forbidden`], [`Error::NotFound`],
     /// [`Error::PermissionNotHeld`] when a key of the application has
     /// permissions the actor lacks (status changes), [`Error::Protected`]
-    /// when it holds a protected key, [`Error::Unavailable`].
+    /// when it holds a protected key, [`Error::Conflict`] when it kept
+    /// changing, [`Error::Unavailable`].
     pub async fn update_app(
         &self,
         actor: Actor<'_>,
@@ -229,6 +235,19 @@ impl Keyward {
         if let Some(d) = &update.description {
             validate::description(d)?;
         }
+        rejudged(|| self.update_app_judged(actor, id, update.clone())).await
+    }
+
+    /// One attempt of [`update_app`](Self::update_app) on validated input:
+    /// reads the application and its keys, judges the update on them and
+    /// writes it if the store still holds what was judged
+    /// ([`Error::Conflict`] otherwise).
+    async fn update_app_judged(
+        &self,
+        actor: Actor<'_>,
+        id: &AppId,
+        update: AppUpdate,
+    ) -> Result<AppUpdated> {
         let mut app = self
             .app_for(actor, id, &Permission::write_api_keys())
             .await?;
@@ -255,6 +274,10 @@ impl Keyward {
         let keys = self.keys_of_app(&app).await?;
         let status_changed = app.status != before.status;
         guard(actor, &keys, status_changed)?;
+        let expected = AppExpectation::new(
+            before.status,
+            keys.iter().map(|k| (k.key.id, k.version)).collect(),
+        );
         let now = self.now();
         app.updated_at = now;
         let action = match (before.status, app.status) {
@@ -275,7 +298,7 @@ impl Keyward {
                 },
             )
             .in_app(Some(app.id));
-        let moved = self.inner.store.update_app(&app, &event).await?;
+        let moved = self.inner.store.update_app(&app, &expected, &event).await?;
         if status_changed {
             self.refresh_keys(&moved).await;
             if app.status == AppStatus::Inactive {
@@ -300,13 +323,27 @@ impl Keyward {
     /// Deletes an application. While keys belong to it this fails with
     /// [`Error::AppHasKeys`] unless `cascade`, which deletes each of them
     /// first (each with its own audit event, as
-    /// [`delete_key`](Self::delete_key) does).
+    /// [`delete_key`](Self::delete_key) does, judged again on the key as it
+    /// is then). A key that joins the application meanwhile stops the
+    /// deletion: without `cascade` with [`Error::AppHasKeys`], with it the
+    /// application and its keys are read and judged again (a few times).
     ///
     /// # Errors
     /// [`Error::AppHasKeys`], [`Error::PermissionNotHeld`] and
     /// [`Error::Protected`] (checked for every key before any is deleted),
-    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`] when
+    /// its keys kept changing, [`Error::Unavailable`].
     pub async fn delete_app(
+        &self,
+        actor: Actor<'_>,
+        id: &AppId,
+        cascade: bool,
+    ) -> Result<AppDeleted> {
+        rejudged(|| self.delete_app_judged(actor, id, cascade)).await
+    }
+
+    /// One attempt of [`delete_app`](Self::delete_app).
+    async fn delete_app_judged(
         &self,
         actor: Actor<'_>,
         id: &AppId,
@@ -322,7 +359,7 @@ impl Keyward {
         }
         let mut deleted_keys = Vec::with_capacity(keys.len());
         for k in &keys {
-            match self.delete_key(actor, &k.id).await {
+            match self.delete_key(actor, &k.key.id).await {
                 Ok(d) => deleted_keys.push(d.id),
                 Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -341,6 +378,8 @@ impl Keyward {
             .in_app(Some(app.id));
         match self.inner.store.delete_app(id, &event).await {
             Ok(()) | Err(StoreError::NotFound) => {}
+            // A key joined after the keys were read: judge them again.
+            Err(StoreError::Conflict(what)) if cascade => return Err(Error::Conflict(what)),
             Err(StoreError::Conflict(_)) => return Err(Error::AppHasKeys),
             Err(e) => return Err(e.into()),
         }
@@ -369,17 +408,21 @@ impl Keyward {
         Ok(app)
     }
 
-    /// Every key of `app`.
-    async fn keys_of_app(&self, app: &App) -> Result<Vec<ApiKey>> {
-        let mut out: Vec<ApiKey> = Vec::new();
+    /// Every key of `app`, with its version (what a judged write expects).
+    async fn keys_of_app(&self, app: &App) -> Result<Vec<StoredKey>> {
+        let mut out: Vec<StoredKey> = Vec::new();
         loop {
             let query = KeyQuery {
                 app_id: Some(app.id),
-                after: out.last().map(|k| (k.created_at, k.id)),
+                after: out.last().map(|k| (k.key.created_at, k.key.id)),
                 limit: KEYS_PAGE,
                 ..KeyQuery::default()
             };
-            let page = self.inner.store.list_keys(&app.account_id, &query).await?;
+            let page = self
+                .inner
+                .store
+                .list_stored_keys(&app.account_id, &query)
+                .await?;
             let last = page.len() < KEYS_PAGE;
             out.extend(page);
             if last {
@@ -404,17 +447,17 @@ impl Keyward {
 /// The bounds of changing an application whose keys are `keys`: an
 /// application holding a protected key is protected; a change of its
 /// status (or deleting its keys) needs each key's permissions.
-fn guard(actor: Actor<'_>, keys: &[ApiKey], manages_keys: bool) -> Result<()> {
+fn guard(actor: Actor<'_>, keys: &[StoredKey], manages_keys: bool) -> Result<()> {
     let ceiling = Ceiling::of(actor, None);
     if matches!(ceiling, Ceiling::System) {
         return Ok(());
     }
-    if keys.iter().any(|k| k.protected) {
+    if keys.iter().any(|k| k.key.protected) {
         return Err(Error::Protected);
     }
     if manages_keys {
         for k in keys {
-            ceiling.manage(k)?;
+            ceiling.manage(&k.key)?;
         }
     }
     Ok(())

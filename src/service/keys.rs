@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use super::bounds::Ceiling;
+use super::judged::rejudged;
 use super::{Actor, Keyward, validate};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::audit::AuditAction;
@@ -500,7 +501,8 @@ impl Keyward {
     /// [`Error::PermissionNotHeld`], [`Error::RestrictionNotHeld`],
     /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`]
     /// (`"application"` for an application not of the key's account),
-    /// [`Error::Conflict`] when the key changed concurrently,
+    /// [`Error::Conflict`] when the key kept changing concurrently (a
+    /// change in between is read and judged again, a few times),
     /// [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.update_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn update_key(
@@ -533,6 +535,20 @@ impl Keyward {
         if let Some(e) = update.expires_at {
             validate::expiry(e, now)?;
         }
+        rejudged(|| self.update_key_judged(actor, id, update.clone(), now, read_at)).await
+    }
+
+    /// One attempt of [`update_key`](Self::update_key) on validated input:
+    /// reads the key, judges the update on it and writes it if the key is
+    /// still the one judged ([`Error::Conflict`] otherwise).
+    async fn update_key_judged(
+        &self,
+        actor: Actor<'_>,
+        id: &KeyId,
+        update: KeyUpdate,
+        now: OffsetDateTime,
+        read_at: i64,
+    ) -> Result<Updated> {
         let mut stored = self
             .stored_for(actor, id, &Permission::write_api_keys())
             .await?;
@@ -732,13 +748,23 @@ impl Keyward {
     }
 
     /// Deletes a key and its sessions. Protected keys are deleted only by
-    /// [`Actor::System`].
+    /// [`Actor::System`]. The deletion is judged on the key as read and
+    /// happens only if the key is still that version; a key changed in
+    /// between is read and judged again (a few times).
     ///
     /// # Errors
     /// [`Error::Protected`], [`Error::PermissionNotHeld`],
-    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unavailable`].
+    /// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Conflict`] when
+    /// the key kept changing, [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.delete_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn delete_key(&self, actor: Actor<'_>, id: &KeyId) -> Result<Deleted> {
+        rejudged(|| self.delete_key_judged(actor, id)).await
+    }
+
+    /// One attempt of [`delete_key`](Self::delete_key): reads the key,
+    /// judges the deletion on it and deletes it if it is still the key
+    /// judged ([`Error::Conflict`] otherwise).
+    async fn delete_key_judged(&self, actor: Actor<'_>, id: &KeyId) -> Result<Deleted> {
         let now = self.now();
         let stored = self
             .stored_for(actor, id, &Permission::write_api_keys())
@@ -755,7 +781,12 @@ impl Keyward {
                 json!({ "name": stored.key.name }),
             )
             .in_app(stored.key.app_id);
-        match self.inner.store.delete_key(id, &event).await {
+        match self
+            .inner
+            .store
+            .delete_key(id, stored.version, &event)
+            .await
+        {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }

@@ -15,6 +15,7 @@ mod events_refusals;
 mod feed;
 #[cfg(feature = "import")]
 mod import;
+mod judged;
 mod keys;
 #[cfg(feature = "import")]
 mod legacy;

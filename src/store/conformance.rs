@@ -46,13 +46,13 @@ mod usage;
 
 pub use accounts::{
     insert_account_conflicts, insert_account_round_trips,
-    list_accounts_lists_children_with_filters_and_pages,
+    list_accounts_lists_children_with_filters_and_pages, update_account_refuses_stale_version,
     update_account_writes_and_deactivation_ends_sessions,
 };
 pub use apps::{
     app_counts_and_lists_its_keys, delete_app_refused_while_it_has_keys,
     insert_app_round_trips_and_conflicts, list_apps_filters_orders_and_paginates,
-    update_app_status_moves_keys_and_ends_sessions,
+    update_app_refuses_a_stale_judgement, update_app_status_moves_keys_and_ends_sessions,
 };
 pub use events::{
     event_actor_kinds_round_trip, event_round_trips_every_field, events_since_follow_commit_order,
@@ -64,9 +64,10 @@ pub use imports::{
     imported_keys_are_found_and_conflicts_write_nothing,
 };
 pub use keys::{
-    delete_key_removes_key_and_sessions, delete_key_twice_is_not_found, get_absent_returns_none,
-    insert_key_conflicts, insert_key_round_trips_every_field, list_keys_filters,
-    list_keys_orders_and_paginates, list_keys_scoped_to_account, update_key_absent_is_not_found,
+    delete_key_refuses_stale_version, delete_key_removes_key_and_sessions,
+    delete_key_twice_is_not_found, get_absent_returns_none, insert_key_conflicts,
+    insert_key_round_trips_every_field, list_keys_filters, list_keys_orders_and_paginates,
+    list_keys_scoped_to_account, update_key_absent_is_not_found,
     update_key_keeps_the_later_last_used_at, update_key_refuses_stale_version,
     update_key_replaces_record,
 };
@@ -140,6 +141,7 @@ macro_rules! store_conformance_tests {
             insert_account_conflicts,
             list_accounts_lists_children_with_filters_and_pages,
             update_account_writes_and_deactivation_ends_sessions,
+            update_account_refuses_stale_version,
             get_absent_returns_none,
             insert_key_round_trips_every_field,
             insert_key_conflicts,
@@ -151,6 +153,7 @@ macro_rules! store_conformance_tests {
             update_key_absent_is_not_found,
             delete_key_removes_key_and_sessions,
             delete_key_twice_is_not_found,
+            delete_key_refuses_stale_version,
             list_keys_filters,
             list_keys_orders_and_paginates,
             list_keys_scoped_to_account,
@@ -173,6 +176,7 @@ macro_rules! store_conformance_tests {
             app_counts_and_lists_its_keys,
             list_apps_filters_orders_and_paginates,
             update_app_status_moves_keys_and_ends_sessions,
+            update_app_refuses_a_stale_judgement,
             delete_app_refused_while_it_has_keys,
             allowed_origins_insert_list_delete,
             limits_round_trip_replace_and_remove,

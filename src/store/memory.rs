@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{
-    AccountQuery, AppQuery, EventQuery, ImportedKey, KeyQuery, KeyStore, SequencedEvent,
-    StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+    AccountQuery, AppExpectation, AppQuery, EventQuery, ImportedKey, KeyQuery, KeyStore,
+    SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
@@ -170,12 +170,21 @@ impl KeyStore for MemoryStore {
         Ok(out)
     }
 
-    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+    async fn update_account(
+        &self,
+        account: &Account,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let mut g = self.lock()?;
         let current = g
             .accounts
             .get_mut(&account.id)
             .ok_or(StoreError::NotFound)?;
+        if current.version != expected_version {
+            return Err(StoreError::Conflict("account changed since it was read"));
+        }
+        current.version = account.version;
         current.name.clone_from(&account.name);
         current.permissions.clone_from(&account.permissions);
         current.status = account.status;
@@ -221,11 +230,21 @@ impl KeyStore for MemoryStore {
         Ok(())
     }
 
-    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
+    async fn delete_key(
+        &self,
+        id: &KeyId,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let mut g = self.lock()?;
-        if g.keys.remove(id).is_none() {
-            return Err(StoreError::NotFound);
+        match g.keys.get(id) {
+            None => return Err(StoreError::NotFound),
+            Some(k) if k.version != expected_version => {
+                return Err(StoreError::Conflict("key changed since it was read"));
+            }
+            Some(_) => {}
         }
+        g.keys.remove(id);
         g.sessions.retain(|_, s| s.key_id != *id);
         g.imports.retain(|_, k| k != id);
         g.aliases.retain(|_, k| k != id);
@@ -271,33 +290,42 @@ impl KeyStore for MemoryStore {
     }
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        Ok(self
+            .list_stored_keys(account, q)
+            .await?
+            .into_iter()
+            .map(|s| s.key)
+            .collect())
+    }
+
+    async fn list_stored_keys(
+        &self,
+        account: &AccountId,
+        q: &KeyQuery,
+    ) -> StoreResult<Vec<StoredKey>> {
         let g = self.lock()?;
         let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
-        let mut keys: Vec<ApiKey> = g
+        let mut keys: Vec<StoredKey> = g
             .keys
             .values()
-            .map(|k| &k.key)
-            .filter(|k| k.account_id == *account)
-            .filter(|k| q.status.is_none_or(|s| k.status == s))
-            .filter(|k| {
-                q.application
-                    .as_ref()
-                    .is_none_or(|a| k.application.as_ref() == Some(a))
-            })
-            .filter(|k| q.app_id.is_none_or(|a| k.app_id == Some(a)))
-            .filter(|k| {
-                needle
-                    .as_ref()
-                    .is_none_or(|n| k.name.to_lowercase().contains(n.as_str()))
-            })
-            .filter(|k| {
-                q.after
-                    .as_ref()
-                    .is_none_or(|(at, id)| (k.created_at, k.id) > (*at, *id))
+            .filter(|s| {
+                let k = &s.key;
+                k.account_id == *account
+                    && q.status.is_none_or(|st| k.status == st)
+                    && q.application
+                        .as_ref()
+                        .is_none_or(|a| k.application.as_ref() == Some(a))
+                    && q.app_id.is_none_or(|a| k.app_id == Some(a))
+                    && needle
+                        .as_ref()
+                        .is_none_or(|n| k.name.to_lowercase().contains(n.as_str()))
+                    && q.after
+                        .as_ref()
+                        .is_none_or(|(at, id)| (k.created_at, k.id) > (*at, *id))
             })
             .cloned()
             .collect();
-        keys.sort_by_key(|k| (k.created_at, k.id));
+        keys.sort_by_key(|s| (s.key.created_at, s.key.id));
         keys.truncate(q.limit);
         Ok(keys)
     }
@@ -381,8 +409,25 @@ impl KeyStore for MemoryStore {
         Ok(apps.into_iter().map(|a| with_counts(&g, a)).collect())
     }
 
-    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+    async fn update_app(
+        &self,
+        app: &App,
+        expected: &AppExpectation,
+        event: &AuditEvent,
+    ) -> StoreResult<Vec<KeyId>> {
         let mut g = self.lock()?;
+        let status = g.apps.get(&app.id).ok_or(StoreError::NotFound)?.status;
+        let keys = g
+            .keys
+            .values()
+            .filter(|k| k.key.app_id == Some(app.id))
+            .map(|k| (k.key.id, k.version))
+            .collect();
+        if !expected.holds(status, keys) {
+            return Err(StoreError::Conflict(
+                "application changed since it was read",
+            ));
+        }
         let current = g.apps.get_mut(&app.id).ok_or(StoreError::NotFound)?;
         let status_changed = current.status != app.status;
         current.title.clone_from(&app.title);

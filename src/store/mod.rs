@@ -505,6 +505,43 @@ pub enum Change {
     CaughtUp(std::time::Instant),
 }
 
+/// What a change to an application was judged on ([`KeyStore::update_app`]):
+/// its status and the versions of its keys when the service read them.
+/// The store writes the change only while both are unchanged, so a key
+/// added, moved in, widened or made protected in between (which the
+/// judgement did not see) is never switched off by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppExpectation {
+    /// The application's status as read.
+    pub status: AppStatus,
+    /// Every key of the application as read, `(id, version)`, sorted by id.
+    pub keys: Vec<(KeyId, u64)>,
+}
+
+impl AppExpectation {
+    /// The expectation of an application read with `status` and `keys`.
+    ///
+    /// ```
+    /// use keyward::{AppStatus, KeyId, store::AppExpectation};
+    /// let (a, b) = (KeyId::new("kw_a")?, KeyId::new("kw_b")?);
+    /// let e = AppExpectation::new(AppStatus::Active, vec![(b, 2), (a, 1)]);
+    /// assert!(e.holds(AppStatus::Active, vec![(a, 1), (b, 2)]));
+    /// assert!(!e.holds(AppStatus::Active, vec![(a, 1), (b, 3)]));
+    /// assert!(!e.holds(AppStatus::Inactive, vec![(a, 1), (b, 2)]));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(status: AppStatus, mut keys: Vec<(KeyId, u64)>) -> Self {
+        keys.sort_unstable();
+        Self { status, keys }
+    }
+
+    /// Whether an application now stored with `status` and `keys` (in any
+    /// order) is still as expected.
+    pub fn holds(&self, status: AppStatus, keys: Vec<(KeyId, u64)>) -> bool {
+        status == self.status && Self::new(status, keys).keys == self.keys
+    }
+}
+
 /// The error of the defaults of methods added after the first release.
 fn unsupported(what: &str) -> StoreError {
     StoreError::Backend(format!("this store does not implement {what}").into())
@@ -536,10 +573,19 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
         Err(unsupported("accounts listing"))
     }
 
-    /// Writes `account`'s name, permissions and status and appends `event`,
-    /// in one transaction. When it becomes inactive, the sessions of its
-    /// keys are deleted. [`StoreError::NotFound`] if absent.
-    async fn update_account(&self, _account: &Account, _event: &AuditEvent) -> StoreResult<()> {
+    /// Writes `account`'s name, permissions, status and `version` (the new
+    /// one) and appends `event`, in one transaction, if the stored version
+    /// is `expected_version`: the service judged the change on that
+    /// version, so a change made in between must be judged again. When it
+    /// becomes inactive, the sessions of its keys are deleted.
+    /// [`StoreError::NotFound`] if absent, [`StoreError::Conflict`]
+    /// (nothing written) if the stored version differs.
+    async fn update_account(
+        &self,
+        _account: &Account,
+        _expected_version: u64,
+        _event: &AuditEvent,
+    ) -> StoreResult<()> {
         Err(unsupported("account updates"))
     }
 
@@ -562,12 +608,41 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
         event: &AuditEvent,
     ) -> StoreResult<()>;
 
-    /// Deletes a key and its sessions and appends `event`;
-    /// [`StoreError::NotFound`] if absent.
-    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()>;
+    /// Deletes a key whose stored version is `expected_version`, with its
+    /// sessions, and appends `event`: the service judged the deletion on
+    /// that version, so a key changed in between (widened, made protected)
+    /// is judged again. [`StoreError::NotFound`] if absent,
+    /// [`StoreError::Conflict`] (nothing written) if the stored version
+    /// differs.
+    async fn delete_key(
+        &self,
+        id: &KeyId,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
 
     /// Keys of an account matching `query`, ordered by `(created_at, id)`.
     async fn list_keys(&self, account: &AccountId, query: &KeyQuery) -> StoreResult<Vec<ApiKey>>;
+
+    /// [`list_keys`](Self::list_keys) with the stored records (versions
+    /// included), which a change judged on these keys expects
+    /// ([`update_app`](Self::update_app)). The default reads each key of
+    /// [`list_keys`](Self::list_keys)'s page with
+    /// [`get_key`](Self::get_key) (skipping keys deleted in between); the
+    /// SQL stores read them in one query.
+    async fn list_stored_keys(
+        &self,
+        account: &AccountId,
+        query: &KeyQuery,
+    ) -> StoreResult<Vec<StoredKey>> {
+        let mut out = Vec::new();
+        for k in self.list_keys(account, query).await? {
+            if let Some(stored) = self.get_key(&k.id).await? {
+                out.push(stored);
+            }
+        }
+        Ok(out)
+    }
 
     /// Inserts imported keys with their external ids, aliases and audit
     /// events, all in one transaction: [`StoreError::Conflict`] (nothing
@@ -615,13 +690,24 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Writes `app`'s title, description, status and `updated_at`, and
-    /// appends `event`, in one transaction. When the status changes, every
-    /// key of the application gets a new version (so caches re-read it;
-    /// the key's own status is untouched) and, when it becomes inactive,
-    /// the sessions of those keys are deleted. Returns the ids of the keys
-    /// whose version moved (none when the status did not change).
-    /// [`StoreError::NotFound`] if absent.
-    async fn update_app(&self, _app: &App, _event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+    /// appends `event`, in one transaction, if the application is still as
+    /// the service judged it: its stored status is `expected.status` and
+    /// its keys are exactly `expected.keys` at those versions
+    /// ([`AppExpectation::holds`]; compared inside the transaction, with
+    /// the application's row and its keys locked where the backend has
+    /// row locks). When the status changes, every key of the application
+    /// gets a new version (so caches re-read it; the key's own status is
+    /// untouched) and, when it becomes inactive, the sessions of those
+    /// keys are deleted. Returns the ids of the keys whose version moved
+    /// (none when the status did not change). [`StoreError::NotFound`] if
+    /// absent, [`StoreError::Conflict`] (nothing written) when it is no
+    /// longer as expected.
+    async fn update_app(
+        &self,
+        _app: &App,
+        _expected: &AppExpectation,
+        _event: &AuditEvent,
+    ) -> StoreResult<Vec<KeyId>> {
         Err(unsupported("applications"))
     }
 

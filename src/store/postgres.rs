@@ -27,9 +27,9 @@ pub use options::PostgresOptions;
 use super::migrations::postgres_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, ActorFilter, AppQuery, Change, EventQuery, GroupTotal, ImportedKey, KeyQuery,
-    KeyStore, RollupRow, RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey,
-    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppExpectation, AppQuery, Change, EventQuery, GroupTotal,
+    ImportedKey, KeyQuery, KeyStore, RollupRow, RollupScope, SequencedEvent, StoreError,
+    StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -368,22 +368,21 @@ fn app_columns() -> &'static str {
 }
 
 const ACCOUNT_COLUMNS: &str =
-    "id, name, parent, permissions::text AS permissions, status, created_at, last_used_at";
+    "id, name, parent, permissions::text AS permissions, status, created_at, last_used_at, version";
 
 fn account_row(r: &PgRow) -> StoreResult<Account> {
     let g = |e| map_err(e, "decode");
-    let id_: String = r.try_get("id").map_err(g)?;
-    let perms: String = r.try_get("permissions").map_err(g)?;
-    let status: String = r.try_get("status").map_err(g)?;
-    sql::account(
-        &id_,
-        r.try_get("name").map_err(g)?,
-        r.try_get("parent").map_err(g)?,
-        &perms,
-        &status,
-        r.try_get("created_at").map_err(g)?,
-        r.try_get("last_used_at").map_err(g)?,
-    )
+    sql::AccountRow {
+        id: r.try_get("id").map_err(g)?,
+        name: r.try_get("name").map_err(g)?,
+        parent: r.try_get("parent").map_err(g)?,
+        permissions: r.try_get("permissions").map_err(g)?,
+        status: r.try_get("status").map_err(g)?,
+        created_at: r.try_get("created_at").map_err(g)?,
+        last_used_at: r.try_get("last_used_at").map_err(g)?,
+        version: r.try_get("version").map_err(g)?,
+    }
+    .into_account()
 }
 
 fn app_row(r: &PgRow) -> StoreResult<App> {
@@ -577,8 +576,8 @@ impl KeyStore for PostgresStore {
     async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower) \
-             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
+            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower, \
+             version) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
         )
         .bind(account.id.as_str())
         .bind(&account.name)
@@ -587,6 +586,7 @@ impl KeyStore for PostgresStore {
         .bind(account.created_at)
         .bind(account.status.as_str())
         .bind(account.name.to_lowercase())
+        .bind(sql::to_i64(account.version)?)
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
@@ -634,22 +634,39 @@ impl KeyStore for PostgresStore {
         rows.iter().map(account_row).collect()
     }
 
-    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+    async fn update_account(
+        &self,
+        account: &Account,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
+        // The row lock makes the version test and the write one step: a
+        // concurrent update waits, then sees the version moved.
         let done = sqlx::query(
             "UPDATE accounts SET name = $1, name_lower = $2, permissions = $3::jsonb, \
-             status = $4 WHERE id = $5",
+             status = $4, version = $5 WHERE id = $6 AND version = $7",
         )
         .bind(&account.name)
         .bind(account.name.to_lowercase())
         .bind(sql::to_json(&account.permissions)?)
         .bind(account.status.as_str())
+        .bind(sql::to_i64(account.version)?)
         .bind(account.id.as_str())
+        .bind(sql::to_i64(expected_version)?)
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account update"))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1")
+                .bind(account.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict("account changed since it was read"),
+                None => StoreError::NotFound,
+            });
         }
         if account.status == AccountStatus::Inactive {
             let ended: Vec<String> =
@@ -762,15 +779,31 @@ impl KeyStore for PostgresStore {
         tx.commit().await.map_err(|e| map_err(e, "commit"))
     }
 
-    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
+    async fn delete_key(
+        &self,
+        id: &KeyId,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM keys WHERE id = $1")
+        // A concurrent update of the row makes this wait, then re-test the
+        // version on the updated row (and delete nothing).
+        let done = sqlx::query("DELETE FROM keys WHERE id = $1 AND version = $2")
             .bind(id.as_str())
+            .bind(sql::to_i64(expected_version)?)
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "delete"))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            let exists = sqlx::query("SELECT 1 FROM keys WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict("key changed since it was read"),
+                None => StoreError::NotFound,
+            });
         }
         sqlx::query("DELETE FROM sessions WHERE key_id = $1")
             .bind(id.as_str())
@@ -783,6 +816,19 @@ impl KeyStore for PostgresStore {
     }
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        Ok(self
+            .list_stored_keys(account, q)
+            .await?
+            .into_iter()
+            .map(|s| s.key)
+            .collect())
+    }
+
+    async fn list_stored_keys(
+        &self,
+        account: &AccountId,
+        q: &KeyQuery,
+    ) -> StoreResult<Vec<StoredKey>> {
         // One statement per filter combination, each an index range or the
         // trigram index (the planner picks by the needle's selectivity).
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
@@ -816,9 +862,7 @@ impl KeyStore for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_err(e, "read"))?;
-        rows.iter()
-            .map(|r| Ok(key_row(r)?.into_stored()?.key))
-            .collect()
+        rows.iter().map(|r| key_row(r)?.into_stored()).collect()
     }
 
     async fn get_limits(
@@ -907,7 +951,12 @@ impl KeyStore for PostgresStore {
         rows.iter().map(app_row).collect()
     }
 
-    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+    async fn update_app(
+        &self,
+        app: &App,
+        expected: &AppExpectation,
+        event: &AuditEvent,
+    ) -> StoreResult<Vec<KeyId>> {
         let mut tx = self.begin().await?;
         let before: Option<String> =
             sqlx::query_scalar("SELECT status FROM apps WHERE id = $1 FOR UPDATE")
@@ -918,6 +967,20 @@ impl KeyStore for PostgresStore {
         let Some(before) = before else {
             return Err(StoreError::NotFound);
         };
+        // Lock the application's keys: none of them changes (nor leaves)
+        // between this comparison and the commit.
+        let keys: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, version FROM keys WHERE app_id = $1 FOR UPDATE")
+                .bind(app.id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+        let status = AppStatus::parse(&before).ok_or_else(|| sql::corrupt("apps.status"))?;
+        if !expected.holds(status, sql::key_versions(&keys)?) {
+            return Err(StoreError::Conflict(
+                "application changed since it was read",
+            ));
+        }
         sqlx::query(
             "UPDATE apps SET title = $1, title_lower = $2, description = $3, status = $4, \
              updated_at = $5 WHERE id = $6",

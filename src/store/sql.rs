@@ -228,27 +228,42 @@ macro_rules! key_bind_columns {
 }
 pub(crate) use key_bind_columns;
 
-/// Builds an account from its columns.
-pub(crate) fn account(
-    id_: &str,
-    name: String,
-    parent: Option<String>,
-    permissions: &str,
-    status: &str,
-    created_at: OffsetDateTime,
-    last_used_at: Option<OffsetDateTime>,
-) -> StoreResult<Account> {
-    Ok(Account {
-        id: id(id_, "accounts.id")?,
-        name,
-        parent: parent
-            .map(|p| id::<AccountId>(&p, "accounts.parent"))
-            .transpose()?,
-        permissions: from_json(permissions, "accounts.permissions")?,
-        status: AccountStatus::parse(status).ok_or_else(|| corrupt("accounts.status"))?,
-        created_at,
-        last_used_at,
-    })
+/// `(id, version)` rows of keys, validated.
+pub(crate) fn key_versions(rows: &[(String, i64)]) -> StoreResult<Vec<(KeyId, u64)>> {
+    rows.iter()
+        .map(|(k, v)| Ok((id(k, "keys.id")?, to_u64(*v, "keys.version")?)))
+        .collect()
+}
+
+/// The account row as read by either backend, before validation.
+pub(crate) struct AccountRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) parent: Option<String>,
+    pub(crate) permissions: String,
+    pub(crate) status: String,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) last_used_at: Option<OffsetDateTime>,
+    pub(crate) version: i64,
+}
+
+impl AccountRow {
+    /// Validates the row into an [`Account`].
+    pub(crate) fn into_account(self) -> StoreResult<Account> {
+        Ok(Account {
+            id: id(&self.id, "accounts.id")?,
+            name: self.name,
+            parent: self
+                .parent
+                .map(|p| id::<AccountId>(&p, "accounts.parent"))
+                .transpose()?,
+            permissions: from_json(&self.permissions, "accounts.permissions")?,
+            status: AccountStatus::parse(&self.status).ok_or_else(|| corrupt("accounts.status"))?,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            version: to_u64(self.version, "accounts.version")?,
+        })
+    }
 }
 
 /// The application row as read by either backend, with its key counts.

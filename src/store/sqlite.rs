@@ -25,9 +25,9 @@ use tokio::sync::watch;
 use super::migrations::sqlite_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
-    AccountQuery, ActorFilter, AppQuery, EventQuery, GroupTotal, ImportedKey, KeyQuery, KeyStore,
-    RollupRow, RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery,
-    UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, ActorFilter, AppExpectation, AppQuery, EventQuery, GroupTotal, ImportedKey,
+    KeyQuery, KeyStore, RollupRow, RollupScope, SequencedEvent, StoreError, StoreResult, StoredKey,
+    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -259,22 +259,22 @@ fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     })
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, parent, permissions, status, created_at, last_used_at";
+const ACCOUNT_COLUMNS: &str =
+    "id, name, parent, permissions, status, created_at, last_used_at, version";
 
 fn account_row(r: &SqliteRow) -> StoreResult<Account> {
     let g = |e| map_err(e, "decode");
-    let id_: String = r.try_get("id").map_err(g)?;
-    let perms: String = r.try_get("permissions").map_err(g)?;
-    let status: String = r.try_get("status").map_err(g)?;
-    sql::account(
-        &id_,
-        r.try_get("name").map_err(g)?,
-        r.try_get("parent").map_err(g)?,
-        &perms,
-        &status,
-        from_us(r.try_get("created_at").map_err(g)?)?,
-        opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
-    )
+    sql::AccountRow {
+        id: r.try_get("id").map_err(g)?,
+        name: r.try_get("name").map_err(g)?,
+        parent: r.try_get("parent").map_err(g)?,
+        permissions: r.try_get("permissions").map_err(g)?,
+        status: r.try_get("status").map_err(g)?,
+        created_at: from_us(r.try_get("created_at").map_err(g)?)?,
+        last_used_at: opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
+        version: r.try_get("version").map_err(g)?,
+    }
+    .into_account()
 }
 
 fn app_row(r: &SqliteRow) -> StoreResult<App> {
@@ -446,8 +446,8 @@ impl KeyStore for SqliteStore {
     async fn insert_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, name, parent, permissions, created_at, status, name_lower, \
+             version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(account.id.as_str())
         .bind(&account.name)
@@ -456,6 +456,7 @@ impl KeyStore for SqliteStore {
         .bind(us(account.created_at))
         .bind(account.status.as_str())
         .bind(account.name.to_lowercase())
+        .bind(sql::to_i64(account.version)?)
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account id exists"))?;
@@ -507,22 +508,37 @@ impl KeyStore for SqliteStore {
         rows.iter().map(account_row).collect()
     }
 
-    async fn update_account(&self, account: &Account, event: &AuditEvent) -> StoreResult<()> {
+    async fn update_account(
+        &self,
+        account: &Account,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
-            "UPDATE accounts SET name = ?, name_lower = ?, permissions = ?, status = ? \
-             WHERE id = ?",
+            "UPDATE accounts SET name = ?, name_lower = ?, permissions = ?, status = ?, \
+             version = ? WHERE id = ? AND version = ?",
         )
         .bind(&account.name)
         .bind(account.name.to_lowercase())
         .bind(sql::to_json(&account.permissions)?)
         .bind(account.status.as_str())
+        .bind(sql::to_i64(account.version)?)
         .bind(account.id.as_str())
+        .bind(sql::to_i64(expected_version)?)
         .execute(&mut *tx)
         .await
         .map_err(|e| map_err(e, "account update"))?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = ?")
+                .bind(account.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict("account changed since it was read"),
+                None => StoreError::NotFound,
+            });
         }
         if account.status == AccountStatus::Inactive {
             sqlx::query("DELETE FROM sessions WHERE account_id = ?")
@@ -630,16 +646,30 @@ impl KeyStore for SqliteStore {
         self.commit_events(tx).await
     }
 
-    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> StoreResult<()> {
+    async fn delete_key(
+        &self,
+        id: &KeyId,
+        expected_version: u64,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM keys WHERE id = ?")
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM keys WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        match version {
+            None => return Err(StoreError::NotFound),
+            Some(v) if sql::to_u64(v, "keys.version")? != expected_version => {
+                return Err(StoreError::Conflict("key changed since it was read"));
+            }
+            Some(_) => {}
+        }
+        sqlx::query("DELETE FROM keys WHERE id = ?")
             .bind(id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(|e| map_err(e, "delete"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
         sqlx::query("DELETE FROM sessions WHERE key_id = ?")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -650,6 +680,19 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list_keys(&self, account: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
+        Ok(self
+            .list_stored_keys(account, q)
+            .await?
+            .into_iter()
+            .map(|s| s.key)
+            .collect())
+    }
+
+    async fn list_stored_keys(
+        &self,
+        account: &AccountId,
+        q: &KeyQuery,
+    ) -> StoreResult<Vec<StoredKey>> {
         let needle = q.name_contains.as_ref().map(|s| s.to_lowercase());
         // Search through the trigram index unless the needle is too short
         // for trigrams or so common that walking the keyset order finds a
@@ -699,9 +742,7 @@ impl KeyStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_err(e, "read"))?;
-        rows.iter()
-            .map(|r| Ok(key_row(r)?.into_stored()?.key))
-            .collect()
+        rows.iter().map(|r| key_row(r)?.into_stored()).collect()
     }
 
     async fn get_limits(
@@ -794,7 +835,14 @@ impl KeyStore for SqliteStore {
         rows.iter().map(app_row).collect()
     }
 
-    async fn update_app(&self, app: &App, event: &AuditEvent) -> StoreResult<Vec<KeyId>> {
+    async fn update_app(
+        &self,
+        app: &App,
+        expected: &AppExpectation,
+        event: &AuditEvent,
+    ) -> StoreResult<Vec<KeyId>> {
+        // `BEGIN IMMEDIATE`: no other writer until this commits, so what is
+        // compared here is what is written.
         let mut tx = self.begin().await?;
         let before: Option<String> = sqlx::query_scalar("SELECT status FROM apps WHERE id = ?")
             .bind(app.id.as_str())
@@ -804,6 +852,18 @@ impl KeyStore for SqliteStore {
         let Some(before) = before else {
             return Err(StoreError::NotFound);
         };
+        let keys: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, version FROM keys WHERE app_id = ?")
+                .bind(app.id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+        let status = AppStatus::parse(&before).ok_or_else(|| sql::corrupt("apps.status"))?;
+        if !expected.holds(status, sql::key_versions(&keys)?) {
+            return Err(StoreError::Conflict(
+                "application changed since it was read",
+            ));
+        }
         sqlx::query(
             "UPDATE apps SET title = ?, title_lower = ?, description = ?, status = ?, \
              updated_at = ? WHERE id = ?",

@@ -1,15 +1,17 @@
 //! A store wrapper that counts key reads and controls the change feed an
 //! instance sees: the wrapped store's own feed, one the test drives, or a
 //! feed that goes silent on demand (as when both its listener and its poll
-//! fail).
+//! fail), and runs a concurrent change just before the next write.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use keyward::store::{
-    AccountQuery, AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreResult, StoredKey,
-    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, AppExpectation, AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreResult,
+    StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use keyward::{
     Account, AccountId, AllowedOrigin, ApiKey, App, AppId, AuditEvent, KeyId, Session, SessionId,
@@ -26,17 +28,31 @@ enum Feed {
     Scripted(broadcast::Sender<Change>),
 }
 
+/// A change run before the next write ([`Counting::before_next_write`]).
+struct Hook(Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 /// `inner`, with key reads counted.
 #[derive(Debug)]
 pub struct Counting {
     inner: Arc<dyn KeyStore>,
     key_reads: AtomicU64,
     account_reads: AtomicU64,
+    /// Every read call: keys (joined or not), accounts, applications,
+    /// limits.
+    store_reads: AtomicU64,
     feed: Feed,
     silent: Arc<AtomicBool>,
     /// A change to send on the scripted feed while the next key read is
     /// under way (after the record was read, before it is returned).
     racing: Mutex<Option<Change>>,
+    /// Runs before the next management write reaches `inner`.
+    before_write: Mutex<Option<Hook>>,
 }
 
 impl Counting {
@@ -46,9 +62,11 @@ impl Counting {
             inner,
             key_reads: AtomicU64::new(0),
             account_reads: AtomicU64::new(0),
+            store_reads: AtomicU64::new(0),
             feed: Feed::Forwarded,
             silent: Arc::default(),
             racing: Mutex::default(),
+            before_write: Mutex::default(),
         })
     }
 
@@ -58,9 +76,11 @@ impl Counting {
             inner,
             key_reads: AtomicU64::new(0),
             account_reads: AtomicU64::new(0),
+            store_reads: AtomicU64::new(0),
             feed: Feed::Scripted(broadcast::channel(4096).0),
             silent: Arc::default(),
             racing: Mutex::default(),
+            before_write: Mutex::default(),
         })
     }
 
@@ -80,10 +100,51 @@ impl Counting {
         *self.racing.lock().expect("lock") = Some(change);
     }
 
+    /// Runs `change` (typically another actor's operation on the wrapped
+    /// store) when the next write (`update_key`, `delete_key`,
+    /// `update_app`, `delete_app`, `update_account`) arrives, before it is
+    /// passed on: the write then meets a record that moved after the
+    /// service read it.
+    pub fn before_next_write<F, Fut>(&self, change: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        *self.before_write.lock().expect("lock") = Some(Hook(Box::new(move || Box::pin(change()))));
+    }
+
+    /// Runs the pending [`before_next_write`](Self::before_next_write)
+    /// change, if any.
+    async fn racing_write(&self) {
+        let hook = self.before_write.lock().expect("lock").take();
+        if let Some(hook) = hook {
+            (hook.0)().await;
+        }
+    }
+
     /// Silences the forwarded feed from now on: nothing more reaches the
     /// instance (neither changes nor catch-ups).
     pub fn silence(&self) {
         self.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// Store reads so far (every call that reads a key, an account, an
+    /// application or limits).
+    pub fn store_reads(&self) -> u64 {
+        self.store_reads.load(Ordering::SeqCst)
+    }
+
+    /// Sends the [`race_next_read`](Self::race_next_read) change, if any,
+    /// and lets the instance apply it.
+    async fn race_key_read(&self) {
+        let racing = self.racing.lock().expect("lock").take();
+        if let Some(change) = racing {
+            self.send(change);
+            // Let the instance apply it before this read returns.
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        }
     }
 
     /// Account reads so far.
@@ -104,52 +165,68 @@ impl KeyStore for Counting {
     }
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
         self.account_reads.fetch_add(1, Ordering::SeqCst);
+        self.store_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_account(id).await
     }
     async fn list_accounts(&self, p: &AccountId, q: &AccountQuery) -> StoreResult<Vec<Account>> {
         self.inner.list_accounts(p, q).await
     }
-    async fn update_account(&self, a: &Account, e: &AuditEvent) -> StoreResult<()> {
-        self.inner.update_account(a, e).await
+    async fn update_account(&self, a: &Account, v: u64, e: &AuditEvent) -> StoreResult<()> {
+        self.racing_write().await;
+        self.inner.update_account(a, v, e).await
     }
     async fn insert_key(&self, k: &StoredKey, e: &AuditEvent) -> StoreResult<()> {
         self.inner.insert_key(k, e).await
     }
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
         self.key_reads.fetch_add(1, Ordering::SeqCst);
+        self.store_reads.fetch_add(1, Ordering::SeqCst);
         let read = self.inner.get_key(id).await;
-        let racing = self.racing.lock().expect("lock").take();
-        if let Some(change) = racing {
-            self.send(change);
-            // Let the instance apply it before this read returns.
-            for _ in 0..20 {
-                tokio::task::yield_now().await;
-            }
-        }
+        self.race_key_read().await;
         read
     }
+    async fn get_limits(
+        &self,
+        owners: &[keyward::LimitOwner],
+    ) -> StoreResult<Vec<keyward::store::StoredLimits>> {
+        self.store_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_limits(owners).await
+    }
     async fn update_key(&self, k: &StoredKey, v: u64, e: &AuditEvent) -> StoreResult<()> {
+        self.racing_write().await;
         self.inner.update_key(k, v, e).await
     }
-    async fn delete_key(&self, id: &KeyId, e: &AuditEvent) -> StoreResult<()> {
-        self.inner.delete_key(id, e).await
+    async fn delete_key(&self, id: &KeyId, v: u64, e: &AuditEvent) -> StoreResult<()> {
+        self.racing_write().await;
+        self.inner.delete_key(id, v, e).await
     }
     async fn list_keys(&self, a: &AccountId, q: &KeyQuery) -> StoreResult<Vec<ApiKey>> {
         self.inner.list_keys(a, q).await
+    }
+    async fn list_stored_keys(&self, a: &AccountId, q: &KeyQuery) -> StoreResult<Vec<StoredKey>> {
+        self.inner.list_stored_keys(a, q).await
     }
     async fn insert_app(&self, a: &App, e: &AuditEvent) -> StoreResult<()> {
         self.inner.insert_app(a, e).await
     }
     async fn get_app(&self, id: &AppId) -> StoreResult<Option<App>> {
+        self.store_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_app(id).await
     }
     async fn list_apps(&self, a: &AccountId, q: &AppQuery) -> StoreResult<Vec<App>> {
         self.inner.list_apps(a, q).await
     }
-    async fn update_app(&self, a: &App, e: &AuditEvent) -> StoreResult<Vec<KeyId>> {
-        self.inner.update_app(a, e).await
+    async fn update_app(
+        &self,
+        a: &App,
+        x: &AppExpectation,
+        e: &AuditEvent,
+    ) -> StoreResult<Vec<KeyId>> {
+        self.racing_write().await;
+        self.inner.update_app(a, x, e).await
     }
     async fn delete_app(&self, id: &AppId, e: &AuditEvent) -> StoreResult<()> {
+        self.racing_write().await;
         self.inner.delete_app(id, e).await
     }
     async fn list_allowed_origins(&self) -> StoreResult<Vec<AllowedOrigin>> {

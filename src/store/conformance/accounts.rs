@@ -87,9 +87,11 @@ pub async fn list_accounts_lists_children_with_filters_and_pages(store: &dyn Key
     }
     let mut off = kids[3].clone();
     off.status = AccountStatus::Inactive;
+    off.version += 1;
     store
         .update_account(
             &off,
+            kids[3].version,
             &event(AuditAction::AccountDeactivated, off.id, None, at(10, 0)),
         )
         .await
@@ -207,9 +209,11 @@ pub async fn update_account_writes_and_deactivation_ends_sessions(store: &dyn Ke
     renamed.name = "Renamed Ünïcode".into();
     renamed.permissions = perms(&["readApplications"]);
     renamed.id = a.id;
+    renamed.version = a.version + 1;
     store
         .update_account(
             &renamed,
+            a.version,
             &event(AuditAction::AccountUpdated, a.id, None, at(3, 0)),
         )
         .await
@@ -224,9 +228,11 @@ pub async fn update_account_writes_and_deactivation_ends_sessions(store: &dyn Ke
     );
     let mut off = renamed.clone();
     off.status = AccountStatus::Inactive;
+    off.version += 1;
     store
         .update_account(
             &off,
+            renamed.version,
             &event(AuditAction::AccountDeactivated, a.id, None, at(4, 0)),
         )
         .await
@@ -249,9 +255,73 @@ pub async fn update_account_writes_and_deactivation_ends_sessions(store: &dyn Ke
     let r = store
         .update_account(
             &ghost,
+            ghost.version,
             &event(AuditAction::AccountUpdated, ghost.id, None, at(5, 0)),
         )
         .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
     assert_eq!(events_of(store, ghost.id).await.len(), before);
+}
+
+/// An update judged on a stale version is [`StoreError::Conflict`]: the
+/// account (permissions, status, sessions) stays as it is and no event is
+/// written; the current version is accepted.
+pub async fn update_account_refuses_stale_version(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let k = plain_key(a.id, "Member", at(1, 0));
+    insert_key(store, &k).await;
+    let s = session(&k, at(7200, 0));
+    store
+        .insert_session(
+            &s,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(2, 0)),
+        )
+        .await
+        .expect("insert_session");
+    // Another change moved the account on (version 1 → 2).
+    let mut moved = a.clone();
+    moved.name = "Moved on".into();
+    moved.version = a.version + 1;
+    store
+        .update_account(
+            &moved,
+            a.version,
+            &event(AuditAction::AccountUpdated, a.id, None, at(3, 0)),
+        )
+        .await
+        .expect("update_account");
+    let events = events_of(store, a.id).await.len();
+    // A change judged on version 1: refused, nothing written.
+    let mut stale = a.clone();
+    stale.status = AccountStatus::Inactive;
+    stale.permissions = perms(&[]);
+    stale.version = a.version + 1;
+    let r = store
+        .update_account(
+            &stale,
+            a.version,
+            &event(AuditAction::AccountDeactivated, a.id, None, at(4, 0)),
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "got {r:?}");
+    assert_eq!(
+        store.get_account(&a.id).await.expect("get"),
+        Some(moved.clone())
+    );
+    assert!(store.get_session(&s.id).await.expect("get").is_some());
+    assert_eq!(events_of(store, a.id).await.len(), events);
+    // Judged on the current version: written.
+    let mut fresh = moved.clone();
+    fresh.status = AccountStatus::Inactive;
+    fresh.version = moved.version + 1;
+    store
+        .update_account(
+            &fresh,
+            moved.version,
+            &event(AuditAction::AccountDeactivated, a.id, None, at(5, 0)),
+        )
+        .await
+        .expect("update_account");
+    assert_eq!(store.get_account(&a.id).await.expect("get"), Some(fresh));
+    assert_eq!(events_of(store, a.id).await.len(), events + 1);
 }

@@ -3,12 +3,13 @@
 //! has keys).
 
 use super::fixtures::{
-    app, app_id, at, event, events_of, insert_account, insert_app, insert_key, plain_key, session,
+    app, app_id, at, event, events_of, insert_account, insert_app, insert_key, perms, plain_key,
+    session,
 };
 use crate::api_key::KeyStatus;
 use crate::app::AppStatus;
 use crate::audit::AuditAction;
-use crate::store::{AppQuery, KeyQuery, KeyStore, StoreError};
+use crate::store::{AppExpectation, AppQuery, KeyQuery, KeyStore, StoreError};
 
 /// Every field of an [`App`](crate::App) survives the round trip (counts
 /// zero); a second application with the same id is a
@@ -218,7 +219,11 @@ pub async fn update_app_status_moves_keys_and_ends_sessions(store: &dyn KeyStore
     renamed.description = "iOS and Android".into();
     renamed.updated_at = at(4, 1);
     let moved = store
-        .update_app(&renamed, &ev(AuditAction::AppUpdated))
+        .update_app(
+            &renamed,
+            &AppExpectation::new(AppStatus::Active, vec![(k.key.id, k.version)]),
+            &ev(AuditAction::AppUpdated),
+        )
         .await
         .expect("update_app");
     assert!(moved.is_empty(), "a rename moved keys: {moved:?}");
@@ -243,7 +248,11 @@ pub async fn update_app_status_moves_keys_and_ends_sessions(store: &dyn KeyStore
     off.status = AppStatus::Inactive;
     off.updated_at = at(5, 0);
     let moved = store
-        .update_app(&off, &ev(AuditAction::AppDeactivated))
+        .update_app(
+            &off,
+            &AppExpectation::new(AppStatus::Active, vec![(k.key.id, k.version)]),
+            &ev(AuditAction::AppDeactivated),
+        )
         .await
         .expect("update_app");
     assert_eq!(moved, vec![k.key.id]);
@@ -291,7 +300,13 @@ pub async fn update_app_status_moves_keys_and_ends_sessions(store: &dyn KeyStore
 
     let mut ghost = app(a.id, "ghost", at(6, 0));
     ghost.status = AppStatus::Inactive;
-    let r = store.update_app(&ghost, &ev(AuditAction::AppUpdated)).await;
+    let r = store
+        .update_app(
+            &ghost,
+            &AppExpectation::new(AppStatus::Active, Vec::new()),
+            &ev(AuditAction::AppUpdated),
+        )
+        .await;
     assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
 }
 
@@ -314,6 +329,7 @@ pub async fn delete_app_refused_while_it_has_keys(store: &dyn KeyStore) {
     store
         .delete_key(
             &k.key.id,
+            k.version,
             &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(3, 0)),
         )
         .await
@@ -323,4 +339,107 @@ pub async fn delete_app_refused_while_it_has_keys(store: &dyn KeyStore) {
     assert_eq!(events_of(store, a.id).await.len(), before + 2);
     let r = store.delete_app(&x.id, &ev()).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "got {r:?}");
+}
+
+/// `update_app` writes only while the application is as judged: its status
+/// and exactly its keys at their versions. A key whose version moved, a
+/// key added to the application or a status changed since: each a
+/// [`StoreError::Conflict`] with nothing written (application, keys'
+/// versions, sessions, events). `list_stored_keys` lists the keys with
+/// their versions, filtered as `list_keys`.
+pub async fn update_app_refuses_a_stale_judgement(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let x = app(a.id, "Web", at(1, 0));
+    insert_app(store, &x).await;
+    let mut k = plain_key(a.id, "in app", at(2, 0));
+    k.key.app_id = Some(x.id);
+    insert_key(store, &k).await;
+    insert_key(store, &plain_key(a.id, "outside", at(2, 1))).await;
+    let s = session(&k, at(3600, 0));
+    store
+        .insert_session(
+            &s,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(3, 0)),
+        )
+        .await
+        .expect("insert_session");
+    let listed = store
+        .list_stored_keys(
+            &a.id,
+            &KeyQuery {
+                app_id: Some(x.id),
+                limit: 10,
+                ..KeyQuery::default()
+            },
+        )
+        .await
+        .expect("list_stored_keys");
+    assert_eq!(listed, vec![k.clone()]);
+
+    // The key moved on (widened) after the application was read.
+    let mut widened = k.clone();
+    widened.key.permissions = perms(&["writeApiKeys"]);
+    widened.version += 1;
+    store
+        .update_key(
+            &widened,
+            k.version,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(4, 0)),
+        )
+        .await
+        .expect("update_key");
+    // A key joined after the application was read.
+    let mut joined = plain_key(a.id, "joined", at(5, 0));
+    joined.key.app_id = Some(x.id);
+    insert_key(store, &joined).await;
+
+    let before = events_of(store, a.id).await.len();
+    let mut off = x.clone();
+    off.status = AppStatus::Inactive;
+    off.updated_at = at(6, 0);
+    let ev = || event(AuditAction::AppDeactivated, a.id, None, at(6, 0));
+    let now = vec![(k.key.id, widened.version), (joined.key.id, joined.version)];
+    for stale in [
+        // The key's old version (and the joined key unseen).
+        AppExpectation::new(AppStatus::Active, vec![(k.key.id, k.version)]),
+        // The joined key unseen.
+        AppExpectation::new(AppStatus::Active, vec![(k.key.id, widened.version)]),
+        // Every key seen, the old version of one.
+        AppExpectation::new(
+            AppStatus::Active,
+            vec![(k.key.id, k.version), (joined.key.id, joined.version)],
+        ),
+        // Every key right, the status not.
+        AppExpectation::new(AppStatus::Inactive, now.clone()),
+    ] {
+        let r = store.update_app(&off, &stale, &ev()).await;
+        assert!(
+            matches!(r, Err(StoreError::Conflict(_))),
+            "{stale:?}: {r:?}"
+        );
+        let got = store.get_app(&x.id).await.expect("get").expect("app");
+        assert_eq!(
+            (got.status, got.updated_at),
+            (AppStatus::Active, x.updated_at)
+        );
+        let key = store.get_key(&k.key.id).await.expect("get").expect("key");
+        assert_eq!(
+            key.version, widened.version,
+            "a refused switch-off moved a key"
+        );
+        assert!(store.get_session(&s.id).await.expect("get").is_some());
+        assert_eq!(events_of(store, a.id).await.len(), before);
+    }
+    // Judged on what is stored now (in any order): written.
+    let fresh = AppExpectation::new(AppStatus::Active, now.into_iter().rev().collect());
+    let mut moved = store
+        .update_app(&off, &fresh, &ev())
+        .await
+        .expect("update_app");
+    moved.sort();
+    let mut want = vec![k.key.id, joined.key.id];
+    want.sort();
+    assert_eq!(moved, want);
+    assert!(store.get_session(&s.id).await.expect("get").is_none());
+    assert_eq!(events_of(store, a.id).await.len(), before + 1);
 }

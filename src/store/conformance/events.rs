@@ -33,9 +33,17 @@ pub async fn events_written_with_each_change(store: &dyn KeyStore) {
     let missing = event(AuditAction::Logout, a.id, Some(k.key.id), at(6, 0));
     assert!(store.delete_session(&session_id(), &missing).await.is_err());
     let del = event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(7, 0));
-    store.delete_key(&k.key.id, &del).await.expect("delete");
+    store
+        .delete_key(&k.key.id, next.version, &del)
+        .await
+        .expect("delete");
     let del2 = event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(8, 0));
-    assert!(store.delete_key(&k.key.id, &del2).await.is_err());
+    assert!(
+        store
+            .delete_key(&k.key.id, next.version, &del2)
+            .await
+            .is_err()
+    );
 
     let ids: Vec<String> = events_of(store, a.id)
         .await
@@ -73,7 +81,10 @@ pub async fn list_events_newest_first_with_cursor_and_key_filter(store: &dyn Key
         store.update_key(&next, v, &e).await.expect("update");
     }
     let del = event(AuditAction::KeyDeleted, a.id, Some(k2.key.id), at(20, 0));
-    store.delete_key(&k2.key.id, &del).await.expect("delete");
+    store
+        .delete_key(&k2.key.id, k2.version, &del)
+        .await
+        .expect("delete");
 
     let all = events_of(store, a.id).await;
     assert_eq!(all.len(), 1 + 2 + 5 + 1);

@@ -88,6 +88,7 @@ pub(super) fn account() -> Account {
         status: crate::account::AccountStatus::Active,
         created_at: at(0, 1),
         last_used_at: None,
+        version: 1,
     }
 }
 

@@ -104,6 +104,7 @@ pub async fn deleted_imported_key_frees_its_external_id_and_alias(store: &dyn Ke
     store
         .delete_key(
             &one.stored.key.id,
+            one.stored.version,
             &event(
                 AuditAction::KeyDeleted,
                 a.id,

@@ -235,6 +235,7 @@ pub async fn delete_key_removes_key_and_sessions(store: &dyn KeyStore) {
     store
         .delete_key(
             &doomed.key.id,
+            doomed.version,
             &event(
                 AuditAction::KeyDeleted,
                 a.id,
@@ -263,6 +264,7 @@ pub async fn delete_key_twice_is_not_found(store: &dyn KeyStore) {
     store
         .delete_key(
             &k.key.id,
+            k.version,
             &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(20, 0)),
         )
         .await
@@ -270,6 +272,7 @@ pub async fn delete_key_twice_is_not_found(store: &dyn KeyStore) {
     let r = store
         .delete_key(
             &k.key.id,
+            k.version,
             &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(21, 0)),
         )
         .await;
@@ -429,4 +432,57 @@ pub async fn list_keys_scoped_to_account(store: &dyn KeyStore) {
         .await
         .expect("list_keys");
     assert!(none.is_empty());
+}
+
+/// A deletion judged on a stale version is [`StoreError::Conflict`]: the
+/// key and its sessions stay and no event is written; with the current
+/// version it is deleted.
+pub async fn delete_key_refuses_stale_version(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let k = plain_key(a.id, "Widened meanwhile", at(10, 0));
+    insert_key(store, &k).await;
+    let s = session(&k, at(7200, 0));
+    store
+        .insert_session(
+            &s,
+            &event(AuditAction::Login, a.id, Some(k.key.id), at(11, 0)),
+        )
+        .await
+        .expect("insert_session");
+    let mut next = k.clone();
+    next.key.protected = true;
+    next.version += 1;
+    store
+        .update_key(
+            &next,
+            k.version,
+            &event(AuditAction::KeyUpdated, a.id, Some(k.key.id), at(12, 0)),
+        )
+        .await
+        .expect("update_key");
+    let before = events_of(store, a.id).await.len();
+    let r = store
+        .delete_key(
+            &k.key.id,
+            k.version,
+            &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(13, 0)),
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "got {r:?}");
+    assert_eq!(
+        store.get_key(&k.key.id).await.expect("get"),
+        Some(next.clone())
+    );
+    assert!(store.get_session(&s.id).await.expect("get").is_some());
+    assert_eq!(events_of(store, a.id).await.len(), before);
+    store
+        .delete_key(
+            &k.key.id,
+            next.version,
+            &event(AuditAction::KeyDeleted, a.id, Some(k.key.id), at(14, 0)),
+        )
+        .await
+        .expect("delete_key");
+    assert!(store.get_key(&k.key.id).await.expect("get").is_none());
+    assert_eq!(events_of(store, a.id).await.len(), before + 1);
 }
