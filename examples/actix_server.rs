@@ -74,15 +74,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         app.app_data(http.clone())
             .app_data(apps.clone())
             // Each route says how its requests count in usage: call
-            // origin and category.
+            // origin and category. Creating an application also applies
+            // the owner's manual `expensive` rate limit (one set with
+            // `auto_apply: false`) and costs 5 credits.
             .service(
                 web::resource("/applications")
                     .route(web::get().to(list_apps).wrap(
                         RequirePermission::new("readApplications").usage(Label::API, "analytics"),
                     ))
-                    .route(web::post().to(create_app).wrap(
-                        RequirePermission::new("writeApplications").usage(Label::API, "realtime"),
-                    )),
+                    .route(
+                        web::post().to(create_app).wrap(
+                            RequirePermission::new("writeApplications")
+                                .usage(Label::API, "realtime")
+                                .limit("expensive")
+                                .cost(5),
+                        ),
+                    ),
             )
             .service(
                 web::resource("/mcp").route(web::post().to(mcp_call).wrap(

@@ -273,6 +273,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 hour,
                 successes: 1 + (i as u64 % 97),
                 failures: i as u64 % 3,
+                rate_limited: i as u64 % 5,
+                usage_exceeded: u64::from(i % 11 == 0),
                 last_used_at: Some(now),
             })
             .collect();
@@ -289,6 +291,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             hour,
             successes: 1 + (i as u64 % 89),
             failures: i as u64 % 2,
+            rate_limited: i as u64 % 3,
+            usage_exceeded: 0,
             last_used_at: Some(now),
         })
         .collect();

@@ -148,15 +148,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         apps: Applications::default(),
     };
     // Each route says how its requests count in usage: call origin and
-    // category.
+    // category. Creating an application also applies the owner's manual
+    // `expensive` rate limit (one set with `auto_apply: false`; none set,
+    // nothing applies) and costs 5 credits.
     let app = Router::new()
         .route(
             "/applications",
             get(list_apps)
                 .route_layer(require(&http, "readApplications").usage(Label::API, "analytics"))
-                .merge(axum::routing::post(create_app).route_layer(
-                    require(&http, "writeApplications").usage(Label::API, "realtime"),
-                )),
+                .merge(
+                    axum::routing::post(create_app).route_layer(
+                        require(&http, "writeApplications")
+                            .usage(Label::API, "realtime")
+                            .limit("expensive")
+                            .cost(5),
+                    ),
+                ),
         )
         .route(
             "/mcp",

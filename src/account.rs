@@ -85,6 +85,8 @@ pub struct NewAccount {
     pub parent: Option<AccountId>,
     /// Permissions the account's keys may hold.
     pub permissions: PermissionSet,
+    /// Rate limits and credits to set on it (see [`LimitsChange`](crate::LimitsChange)).
+    pub limits: crate::ratelimit::LimitsChange,
 }
 
 impl NewAccount {
@@ -95,6 +97,7 @@ impl NewAccount {
             name: name.into(),
             parent: None,
             permissions,
+            limits: Default::default(),
         }
     }
 
@@ -107,6 +110,18 @@ impl NewAccount {
     /// Uses `id` instead of a generated id.
     pub fn id(mut self, id: AccountId) -> Self {
         self.id = Some(id);
+        self
+    }
+
+    /// Adds a rate limit (see [`LimitsChange`](crate::LimitsChange)).
+    pub fn ratelimit(mut self, limit: crate::RateLimit) -> Self {
+        self.limits.push(limit);
+        self
+    }
+
+    /// Meters it with `credits` (see [`LimitsChange`](crate::LimitsChange)).
+    pub fn credits(mut self, credits: crate::Credits) -> Self {
+        self.limits.credits = Some(Some(credits));
         self
     }
 }
@@ -122,6 +137,8 @@ pub struct AccountUpdate {
     pub permissions: Option<PermissionSet>,
     /// Activate or deactivate every key of the account at once.
     pub status: Option<AccountStatus>,
+    /// Rate limits and credits to set on it (see [`LimitsChange`](crate::LimitsChange)).
+    pub limits: crate::ratelimit::LimitsChange,
 }
 
 impl AccountUpdate {
@@ -145,6 +162,20 @@ impl AccountUpdate {
     /// Activates or deactivates.
     pub fn status(mut self, s: AccountStatus) -> Self {
         self.status = Some(s);
+        self
+    }
+
+    /// Replaces the rate limits (empty: none; see
+    /// [`LimitsChange`](crate::LimitsChange)).
+    pub fn ratelimits(mut self, limits: Vec<crate::RateLimit>) -> Self {
+        self.limits.ratelimits = Some(limits);
+        self
+    }
+
+    /// Replaces the credits (`None`: unmetered; see
+    /// [`LimitsChange`](crate::LimitsChange)).
+    pub fn credits(mut self, credits: Option<crate::Credits>) -> Self {
+        self.limits.credits = Some(credits);
         self
     }
 }

@@ -79,6 +79,8 @@ pub struct NewApp {
     pub title: String,
     /// Free text (up to 2000 characters).
     pub description: String,
+    /// Rate limits and credits to set on it (see [`LimitsChange`](crate::LimitsChange)).
+    pub limits: crate::ratelimit::LimitsChange,
 }
 
 impl NewApp {
@@ -87,12 +89,25 @@ impl NewApp {
         Self {
             title: title.into(),
             description: String::new(),
+            limits: Default::default(),
         }
     }
 
     /// Sets the description.
     pub fn description(mut self, d: impl Into<String>) -> Self {
         self.description = d.into();
+        self
+    }
+
+    /// Adds a rate limit (see [`LimitsChange`](crate::LimitsChange)).
+    pub fn ratelimit(mut self, limit: crate::RateLimit) -> Self {
+        self.limits.push(limit);
+        self
+    }
+
+    /// Meters it with `credits` (see [`LimitsChange`](crate::LimitsChange)).
+    pub fn credits(mut self, credits: crate::Credits) -> Self {
+        self.limits.credits = Some(Some(credits));
         self
     }
 }
@@ -107,6 +122,8 @@ pub struct AppUpdate {
     pub description: Option<String>,
     /// Activate or deactivate every key of the application at once.
     pub status: Option<AppStatus>,
+    /// Rate limits and credits to set on it (see [`LimitsChange`](crate::LimitsChange)).
+    pub limits: crate::ratelimit::LimitsChange,
 }
 
 impl AppUpdate {
@@ -130,6 +147,20 @@ impl AppUpdate {
     /// Activates or deactivates the application.
     pub fn status(mut self, s: AppStatus) -> Self {
         self.status = Some(s);
+        self
+    }
+
+    /// Replaces the rate limits (empty: none; see
+    /// [`LimitsChange`](crate::LimitsChange)).
+    pub fn ratelimits(mut self, limits: Vec<crate::RateLimit>) -> Self {
+        self.limits.ratelimits = Some(limits);
+        self
+    }
+
+    /// Replaces the credits (`None`: unmetered; see
+    /// [`LimitsChange`](crate::LimitsChange)).
+    pub fn credits(mut self, credits: Option<crate::Credits>) -> Self {
+        self.limits.credits = Some(credits);
         self
     }
 }

@@ -73,6 +73,13 @@ impl Label {
         Self::try_const(s).ok_or_else(|| InvalidLabel(s.chars().take(40).collect()))
     }
 
+    /// `s` as a label, or `None` when it is not one; allocation-free (for
+    /// header values).
+    #[inline]
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Self::try_const(s)
+    }
+
     /// A cheap fingerprint for hashing on the hot path (first 8 bytes and
     /// the length; labels are few and short).
     #[inline]

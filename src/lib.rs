@@ -54,8 +54,8 @@ pub use origin::{AllowedOrigin, InvalidOrigin, normalize_origin, normalize_origi
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
 pub use ratelimit::{
-    InvalidLimits, LimitOwner, LimitStatus, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS,
-    RateLimit,
+    InvalidLimits, LimitOwner, LimitStatus, Limits, LimitsChange, MAX_DURATION_MS, MAX_LIMIT,
+    MAX_RATE_LIMITS, RateLimit,
 };
 pub use secret::Secret;
 pub use service::{

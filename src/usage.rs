@@ -37,7 +37,44 @@ struct Counts {
     account: AccountId,
     successes: u64,
     failures: u64,
+    rate_limited: u64,
+    usage_exceeded: u64,
     last_used: i64,
+}
+
+/// How one decided verification counts in usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Accepted, and admitted by its rate limits and credits.
+    Success,
+    /// Refused: wrong secret, inactive, expired, client not allowed.
+    Failure,
+    /// The secret was right; a rate limit refused the request.
+    RateLimited,
+    /// The secret was right; the owner's credits are spent.
+    UsageExceeded,
+}
+
+/// Counts of each outcome, added to a table slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Adds {
+    successes: u64,
+    failures: u64,
+    rate_limited: u64,
+    usage_exceeded: u64,
+}
+
+impl Adds {
+    fn one(outcome: Outcome) -> Self {
+        let mut a = Self::default();
+        match outcome {
+            Outcome::Success => a.successes = 1,
+            Outcome::Failure => a.failures = 1,
+            Outcome::RateLimited => a.rate_limited = 1,
+            Outcome::UsageExceeded => a.usage_exceeded = 1,
+        }
+        a
+    }
 }
 
 type Shard = Padded<Mutex<HashTable<(Slot, Counts)>>>;
@@ -157,7 +194,10 @@ impl UsageAggregator {
 
     /// Counts one decided verification of `key`: in `hot` (the key's
     /// in-place counter) when there is one and it can, otherwise in the
-    /// table. Each verification is counted once, after its decision.
+    /// table. Each verification is counted once, after its decision
+    /// (including its rate limits and credits). Refusals by a limit or by
+    /// spent credits always go to the table (the hot word counts successes
+    /// and failures only).
     #[inline]
     pub(crate) fn count(
         &self,
@@ -165,21 +205,26 @@ impl UsageAggregator {
         hot: Option<&HotUsage>,
         key: KeyId,
         account: &AccountId,
-        success: bool,
+        outcome: Outcome,
     ) {
-        if let (Some(hot), Some(bucket)) = (hot, tally.bucket)
+        let success = match outcome {
+            Outcome::Success => Some(true),
+            Outcome::Failure => Some(false),
+            Outcome::RateLimited | Outcome::UsageExceeded => None,
+        };
+        if let (Some(hot), Some(bucket), Some(success)) = (hot, tally.bucket, success)
             && self.record_hot(hot, key, account, bucket, success, tally.now)
         {
             return;
         }
         crate::hint::cold_path();
-        self.record(
+        self.record_outcome(
             key,
             account,
             tally.origin,
             tally.category,
             tally.now,
-            success,
+            outcome,
         );
     }
 
@@ -263,17 +308,17 @@ impl UsageAggregator {
             category,
             hour,
         };
-        self.add(
-            slot,
-            account,
-            (word >> 16) & 0xFFFF,
-            word & 0xFFFF,
-            last_used,
-        );
+        let adds = Adds {
+            successes: (word >> 16) & 0xFFFF,
+            failures: word & 0xFFFF,
+            ..Adds::default()
+        };
+        self.add(slot, account, adds, last_used);
     }
 
-    /// Counts one verification of `key` at `now` (unix nanoseconds).
-    #[inline]
+    /// Counts one verification of `key` at `now` (unix nanoseconds), a
+    /// success or a failure.
+    #[cfg(test)]
     pub(crate) fn record(
         &self,
         key: KeyId,
@@ -283,22 +328,41 @@ impl UsageAggregator {
         now: i64,
         success: bool,
     ) {
+        let outcome = if success {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.record_outcome(key, account, origin, category, now, outcome);
+    }
+
+    /// Counts one verification of `key` at `now` (unix nanoseconds) with
+    /// `outcome`, in the table. Only a success is a use (`last_used_at`).
+    #[inline]
+    pub(crate) fn record_outcome(
+        &self,
+        key: KeyId,
+        account: &AccountId,
+        origin: Label,
+        category: Label,
+        now: i64,
+        outcome: Outcome,
+    ) {
         let slot = Slot {
             key,
             origin,
             category,
             hour: now.div_euclid(HOUR_NANOS),
         };
-        self.add(
-            slot,
-            account,
-            u64::from(success),
-            u64::from(!success),
-            if success { now } else { i64::MIN },
-        );
+        let last_used = if outcome == Outcome::Success {
+            now
+        } else {
+            i64::MIN
+        };
+        self.add(slot, account, Adds::one(outcome), last_used);
     }
 
-    fn add(&self, slot: Slot, account: &AccountId, successes: u64, failures: u64, last_used: i64) {
+    fn add(&self, slot: Slot, account: &AccountId, adds: Adds, last_used: i64) {
         let (h, shard) = self.locate(&slot);
         let mut g = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         let entry = g.entry(h, |(s, _)| *s == slot, |(s, _)| self.locate(s).0);
@@ -310,13 +374,17 @@ impl UsageAggregator {
                         account: *account,
                         successes: 0,
                         failures: 0,
+                        rate_limited: 0,
+                        usage_exceeded: 0,
                         last_used: i64::MIN,
                     },
                 )
             })
             .into_mut();
-        c.successes += successes;
-        c.failures += failures;
+        c.successes += adds.successes;
+        c.failures += adds.failures;
+        c.rate_limited += adds.rate_limited;
+        c.usage_exceeded += adds.usage_exceeded;
         c.last_used = c.last_used.max(last_used);
     }
 
@@ -334,6 +402,8 @@ impl UsageAggregator {
                     hour: nanos_to_time(s.hour * HOUR_NANOS),
                     successes: c.successes,
                     failures: c.failures,
+                    rate_limited: c.rate_limited,
+                    usage_exceeded: c.usage_exceeded,
                     last_used_at: (c.last_used != i64::MIN)
                         .then(|| nanos_to_time(c.last_used.div_euclid(1_000) * 1_000)),
                 }
@@ -356,7 +426,13 @@ impl UsageAggregator {
                 hour: time_to_nanos(r.hour).div_euclid(HOUR_NANOS),
             };
             let last_used = r.last_used_at.map_or(i64::MIN, time_to_nanos);
-            self.add(slot, &r.account_id, r.successes, r.failures, last_used);
+            let adds = Adds {
+                successes: r.successes,
+                failures: r.failures,
+                rate_limited: r.rate_limited,
+                usage_exceeded: r.usage_exceeded,
+            };
+            self.add(slot, &r.account_id, adds, last_used);
         }
     }
 }
@@ -387,15 +463,25 @@ mod tests {
         agg.record(key, &acct, Label::API, Label::DEFAULT, t + 1_000, true);
         agg.record(key, &acct, Label::API, Label::DEFAULT, t + 2_000, false);
         agg.record(key, &acct, Label::MCP, Label::DEFAULT, t, true);
+        let limited = Outcome::RateLimited;
+        agg.record_outcome(key, &acct, Label::API, Label::DEFAULT, t + 9_000, limited);
+        let spent = Outcome::UsageExceeded;
+        agg.record_outcome(key, &acct, Label::API, Label::DEFAULT, t + 9_000, spent);
+        agg.record_outcome(key, &acct, Label::API, Label::DEFAULT, t + 9_000, spent);
         let mut batch = agg.drain();
         batch.sort_by(|a, b| a.origin.cmp(&b.origin));
         assert_eq!(batch.len(), 2);
         assert_eq!((batch[0].successes, batch[0].failures), (2, 1));
+        assert_eq!((batch[0].rate_limited, batch[0].usage_exceeded), (1, 2));
+        // Refusals by limits are no use: last_used_at stays the success's.
         assert_eq!(batch[0].hour, nanos_to_time(10 * HOUR_NANOS));
         assert_eq!(batch[0].last_used_at, Some(nanos_to_time(t + 1_000)));
         assert!(agg.drain().is_empty());
         agg.restore(batch);
-        assert_eq!(agg.drain().len(), 2);
+        let mut again = agg.drain();
+        again.sort_by(|a, b| a.origin.cmp(&b.origin));
+        assert_eq!(again.len(), 2);
+        assert_eq!((again[0].rate_limited, again[0].usage_exceeded), (1, 2));
     }
 
     #[test]

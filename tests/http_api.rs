@@ -4,12 +4,13 @@
 //! byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+#[path = "common/http.rs"]
+mod http_client;
 
-use actix_web::dev::{Service, ServiceResponse};
+use std::collections::HashMap;
+
+use actix_web::dev::Service;
 use axum::Router;
-use axum::extract::ConnectInfo;
 use keyward::http::{HostUser, HttpConfig, KeywardHttp};
 use keyward::{
     AccountId, Actor, KeyId, Keyward, ManualClock, MemoryStore, NewAccount, NewKey, PermissionSet,
@@ -17,7 +18,17 @@ use keyward::{
 };
 use serde_json::{Value, json};
 use time::Duration;
-use tower::ServiceExt;
+
+use http_client::{ActixClient, AxumClient, Client, Cred, Req, Resp, issue, req};
+
+/// The headers both adapters must agree on (with the status and body).
+const CONTRACT: &[&str] = &[
+    "content-type",
+    "www-authenticate",
+    "retry-after",
+    "allow",
+    "cache-control",
+];
 
 const ALL: [&str; 4] = [
     "readApiKeys",
@@ -28,12 +39,6 @@ const ALL: [&str; 4] = [
 
 fn perms(p: &[&str]) -> PermissionSet {
     PermissionSet::parse(p.iter().copied()).unwrap()
-}
-
-#[derive(Debug, Clone)]
-struct Cred {
-    id: String,
-    secret: String,
 }
 
 struct Fixture {
@@ -52,14 +57,6 @@ impl Fixture {
     }
     fn config() -> HttpConfig {
         HttpConfig::new().trusted_proxies(vec!["10.0.0.0/8".parse().unwrap()])
-    }
-}
-
-async fn issue(kw: &Keyward, account: &AccountId, new: NewKey) -> Cred {
-    let i = kw.issue_key(Actor::System, account, new).await.unwrap();
-    Cred {
-        id: i.key.id.to_string(),
-        secret: i.secret.expose().to_owned(),
     }
 }
 
@@ -167,166 +164,6 @@ async fn fixture() -> Fixture {
         clock,
         store,
         keys,
-    }
-}
-
-// ---------------------------------------------------------------- requests
-
-#[derive(Debug, Clone)]
-struct Req {
-    method: &'static str,
-    path: String,
-    headers: Vec<(&'static str, Vec<u8>)>,
-    body: Vec<u8>,
-    peer: SocketAddr,
-}
-
-fn req(method: &'static str, path: impl Into<String>) -> Req {
-    Req {
-        method,
-        path: path.into(),
-        headers: Vec::new(),
-        body: Vec::new(),
-        peer: "203.0.113.7:40000".parse().unwrap(),
-    }
-}
-
-impl Req {
-    fn header(mut self, k: &'static str, v: impl AsRef<[u8]>) -> Self {
-        self.headers.push((k, v.as_ref().to_vec()));
-        self
-    }
-    fn key(self, c: &Cred) -> Self {
-        self.header("x-api-key", &c.id)
-            .header("x-api-secret", &c.secret)
-    }
-    fn bearer(self, t: &str) -> Self {
-        self.header("authorization", format!("Bearer {t}"))
-    }
-    fn json(self, v: Value) -> Self {
-        self.raw("application/json", serde_json::to_vec(&v).unwrap())
-    }
-    fn raw(mut self, ct: &'static str, body: impl Into<Vec<u8>>) -> Self {
-        self = self.header("content-type", ct);
-        self.body = body.into();
-        self
-    }
-    fn peer(mut self, p: &str) -> Self {
-        self.peer = p.parse().unwrap();
-        self
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, k: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    /// What both adapters must agree on: status, keyward's headers, body.
-    fn contract(&self) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let mut h: Vec<_> = self
-            .headers
-            .iter()
-            .filter(|(k, _)| {
-                [
-                    "content-type",
-                    "www-authenticate",
-                    "retry-after",
-                    "allow",
-                    "cache-control",
-                ]
-                .contains(&k.as_str())
-            })
-            .cloned()
-            .collect();
-        h.sort();
-        (self.status, h, self.body.clone())
-    }
-}
-
-trait Client {
-    const NAME: &'static str;
-    async fn send(&self, r: Req) -> Resp;
-}
-
-struct AxumClient(Router);
-
-impl Client for AxumClient {
-    const NAME: &'static str = "axum";
-    async fn send(&self, r: Req) -> Resp {
-        let mut b = axum::http::Request::builder().method(r.method).uri(&r.path);
-        for (k, v) in &r.headers {
-            b = b.header(*k, axum::http::HeaderValue::from_bytes(v).unwrap());
-        }
-        let mut request = b.body(axum::body::Body::from(r.body)).unwrap();
-        request.extensions_mut().insert(ConnectInfo(r.peer));
-        let res = self.0.clone().oneshot(request).await.unwrap();
-        let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-}
-
-struct ActixClient<S>(S);
-
-impl<S, B> Client for ActixClient<S>
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
-    const NAME: &'static str = "actix";
-    async fn send(&self, r: Req) -> Resp {
-        let mut t = actix_web::test::TestRequest::default()
-            .method(actix_web::http::Method::from_bytes(r.method.as_bytes()).unwrap())
-            .uri(&r.path)
-            .peer_addr(r.peer);
-        for (k, v) in &r.headers {
-            t = t.append_header((
-                *k,
-                actix_web::http::header::HeaderValue::from_bytes(v).unwrap(),
-            ));
-        }
-        let t = t.set_payload(r.body);
-        let res = actix_web::test::call_service(&self.0, t.to_request()).await;
-        let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let body = actix_web::test::read_body(res).await.to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
     }
 }
 
@@ -783,7 +620,7 @@ fn by_name<'a>(rs: &'a [(&'static str, Resp)], name: &str) -> &'a Resp {
 
 fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
     // Byte-identical 401s for every presented but invalid credential.
-    let reference = by_name(rs, "unknown key").contract();
+    let reference = by_name(rs, "unknown key").contract(CONTRACT);
     for name in [
         "wrong secret",
         "inactive key",
@@ -793,7 +630,7 @@ fn check_bodies(fx: &Fixture, rs: &[(&'static str, Resp)]) {
         "malformed secret",
         "malformed bearer",
     ] {
-        assert_eq!(by_name(rs, name).contract(), reference, "{name}");
+        assert_eq!(by_name(rs, name).contract(CONTRACT), reference, "{name}");
     }
     assert_eq!(
         reference.2,
@@ -1189,15 +1026,15 @@ async fn same_contract_on_axum_and_actix() {
         .chain(axum_flows.iter().zip(&actix_flows))
     {
         if a.status >= 400 {
-            assert_eq!(a.contract(), b.contract(), "{name}");
+            assert_eq!(a.contract(CONTRACT), b.contract(CONTRACT), "{name}");
         } else {
             assert_eq!(a.status, b.status, "{name}");
         }
     }
     // 401s of both frameworks are identical to each other too.
     assert_eq!(
-        by_name(&axum_rs, "expired key").contract(),
-        by_name(&actix_rs, "wrong secret").contract()
+        by_name(&axum_rs, "expired key").contract(CONTRACT),
+        by_name(&actix_rs, "wrong secret").contract(CONTRACT)
     );
 }
 
@@ -1249,9 +1086,21 @@ async fn axum_authorized_extractor_answers_like_the_require_layer() {
         extractor.path = "/authorized".to_owned();
         let a = c.send(layer).await;
         let b = c.send(extractor).await;
-        assert_eq!(a.contract(), b.contract(), "{} {}", a.status, a.text());
+        assert_eq!(
+            a.contract(CONTRACT),
+            b.contract(CONTRACT),
+            "{} {}",
+            a.status,
+            a.text()
+        );
         let d = c.send(app_state).await;
-        assert_eq!(a.contract(), d.contract(), "{} {}", a.status, a.text());
+        assert_eq!(
+            a.contract(CONTRACT),
+            d.contract(CONTRACT),
+            "{} {}",
+            a.status,
+            a.text()
+        );
         statuses.push(a.status);
     }
     assert_eq!(
@@ -1600,8 +1449,8 @@ async fn app_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)> 
     ] {
         if name != "session, app off" {
             assert_eq!(
-                r.contract(),
-                inactive_key.contract(),
+                r.contract(CONTRACT),
+                inactive_key.contract(CONTRACT),
                 "[{n}] {name}: not the inactive key's 401"
             );
         }
@@ -1715,7 +1564,7 @@ async fn applications_answer_alike_on_axum_and_actix() {
     assert_eq!(axum_rs.len(), actix_rs.len());
     for ((name, a), (_, b)) in axum_rs.iter().zip(&actix_rs) {
         if a.status >= 400 {
-            assert_eq!(a.contract(), b.contract(), "{name}");
+            assert_eq!(a.contract(CONTRACT), b.contract(CONTRACT), "{name}");
         } else {
             assert_eq!(a.status, b.status, "{name}");
         }
@@ -1740,7 +1589,7 @@ async fn axum_authorized_honours_write_implies_read() {
     let layer = c
         .send(req("GET", "/keys-reader").key(fx.key("victim")))
         .await;
-    assert_eq!(no.contract(), layer.contract());
+    assert_eq!(no.contract(CONTRACT), layer.contract(CONTRACT));
 }
 
 // ---------------------------------------------------------- the seed flows
@@ -2227,7 +2076,12 @@ async fn run_dead_session_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static
     out.push(("logged-out session", reference.clone()));
     let mut dead = |name: &'static str, r: Resp| {
         assert_eq!(r.status, 401, "[{}] {name}: {}", C::NAME, r.text());
-        assert_eq!(r.contract(), reference.contract(), "[{}] {name}", C::NAME);
+        assert_eq!(
+            r.contract(CONTRACT),
+            reference.contract(CONTRACT),
+            "[{}] {name}",
+            C::NAME
+        );
         out.push((name, r));
     };
 
@@ -2337,7 +2191,7 @@ async fn seed_flows_on_axum_and_actix() {
     for ((name, a), (_, b)) in axum_rs.iter().zip(&actix_rs) {
         assert_eq!(cors(a), cors(b), "{name}");
         if a.status >= 400 {
-            assert_eq!(a.contract(), b.contract(), "{name}");
+            assert_eq!(a.contract(CONTRACT), b.contract(CONTRACT), "{name}");
         } else {
             assert_eq!(a.status, b.status, "{name}");
         }
@@ -2355,6 +2209,6 @@ async fn sessions_stay_dead_on_axum_and_actix() {
     assert_eq!(axum_rs.len(), 10);
     for ((name, a), (other, b)) in axum_rs.iter().zip(&actix_rs) {
         assert_eq!(name, other);
-        assert_eq!(a.contract(), b.contract(), "{name}");
+        assert_eq!(a.contract(CONTRACT), b.contract(CONTRACT), "{name}");
     }
 }

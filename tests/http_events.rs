@@ -7,13 +7,13 @@
 
 #[path = "store_support/mod.rs"]
 mod common;
+#[path = "common/http.rs"]
+mod http_client;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::dev::{Service, ServiceResponse};
 use axum::Router;
-use axum::extract::ConnectInfo;
+use http_client::{ActixClient, AxumClient, Client, Cred, Req, Resp, issue};
 use keyward::http::{HttpConfig, KeywardHttp};
 use keyward::store::KeyStore;
 use keyward::{
@@ -21,159 +21,24 @@ use keyward::{
 };
 use serde_json::Value;
 use time::Duration;
-use tower::ServiceExt;
 
 fn perms(p: &[&str]) -> PermissionSet {
     PermissionSet::parse(p.iter().copied()).unwrap()
 }
 
-struct Req {
-    method: &'static str,
-    path: String,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-}
-
-fn req(method: &'static str, path: impl Into<String>) -> Req {
-    Req {
-        method,
-        path: path.into(),
-        headers: Vec::new(),
-        body: Vec::new(),
-    }
-}
-
-impl Req {
-    fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
-        self.headers.push((k, v.into()));
-        self
-    }
-    fn key(self, c: &Cred) -> Self {
-        self.header("x-api-key", &c.id)
-            .header("x-api-secret", &c.secret)
-    }
-    fn json(mut self, v: Value) -> Self {
-        self = self.header("content-type", "application/json");
-        self.body = serde_json::to_vec(&v).unwrap();
-        self
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    /// Status, keyward's headers and body: what both adapters agree on.
-    fn contract(&self) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let mut h: Vec<_> = self
-            .headers
-            .iter()
-            .filter(|(k, _)| {
-                [
-                    "content-type",
-                    "www-authenticate",
-                    "cache-control",
-                    "x-accel-buffering",
-                ]
-                .contains(&k.as_str())
-            })
-            .cloned()
-            .collect();
-        h.sort();
-        (self.status, h, self.body.clone())
-    }
-}
-
-trait Client {
-    async fn send(&self, r: Req) -> Resp;
-}
-
+/// The peer of this file's requests.
 const PEER: &str = "203.0.113.9:40000";
 
-struct AxumClient(Router);
+/// Status, keyward's headers and body: what both adapters agree on.
+const CONTRACT: &[&str] = &[
+    "content-type",
+    "www-authenticate",
+    "cache-control",
+    "x-accel-buffering",
+];
 
-impl Client for AxumClient {
-    async fn send(&self, r: Req) -> Resp {
-        let mut b = axum::http::Request::builder().method(r.method).uri(&r.path);
-        for (k, v) in &r.headers {
-            b = b.header(*k, v.as_str());
-        }
-        let mut request = b.body(axum::body::Body::from(r.body)).unwrap();
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(PEER.parse::<SocketAddr>().unwrap()));
-        let res = self.0.clone().oneshot(request).await.unwrap();
-        let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-}
-
-struct ActixClient<S>(S);
-
-impl<S, B> Client for ActixClient<S>
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
-    async fn send(&self, r: Req) -> Resp {
-        let mut t = actix_web::test::TestRequest::default()
-            .method(actix_web::http::Method::from_bytes(r.method.as_bytes()).unwrap())
-            .uri(&r.path)
-            .peer_addr(PEER.parse().unwrap());
-        for (k, v) in &r.headers {
-            t = t.append_header((*k, v.as_str()));
-        }
-        let res = actix_web::test::call_service(&self.0, t.set_payload(r.body).to_request()).await;
-        let status = res.status().as_u16();
-        let headers = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let body = actix_web::test::read_body(res).await.to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Cred {
-    id: String,
-    secret: String,
-}
-
-async fn issue(kw: &Keyward, account: &AccountId, new: NewKey) -> Cred {
-    let i = kw.issue_key(Actor::System, account, new).await.unwrap();
-    Cred {
-        id: i.key.id.to_string(),
-        secret: i.secret.expose().to_owned(),
-    }
+fn req(method: &'static str, path: impl Into<String>) -> Req {
+    http_client::req(method, path).peer(PEER)
 }
 
 fn config() -> HttpConfig {
@@ -407,7 +272,7 @@ async fn log_and_stream_answer_alike_on_axum_and_actix() {
     let actix_rs = cases(&w, &ActixClient(svc)).await;
     assert_eq!(axum_rs.len(), actix_rs.len());
     for ((name, a), (_, b)) in axum_rs.iter().zip(&actix_rs) {
-        assert_eq!(a.contract(), b.contract(), "{name}");
+        assert_eq!(a.contract(CONTRACT), b.contract(CONTRACT), "{name}");
     }
     let get = |n: &str| &axum_rs.iter().find(|(name, _)| *name == n).unwrap().1;
     let all = get("all").json();
@@ -631,9 +496,12 @@ async fn refusals_are_recorded_once_per_key_cause_and_minute() {
         assert_eq!(r.status, 403);
     }
     // A key that exists and one that does not are refused alike.
-    let first = refusals[0].contract();
+    let first = refusals[0].contract(CONTRACT);
     assert!(refusals.iter().all(|r| r.status == 401 || r.status == 429));
-    assert_eq!(refusals[1].contract(), refusals[2].contract());
+    assert_eq!(
+        refusals[1].contract(CONTRACT),
+        refusals[2].contract(CONTRACT)
+    );
     assert_eq!(refusals[0].status, 401, "{}", refusals[0].text());
     assert_eq!(first.0, 401);
     w.kw.flush().await.unwrap();

@@ -4,58 +4,32 @@
 //! a 401 whatever the limits.
 
 mod common;
+#[path = "common/http.rs"]
+mod http_client;
 
 use actix_web::{App, web};
 use axum::Router;
+use http_client::{ActixClient, AxumClient, Client, Cred, Resp, req};
 use keyward::{Actor, Credits, Keyward, Label, LimitOwner, Limits, NewKey, Principal, RateLimit};
-use tower::ServiceExt;
 
-type Resp = (u16, Vec<(String, String)>, Vec<u8>);
-
-const KEPT: [&str; 4] = [
+const KEPT: &[&str] = &[
     "content-type",
     "retry-after",
     "ratelimit-policy",
     "ratelimit",
 ];
 
-fn kept<'a>(h: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<(String, String)> {
-    let mut v: Vec<_> = h
-        .filter(|(k, _)| KEPT.contains(k))
-        .map(|(k, v)| (k.to_owned(), String::from_utf8_lossy(v).into_owned()))
-        .collect();
-    v.sort();
-    v
-}
-
 async fn who(p: Principal) -> String {
     p.key_id().to_string()
 }
 
-async fn axum_call(app: &Router, id: &str, secret: &str) -> Resp {
-    let req = axum::http::Request::builder()
-        .uri("/who")
-        .header("x-api-key", id)
-        .header("x-api-secret", secret)
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let res = app.clone().oneshot(req).await.expect("response");
-    let status = res.status().as_u16();
-    let headers = kept(
-        res.headers()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_bytes())),
-    );
-    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .expect("body")
-        .to_vec();
-    (status, headers, body)
+async fn call<C: Client>(c: &C, key: &Cred) -> Resp {
+    c.send(req("GET", "/who").key(key)).await
 }
 
 /// Two services over one store and clock, one per framework, each with a
 /// key limited to 2 calls per minute and one with 1 credit.
-async fn setup() -> (Keyward, Keyward, Vec<(String, String)>) {
+async fn setup() -> (Keyward, Keyward, Vec<Cred>) {
     let f = common::fixture().await;
     let other = common::service(&f.store, &f.clock);
     let mut creds = Vec::new();
@@ -74,7 +48,10 @@ async fn setup() -> (Keyward, Keyward, Vec<(String, String)>) {
             f.kw.set_limits(Actor::System, &LimitOwner::Key(k.key.id), limits.clone())
                 .await
                 .expect("limits");
-            creds.push((k.key.id.to_string(), k.secret.expose().to_owned()));
+            creds.push(Cred {
+                id: k.key.id.to_string(),
+                secret: k.secret.expose().to_owned(),
+            });
         }
     }
     (f.kw, other, creds)
@@ -83,102 +60,85 @@ async fn setup() -> (Keyward, Keyward, Vec<(String, String)>) {
 #[tokio::test]
 async fn limited_and_spent_keys_get_the_same_429_on_axum_and_actix() {
     let (kw_axum, kw_actix, creds) = setup().await;
-    let axum_app = Router::new()
-        .route("/who", axum::routing::get(who))
-        .with_state(keyward::http::KeywardHttp::new(kw_axum.clone()));
-    let actix = actix_web::test::init_service(
-        App::new()
-            .app_data(web::Data::new(keyward::http::KeywardHttp::new(
-                kw_actix.clone(),
-            )))
-            .route("/who", web::get().to(who)),
-    )
-    .await;
-    let actix_call = |id: String, secret: String| {
-        let actix = &actix;
-        async move {
-            let req = actix_web::test::TestRequest::get()
-                .uri("/who")
-                .insert_header(("x-api-key", id))
-                .insert_header(("x-api-secret", secret))
-                .to_request();
-            let res = actix_web::test::call_service(actix, req).await;
-            let status = res.status().as_u16();
-            let headers = kept(
-                res.headers()
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_bytes())),
-            );
-            let body = actix_web::test::read_body(res).await.to_vec();
-            (status, headers, body)
-        }
-    };
+    let axum = AxumClient(
+        Router::new()
+            .route("/who", axum::routing::get(who))
+            .with_state(keyward::http::KeywardHttp::new(kw_axum.clone())),
+    );
+    let actix = ActixClient(
+        actix_web::test::init_service(
+            App::new()
+                .app_data(web::Data::new(keyward::http::KeywardHttp::new(
+                    kw_actix.clone(),
+                )))
+                .route("/who", web::get().to(who)),
+        )
+        .await,
+    );
     // Each framework has its own key of each kind (same limits).
     let (ax_limited, ac_limited, ax_spent, ac_spent) = (&creds[0], &creds[1], &creds[2], &creds[3]);
     let mut axum_answers = Vec::new();
     let mut actix_answers = Vec::new();
     for _ in 0..3 {
-        axum_answers.push(axum_call(&axum_app, &ax_limited.0, &ax_limited.1).await);
-        actix_answers.push(actix_call(ac_limited.0.clone(), ac_limited.1.clone()).await);
+        axum_answers.push(call(&axum, ax_limited).await);
+        actix_answers.push(call(&actix, ac_limited).await);
     }
     for _ in 0..2 {
-        axum_answers.push(axum_call(&axum_app, &ax_spent.0, &ax_spent.1).await);
-        actix_answers.push(actix_call(ac_spent.0.clone(), ac_spent.1.clone()).await);
+        axum_answers.push(call(&axum, ax_spent).await);
+        actix_answers.push(call(&actix, ac_spent).await);
     }
-    let statuses: Vec<u16> = axum_answers.iter().map(|r| r.0).collect();
+    let statuses: Vec<u16> = axum_answers.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200, 429, 200, 429]);
     let limited = &axum_answers[2];
-    let json: serde_json::Value = serde_json::from_slice(&limited.2).expect("json");
-    assert_eq!(json["error"], "rate_limited");
-    let header = |r: &Resp, k: &str| r.1.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    assert_eq!(header(limited, "retry-after").as_deref(), Some("30"));
+    assert_eq!(limited.json()["error"], "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("30"));
     assert_eq!(
-        header(limited, "ratelimit-policy").as_deref(),
+        limited.header("ratelimit-policy"),
         Some("\"requests\";q=2;w=60")
     );
-    assert_eq!(
-        header(limited, "ratelimit").as_deref(),
-        Some("\"requests\";r=0;t=30")
-    );
+    assert_eq!(limited.header("ratelimit"), Some("\"requests\";r=0;t=30"));
     let spent = &axum_answers[4];
-    let json: serde_json::Value = serde_json::from_slice(&spent.2).expect("json");
-    assert_eq!(json["error"], "usage_exceeded");
+    assert_eq!(spent.json()["error"], "usage_exceeded");
     // Refusals are byte-identical; successes differ only by key id.
     for i in [2, 4] {
-        assert_eq!(axum_answers[i], actix_answers[i], "answer {i}");
+        assert_eq!(
+            axum_answers[i].contract(KEPT),
+            actix_answers[i].contract(KEPT),
+            "answer {i}"
+        );
     }
     for i in [0, 1, 3] {
-        assert_eq!(actix_answers[i].0, 200);
+        assert_eq!(actix_answers[i].status, 200);
     }
     // A wrong secret for the spent key is the plain 401.
-    let wrong = axum_call(&axum_app, &ax_spent.0, "kw_sk_wrong").await;
-    assert_eq!(wrong.0, 401);
+    let wrong = Cred {
+        id: ax_spent.id.clone(),
+        secret: "kw_sk_wrong".into(),
+    };
+    assert_eq!(call(&axum, &wrong).await.status, 401);
 }
 
 /// One management request's answer: status and JSON body.
 type Answer = (u16, serde_json::Value);
 
-async fn axum_manage(
-    app: &Router,
-    method: &str,
+async fn manage<C: Client>(
+    c: &C,
+    method: &'static str,
     path: &str,
-    admin: &(String, String),
+    admin: &Cred,
     body: &str,
 ) -> Answer {
-    let req = axum::http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", &admin.0)
-        .header("x-api-secret", &admin.1)
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body.to_owned()))
-        .expect("request");
-    let res = app.clone().oneshot(req).await.expect("response");
-    let status = res.status().as_u16();
-    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    (status, serde_json::from_slice(&body).unwrap_or_default())
+    let r = c
+        .send(
+            req(method, path)
+                .key(admin)
+                .raw("application/json", body.as_bytes().to_vec()),
+        )
+        .await;
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or_default(),
+    )
 }
 
 /// What both adapters must agree on: the status, the error body, the
@@ -198,47 +158,28 @@ fn contract(a: &Answer) -> (u16, serde_json::Value) {
 async fn limits_are_set_on_create_and_patch_validated_and_identical_on_both_frameworks() {
     let fx_axum = common::fixture().await;
     let fx_actix = common::fixture().await;
-    let cred = |f: &common::Fixture| {
-        (
-            f.admin.key.id.to_string(),
-            f.admin.secret.expose().to_owned(),
-        )
+    let cred = |f: &common::Fixture| Cred {
+        id: f.admin.key.id.to_string(),
+        secret: f.admin.secret.expose().to_owned(),
     };
     let (ax_admin, ac_admin) = (cred(&fx_axum), cred(&fx_actix));
-    let axum_app: Router = keyward::http::axum::router()
-        .with_state(keyward::http::KeywardHttp::new(fx_axum.kw.clone()));
-    let actix = actix_web::test::init_service(
-        App::new()
-            .app_data(web::Data::new(keyward::http::KeywardHttp::new(
-                fx_actix.kw.clone(),
-            )))
-            .service(keyward::http::actix::scope("")),
-    )
-    .await;
-    let actix_manage = |method: &'static str, path: String, body: &'static str| {
-        let actix = &actix;
-        let admin = ac_admin.clone();
-        async move {
-            let req = actix_web::test::TestRequest::default()
-                .method(actix_web::http::Method::from_bytes(method.as_bytes()).expect("method"))
-                .uri(&path)
-                .insert_header(("x-api-key", admin.0))
-                .insert_header(("x-api-secret", admin.1))
-                .insert_header(("content-type", "application/json"))
-                .set_payload(body)
-                .to_request();
-            let res = actix_web::test::call_service(actix, req).await;
-            let status = res.status().as_u16();
-            let body = actix_web::test::read_body(res).await;
-            (
-                status,
-                serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
-            )
-        }
-    };
+    let axum = AxumClient(
+        keyward::http::axum::router()
+            .with_state(keyward::http::KeywardHttp::new(fx_axum.kw.clone())),
+    );
+    let actix = ActixClient(
+        actix_web::test::init_service(
+            App::new()
+                .app_data(web::Data::new(keyward::http::KeywardHttp::new(
+                    fx_actix.kw.clone(),
+                )))
+                .service(keyward::http::actix::scope("")),
+        )
+        .await,
+    );
     let create = r#"{"name":"metered","permissions":[],"ratelimits":[{"name":"requests","limit":2,"duration_ms":60000}],"credits":{"remaining":100,"refill":{"interval":"daily","amount":100}}}"#;
-    let ax = axum_manage(&axum_app, "POST", "/apikeys", &ax_admin, create).await;
-    let ac = actix_manage("POST", "/apikeys".into(), create).await;
+    let ax = manage(&axum, "POST", "/apikeys", &ax_admin, create).await;
+    let ac = manage(&actix, "POST", "/apikeys", &ac_admin, create).await;
     assert_eq!(ax.0, 201, "{:?}", ax.1);
     assert_eq!(contract(&ax), contract(&ac));
     assert_eq!(
@@ -250,14 +191,15 @@ async fn limits_are_set_on_create_and_patch_validated_and_identical_on_both_fram
         ax.1["id"].as_str().expect("id").to_owned(),
         ac.1["id"].as_str().expect("id").to_owned(),
     );
-    let ax_secret = ax.1["secret"].as_str().expect("secret").to_owned();
+    let new_key = Cred {
+        id: ax_id.clone(),
+        secret: ax.1["secret"].as_str().expect("secret").to_owned(),
+    };
 
     // The new key is limited at once: 2 calls, then 429.
+    let with_who = AxumClient(axum_app_with_who(&fx_axum.kw));
     for expected in [200, 200, 429] {
-        let status = axum_call(&axum_app_with_who(&fx_axum.kw), &ax_id, &ax_secret)
-            .await
-            .0;
-        assert_eq!(status, expected);
+        assert_eq!(call(&with_who, &new_key).await.status, expected);
     }
 
     // PATCH naming only the rate limits keeps the credits; bad values
@@ -281,15 +223,22 @@ async fn limits_are_set_on_create_and_patch_validated_and_identical_on_both_fram
         ("credits null", r#"{"credits":null}"#, 200),
     ];
     for (name, body, status) in cases {
-        let ax = axum_manage(
-            &axum_app,
+        let ax = manage(
+            &axum,
             "PATCH",
             &format!("/apikeys/{ax_id}"),
             &ax_admin,
             body,
         )
         .await;
-        let ac = actix_manage("PATCH", format!("/apikeys/{ac_id}"), body).await;
+        let ac = manage(
+            &actix,
+            "PATCH",
+            &format!("/apikeys/{ac_id}"),
+            &ac_admin,
+            body,
+        )
+        .await;
         assert_eq!(ax.0, status, "{name}: {:?}", ax.1);
         assert_eq!(contract(&ax), contract(&ac), "{name}");
         if name == "ratelimits only" {
@@ -314,8 +263,8 @@ async fn limits_are_set_on_create_and_patch_validated_and_identical_on_both_fram
     // Applications and child accounts take the same fields.
     let app =
         r#"{"title":"pooled","ratelimits":[{"name":"requests","limit":10,"duration_ms":1000}]}"#;
-    let ax = axum_manage(&axum_app, "POST", "/apps", &ax_admin, app).await;
-    let ac = actix_manage("POST", "/apps".into(), app).await;
+    let ax = manage(&axum, "POST", "/apps", &ax_admin, app).await;
+    let ac = manage(&actix, "POST", "/apps", &ac_admin, app).await;
     assert_eq!(ax.0, 201, "{:?}", ax.1);
     assert_eq!(contract(&ax), contract(&ac));
     assert_eq!(ax.1["ratelimits"][0]["limit"], 10);

@@ -252,3 +252,167 @@ async fn bad_limits_are_refused_naming_the_field_and_change_nothing() {
         vec![requests(5)]
     );
 }
+
+#[tokio::test]
+async fn creates_and_updates_set_limits_in_the_library_as_over_http() {
+    use keyward::{AccountUpdate, AppUpdate, KeyUpdate, NewAccount, NewApp};
+    let f = fixture().await;
+    let credits = Credits::new(50);
+    // Created with limits: a key, an application, a child account.
+    let k =
+        f.kw.issue_key(
+            Actor::System,
+            &f.account.id,
+            NewKey::new("born limited")
+                .permissions(perms(READ))
+                .ratelimit(requests(2))
+                .credits(credits),
+        )
+        .await
+        .expect("key");
+    let app =
+        f.kw.create_app(
+            Actor::System,
+            &f.account.id,
+            NewApp::new("Reports").ratelimit(requests(7)),
+        )
+        .await
+        .expect("app");
+    let child =
+        f.kw.create_account(
+            Actor::System,
+            NewAccount::new("Customer", perms(READ))
+                .parent(f.account.id)
+                .credits(Credits::new(9)),
+        )
+        .await
+        .expect("account");
+    let read = |o: LimitOwner| {
+        let kw = f.kw.clone();
+        async move { kw.limits(Actor::System, &o).await.expect("read") }
+    };
+    let key_limits = read(LimitOwner::Key(k.key.id)).await;
+    assert_eq!(key_limits.ratelimits, vec![requests(2)]);
+    assert_eq!(key_limits.credits.map(|c| c.remaining), Some(50));
+    assert_eq!(
+        read(LimitOwner::App(app.id)).await.ratelimits,
+        vec![requests(7)]
+    );
+    assert_eq!(
+        read(LimitOwner::Account(child.id))
+            .await
+            .credits
+            .map(|c| c.remaining),
+        Some(9)
+    );
+    // They apply at once: the third call in the minute is refused.
+    for _ in 0..2 {
+        call(&f.kw, &k, VerifyContext::new())
+            .await
+            .expect("admitted");
+    }
+    assert!(matches!(
+        call(&f.kw, &k, VerifyContext::new()).await,
+        Err(Error::RateLimited { .. })
+    ));
+    // An update naming only the rate limits keeps the credits, and the
+    // other way round; `None` credits unmeter.
+    f.kw.update_key(
+        Actor::System,
+        &k.key.id,
+        KeyUpdate::new().ratelimits(vec![requests(3)]),
+    )
+    .await
+    .expect("update");
+    let after = read(LimitOwner::Key(k.key.id)).await;
+    assert_eq!(after.ratelimits, vec![requests(3)]);
+    assert!(after.credits.is_some(), "credits kept");
+    f.kw.update_app(
+        Actor::System,
+        &app.id,
+        AppUpdate::new().credits(Some(Credits::new(4))),
+    )
+    .await
+    .expect("update app");
+    let app_limits = read(LimitOwner::App(app.id)).await;
+    assert_eq!(app_limits.ratelimits, vec![requests(7)], "rate limits kept");
+    assert_eq!(app_limits.credits.map(|c| c.remaining), Some(4));
+    f.kw.update_account(
+        Actor::System,
+        &child.id,
+        AccountUpdate::new().name("Customer Ltd").credits(None),
+    )
+    .await
+    .expect("update account");
+    assert_eq!(read(LimitOwner::Account(child.id)).await, Limits::new());
+
+    // Bad limits: refused naming the field, and nothing is written.
+    let before =
+        f.kw.list_keys(Actor::System, &f.account.id, Default::default())
+            .await
+            .expect("list")
+            .items
+            .len();
+    let bad =
+        f.kw.issue_key(
+            Actor::System,
+            &f.account.id,
+            NewKey::new("never").ratelimit(RateLimit::new(Label::from_static("r"), 0, 1000)),
+        )
+        .await;
+    assert!(
+        matches!(
+            bad,
+            Err(Error::InvalidInput {
+                field: "ratelimits[0].limit",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
+    let now =
+        f.kw.list_keys(Actor::System, &f.account.id, Default::default())
+            .await
+            .expect("list")
+            .items
+            .len();
+    assert_eq!(before, now, "no key was created");
+    let bad =
+        f.kw.update_key(
+            Actor::System,
+            &k.key.id,
+            KeyUpdate::new()
+                .name("renamed")
+                .ratelimits(vec![requests(1), requests(1)]),
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::InvalidInput { .. })), "{bad:?}");
+    let stored = f.kw.get_key(Actor::System, &k.key.id).await.expect("key");
+    assert_eq!(stored.name, "born limited", "the record is unchanged too");
+    // A key may not lift its own limits through an update either, and the
+    // rest of that update is not applied.
+    let admin =
+        f.kw.verify(
+            f.admin.key.id.as_str(),
+            f.admin.secret.expose(),
+            VerifyContext::new(),
+        )
+        .await
+        .expect("admin");
+    let own =
+        f.kw.update_key(
+            Actor::Principal(&admin),
+            &f.admin.key.id,
+            KeyUpdate::new().name("lifted").ratelimits(Vec::new()),
+        )
+        .await;
+    assert!(
+        matches!(own, Err(Error::RestrictionNotHeld { .. })),
+        "{own:?}"
+    );
+    let admin_key =
+        f.kw.get_key(Actor::System, &f.admin.key.id)
+            .await
+            .expect("key");
+    assert_eq!(admin_key.name, "admin");
+}

@@ -360,6 +360,8 @@ async fn record_usage(store: &dyn KeyStore, data: &Data) -> Vec<UsageRecord> {
                     hour: t0() + Duration::hours(h),
                     successes: s + rand::RngExt::random_range(&mut rng, 0..2),
                     failures: rand::RngExt::random_range(&mut rng, 0..2),
+                    rate_limited: rand::RngExt::random_range(&mut rng, 0..3),
+                    usage_exceeded: rand::RngExt::random_range(&mut rng, 0..2),
                     last_used_at: None,
                 });
             }
@@ -390,7 +392,7 @@ async fn check_usage(store: &dyn KeyStore, data: &Data, rows: &[UsageRecord], c:
         t0() + Duration::hours(c.from_h),
         t0() + Duration::hours(c.to_h),
     );
-    let mut totals: std::collections::BTreeMap<KeyId, (u64, u64)> = Default::default();
+    let mut totals: std::collections::BTreeMap<KeyId, [u64; 4]> = Default::default();
     for r in rows.iter().filter(|r| {
         r.hour >= from
             && r.hour < to
@@ -398,20 +400,26 @@ async fn check_usage(store: &dyn KeyStore, data: &Data, rows: &[UsageRecord], c:
             && c.category.is_none_or(|x| r.category == x)
     }) {
         let t = totals.entry(r.key_id).or_default();
-        t.0 += r.successes;
-        t.1 += r.failures;
+        t[0] += r.successes;
+        t[1] += r.failures;
+        t[2] += r.rate_limited;
+        t[3] += r.usage_exceeded;
     }
     let mut all: Vec<UsageTotal> = totals
         .into_iter()
-        .map(|(key_id, (successes, failures))| UsageTotal {
+        .map(|(key_id, [s, f, l, x])| UsageTotal {
             key_id,
-            successes,
-            failures,
+            successes: s,
+            failures: f,
+            rate_limited: l,
+            usage_exceeded: x,
         })
         .collect();
+    // Volume is every outcome, computed here without `volume()`.
+    let volume = |t: &UsageTotal| t.successes + t.failures + t.rate_limited + t.usage_exceeded;
     all.sort_by(|a, b| {
-        b.volume()
-            .cmp(&a.volume())
+        volume(b)
+            .cmp(&volume(a))
             .then(a.key_id.as_str().cmp(b.key_id.as_str()))
     });
     let mut after = c

@@ -1,6 +1,7 @@
 // Usage: per key (GET /apikeys/{id}/usage) and account-wide (GET /usage,
 // when the server has it), with the Call Origin filter (All / MCP only /
-// API only), ranges, tables and uPlot charts of successes and failures.
+// API only), ranges, tables and uPlot charts of successes, failures and
+// calls refused by rate limits or spent credits.
 
 import { h, replace, uid } from './dom.js';
 import * as api from './api.js';
@@ -59,7 +60,13 @@ function rangeControls(onChange) {
   };
 }
 
-/** Buckets rows `{hour, successes, failures}` into hours or days. */
+/** Calls refused by a rate limit or spent credits in a row or group. */
+function refused(r) {
+  return (r.rate_limited || 0) + (r.usage_exceeded || 0);
+}
+
+/** Buckets rows `{hour, successes, failures, rate_limited, usage_exceeded}`
+ * into hours or days. */
 function series(rows, from, to, daily) {
   const step = daily ? 86400 : 3600;
   const start = Math.floor(new Date(from).getTime() / 1000 / step) * step;
@@ -68,15 +75,17 @@ function series(rows, from, to, daily) {
   const xs = Array.from({ length: n }, (_, i) => start + i * step);
   const ok = new Array(n).fill(0);
   const bad = new Array(n).fill(0);
+  const limited = new Array(n).fill(0);
   for (const r of rows) {
     const t = Math.floor(new Date(r.hour || r.at || r.bucket).getTime() / 1000 / step) * step;
     const i = Math.round((t - start) / step);
     if (i >= 0 && i < n) {
       ok[i] += r.successes || 0;
       bad[i] += r.failures || 0;
+      limited[i] += refused(r);
     }
   }
-  return [xs, ok, bad];
+  return [xs, ok, bad, limited];
 }
 
 /** A uPlot chart of successes and failures over time, sized to its box. */
@@ -84,7 +93,8 @@ function chart(box, data, label) {
   replace(box);
   const U = globalThis.uPlot;
   const fig = h('figure', { class: 'chart', 'aria-label': label });
-  box.append(fig, h('p', { class: 'sr-only' }, `${label}: ${data[1].reduce((a, b) => a + b, 0)} successes, ${data[2].reduce((a, b) => a + b, 0)} failures.`));
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  box.append(fig, h('p', { class: 'sr-only' }, `${label}: ${sum(data[1])} successes, ${sum(data[2])} failures, ${sum(data[3])} refused by limits.`));
   if (!U) {
     fig.append(h('p', { class: 'hint' }, 'Chart library not loaded.'));
     return () => {};
@@ -99,6 +109,7 @@ function chart(box, data, label) {
       {},
       { label: 'Successes', stroke: '#1f7a3d', fill: 'rgba(31,122,61,0.12)', width: 2 },
       { label: 'Failures', stroke: '#b3261e', width: 2 },
+      { label: 'Refused by limits', stroke: '#8a5a00', width: 2, dash: [6, 4] },
     ],
   }, data, fig);
   const ro = new ResizeObserver(() => plot.setSize({ width: width(), height: 220 }));
@@ -109,23 +120,28 @@ function chart(box, data, label) {
 function totalsTable(caption, rows, nameHeader) {
   return h('table', { class: 'totals' },
     h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, nameHeader), h('th', { scope: 'col' }, 'Successes'), h('th', { scope: 'col' }, 'Failures'))),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, nameHeader), h('th', { scope: 'col' }, 'Successes'), h('th', { scope: 'col' }, 'Failures'),
+      h('th', { scope: 'col' }, 'Rate limited'), h('th', { scope: 'col' }, 'Over credits'))),
     h('tbody', {}, rows.length ? rows.map((r) => h('tr', {},
       h('th', { scope: 'row' }, r.name, r.sub ? h('span', { class: 'sub' }, r.sub) : null),
-      h('td', { class: 'num' }, String(r.successes)), h('td', { class: 'num' }, String(r.failures))))
-      : h('tr', {}, h('td', { colspan: 3, class: 'empty' }, 'No calls in this range.'))));
+      h('td', { class: 'num' }, String(r.successes)), h('td', { class: 'num' }, String(r.failures)),
+      h('td', { class: 'num' }, String(r.rate_limited || 0)), h('td', { class: 'num' }, String(r.usage_exceeded || 0))))
+      : h('tr', {}, h('td', { colspan: 5, class: 'empty' }, 'No calls in this range.'))));
 }
 
 function group(rows, keyOf, nameOf) {
   const m = new Map();
   for (const r of rows) {
     const k = keyOf(r);
-    const g = m.get(k) || { name: nameOf(k), successes: 0, failures: 0 };
+    const g = m.get(k) || { name: nameOf(k), successes: 0, failures: 0, rate_limited: 0, usage_exceeded: 0 };
     g.successes += r.successes || 0;
     g.failures += r.failures || 0;
+    g.rate_limited += r.rate_limited || 0;
+    g.usage_exceeded += r.usage_exceeded || 0;
     m.set(k, g);
   }
-  return [...m.values()].sort((a, b) => (b.successes + b.failures) - (a.successes + a.failures));
+  const volume = (g) => g.successes + g.failures + refused(g);
+  return [...m.values()].sort((a, b) => volume(b) - volume(a));
 }
 
 /** The usage panel of one key. */
@@ -145,10 +161,10 @@ export function renderKeyUsage(box, ctx, keyId) {
       const r = await api.get(`/apikeys/${encodeURIComponent(keyId)}/usage${api.qs({ from, to, origin })}`);
       if (!turn.is(mine)) return;
       const chartBox = h('div', { class: 'chart-box' });
-      const total = r.items.reduce((a, x) => ({ s: a.s + x.successes, f: a.f + x.failures }), { s: 0, f: 0 });
+      const total = r.items.reduce((a, x) => ({ s: a.s + x.successes, f: a.f + x.failures, l: a.l + refused(x) }), { s: 0, f: 0, l: 0 });
       replace(out,
         h('p', { class: 'usage-total', 'data-testid': 'usage-total' },
-          `${total.s} successful and ${total.f} failed calls (${ORIGINS.find((o) => o[0] === origin)[1]}), ${when(r.from)} – ${when(r.to)}`),
+          `${total.s} successful and ${total.f} failed calls (${ORIGINS.find((o) => o[0] === origin)[1]}), ${when(r.from)} – ${when(r.to)}; ${total.l} refused by rate limits or spent credits`),
         chartBox,
         h('div', { class: 'tables' },
           totalsTable('By category', group(r.items, (x) => x.category, categoryName), 'Category'),
@@ -195,12 +211,15 @@ export async function renderAccountUsage(main, ctx) {
     try {
       const r = await api.get(`/usage${api.qs({ from, to, origin, category, group_by: groupBy, granularity: days > 7 ? 'day' : 'hour', limit: 50 })}`);
       if (!turn.is(mine)) return;
-      const rows = r.items.map((g) => ({ name: g.name || g.id, sub: g.name && g.name !== g.id ? g.id : null, successes: g.successes, failures: g.failures }));
+      const rows = r.items.map((g) => ({
+        name: g.name || g.id, sub: g.name && g.name !== g.id ? g.id : null,
+        successes: g.successes, failures: g.failures, rate_limited: g.rate_limited || 0, usage_exceeded: g.usage_exceeded || 0,
+      }));
       const all = r.items.flatMap((g) => g.series || []);
       const chartBox = h('div', { class: 'chart-box' });
       replace(out, chartBox, totalsTable(`Top consumers by ${groups.find((g) => g[0] === groupBy)[1]}`, rows, groups.find((g) => g[0] === groupBy)[1]));
       stop();
-      stop = chart(chartBox, series(all, from, to, days > 7), 'Successes and failures over time');
+      stop = chart(chartBox, series(all, from, to, days > 7), 'Successes, failures and refusals by limits over time');
     } catch (e) {
       if (!turn.is(mine)) return;
       err.textContent = `Could not load usage: ${e.message}`;

@@ -68,12 +68,16 @@ fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
     RequestHeaders::gather(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
 }
 
-fn client_ip(cfg: &HttpConfig, req: &HttpRequest) -> Option<IpAddr> {
-    headers::client_ip(cfg, req.peer_addr().map(|a| a.ip()), || {
+fn client(cfg: &HttpConfig, req: &HttpRequest) -> headers::Client {
+    headers::client(cfg, req.peer_addr().map(|a| a.ip()), || {
         req.headers()
             .get_all(header::X_FORWARDED_FOR)
             .map(|v| v.as_bytes())
     })
+}
+
+fn client_ip(cfg: &HttpConfig, req: &HttpRequest) -> Option<IpAddr> {
+    client(cfg, req).ip
 }
 
 fn to_actix(r: Response) -> HttpResponse {
@@ -119,9 +123,7 @@ fn principal_now(req: &HttpRequest, usage: &RouteUsage) -> Found {
         Ok(http) => http,
         Err(e) => return Found::Now(Err(e)),
     };
-    match auth::find_now(http, &gather(req.headers()), usage, |cfg| {
-        client_ip(cfg, req)
-    }) {
+    match auth::find_now(http, &gather(req.headers()), usage, |cfg| client(cfg, req)) {
         auth::Found::Principal(p) => Found::Now(Ok(Some(cache(req, p)))),
         auth::Found::Absent => Found::Now(Ok(None)),
         auth::Found::Rejected(e) => Found::Now(Err(e)),
@@ -141,7 +143,7 @@ async fn principal_later(
         later,
         usage,
         || gather(req.headers()),
-        |cfg| client_ip(cfg, req),
+        |cfg| client(cfg, req),
     )
     .await?;
     Ok(found.map(|p| cache(req, p)))
@@ -293,8 +295,43 @@ impl RequirePermission {
     /// # Panics
     /// When `category` is not a valid [`Label`].
     pub fn usage(self, origin: Label, category: &str) -> Self {
+        self.with_usage(|u| u.labels(origin, category))
+    }
+
+    /// Applies the owner's rate limit named `name` on this resource too
+    /// (one set with `auto_apply: false`):
+    /// `RequirePermission::new("runReports").limit("expensive").cost(5)`.
+    /// A request it refuses gets 429 with `Retry-After` and the
+    /// `RateLimit-Policy` / `RateLimit` headers.
+    ///
+    /// ```no_run
+    /// use actix_web::{App, web};
+    /// use keyward::Principal;
+    /// use keyward::http::actix::RequirePermission;
+    ///
+    /// async fn report(p: Principal) -> String { p.account_id().to_string() }
+    ///
+    /// let app = App::new().service(
+    ///     web::resource("/reports")
+    ///         .wrap(RequirePermission::new("readApplications").limit("expensive").cost(5))
+    ///         .route(web::post().to(report)),
+    /// );
+    /// ```
+    ///
+    /// # Panics
+    /// When `name` is not a valid [`Label`].
+    pub fn limit(self, name: &str) -> Self {
+        self.with_usage(|u| u.limit(name))
+    }
+
+    /// A call of this resource costs `credits` (default 1; 0 spends none).
+    pub fn cost(self, credits: u32) -> Self {
+        self.with_usage(|u| u.cost(credits))
+    }
+
+    fn with_usage(self, f: impl FnOnce(RouteUsage) -> RouteUsage) -> Self {
         let mut guard = Guard::clone(&self.guard);
-        guard.usage = RouteUsage::new(origin, category);
+        guard.usage = f(guard.usage);
         Self {
             guard: Rc::new(guard),
         }
@@ -389,6 +426,7 @@ where
         let state = match principal_now(req.request(), &self.guard.usage) {
             // Most requests: the inner service's own future, no box.
             Found::Now(found) if self.guard.admits(&found) => State::Inner {
+                limit: success_limit(&req, &found),
                 future: self.service.call(req),
             },
             Found::Now(found) => State::Ready {
@@ -403,9 +441,11 @@ where
                     future: Box::pin(async move {
                         let found = principal_later(req.request(), &this.guard.usage, later).await;
                         if this.guard.admits(&found) {
+                            let limit = success_limit(&req, &found);
                             this.service
                                 .call(req)
                                 .await
+                                .map(|r| with_limit_headers(r, limit))
                                 .map(ServiceResponse::map_into_left_body)
                         } else {
                             Ok(this.reject(req, found))
@@ -416,6 +456,38 @@ where
         };
         RequireFuture { state }
     }
+}
+
+/// The limit status whose headers the request's successful response
+/// carries (see `HttpConfig::rate_limit_headers`).
+#[inline]
+fn success_limit(
+    req: &ServiceRequest,
+    found: &Result<Option<Principal>, HttpError>,
+) -> Option<crate::ratelimit::LimitStatus> {
+    let principal = found.as_ref().ok()?.as_ref()?;
+    principal.rate_limit()?;
+    let http = state(req.request()).ok()?;
+    crate::http::ratelimit::on_success(http.config(), Some(principal))
+}
+
+/// Adds the `RateLimit-Policy` / `RateLimit` headers of `limit` to a
+/// successful response.
+fn with_limit_headers<B>(
+    mut res: ServiceResponse<B>,
+    limit: Option<crate::ratelimit::LimitStatus>,
+) -> ServiceResponse<B> {
+    if let Some(s) = limit
+        && res.status().is_success()
+    {
+        for (name, value) in crate::http::ratelimit::headers_of(&s) {
+            if let Ok(v) = actix_web::http::header::HeaderValue::try_from(value) {
+                res.headers_mut()
+                    .insert(actix_web::http::header::HeaderName::from_static(name), v);
+            }
+        }
+    }
+    res
 }
 
 impl<S> RequirePermissionMiddleware<S> {
@@ -461,7 +533,7 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, B> {
-        Inner { #[pin] future: F },
+        Inner { #[pin] future: F, limit: Option<crate::ratelimit::LimitStatus> },
         Ready { response: Option<ServiceResponse<EitherBody<B>>> },
         Boxed { future: LocalFuture<Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> },
     }
@@ -485,9 +557,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Inner { future } => {
-                future.poll(cx).map_ok(ServiceResponse::map_into_left_body)
-            }
+            StateProj::Inner { future, limit } => future
+                .poll(cx)
+                .map_ok(|r| with_limit_headers(r, limit.take()).map_into_left_body()),
             StateProj::Ready { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("RequireFuture polled after completion"))),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use crate::context::VerifyContext;
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
-use crate::http::headers::{self, Credentials, RequestHeaders};
+use crate::http::headers::{self, Client, Credentials, RequestHeaders};
 use crate::http::route_usage::RouteUsage;
 use crate::http::state::KeywardHttp;
 use crate::id::AccountId;
@@ -169,31 +169,37 @@ pub(crate) struct Attempt<'a> {
     client_ip: Option<IpAddr>,
     browser_origin: Option<&'a str>,
     usage: &'a RouteUsage,
+    /// The call origin a trusted proxy named (`x-call-origin`), over the
+    /// route's.
+    origin: Option<crate::Label>,
 }
 
 /// The request's credentials; `Ok(None)` when it presented none, 400 when
 /// they are malformed.
 ///
-/// `client_ip` is called only when credentials were presented (the
+/// `client` is called only when credentials were presented (the
 /// adapters' version reads `X-Forwarded-For`, which a request without
-/// credentials never needs).
+/// credentials never needs). A trusted proxy's `x-call-origin` overrides
+/// the route's origin.
 #[inline]
 pub(crate) fn attempt<'a>(
     cfg: &HttpConfig,
     h: &RequestHeaders<'a>,
     usage: &'a RouteUsage,
-    client_ip: impl FnOnce() -> Option<IpAddr>,
+    client: impl FnOnce() -> Client,
 ) -> Result<Option<Attempt<'a>>, HttpError> {
     let Some(creds) = headers::credentials(cfg, h)? else {
         return Ok(None);
     };
     let account = headers::account_id(cfg, h)?;
+    let client = client();
     Ok(Some(Attempt {
         creds,
         account,
-        client_ip: client_ip(),
+        client_ip: client.ip,
         browser_origin: h.browser_origin(),
         usage,
+        origin: headers::call_origin(h, &client),
     }))
 }
 
@@ -302,8 +308,10 @@ impl<'a> Attempt<'a> {
         let mut ctx = VerifyContext::new();
         ctx.client_ip = self.client_ip;
         ctx.browser_origin = self.browser_origin;
-        ctx.origin = self.usage.origin;
+        ctx.origin = self.origin.unwrap_or(self.usage.origin);
         ctx.category = self.usage.category;
+        ctx.limit = self.usage.limit;
+        ctx.cost = self.usage.cost;
         ctx
     }
 
@@ -351,10 +359,10 @@ pub(crate) fn find_now(
     http: &KeywardHttp,
     h: &RequestHeaders<'_>,
     usage: &RouteUsage,
-    client_ip: impl FnOnce(&HttpConfig) -> Option<IpAddr>,
+    client: impl FnOnce(&HttpConfig) -> Client,
 ) -> Found {
     let cfg = http.config();
-    let attempt = match attempt(cfg, h, usage, || client_ip(cfg)) {
+    let attempt = match attempt(cfg, h, usage, || client(cfg)) {
         Ok(Some(a)) => a,
         Ok(None) => return Found::Absent,
         Err(e) => return Found::Rejected(e),
@@ -383,12 +391,12 @@ pub(crate) async fn find_later<'a>(
     later: Later,
     usage: &'a RouteUsage,
     h: impl FnOnce() -> RequestHeaders<'a>,
-    client_ip: impl FnOnce(&HttpConfig) -> Option<IpAddr>,
+    client: impl FnOnce(&HttpConfig) -> Client,
 ) -> Result<Option<Principal>, HttpError> {
     let cfg = http.config();
     later
         .resolve(http.keyward(), cfg, || {
-            attempt(cfg, &h(), usage, || client_ip(cfg))
+            attempt(cfg, &h(), usage, || client(cfg))
         })
         .await
 }
@@ -400,7 +408,11 @@ pub(crate) async fn require(
     h: &RequestHeaders<'_>,
     client_ip: Option<IpAddr>,
 ) -> Result<Principal, HttpError> {
-    match attempt(cfg, h, &RouteUsage::API, || client_ip)? {
+    let client = || Client {
+        ip: client_ip,
+        via_trusted_proxy: false,
+    };
+    match attempt(cfg, h, &RouteUsage::API, client)? {
         Some(a) => a.start(kw, cfg).outcome(kw, cfg).await,
         None => Err(HttpError::missing_credentials(cfg)),
     }

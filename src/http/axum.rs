@@ -78,14 +78,18 @@ fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
 }
 
 #[inline]
-fn client_ip(cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> Option<IpAddr> {
+fn client(cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> headers::Client {
     let peer = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    headers::client_ip(cfg, peer, || {
+    headers::client(cfg, peer, || {
         headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .map(HeaderValue::as_bytes)
     })
+}
+
+fn client_ip(cfg: &HttpConfig, headers: &HeaderMap, ext: &Extensions) -> Option<IpAddr> {
+    client(cfg, headers, ext).ip
 }
 
 fn to_axum(r: Response) -> AxumResponse {
@@ -118,7 +122,7 @@ fn find_now(
     ext: &Extensions,
 ) -> Found {
     auth::find_now(http, &gather(headers), usage, |cfg| {
-        client_ip(cfg, headers, ext)
+        client(cfg, headers, ext)
     })
 }
 
@@ -136,7 +140,7 @@ async fn find_later(
         later,
         usage,
         || gather(headers),
-        |cfg| client_ip(cfg, headers, ext),
+        |cfg| client(cfg, headers, ext),
     )
     .await
 }
@@ -341,8 +345,46 @@ impl RequirePermissionLayer {
     /// # Panics
     /// When `category` is not a valid [`Label`].
     pub fn usage(self, origin: Label, category: &str) -> Self {
+        self.with_usage(|u| u.labels(origin, category))
+    }
+
+    /// Applies the owner's rate limit named `name` on this route too (one
+    /// set with `auto_apply: false`): `require(&http, "runReports")
+    /// .limit("expensive").cost(5)`. A request it refuses gets 429 with
+    /// `Retry-After` and the `RateLimit-Policy` / `RateLimit` headers.
+    ///
+    /// ```no_run
+    /// use axum::{Router, routing::post};
+    /// use keyward::{Keyward, MemoryStore, Principal};
+    /// use keyward::http::{KeywardHttp, axum::require};
+    ///
+    /// async fn report(p: Principal) -> String { p.account_id().to_string() }
+    ///
+    /// # fn app() -> Result<(), Box<dyn std::error::Error>> {
+    /// let http = KeywardHttp::new(Keyward::builder().store(MemoryStore::new()).build()?);
+    /// let app: Router = Router::new()
+    ///     .route(
+    ///         "/reports",
+    ///         post(report).route_layer(require(&http, "readApplications").limit("expensive").cost(5)),
+    ///     )
+    ///     .with_state(http);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Panics
+    /// When `name` is not a valid [`Label`].
+    pub fn limit(self, name: &str) -> Self {
+        self.with_usage(|u| u.limit(name))
+    }
+
+    /// A call of this route costs `credits` (default 1; 0 spends none).
+    pub fn cost(self, credits: u32) -> Self {
+        self.with_usage(|u| u.cost(credits))
+    }
+
+    fn with_usage(self, f: impl FnOnce(RouteUsage) -> RouteUsage) -> Self {
         let mut guard = Guard::clone(&self.guard);
-        guard.usage = RouteUsage::new(origin, category);
+        guard.usage = f(guard.usage);
         Self {
             guard: Arc::new(guard),
         }
@@ -387,6 +429,7 @@ where
         let state = match self.guard.decide_now(&mut req) {
             // Most requests: the inner service's own future, no box.
             Now::Allowed => State::Inner {
+                limit: self.guard.success_limit(&req),
                 future: self.inner.call(req),
             },
             Now::Rejected(res) => State::Ready {
@@ -469,6 +512,31 @@ impl Guard {
             None => Ok(()),
         }
     }
+
+    /// The limit status whose headers the request's successful response
+    /// carries (see `HttpConfig::rate_limit_headers`).
+    #[inline]
+    fn success_limit(&self, req: &Request) -> Option<crate::ratelimit::LimitStatus> {
+        crate::http::ratelimit::on_success(self.http.config(), req.extensions().get::<Principal>())
+    }
+}
+
+/// Adds the `RateLimit-Policy` / `RateLimit` headers of `limit` to a
+/// successful response.
+fn with_limit_headers(
+    mut res: AxumResponse,
+    limit: Option<crate::ratelimit::LimitStatus>,
+) -> AxumResponse {
+    if let Some(s) = limit
+        && res.status().is_success()
+    {
+        for (name, value) in crate::http::ratelimit::headers_of(&s) {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                res.headers_mut().insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
+    res
 }
 
 pin_project_lite::pin_project! {
@@ -486,7 +554,7 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F> {
-        Inner { #[pin] future: F },
+        Inner { #[pin] future: F, limit: Option<crate::ratelimit::LimitStatus> },
         Ready { response: Option<AxumResponse> },
         Boxed { future: Pin<Box<dyn Future<Output = Result<AxumResponse, Infallible>> + Send>> },
     }
@@ -510,7 +578,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Inner { future, limit } => match future.poll(cx) {
+                Poll::Ready(Ok(res)) => Poll::Ready(Ok(with_limit_headers(res, limit.take()))),
+                other => other,
+            },
             StateProj::Ready { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("RequireFuture polled after completion"))),
@@ -544,8 +615,10 @@ where
     };
     match admitted {
         Ok(()) => {
+            let limit = guard.success_limit(&req);
             drop(guard);
-            inner.call(req).await
+            let res = inner.call(req).await;
+            res.map(|r| with_limit_headers(r, limit))
         }
         Err(e) => Ok(e.into_response()),
     }

@@ -21,6 +21,12 @@ pub struct HttpConfig {
     /// `Retry-After` seconds sent with 503 when the store is unavailable
     /// (default 5).
     pub unavailable_retry_after_secs: u64,
+    /// Whether successful responses of routes behind the adapters' layers
+    /// (axum `require` / `usage`, actix `RequirePermission` / `usage`)
+    /// carry the `RateLimit-Policy` / `RateLimit` headers of the limit
+    /// closest to refusing the principal, when one applied (default off;
+    /// a 429 always carries them).
+    pub rate_limit_headers_on_success: bool,
 }
 
 impl Default for HttpConfig {
@@ -29,6 +35,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             realm: Arc::from("keyward"),
             unavailable_retry_after_secs: 5,
+            rate_limit_headers_on_success: false,
         }
     }
 }
@@ -65,6 +72,21 @@ impl HttpConfig {
     /// Sets the `Retry-After` of 503 responses.
     pub fn unavailable_retry_after_secs(mut self, secs: u64) -> Self {
         self.unavailable_retry_after_secs = secs;
+        self
+    }
+
+    /// Adds the `RateLimit-Policy` / `RateLimit` headers to successful
+    /// responses of routes behind the adapters' layers whose principal
+    /// has a limit status (see
+    /// [`rate_limit_headers_on_success`](Self::rate_limit_headers_on_success)).
+    ///
+    /// ```
+    /// use keyward::http::HttpConfig;
+    /// let cfg = HttpConfig::new().rate_limit_headers(true);
+    /// assert!(cfg.rate_limit_headers_on_success);
+    /// ```
+    pub fn rate_limit_headers(mut self, on: bool) -> Self {
+        self.rate_limit_headers_on_success = on;
         self
     }
 

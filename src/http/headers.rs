@@ -40,6 +40,8 @@ pub(crate) struct RequestHeaders<'a> {
     pub(crate) content_type: Hv<'a>,
     pub(crate) origin: Hv<'a>,
     pub(crate) referer: Hv<'a>,
+    /// `x-call-origin`: believed only from a trusted proxy.
+    pub(crate) call_origin: Hv<'a>,
 }
 
 impl<'a> RequestHeaders<'a> {
@@ -55,6 +57,7 @@ impl<'a> RequestHeaders<'a> {
             content_type: Hv::Absent,
             origin: Hv::Absent,
             referer: Hv::Absent,
+            call_origin: Hv::Absent,
         };
         for (name, v) in all {
             let slot = match name {
@@ -65,6 +68,7 @@ impl<'a> RequestHeaders<'a> {
                 "content-type" => &mut h.content_type,
                 "origin" => &mut h.origin,
                 "referer" => &mut h.referer,
+                "x-call-origin" => &mut h.call_origin,
                 _ => continue,
             };
             slot.push(v);
@@ -259,11 +263,44 @@ pub(crate) fn account_id(
         .map_err(|_| HttpError::invalid_request(cfg, "x-account-id is not a valid account id"))
 }
 
-/// The client address: the peer, or — when the peer is a trusted proxy —
-/// the right-most `X-Forwarded-For` entry that is not a trusted proxy.
+/// Who sent a request: the client address, and whether it came through a
+/// trusted proxy (whose `X-Forwarded-For` and `x-call-origin` are
+/// believed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Client {
+    /// The client address (see [`client`]).
+    pub(crate) ip: Option<IpAddr>,
+    /// The peer is one of `HttpConfig::trusted_proxies`.
+    pub(crate) via_trusted_proxy: bool,
+}
+
+/// The client: the peer, or — when the peer is a trusted proxy — the
+/// right-most `X-Forwarded-For` entry that is not a trusted proxy.
 /// `forwarded_for` is called only then, so an untrusted peer costs no
 /// header lookup.
 #[inline]
+pub(crate) fn client<'a, I>(
+    cfg: &HttpConfig,
+    peer: Option<IpAddr>,
+    forwarded_for: impl FnOnce() -> I,
+) -> Client
+where
+    I: Iterator<Item = &'a [u8]>,
+{
+    match peer {
+        Some(ip) if cfg.is_trusted(ip) => Client {
+            ip: Some(forwarded_client(cfg, ip, forwarded_for())),
+            via_trusted_proxy: true,
+        },
+        ip => Client {
+            ip,
+            via_trusted_proxy: false,
+        },
+    }
+}
+
+/// The client address (see [`client`]).
+#[cfg(test)]
 pub(crate) fn client_ip<'a, I>(
     cfg: &HttpConfig,
     peer: Option<IpAddr>,
@@ -272,11 +309,28 @@ pub(crate) fn client_ip<'a, I>(
 where
     I: Iterator<Item = &'a [u8]>,
 {
-    let ip = peer?;
-    if !cfg.is_trusted(ip) {
-        return Some(ip);
+    client(cfg, peer, forwarded_for).ip
+}
+
+/// The call origin a trusted proxy names in `x-call-origin` (an MCP
+/// gateway in front of the API): `None` unless `client` came through a
+/// trusted proxy and sent the header once with a valid [`Label`]
+/// (anything else is ignored: the route's declared origin counts).
+/// Allocation-free.
+///
+/// [`Label`]: crate::Label
+#[inline]
+pub(crate) fn call_origin(h: &RequestHeaders<'_>, client: &Client) -> Option<crate::Label> {
+    if !client.via_trusted_proxy {
+        return None;
     }
-    Some(forwarded_client(cfg, ip, forwarded_for()))
+    match h.call_origin {
+        Hv::One(v) => {
+            crate::hint::cold_path();
+            crate::Label::parse(std::str::from_utf8(v.trim_ascii()).ok()?)
+        }
+        Hv::Absent | Hv::Many => None,
+    }
 }
 
 /// The client behind the trusted proxy `proxy`, from `X-Forwarded-For`.
@@ -320,6 +374,7 @@ mod tests {
             content_type: Hv::Absent,
             origin: Hv::Absent,
             referer: Hv::Absent,
+            call_origin: Hv::Absent,
         }
     }
 
@@ -431,5 +486,34 @@ mod tests {
             Some(proxy)
         );
         assert_eq!(client_ip(&cfg, None, || xff.into_iter()), None);
+    }
+
+    #[test]
+    fn call_origin_only_from_a_trusted_proxy_and_only_a_valid_label() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let direct: IpAddr = "203.0.113.9".parse().expect("ip");
+        let cfg = HttpConfig::default().trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
+        let with = |v: Hv<'static>| RequestHeaders {
+            call_origin: v,
+            ..h(Hv::Absent, Hv::Absent, Hv::Absent)
+        };
+        let via = client(&cfg, Some(proxy), std::iter::empty);
+        let not = client(&cfg, Some(direct), std::iter::empty);
+        assert!(via.via_trusted_proxy && !not.via_trusted_proxy);
+        assert_eq!(
+            call_origin(&with(Hv::One(b" mcp ")), &via),
+            Some(crate::Label::MCP)
+        );
+        assert_eq!(call_origin(&with(Hv::One(b"mcp")), &not), None);
+        for bad in [&b"MCP"[..], b"", b"m c p", b"\xff", &[b'a'; 33]] {
+            assert_eq!(call_origin(&with(Hv::One(bad)), &via), None, "{bad:?}");
+        }
+        assert_eq!(call_origin(&with(Hv::Many), &via), None);
+        assert_eq!(call_origin(&with(Hv::Absent), &via), None);
+        // No trusted proxies: nothing is believed.
+        let none = client(&HttpConfig::default(), Some(proxy), std::iter::empty);
+        assert_eq!(call_origin(&with(Hv::One(b"mcp")), &none), None);
+        let gathered = RequestHeaders::gather([("x-call-origin", &b"mcp"[..])].into_iter());
+        assert_eq!(gathered.call_origin, Hv::One(b"mcp"));
     }
 }

@@ -241,7 +241,7 @@ pub(crate) fn document() -> Value {
             },
             "/usage": {
                 "get": {
-                    "operationId": "usageReport", "summary": "The account's keys, applications, or itself and its child accounts (group_by) by volume (successes plus failures, most first), each with its display name, totals and a series; includes this instance's unflushed counts (readApiKeys)",
+                    "operationId": "usageReport", "summary": "The account's keys, applications, or itself and its child accounts (group_by) by volume (every outcome: successes, failures, rate_limited, usage_exceeded; most first), each with its display name, totals and a series; includes this instance's unflushed counts (readApiKeys)",
                     "parameters": [ q("from", json!({ "type": "string", "format": "date-time" })), q("to", json!({ "type": "string", "format": "date-time" })), q("granularity", json!({ "type": "string", "enum": ["hour", "day"], "default": "hour" })), q("origin", json!({ "type": "string" })), q("category", json!({ "type": "string" })), q("group_by", json!({ "type": "string", "enum": ["key", "app", "account"], "default": "key" })), q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })), q("cursor", json!({ "type": "string" })) ],
                     "responses": with_common(json!({ "200": ok("A page of groups with their usage", "UsageReport"), "422": err("Invalid range, granularity, label, group_by, limit or cursor") }))
                 }
@@ -249,7 +249,7 @@ pub(crate) fn document() -> Value {
             "/apikeys/{id}/usage": {
                 "parameters": [ id_param() ],
                 "get": {
-                    "operationId": "keyUsage", "summary": "Hourly successes and failures by origin and category (readApiKeys)",
+                    "operationId": "keyUsage", "summary": "Hourly successes, failures, rate_limited and usage_exceeded by origin and category (readApiKeys)",
                     "parameters": [ q("from", json!({ "type": "string", "format": "date-time" })), q("to", json!({ "type": "string", "format": "date-time" })), q("origin", json!({ "type": "string" })) ],
                     "responses": with_common(json!({ "200": ok("Usage", "Usage"), "404": err("No such key"), "422": err("Invalid from, to or origin") }))
                 }
@@ -330,7 +330,7 @@ pub(crate) fn document() -> Value {
                     "type": "object", "required": ["key_id", "from", "to", "items"],
                     "properties": {
                         "key_id": { "type": "string" }, "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" },
-                        "items": { "type": "array", "items": { "type": "object", "properties": { "hour": { "type": "string", "format": "date-time" }, "origin": { "type": "string" }, "category": { "type": "string" }, "successes": { "type": "integer" }, "failures": { "type": "integer" } } } }
+                        "items": { "type": "array", "items": { "type": "object", "properties": { "hour": { "type": "string", "format": "date-time" }, "origin": { "type": "string" }, "category": { "type": "string" }, "successes": { "type": "integer" }, "failures": { "type": "integer" }, "rate_limited": { "type": "integer" }, "usage_exceeded": { "type": "integer" } } } }
                     }
                 },
                 "Login": { "type": "object", "additionalProperties": false, "required": ["key", "secret"], "properties": { "key": { "type": "string" }, "secret": { "type": "string" } } },
@@ -454,5 +454,5 @@ fn event_schemas() -> Value {
 /// The `GET /usage` response (its own `json!`: the document's one is at
 /// the macro's recursion limit).
 fn usage_report_schema() -> Value {
-    json!({ "type": "object", "required": ["from", "to", "group_by", "items", "next_cursor"], "properties": { "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" }, "group_by": { "type": "string", "enum": ["key", "app", "account"] }, "items": { "type": "array", "items": { "type": "object", "required": ["id", "name", "successes", "failures", "series"], "properties": { "id": { "type": "string" }, "name": { "type": ["string", "null"] }, "successes": { "type": "integer" }, "failures": { "type": "integer" }, "series": { "type": "array", "items": { "type": "object", "required": ["at", "successes", "failures"], "properties": { "at": { "type": "string", "format": "date-time" }, "successes": { "type": "integer" }, "failures": { "type": "integer" } } } } } } }, "next_cursor": { "type": ["string", "null"] } } })
+    json!({ "type": "object", "required": ["from", "to", "group_by", "items", "next_cursor"], "properties": { "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" }, "group_by": { "type": "string", "enum": ["key", "app", "account"] }, "items": { "type": "array", "items": { "type": "object", "required": ["id", "name", "successes", "failures", "series"], "properties": { "id": { "type": "string" }, "name": { "type": ["string", "null"] }, "successes": { "type": "integer" }, "failures": { "type": "integer" }, "series": { "type": "array", "items": { "type": "object", "required": ["at", "successes", "failures"], "properties": { "at": { "type": "string", "format": "date-time" }, "successes": { "type": "integer" }, "failures": { "type": "integer" }, "rate_limited": { "type": "integer" }, "usage_exceeded": { "type": "integer" } } } } } } }, "next_cursor": { "type": ["string", "null"] } } })
 }

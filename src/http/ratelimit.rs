@@ -34,6 +34,30 @@ pub fn rate_limit_headers(principal: &crate::Principal) -> Vec<(&'static str, St
     h
 }
 
+/// The limit status whose headers a successful response to `principal`
+/// carries: `None` unless the host turned them on
+/// ([`HttpConfig::rate_limit_headers`](crate::http::HttpConfig::rate_limit_headers))
+/// and a limit applied.
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[inline]
+pub(crate) fn on_success(
+    cfg: &crate::http::HttpConfig,
+    principal: Option<&crate::Principal>,
+) -> Option<LimitStatus> {
+    if !cfg.rate_limit_headers_on_success {
+        return None;
+    }
+    principal?.rate_limit()
+}
+
+/// `RateLimit-Policy` and `RateLimit` for `s`, as a list.
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub(crate) fn headers_of(s: &LimitStatus) -> Vec<(&'static str, String)> {
+    let mut h = Vec::with_capacity(2);
+    push_headers(&mut h, s);
+    h
+}
+
 /// `RateLimit-Policy` and `RateLimit` for `s`.
 pub(crate) fn push_headers(h: &mut Vec<(&'static str, String)>, s: &LimitStatus) {
     let window = s.duration_ms.div_ceil(1000).max(1);

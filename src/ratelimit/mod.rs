@@ -11,12 +11,14 @@
 //! lives in this process ([`meter`]); an application's or account's limit
 //! is one pool for all its keys on this instance.
 
+mod change;
 mod gcra;
 pub(crate) mod meter;
 mod owner;
 mod policy;
 pub(crate) mod registry;
 
+pub use change::LimitsChange;
 pub use meter::LimitStatus;
 pub use owner::LimitOwner;
 pub use policy::{InvalidLimits, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS, RateLimit};

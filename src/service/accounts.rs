@@ -106,6 +106,22 @@ impl Keyward {
     /// [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.create_account", skip_all, fields(account_id = ?new.id), err(level = "debug", Display))]
     pub async fn create_account(&self, actor: Actor<'_>, new: NewAccount) -> Result<Account> {
+        let mut new = new;
+        let limits = std::mem::take(&mut new.limits);
+        self.check_limits_change(actor, None, &limits).await?;
+        let done = self.create_account_record(actor, new).await?;
+        self.apply_limits_change(
+            actor,
+            crate::ratelimit::LimitOwner::Account(done.id),
+            limits,
+        )
+        .await?;
+        Ok(done)
+    }
+
+    /// [`create_account`](Self::create_account) of the record alone (its
+    /// limits set by the caller).
+    async fn create_account_record(&self, actor: Actor<'_>, new: NewAccount) -> Result<Account> {
         validate::name(&new.name)?;
         let now = self.now();
         // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
@@ -239,6 +255,27 @@ impl Keyward {
     /// change in between is read and judged again, a few times),
     /// [`Error::Unavailable`].
     pub async fn update_account(
+        &self,
+        actor: Actor<'_>,
+        id: &AccountId,
+        update: AccountUpdate,
+    ) -> Result<AccountUpdated> {
+        let mut update = update;
+        let limits = std::mem::take(&mut update.limits);
+        self.check_limits_change(
+            actor,
+            Some(&crate::ratelimit::LimitOwner::Account(*id)),
+            &limits,
+        )
+        .await?;
+        let done = self.update_account_record(actor, id, update).await?;
+        self.apply_limits_change(actor, crate::ratelimit::LimitOwner::Account(*id), limits)
+            .await?;
+        Ok(done)
+    }
+
+    /// [`update_account`](Self::update_account) of the record alone (its limits set by the caller).
+    async fn update_account_record(
         &self,
         actor: Actor<'_>,
         id: &AccountId,

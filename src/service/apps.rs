@@ -120,6 +120,22 @@ impl Keyward {
         account: &AccountId,
         new: NewApp,
     ) -> Result<App> {
+        let mut new = new;
+        let limits = std::mem::take(&mut new.limits);
+        self.check_limits_change(actor, None, &limits).await?;
+        let done = self.create_app_record(actor, account, new).await?;
+        self.apply_limits_change(actor, crate::ratelimit::LimitOwner::App(done.id), limits)
+            .await?;
+        Ok(done)
+    }
+
+    /// [`create_app`](Self::create_app) of the record alone (its limits set by the caller).
+    async fn create_app_record(
+        &self,
+        actor: Actor<'_>,
+        account: &AccountId,
+        new: NewApp,
+    ) -> Result<App> {
         validate::title(&new.title)?;
         validate::description(&new.description)?;
         actor.authorize(account, &Permission::write_api_keys(), "account")?;
@@ -224,6 +240,27 @@ impl Keyward {
     /// when it holds a protected key, [`Error::Conflict`] when it kept
     /// changing, [`Error::Unavailable`].
     pub async fn update_app(
+        &self,
+        actor: Actor<'_>,
+        id: &AppId,
+        update: AppUpdate,
+    ) -> Result<AppUpdated> {
+        let mut update = update;
+        let limits = std::mem::take(&mut update.limits);
+        self.check_limits_change(
+            actor,
+            Some(&crate::ratelimit::LimitOwner::App(*id)),
+            &limits,
+        )
+        .await?;
+        let done = self.update_app_record(actor, id, update).await?;
+        self.apply_limits_change(actor, crate::ratelimit::LimitOwner::App(*id), limits)
+            .await?;
+        Ok(done)
+    }
+
+    /// [`update_app`](Self::update_app) of the record alone (its limits set by the caller).
+    async fn update_app_record(
         &self,
         actor: Actor<'_>,
         id: &AppId,

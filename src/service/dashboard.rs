@@ -113,6 +113,11 @@ pub struct UsagePoint {
     pub successes: u64,
     /// Failed verifications.
     pub failures: u64,
+    /// Requests with a valid credential refused by a rate limit.
+    pub rate_limited: u64,
+    /// Requests with a valid credential refused because the credits were
+    /// spent.
+    pub usage_exceeded: u64,
 }
 
 /// One group's usage over a report's range.
@@ -127,6 +132,10 @@ pub struct UsageGroup {
     pub successes: u64,
     /// Failed verifications in the range.
     pub failures: u64,
+    /// Requests refused by a rate limit in the range.
+    pub rate_limited: u64,
+    /// Requests refused because the credits were spent, in the range.
+    pub usage_exceeded: u64,
     /// Points with any usage, oldest first.
     pub series: Vec<UsagePoint>,
 }
@@ -244,7 +253,9 @@ async fn top(
         .usage_rollup(&own, &[scope.account_id.as_str().to_owned()], from, to)
         .await?
         .into_iter()
-        .filter(|r| r.successes.saturating_add(r.failures) > 0)
+        .filter(|r| {
+            crate::store::volume(r.successes, r.failures, r.rate_limited, r.usage_exceeded) > 0
+        })
         .map(|r| r.hour)
         .collect();
     hours.sort();
@@ -284,11 +295,16 @@ async fn top(
             for group in fresh {
                 let mine: Vec<RollupRow> =
                     rows.iter().filter(|r| r.group == group).cloned().collect();
-                let total = GroupTotal {
+                let mut total = GroupTotal {
                     group: group.clone(),
-                    successes: mine.iter().fold(0u64, |a, r| a.saturating_add(r.successes)),
-                    failures: mine.iter().fold(0u64, |a, r| a.saturating_add(r.failures)),
+                    successes: 0,
+                    failures: 0,
+                    rate_limited: 0,
+                    usage_exceeded: 0,
                 };
+                for r in &mine {
+                    total.add(&r.clone().into_total());
+                }
                 seen.insert(group, (total, mine));
             }
         }
@@ -329,10 +345,11 @@ async fn top(
 impl Keyward {
     /// The groups of `account` (its keys, its applications, or itself and
     /// its child accounts, per [`UsageReport::group_by`]) with usage in the
-    /// report's range, most used (successes plus failures) first, each with
-    /// its display name, totals and series. Pending counts of this instance
-    /// are flushed first, so the answer includes every verification it made
-    /// so far; other instances' counts arrive with their next flush.
+    /// report's range, most used (every outcome: successes, failures, rate
+    /// limited, usage exceeded) first, each with its display name, totals
+    /// and series. Pending counts of this instance are flushed first, so
+    /// the answer includes every verification it made so far; other
+    /// instances' counts arrive with their next flush.
     ///
     /// ```
     /// # async fn f(kw: keyward::Keyward, account: keyward::AccountId) -> keyward::Result<()> {
@@ -342,7 +359,10 @@ impl Keyward {
     ///     .usage_report(Actor::System, &account, UsageReport::between(to - time::Duration::DAY, to))
     ///     .await?;
     /// for g in &page.items {
-    ///     println!("{} {:?}: {} ok, {} failed", g.id, g.name, g.successes, g.failures);
+    ///     println!(
+    ///         "{} {:?}: {} ok, {} failed, {} rate limited, {} over their credits",
+    ///         g.id, g.name, g.successes, g.failures, g.rate_limited, g.usage_exceeded
+    ///     );
     /// }
     /// # Ok(()) }
     /// ```
@@ -408,11 +428,15 @@ impl Keyward {
                     Some(p) if p.at == at => {
                         p.successes = p.successes.saturating_add(r.successes);
                         p.failures = p.failures.saturating_add(r.failures);
+                        p.rate_limited = p.rate_limited.saturating_add(r.rate_limited);
+                        p.usage_exceeded = p.usage_exceeded.saturating_add(r.usage_exceeded);
                     }
                     _ => series.push(UsagePoint {
                         at,
                         successes: r.successes,
                         failures: r.failures,
+                        rate_limited: r.rate_limited,
+                        usage_exceeded: r.usage_exceeded,
                     }),
                 }
             }
@@ -422,6 +446,8 @@ impl Keyward {
                 name,
                 successes: t.successes,
                 failures: t.failures,
+                rate_limited: t.rate_limited,
+                usage_exceeded: t.usage_exceeded,
                 series,
             });
         }

@@ -15,11 +15,13 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::cache::{Found, KeyEntry, SecretRef, SessionEntry};
-use crate::context::VerifyContext;
+use crate::context::{Label, VerifyContext};
 use crate::digest::{Tag, tags_equal};
 use crate::error::Error;
 use crate::principal::Grant;
+use crate::ratelimit::meter::{Applied, Exceeded};
 use crate::store::PhcString;
+use crate::usage::Outcome;
 
 /// The time and request facts a decision is made with.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +112,9 @@ pub(crate) enum Refusal {
     /// The secret matched; the client address or browser origin is not
     /// allowed.
     ClientNotAllowed,
+    /// Accepted, then refused by a rate limit or spent credits (see
+    /// [`Decision::admitted`]).
+    Exceeded(Exceeded),
 }
 
 impl Refusal {
@@ -120,6 +125,7 @@ impl Refusal {
             Refusal::Inactive => Error::KeyInactive,
             Refusal::Expired => Error::KeyExpired,
             Refusal::ClientNotAllowed => Error::ClientNotAllowed,
+            Refusal::Exceeded(e) => e.error(),
         }
     }
 }
@@ -127,10 +133,13 @@ impl Refusal {
 /// The outcome of one decision.
 #[derive(Debug)]
 pub(crate) enum Decision {
-    /// Accepted: the key's grant and the secret that was proved.
+    /// Accepted: the key's grant and the secret that was proved, and
+    /// (once [`admitted`](Decision::admitted)) where the request stands
+    /// against the limit closest to refusing it.
     Accept {
         grant: Arc<Grant>,
         secret: SecretRef,
+        applied: Option<Applied>,
     },
     /// Refused.
     Reject(Refusal),
@@ -147,16 +156,46 @@ pub(crate) enum Decision {
 }
 
 impl Decision {
-    /// How the outcome counts in the key's usage: `Some(success)`, or
-    /// `None` when it is not a verification of an existing key's secret
-    /// (unknown key, ended session, undecided).
+    /// How the outcome counts in the key's usage, or `None` when it is
+    /// not a verification of an existing key's secret (unknown key, ended
+    /// session, undecided). Counted after [`admitted`](Self::admitted), so
+    /// a request refused by a limit counts as such, never as a success.
     #[inline]
-    pub(crate) fn usage(&self) -> Option<bool> {
+    pub(crate) fn usage(&self) -> Option<Outcome> {
         match self {
-            Decision::Accept { .. } => Some(true),
+            Decision::Accept { .. } => Some(Outcome::Success),
             Decision::Reject(Refusal::Unknown | Refusal::SessionEnded) => None,
-            Decision::Reject(_) => Some(false),
+            Decision::Reject(Refusal::Exceeded(Exceeded::RateLimited { .. })) => {
+                Some(Outcome::RateLimited)
+            }
+            Decision::Reject(Refusal::Exceeded(Exceeded::UsageExceeded)) => {
+                Some(Outcome::UsageExceeded)
+            }
+            Decision::Reject(_) => Some(Outcome::Failure),
             Decision::NeedStore | Decision::NeedHash { .. } => None,
+        }
+    }
+
+    /// An acceptance put to the rate limits and credits of the key, its
+    /// application and its account (the one metering hook of every
+    /// accepted verification): still an acceptance, with where it stands,
+    /// or a refusal by the limit or credits that said no. Any other
+    /// decision is unchanged.
+    #[inline(always)]
+    pub(crate) fn admitted(self, route: Option<Label>, cost: u32, now: i64) -> Decision {
+        match self {
+            Decision::Accept { grant, secret, .. } => match grant.meters.admit(route, cost, now) {
+                Ok(applied) => Decision::Accept {
+                    grant,
+                    secret,
+                    applied,
+                },
+                Err(exceeded) => {
+                    crate::hint::cold_path();
+                    Decision::Reject(Refusal::Exceeded(exceeded))
+                }
+            },
+            other => other,
         }
     }
 }
@@ -279,6 +318,7 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
         Ok(()) => Decision::Accept {
             grant: Arc::clone(&e.grant),
             secret,
+            applied: None,
         },
         Err(refusal) => {
             crate::hint::cold_path();

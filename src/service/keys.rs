@@ -54,6 +54,8 @@ pub struct NewKey {
     /// the account (the account's, within the actor's own), recorded
     /// explicitly on the key.
     pub inherit_permissions: bool,
+    /// Rate limits and credits to set on it (see [`LimitsChange`](crate::LimitsChange)).
+    pub limits: crate::ratelimit::LimitsChange,
 }
 
 impl NewKey {
@@ -71,6 +73,7 @@ impl NewKey {
             metadata: serde_json::Value::Object(Default::default()),
             protected: false,
             inherit_permissions: false,
+            limits: Default::default(),
         }
     }
     /// Sets the description.
@@ -139,6 +142,18 @@ impl NewKey {
         self.protected = p;
         self
     }
+
+    /// Adds a rate limit (see [`LimitsChange`](crate::LimitsChange)).
+    pub fn ratelimit(mut self, limit: crate::RateLimit) -> Self {
+        self.limits.push(limit);
+        self
+    }
+
+    /// Meters it with `credits` (see [`LimitsChange`](crate::LimitsChange)).
+    pub fn credits(mut self, credits: crate::Credits) -> Self {
+        self.limits.credits = Some(Some(credits));
+        self
+    }
 }
 
 /// A newly issued key and its secret, shown this once.
@@ -174,6 +189,8 @@ pub struct KeyUpdate {
     pub allowed_origins: Option<Vec<String>>,
     /// New metadata.
     pub metadata: Option<serde_json::Value>,
+    /// Rate limits and credits to set on it (see [`LimitsChange`](crate::LimitsChange)).
+    pub limits: crate::ratelimit::LimitsChange,
 }
 
 impl KeyUpdate {
@@ -230,6 +247,20 @@ impl KeyUpdate {
     /// Replaces the metadata.
     pub fn metadata(mut self, m: serde_json::Value) -> Self {
         self.metadata = Some(m);
+        self
+    }
+
+    /// Replaces the rate limits (empty: none; see
+    /// [`LimitsChange`](crate::LimitsChange)).
+    pub fn ratelimits(mut self, limits: Vec<crate::RateLimit>) -> Self {
+        self.limits.ratelimits = Some(limits);
+        self
+    }
+
+    /// Replaces the credits (`None`: unmetered; see
+    /// [`LimitsChange`](crate::LimitsChange)).
+    pub fn credits(mut self, credits: Option<crate::Credits>) -> Self {
+        self.limits.credits = Some(credits);
         self
     }
 }
@@ -395,6 +426,26 @@ impl Keyward {
         account: &AccountId,
         new: NewKey,
     ) -> Result<IssuedKey> {
+        let mut new = new;
+        let limits = std::mem::take(&mut new.limits);
+        self.check_limits_change(actor, None, &limits).await?;
+        let done = self.issue_key_record(actor, account, new).await?;
+        self.apply_limits_change(
+            actor,
+            crate::ratelimit::LimitOwner::Key(done.key.id),
+            limits,
+        )
+        .await?;
+        Ok(done)
+    }
+
+    /// [`issue_key`](Self::issue_key) of the record alone (its limits set by the caller).
+    async fn issue_key_record(
+        &self,
+        actor: Actor<'_>,
+        account: &AccountId,
+        new: NewKey,
+    ) -> Result<IssuedKey> {
         let now = self.now();
         // The caches' time of this change (their clock: see `Clock::now_unix_nanos`).
         let read_at = self.now_nanos();
@@ -506,6 +557,27 @@ impl Keyward {
     /// [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.update_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn update_key(
+        &self,
+        actor: Actor<'_>,
+        id: &KeyId,
+        update: KeyUpdate,
+    ) -> Result<Updated> {
+        let mut update = update;
+        let limits = std::mem::take(&mut update.limits);
+        self.check_limits_change(
+            actor,
+            Some(&crate::ratelimit::LimitOwner::Key(*id)),
+            &limits,
+        )
+        .await?;
+        let done = self.update_key_record(actor, id, update).await?;
+        self.apply_limits_change(actor, crate::ratelimit::LimitOwner::Key(*id), limits)
+            .await?;
+        Ok(done)
+    }
+
+    /// [`update_key`](Self::update_key) of the record alone (its limits set by the caller).
+    async fn update_key_record(
         &self,
         actor: Actor<'_>,
         id: &KeyId,

@@ -11,7 +11,7 @@ use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::permission::Permission;
 use crate::ratelimit::meter::Meters;
-use crate::ratelimit::{LimitOwner, Limits};
+use crate::ratelimit::{LimitOwner, Limits, LimitsChange};
 use crate::store::{StoredKey, StoredLimits};
 
 impl Keyward {
@@ -234,6 +234,49 @@ impl Keyward {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
+    }
+}
+
+impl Keyward {
+    /// Checks a create's or update's [`LimitsChange`] before anything is
+    /// written: the limits it names, and — for an existing `owner` — that
+    /// `actor` may change its limits (so a refused change leaves the
+    /// record unchanged too).
+    pub(crate) async fn check_limits_change(
+        &self,
+        actor: Actor<'_>,
+        owner: Option<&LimitOwner>,
+        change: &LimitsChange,
+    ) -> Result<()> {
+        if change.is_empty() {
+            return Ok(());
+        }
+        change.validate().map_err(invalid_limits)?;
+        if let Some(owner) = owner {
+            self.limits_owner_account(actor, owner, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets what `change` names of `owner`'s limits, over the stored ones
+    /// (nothing when it names nothing).
+    pub(crate) async fn apply_limits_change(
+        &self,
+        actor: Actor<'_>,
+        owner: LimitOwner,
+        change: LimitsChange,
+    ) -> Result<()> {
+        if change.is_empty() {
+            return Ok(());
+        }
+        let stored = self
+            .inner
+            .store
+            .get_limits(std::slice::from_ref(&owner))
+            .await?;
+        let now = stored.first().map(current).unwrap_or_default();
+        self.set_limits(actor, &owner, change.over(now)).await?;
+        Ok(())
     }
 }
 

@@ -255,9 +255,13 @@ impl Keyward {
             return Some(Err(MalformedCredential::Checksum.into()));
         };
         match decision {
-            Decision::Accept { grant, secret } => Some(crate::metrics::verified_warm(principal(
-                id, grant, None, secret, ctx, now,
-            ))),
+            Decision::Accept {
+                grant,
+                secret,
+                applied,
+            } => Some(crate::metrics::verified_warm(Ok(principal(
+                id, grant, None, secret, applied, ctx,
+            )))),
             Decision::Reject(refusal) => {
                 crate::hint::cold_path();
                 Some(crate::metrics::verified_warm(Err(refusal.error())))
@@ -269,10 +273,11 @@ impl Keyward {
         }
     }
 
-    /// Finds the key's entry, decides, and counts the outcome in the key's
-    /// usage (under the entry's lock, so in its in-place counter). `None`,
-    /// counted nowhere, when the decision is not an acceptance and the
-    /// presented secret is not `well_formed`.
+    /// Finds the key's entry, decides, puts an acceptance to the limits
+    /// and credits, and counts the outcome in the key's usage once (under
+    /// the entry's lock, so in its in-place counter). `None`, counted
+    /// nowhere, when the decision is not an acceptance and the presented
+    /// secret is not `well_formed`.
     #[inline(always)]
     fn decide_key<F: FnOnce() -> Tag>(
         &self,
@@ -289,6 +294,7 @@ impl Keyward {
                 crate::hint::cold_path();
                 return None;
             }
+            let decision = decision.admitted(ctx.limit, ctx.cost, judge.now);
             self.after_decision(found, &decision, judge, &tally);
             Some(decision)
         })
@@ -306,10 +312,10 @@ impl Keyward {
         tally: &crate::usage::Tally,
     ) {
         if let Found::Entry(e) = found {
-            if let Some(success) = decision.usage() {
+            if let Some(outcome) = decision.usage() {
                 self.inner
                     .usage
-                    .count(tally, Some(&e.usage), e.key_id, &e.grant.account, success);
+                    .count(tally, Some(&e.usage), e.key_id, &e.grant.account, outcome);
             }
             if matches!(decision, Decision::Accept { .. })
                 && decide::refresh_due(e, judge, &self.inner.refresh_slots)
@@ -434,8 +440,12 @@ impl Keyward {
             };
             let decided = self.decide_key(id, Presented::Tag(|| tag), &judge, ctx, || true);
             match decided.unwrap_or(Decision::Reject(Refusal::WrongSecret)) {
-                Decision::Accept { grant, secret } => {
-                    return principal(id, grant, None, secret, ctx, now);
+                Decision::Accept {
+                    grant,
+                    secret,
+                    applied,
+                } => {
+                    return Ok(principal(id, grant, None, secret, applied, ctx));
                 }
                 Decision::Reject(refusal) => return Err(refusal.error()),
                 Decision::NeedStore if reads < MAX_READS => {
@@ -490,7 +500,8 @@ impl Keyward {
         let tally = usage.tally(ctx.origin, ctx.category, now);
         self.inner.keys.find(&id, |found| {
             if let Found::Entry(e) = found {
-                usage.count(&tally, Some(&e.usage), id, &e.grant.account, false);
+                let failure = crate::usage::Outcome::Failure;
+                usage.count(&tally, Some(&e.usage), id, &e.grant.account, failure);
             }
         });
     }
@@ -597,7 +608,7 @@ impl Keyward {
         let judge = self.judge(now, &ctx);
         match self.decide_session(&entry, digest, &judge, ctx) {
             Decision::NeedStore | Decision::NeedHash { .. } => None,
-            decided => Some(session_outcome(sid, &entry, decided, ctx, now)),
+            decided => Some(session_outcome(sid, &entry, decided, ctx)),
         }
     }
 
@@ -630,7 +641,7 @@ impl Keyward {
                     self.load_session(sid, started).await?;
                     read_at = Some(started);
                 }
-                (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx, now),
+                (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx),
                 (_, None) => return Err(Error::Unauthorized),
             }
         }
@@ -659,7 +670,8 @@ impl Keyward {
     ) -> Decision {
         let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&entry.key_id, |found| {
-            let decision = decide::session(entry, digest, found, judge);
+            let decision = decide::session(entry, digest, found, judge)
+                .admitted(ctx.limit, ctx.cost, judge.now);
             self.after_decision(found, &decision, judge, &tally);
             decision
         })
@@ -759,23 +771,18 @@ fn warn_no_client_address() {
     }
 }
 
-/// A principal for key `id` with `grant`, once the request is admitted
-/// by the rate limits and credits of the key, its application and its
-/// account (the one metering hook of every accepted verification).
+/// A principal for key `id` with `grant`, admitted by the rate limits and
+/// credits (see [`Decision::admitted`]) standing at `limit_status`.
 #[inline]
 fn principal(
     id: KeyId,
     grant: Arc<Grant>,
     session_id: Option<SessionId>,
     secret: SecretRef,
+    limit_status: Option<crate::ratelimit::meter::Applied>,
     ctx: VerifyContext<'_>,
-    now: i64,
-) -> Result<Principal> {
-    let limit_status = grant
-        .meters
-        .admit(ctx.limit, ctx.cost, now)
-        .map_err(crate::ratelimit::meter::Exceeded::error)?;
-    Ok(Principal {
+) -> Principal {
+    Principal {
         key_id: id,
         home: grant,
         acting: None,
@@ -783,7 +790,7 @@ fn principal(
         client_ip: ctx.client_ip,
         secret,
         limit_status,
-    })
+    }
 }
 
 /// A session's decided outcome (`Unauthorized` when still undecided).
@@ -792,12 +799,20 @@ fn session_outcome(
     entry: &SessionEntry,
     decided: Decision,
     ctx: VerifyContext<'_>,
-    now: i64,
 ) -> Result<Principal> {
     match decided {
-        Decision::Accept { grant, secret } => {
-            principal(entry.key_id, grant, Some(sid), secret, ctx, now)
-        }
+        Decision::Accept {
+            grant,
+            secret,
+            applied,
+        } => Ok(principal(
+            entry.key_id,
+            grant,
+            Some(sid),
+            secret,
+            applied,
+            ctx,
+        )),
         Decision::Reject(refusal) => Err(refusal.error()),
         Decision::NeedStore | Decision::NeedHash { .. } => Err(Error::Unauthorized),
     }

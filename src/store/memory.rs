@@ -608,12 +608,12 @@ impl KeyStore for MemoryStore {
             let row = g.usage.entry(slot).or_insert_with(|| UsageRecord {
                 successes: 0,
                 failures: 0,
+                rate_limited: 0,
+                usage_exceeded: 0,
                 last_used_at: None,
                 ..r.clone()
             });
-            row.successes += r.successes;
-            row.failures += r.failures;
-            row.last_used_at = row.last_used_at.max(r.last_used_at);
+            row.absorb(r);
             if let (Some(t), Some(k)) = (r.last_used_at, g.keys.get_mut(&r.key_id)) {
                 k.key.last_used_at = k.key.last_used_at.max(Some(t));
                 if let Some(app) = k.key.app_id.and_then(|a| g.apps.get_mut(&a)) {

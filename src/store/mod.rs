@@ -299,8 +299,36 @@ pub struct UsageRecord {
     pub successes: u64,
     /// Failed verifications (wrong secret, inactive, expired, IP not allowed).
     pub failures: u64,
+    /// Requests with a valid credential refused by a rate limit (not
+    /// failures, not successes).
+    pub rate_limited: u64,
+    /// Requests with a valid credential refused because the credits were
+    /// spent (not failures, not successes).
+    pub usage_exceeded: u64,
     /// Latest successful verification in this batch.
     pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl UsageRecord {
+    /// Every outcome counted: successes, failures, rate limited, usage
+    /// exceeded.
+    pub fn volume(&self) -> u64 {
+        volume(
+            self.successes,
+            self.failures,
+            self.rate_limited,
+            self.usage_exceeded,
+        )
+    }
+
+    /// Adds `other`'s counts (saturating) and its latest use.
+    pub(crate) fn absorb(&mut self, other: &UsageRecord) {
+        self.successes = self.successes.saturating_add(other.successes);
+        self.failures = self.failures.saturating_add(other.failures);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
+        self.usage_exceeded = self.usage_exceeded.saturating_add(other.usage_exceeded);
+        self.last_used_at = self.last_used_at.max(other.last_used_at);
+    }
 }
 
 /// Which usage [`KeyStore::usage`] returns.
@@ -348,13 +376,31 @@ pub struct UsageTotal {
     pub successes: u64,
     /// Failed verifications.
     pub failures: u64,
+    /// Requests refused by a rate limit.
+    pub rate_limited: u64,
+    /// Requests refused because the credits were spent.
+    pub usage_exceeded: u64,
 }
 
 impl UsageTotal {
-    /// Successes plus failures: the order of [`KeyStore::usage_totals`].
+    /// Every outcome counted (successes, failures, rate limited, usage
+    /// exceeded): the order of [`KeyStore::usage_totals`].
     pub fn volume(&self) -> u64 {
-        self.successes.saturating_add(self.failures)
+        volume(
+            self.successes,
+            self.failures,
+            self.rate_limited,
+            self.usage_exceeded,
+        )
     }
+}
+
+/// The volume of a usage count: every outcome counted.
+pub(crate) fn volume(successes: u64, failures: u64, rate_limited: u64, usage_exceeded: u64) -> u64 {
+    successes
+        .saturating_add(failures)
+        .saturating_add(rate_limited)
+        .saturating_add(usage_exceeded)
 }
 
 /// [`KeyStore::usage_totals`] computed from [`KeyStore::usage`]'s rows (the
@@ -369,9 +415,13 @@ pub(crate) fn totals_of(rows: &[UsageRecord], q: &UsageTotalsQuery) -> Vec<Usage
             key_id: r.key_id,
             successes: 0,
             failures: 0,
+            rate_limited: 0,
+            usage_exceeded: 0,
         });
         t.successes = t.successes.saturating_add(r.successes);
         t.failures = t.failures.saturating_add(r.failures);
+        t.rate_limited = t.rate_limited.saturating_add(r.rate_limited);
+        t.usage_exceeded = t.usage_exceeded.saturating_add(r.usage_exceeded);
     }
     let mut out: Vec<UsageTotal> = by_key.into_values().collect();
     out.sort_by(|a, b| {
@@ -457,6 +507,10 @@ pub struct RollupRow {
     pub successes: u64,
     /// Failed verifications.
     pub failures: u64,
+    /// Requests refused by a rate limit.
+    pub rate_limited: u64,
+    /// Requests refused because the credits were spent.
+    pub usage_exceeded: u64,
 }
 
 /// One group's totals (over an hour or a range), ordered by volume.
@@ -468,12 +522,22 @@ pub struct GroupTotal {
     pub successes: u64,
     /// Failed verifications.
     pub failures: u64,
+    /// Requests refused by a rate limit.
+    pub rate_limited: u64,
+    /// Requests refused because the credits were spent.
+    pub usage_exceeded: u64,
 }
 
 impl GroupTotal {
-    /// Successes plus failures: the order of the rollup's rankings.
+    /// Every outcome counted (successes, failures, rate limited, usage
+    /// exceeded): the order of the rollup's rankings.
     pub fn volume(&self) -> u64 {
-        self.successes.saturating_add(self.failures)
+        volume(
+            self.successes,
+            self.failures,
+            self.rate_limited,
+            self.usage_exceeded,
+        )
     }
     /// Whether `self` comes after the `(volume, group)` position in the
     /// ranking order (volume descending, then group id ascending).
@@ -832,7 +896,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     ) -> StoreResult<Vec<GroupTotal>> {
         let rows = rollup::derive(self, scope, hour, hour + time::Duration::HOUR).await?;
         Ok(rollup::rank(
-            rows.into_iter().map(|r| (r.group, r.successes, r.failures)),
+            rows.into_iter().map(RollupRow::into_total),
             after,
             limit,
         ))
@@ -869,7 +933,7 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
     ) -> StoreResult<Vec<GroupTotal>> {
         let rows = rollup::derive(self, scope, from, to).await?;
         Ok(rollup::rank(
-            rows.into_iter().map(|r| (r.group, r.successes, r.failures)),
+            rows.into_iter().map(RollupRow::into_total),
             after,
             limit,
         ))

@@ -432,6 +432,11 @@ fn usage_row(r: &PgRow) -> StoreResult<UsageRecord> {
         hour: r.try_get("hour").map_err(g)?,
         successes: sql::to_u64(r.try_get("successes").map_err(g)?, "usage.successes")?,
         failures: sql::to_u64(r.try_get("failures").map_err(g)?, "usage.failures")?,
+        rate_limited: sql::to_u64(r.try_get("rate_limited").map_err(g)?, "usage.rate_limited")?,
+        usage_exceeded: sql::to_u64(
+            r.try_get("usage_exceeded").map_err(g)?,
+            "usage.usage_exceeded",
+        )?,
         last_used_at: r.try_get("last_used_at").map_err(g)?,
     })
 }
@@ -1310,6 +1315,8 @@ impl KeyStore for PostgresStore {
         let mut accounts = Vec::with_capacity(rows.len());
         let mut successes = Vec::with_capacity(rows.len());
         let mut failures = Vec::with_capacity(rows.len());
+        let mut limited = Vec::with_capacity(rows.len());
+        let mut exceeded = Vec::with_capacity(rows.len());
         let mut used = Vec::with_capacity(rows.len());
         for r in &rows {
             keys.push(r.key_id.as_str().to_owned());
@@ -1319,17 +1326,21 @@ impl KeyStore for PostgresStore {
             accounts.push(r.account_id.as_str().to_owned());
             successes.push(sql::to_i64(r.successes)?);
             failures.push(sql::to_i64(r.failures)?);
+            limited.push(sql::to_i64(r.rate_limited)?);
+            exceeded.push(sql::to_i64(r.usage_exceeded)?);
             used.push(r.last_used_at);
         }
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO usage (key_id, origin, category, hour, account_id, successes, failures, \
-             last_used_at) \
+             rate_limited, usage_exceeded, last_used_at) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
-             $5::text[], $6::int8[], $7::int8[], $8::timestamptz[]) \
+             $5::text[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::timestamptz[]) \
              ON CONFLICT (key_id, origin, category, hour) DO UPDATE SET \
              successes = usage.successes + EXCLUDED.successes, \
              failures = usage.failures + EXCLUDED.failures, \
+             rate_limited = usage.rate_limited + EXCLUDED.rate_limited, \
+             usage_exceeded = usage.usage_exceeded + EXCLUDED.usage_exceeded, \
              last_used_at = GREATEST(usage.last_used_at, EXCLUDED.last_used_at)",
         )
         .bind(&keys)
@@ -1339,6 +1350,8 @@ impl KeyStore for PostgresStore {
         .bind(&accounts)
         .bind(&successes)
         .bind(&failures)
+        .bind(&limited)
+        .bind(&exceeded)
         .bind(&used)
         .execute(&mut *tx)
         .await
@@ -1397,7 +1410,9 @@ impl KeyStore for PostgresStore {
         // One statement per filter combination over the (account, hour)
         // index range; grouped and ordered by volume in the database.
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT key_id, SUM(successes)::bigint AS s, SUM(failures)::bigint AS f FROM usage WHERE account_id = ",
+            "SELECT key_id, SUM(successes)::bigint AS s, SUM(failures)::bigint AS f, \
+             SUM(rate_limited)::bigint AS l, SUM(usage_exceeded)::bigint AS x \
+             FROM usage WHERE account_id = ",
         );
         qb.push_bind(q.account_id.as_str().to_owned())
             .push(" AND hour >= ")
@@ -1413,15 +1428,21 @@ impl KeyStore for PostgresStore {
         qb.push(" GROUP BY key_id");
         if let Some((volume, key)) = &q.after {
             let volume = sql::to_i64(*volume)?;
-            qb.push(" HAVING (SUM(successes) + SUM(failures) < ")
+            qb.push(" HAVING (")
+                .push(sql::VOLUME_SUM)
+                .push(" < ")
                 .push_bind(volume)
-                .push(" OR (SUM(successes) + SUM(failures) = ")
+                .push(" OR (")
+                .push(sql::VOLUME_SUM)
+                .push(" = ")
                 .push_bind(volume)
                 .push(" AND key_id COLLATE \"C\" > ")
                 .push_bind(key.as_str().to_owned())
                 .push("))");
         }
-        qb.push(" ORDER BY SUM(successes) + SUM(failures) DESC, key_id COLLATE \"C\" LIMIT ")
+        qb.push(" ORDER BY ")
+            .push(sql::VOLUME_SUM)
+            .push(" DESC, key_id COLLATE \"C\" LIMIT ")
             .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
         let rows = qb
             .build()
@@ -1436,6 +1457,11 @@ impl KeyStore for PostgresStore {
                     key_id: sql::id(&key, "usage.key_id")?,
                     successes: sql::to_u64(r.try_get("s").map_err(g)?, "usage.successes")?,
                     failures: sql::to_u64(r.try_get("f").map_err(g)?, "usage.failures")?,
+                    rate_limited: sql::to_u64(r.try_get("l").map_err(g)?, "usage.rate_limited")?,
+                    usage_exceeded: sql::to_u64(
+                        r.try_get("x").map_err(g)?,
+                        "usage.usage_exceeded",
+                    )?,
                 })
             })
             .collect()
@@ -1446,7 +1472,7 @@ impl KeyStore for PostgresStore {
         // (key, origin, category, hour); without, (account, hour).
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT key_id, origin, category, hour, account_id, successes, failures, \
-             last_used_at FROM usage WHERE account_id = ",
+             rate_limited, usage_exceeded, last_used_at FROM usage WHERE account_id = ",
         );
         qb.push_bind(q.account_id.as_str().to_owned());
         if let Some(key) = &q.key_id {

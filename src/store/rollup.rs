@@ -46,7 +46,7 @@ pub(crate) async fn derive<S: KeyStore + ?Sized>(
             }
         }
     }
-    let mut sums: BTreeMap<(String, OffsetDateTime), (u64, u64)> = BTreeMap::new();
+    let mut sums: BTreeMap<(String, OffsetDateTime), [u64; 4]> = BTreeMap::new();
     let mut apps: HashMap<KeyId, Option<String>> = HashMap::new();
     for account in accounts {
         let rows = store
@@ -83,38 +83,66 @@ pub(crate) async fn derive<S: KeyStore + ?Sized>(
                 }
             };
             let e = sums.entry((group, r.hour)).or_default();
-            e.0 = e.0.saturating_add(r.successes);
-            e.1 = e.1.saturating_add(r.failures);
+            for (sum, n) in
+                e.iter_mut()
+                    .zip([r.successes, r.failures, r.rate_limited, r.usage_exceeded])
+            {
+                *sum = sum.saturating_add(n);
+            }
         }
     }
     Ok(sums
         .into_iter()
-        .filter(|(_, (s, f))| s.saturating_add(*f) > 0)
-        .map(|((group, hour), (successes, failures))| RollupRow {
+        .filter(|(_, [s, f, l, x])| super::volume(*s, *f, *l, *x) > 0)
+        .map(|((group, hour), [s, f, l, x])| RollupRow {
             group,
             hour,
-            successes,
-            failures,
+            successes: s,
+            failures: f,
+            rate_limited: l,
+            usage_exceeded: x,
         })
         .collect())
 }
 
-/// Sums `(group, successes, failures)` per group and ranks them: volume
-/// descending, then group id; only after `after`; at most `limit`.
+impl RollupRow {
+    /// The row's counts as a group total (for [`rank`]).
+    pub(crate) fn into_total(self) -> GroupTotal {
+        GroupTotal {
+            group: self.group,
+            successes: self.successes,
+            failures: self.failures,
+            rate_limited: self.rate_limited,
+            usage_exceeded: self.usage_exceeded,
+        }
+    }
+}
+
+impl GroupTotal {
+    /// Adds `other`'s counts (saturating).
+    pub(crate) fn add(&mut self, other: &GroupTotal) {
+        self.successes = self.successes.saturating_add(other.successes);
+        self.failures = self.failures.saturating_add(other.failures);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
+        self.usage_exceeded = self.usage_exceeded.saturating_add(other.usage_exceeded);
+    }
+}
+
+/// Sums the counts per group and ranks them: volume descending, then
+/// group id; only after `after`; at most `limit`.
 pub(crate) fn rank(
-    rows: impl IntoIterator<Item = (String, u64, u64)>,
+    rows: impl IntoIterator<Item = GroupTotal>,
     after: Option<&(u64, String)>,
     limit: usize,
 ) -> Vec<GroupTotal> {
     let mut by_group: HashMap<String, GroupTotal> = HashMap::new();
-    for (group, s, f) in rows {
-        let t = by_group.entry(group.clone()).or_insert(GroupTotal {
-            group,
-            successes: 0,
-            failures: 0,
-        });
-        t.successes = t.successes.saturating_add(s);
-        t.failures = t.failures.saturating_add(f);
+    for row in rows {
+        match by_group.get_mut(&row.group) {
+            Some(t) => t.add(&row),
+            None => {
+                by_group.insert(row.group.clone(), row);
+            }
+        }
     }
     let mut out: Vec<GroupTotal> = by_group
         .into_values()
@@ -144,6 +172,8 @@ pub(crate) struct FlushRow {
     pub hour: OffsetDateTime,
     pub successes: i64,
     pub failures: i64,
+    pub rate_limited: i64,
+    pub usage_exceeded: i64,
 }
 
 /// A flush's usage rows as key-level rollup rows (each in its four label
@@ -154,11 +184,13 @@ pub(crate) fn flush_rows(rows: &[super::UsageRecord]) -> StoreResult<Vec<FlushRo
     let mut index: HashMap<(KeyId, String, String, OffsetDateTime), usize> = HashMap::new();
     let mut out: Vec<FlushRow> = Vec::with_capacity(rows.len() * 4);
     for r in rows {
-        if r.successes == 0 && r.failures == 0 {
+        if super::volume(r.successes, r.failures, r.rate_limited, r.usage_exceeded) == 0 {
             continue;
         }
         let s = super::sql::to_i64(r.successes)?;
         let f = super::sql::to_i64(r.failures)?;
+        let l = super::sql::to_i64(r.rate_limited)?;
+        let x = super::sql::to_i64(r.usage_exceeded)?;
         for (o, c) in [
             (r.origin.as_str(), r.category.as_str()),
             (ROLLUP_ALL, r.category.as_str()),
@@ -170,6 +202,8 @@ pub(crate) fn flush_rows(rows: &[super::UsageRecord]) -> StoreResult<Vec<FlushRo
                 Some(&i) => {
                     out[i].successes = out[i].successes.saturating_add(s);
                     out[i].failures = out[i].failures.saturating_add(f);
+                    out[i].rate_limited = out[i].rate_limited.saturating_add(l);
+                    out[i].usage_exceeded = out[i].usage_exceeded.saturating_add(x);
                 }
                 None => {
                     index.insert(slot, out.len());
@@ -181,6 +215,8 @@ pub(crate) fn flush_rows(rows: &[super::UsageRecord]) -> StoreResult<Vec<FlushRo
                         hour: r.hour,
                         successes: s,
                         failures: f,
+                        rate_limited: l,
+                        usage_exceeded: x,
                     });
                 }
             }
@@ -201,12 +237,19 @@ mod tests {
 
     #[test]
     fn ranks_by_volume_then_id_after_a_position() {
+        let t = |g: &str, s, f, l, x| GroupTotal {
+            group: g.to_owned(),
+            successes: s,
+            failures: f,
+            rate_limited: l,
+            usage_exceeded: x,
+        };
         let rows = vec![
-            ("b".to_owned(), 2, 1),
-            ("a".to_owned(), 3, 0),
-            ("c".to_owned(), 1, 0),
-            ("b".to_owned(), 0, 1),
-            ("z".to_owned(), 0, 0),
+            t("b", 2, 1, 0, 0),
+            t("a", 3, 0, 0, 0),
+            t("c", 0, 0, 1, 0),
+            t("b", 0, 0, 0, 1),
+            t("z", 0, 0, 0, 0),
         ];
         let all = rank(rows.clone(), None, 10);
         let ids: Vec<&str> = all.iter().map(|t| t.group.as_str()).collect();

@@ -357,6 +357,15 @@ impl EventRow {
 pub(crate) const EVENT_COLUMNS: &str = "id, at, action, account_id, key_id, session_id, app_id, \
      actor, client_ip, details";
 
+/// The volume of summed usage columns (every outcome), in SQL: the order
+/// of the usage and rollup rankings.
+pub(crate) const VOLUME_SUM: &str =
+    "(SUM(successes) + SUM(failures) + SUM(rate_limited) + SUM(usage_exceeded))";
+
+/// The volume of one usage or rollup row (every outcome), in SQL: the
+/// expression of the `usage_rollup_ranked` index (migration 0013).
+pub(crate) const VOLUME: &str = "(successes + failures + rate_limited + usage_exceeded)";
+
 /// Merges records of the same (key, origin, category, hour) so one
 /// multi-row upsert never touches a row twice.
 pub(crate) fn merge_usage(batch: &[UsageRecord]) -> Vec<UsageRecord> {
@@ -366,10 +375,7 @@ pub(crate) fn merge_usage(batch: &[UsageRecord]) -> Vec<UsageRecord> {
         let slot = (r.key_id, r.origin.as_str(), r.category.as_str(), r.hour);
         match index.get(&slot) {
             Some(&i) => {
-                let row = &mut out[i];
-                row.successes = row.successes.saturating_add(r.successes);
-                row.failures = row.failures.saturating_add(r.failures);
-                row.last_used_at = row.last_used_at.max(r.last_used_at);
+                out[i].absorb(r);
             }
             None => {
                 index.insert(slot, out.len());
@@ -416,6 +422,8 @@ mod tests {
             hour,
             successes: s,
             failures: f,
+            rate_limited: f / 2,
+            usage_exceeded: s * 2,
             last_used_at: t,
         };
         let t1 = hour + time::Duration::minutes(1);
@@ -425,6 +433,7 @@ mod tests {
         let merged = merge_usage(&[rec(1, 2, Some(t2)), rec(3, 4, Some(t1)), other]);
         assert_eq!(merged.len(), 2);
         assert_eq!((merged[0].successes, merged[0].failures), (4, 6));
+        assert_eq!((merged[0].rate_limited, merged[0].usage_exceeded), (3, 8));
         assert_eq!(merged[0].last_used_at, Some(t2));
         assert_eq!(last_used(&merged), vec![(key, t2)]);
     }

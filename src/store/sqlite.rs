@@ -324,6 +324,11 @@ fn usage_row(r: &SqliteRow) -> StoreResult<UsageRecord> {
         hour: from_us(r.try_get("hour").map_err(g)?)?,
         successes: sql::to_u64(r.try_get("successes").map_err(g)?, "usage.successes")?,
         failures: sql::to_u64(r.try_get("failures").map_err(g)?, "usage.failures")?,
+        rate_limited: sql::to_u64(r.try_get("rate_limited").map_err(g)?, "usage.rate_limited")?,
+        usage_exceeded: sql::to_u64(
+            r.try_get("usage_exceeded").map_err(g)?,
+            "usage.usage_exceeded",
+        )?,
         last_used_at: opt_from_us(r.try_get("last_used_at").map_err(g)?)?,
     })
 }
@@ -1164,19 +1169,18 @@ impl KeyStore for SqliteStore {
         for chunk in rows.chunks(USAGE_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO usage (key_id, origin, category, hour, account_id, successes, \
-                 failures, last_used_at) ",
+                 failures, rate_limited, usage_exceeded, last_used_at) ",
             );
             let mut err = None;
             qb.push_values(chunk, |mut b, r| {
-                let s = sql::to_i64(r.successes);
-                let f = sql::to_i64(r.failures);
-                let (s, f) = match (s, f) {
-                    (Ok(s), Ok(f)) => (s, f),
-                    (Err(e), _) | (_, Err(e)) => {
+                let counts =
+                    [r.successes, r.failures, r.rate_limited, r.usage_exceeded].map(sql::to_i64);
+                let [s, f, l, x] = counts.map(|c| {
+                    c.unwrap_or_else(|e| {
                         err = Some(e);
-                        (0, 0)
-                    }
-                };
+                        0
+                    })
+                });
                 b.push_bind(r.key_id.as_str().to_owned())
                     .push_bind(r.origin.clone())
                     .push_bind(r.category.clone())
@@ -1184,6 +1188,8 @@ impl KeyStore for SqliteStore {
                     .push_bind(r.account_id.as_str().to_owned())
                     .push_bind(s)
                     .push_bind(f)
+                    .push_bind(l)
+                    .push_bind(x)
                     .push_bind(r.last_used_at.map(us));
             });
             if let Some(e) = err {
@@ -1193,6 +1199,8 @@ impl KeyStore for SqliteStore {
                 " ON CONFLICT (key_id, origin, category, hour) DO UPDATE SET \
                  successes = successes + excluded.successes, \
                  failures = failures + excluded.failures, \
+                 rate_limited = rate_limited + excluded.rate_limited, \
+                 usage_exceeded = usage_exceeded + excluded.usage_exceeded, \
                  last_used_at = CASE WHEN excluded.last_used_at IS NULL THEN last_used_at \
                    WHEN last_used_at IS NULL OR excluded.last_used_at > last_used_at \
                    THEN excluded.last_used_at ELSE last_used_at END",
@@ -1256,7 +1264,8 @@ impl KeyStore for SqliteStore {
         // One statement per filter combination over the (account, hour)
         // index range; grouped and ordered by volume in the database.
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT key_id, SUM(successes) AS s, SUM(failures) AS f FROM usage WHERE account_id = ",
+            "SELECT key_id, SUM(successes) AS s, SUM(failures) AS f, SUM(rate_limited) AS l, \
+             SUM(usage_exceeded) AS x FROM usage WHERE account_id = ",
         );
         qb.push_bind(q.account_id.as_str().to_owned())
             .push(" AND hour >= ")
@@ -1272,15 +1281,21 @@ impl KeyStore for SqliteStore {
         qb.push(" GROUP BY key_id");
         if let Some((volume, key)) = &q.after {
             let volume = sql::to_i64(*volume)?;
-            qb.push(" HAVING (SUM(successes) + SUM(failures) < ")
+            qb.push(" HAVING (")
+                .push(sql::VOLUME_SUM)
+                .push(" < ")
                 .push_bind(volume)
-                .push(" OR (SUM(successes) + SUM(failures) = ")
+                .push(" OR (")
+                .push(sql::VOLUME_SUM)
+                .push(" = ")
                 .push_bind(volume)
                 .push(" AND key_id > ")
                 .push_bind(key.as_str().to_owned())
                 .push("))");
         }
-        qb.push(" ORDER BY SUM(successes) + SUM(failures) DESC, key_id LIMIT ")
+        qb.push(" ORDER BY ")
+            .push(sql::VOLUME_SUM)
+            .push(" DESC, key_id LIMIT ")
             .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
         let rows = qb
             .build()
@@ -1295,6 +1310,11 @@ impl KeyStore for SqliteStore {
                     key_id: sql::id(&key, "usage.key_id")?,
                     successes: sql::to_u64(r.try_get("s").map_err(g)?, "usage.successes")?,
                     failures: sql::to_u64(r.try_get("f").map_err(g)?, "usage.failures")?,
+                    rate_limited: sql::to_u64(r.try_get("l").map_err(g)?, "usage.rate_limited")?,
+                    usage_exceeded: sql::to_u64(
+                        r.try_get("x").map_err(g)?,
+                        "usage.usage_exceeded",
+                    )?,
                 })
             })
             .collect()
@@ -1305,7 +1325,7 @@ impl KeyStore for SqliteStore {
         // (key, origin, category, hour); without, (account, hour).
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT key_id, origin, category, hour, account_id, successes, failures, \
-             last_used_at FROM usage WHERE account_id = ",
+             rate_limited, usage_exceeded, last_used_at FROM usage WHERE account_id = ",
         );
         qb.push_bind(q.account_id.as_str().to_owned());
         if let Some(key) = &q.key_id {

@@ -303,13 +303,24 @@ impl Out {
                         "hour": time(r.hour),
                         "successes": r.successes,
                         "failures": r.failures,
+                        "rate_limited": r.rate_limited,
+                        "usage_exceeded": r.usage_exceeded,
                         "last_used_at": r.last_used_at.map(time),
                     })
                 })
                 .collect();
             return self.json_out(&json!({ "items": items }));
         }
-        let mut t = table(&["hour", "key", "origin", "category", "successes", "failures"]);
+        let mut t = table(&[
+            "hour",
+            "key",
+            "origin",
+            "category",
+            "successes",
+            "failures",
+            "rate_limited",
+            "usage_exceeded",
+        ]);
         for r in rows {
             t.add_row([
                 time(r.hour),
@@ -318,6 +329,8 @@ impl Out {
                 r.category.clone(),
                 r.successes.to_string(),
                 r.failures.to_string(),
+                r.rate_limited.to_string(),
+                r.usage_exceeded.to_string(),
             ]);
         }
         println!("{t}");

@@ -457,6 +457,8 @@ async fn usage(
                 "category": r.category,
                 "successes": r.successes,
                 "failures": r.failures,
+                "rate_limited": r.rate_limited,
+                "usage_exceeded": r.usage_exceeded,
             })
         })
         .collect();

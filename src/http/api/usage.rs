@@ -106,13 +106,23 @@ pub(super) async fn report(
             let series: Vec<Value> = g
                 .series
                 .iter()
-                .map(|pt| json!({ "at": rfc3339(pt.at), "successes": pt.successes, "failures": pt.failures }))
+                .map(|pt| {
+                    json!({
+                        "at": rfc3339(pt.at),
+                        "successes": pt.successes,
+                        "failures": pt.failures,
+                        "rate_limited": pt.rate_limited,
+                        "usage_exceeded": pt.usage_exceeded,
+                    })
+                })
                 .collect();
             json!({
                 "id": g.id,
                 "name": g.name,
                 "successes": g.successes,
                 "failures": g.failures,
+                "rate_limited": g.rate_limited,
+                "usage_exceeded": g.usage_exceeded,
                 "series": series,
             })
         })

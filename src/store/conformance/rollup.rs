@@ -45,7 +45,7 @@ fn expected_rows(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Vec<RollupRow> {
-    let mut sums: BTreeMap<(String, OffsetDateTime), (u64, u64)> = BTreeMap::new();
+    let mut sums: BTreeMap<(String, OffsetDateTime), [u64; 4]> = BTreeMap::new();
     for c in counted {
         let r = &c.rec;
         if r.hour < from || r.hour >= to {
@@ -70,27 +70,51 @@ fn expected_rows(
             _ => continue,
         };
         let e = sums.entry((group, r.hour)).or_default();
-        e.0 += r.successes;
-        e.1 += r.failures;
+        e[0] += r.successes;
+        e[1] += r.failures;
+        e[2] += r.rate_limited;
+        e[3] += r.usage_exceeded;
     }
     sums.into_iter()
-        .filter(|(_, (s, f))| s + f > 0)
-        .map(|((group, hour), (successes, failures))| RollupRow {
+        .filter(|(_, [s, f, l, x])| s + f + l + x > 0)
+        .map(|((group, hour), [s, f, l, x])| RollupRow {
             group,
             hour,
-            successes,
-            failures,
+            successes: s,
+            failures: f,
+            rate_limited: l,
+            usage_exceeded: x,
         })
         .collect()
 }
 
+/// The brute-force ranking: totals per group, by volume (every outcome)
+/// descending, then group id.
 fn ranked(rows: &[RollupRow]) -> Vec<GroupTotal> {
-    crate::store::rollup::rank(
-        rows.iter()
-            .map(|r| (r.group.clone(), r.successes, r.failures)),
-        None,
-        usize::MAX,
-    )
+    let mut by_group: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    for r in rows {
+        let e = by_group.entry(r.group.clone()).or_default();
+        e[0] += r.successes;
+        e[1] += r.failures;
+        e[2] += r.rate_limited;
+        e[3] += r.usage_exceeded;
+    }
+    let mut out: Vec<GroupTotal> = by_group
+        .into_iter()
+        .filter(|(_, [s, f, l, x])| s + f + l + x > 0)
+        .map(|(group, [s, f, l, x])| GroupTotal {
+            group,
+            successes: s,
+            failures: f,
+            rate_limited: l,
+            usage_exceeded: x,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        let v = |t: &GroupTotal| t.successes + t.failures + t.rate_limited + t.usage_exceeded;
+        v(b).cmp(&v(a)).then_with(|| a.group.cmp(&b.group))
+    });
+    out
 }
 
 /// Rolled-up usage of keys, applications and child accounts equals the sum
@@ -161,6 +185,10 @@ pub async fn usage_rollup_matches_brute_force(store: &dyn KeyStore) {
                 hour: hour(h),
                 successes: rng.below(5),
                 failures: rng.below(3),
+                // Some rows count refusals by limits only: a group refused
+                // by its limits still ranks by its calls.
+                rate_limited: rng.below(4).saturating_sub(1),
+                usage_exceeded: rng.below(3).saturating_sub(1),
                 last_used_at: Some(hour(h) + Duration::minutes(rng.below(60) as i64)),
             };
             counted.push(Counted {

@@ -18,6 +18,8 @@ fn rec(key: &crate::store::StoredKey, origin: &str, category: &str, h: i64) -> U
         hour: hour(h),
         successes: 0,
         failures: 0,
+        rate_limited: 0,
+        usage_exceeded: 0,
         last_used_at: None,
     }
 }
@@ -33,7 +35,8 @@ fn all(account: crate::id::AccountId) -> UsageQuery {
 }
 
 /// Counts of the same key, origin, category and hour add up (across
-/// batches and within one); `last_used_at` of the row and of the key only
+/// batches and within one), each outcome apart (successes, failures, rate
+/// limited, usage exceeded); `last_used_at` of the row and of the key only
 /// move forward.
 pub async fn record_usage_sums_and_advances_last_used(store: &dyn KeyStore) {
     let a = insert_account(store).await;
@@ -43,6 +46,8 @@ pub async fn record_usage_sums_and_advances_last_used(store: &dyn KeyStore) {
     let first = UsageRecord {
         successes: 3,
         failures: 1,
+        rate_limited: 2,
+        usage_exceeded: 0,
         last_used_at: Some(used),
         ..rec(&k, "api", "default", 3)
     };
@@ -70,12 +75,15 @@ pub async fn record_usage_sums_and_advances_last_used(store: &dyn KeyStore) {
         UsageRecord {
             successes: 1,
             failures: 4,
+            rate_limited: 5,
+            usage_exceeded: 7,
             last_used_at: Some(later),
             ..rec(&k, "api", "default", 3)
         },
         UsageRecord {
             successes: 0,
             failures: 2,
+            usage_exceeded: 1,
             last_used_at: None,
             ..rec(&k, "mcp", "default", 3)
         },
@@ -89,6 +97,8 @@ pub async fn record_usage_sums_and_advances_last_used(store: &dyn KeyStore) {
         UsageRecord {
             successes: 6,
             failures: 5,
+            rate_limited: 7,
+            usage_exceeded: 7,
             last_used_at: Some(later),
             ..rec(&k, "api", "default", 3)
         }
@@ -98,6 +108,7 @@ pub async fn record_usage_sums_and_advances_last_used(store: &dyn KeyStore) {
         UsageRecord {
             successes: 0,
             failures: 2,
+            usage_exceeded: 1,
             last_used_at: None,
             ..rec(&k, "mcp", "default", 3)
         }

@@ -21,7 +21,9 @@ pub(super) async fn record(conn: &mut PgConnection, rows: &[UsageRecord]) -> Sto
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
-        let (mut hours, mut successes, mut failures) = (
+        let (mut hours, mut successes, mut failures, mut limited, mut exceeded) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
@@ -34,27 +36,32 @@ pub(super) async fn record(conn: &mut PgConnection, rows: &[UsageRecord]) -> Sto
             hours.push(r.hour);
             successes.push(r.successes);
             failures.push(r.failures);
+            limited.push(r.rate_limited);
+            exceeded.push(r.usage_exceeded);
         }
         sqlx::query(
             "WITH v AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-             $5::timestamptz[], $6::int8[], $7::int8[]) \
-             AS v(key_id, account_id, origin, category, hour, s, f)) \
+             $5::timestamptz[], $6::int8[], $7::int8[], $8::int8[], $9::int8[]) \
+             AS v(key_id, account_id, origin, category, hour, s, f, l, x)) \
              INSERT INTO usage_rollup (account_id, kind, grp_id, origin, category, hour, \
-             successes, failures) \
+             successes, failures, rate_limited, usage_exceeded) \
              SELECT account_id, kind, grp_id, origin, category, hour, SUM(s)::bigint, \
-             SUM(f)::bigint FROM ( \
+             SUM(f)::bigint, SUM(l)::bigint, SUM(x)::bigint FROM ( \
              SELECT v.account_id, 'key' AS kind, v.key_id AS grp_id, v.origin, v.category, \
-               v.hour, v.s, v.f FROM v \
-             UNION ALL SELECT v.account_id, 'app', k.app_id, v.origin, v.category, v.hour, v.s, v.f \
-               FROM v JOIN keys k ON k.id = v.key_id WHERE k.app_id IS NOT NULL \
+               v.hour, v.s, v.f, v.l, v.x FROM v \
+             UNION ALL SELECT v.account_id, 'app', k.app_id, v.origin, v.category, v.hour, v.s, v.f, \
+               v.l, v.x FROM v JOIN keys k ON k.id = v.key_id WHERE k.app_id IS NOT NULL \
              UNION ALL SELECT v.account_id, 'account', v.account_id, v.origin, v.category, v.hour, \
-               v.s, v.f FROM v \
+               v.s, v.f, v.l, v.x FROM v \
              UNION ALL SELECT a.parent, 'account', v.account_id, v.origin, v.category, v.hour, \
-               v.s, v.f FROM v JOIN accounts a ON a.id = v.account_id WHERE a.parent IS NOT NULL \
+               v.s, v.f, v.l, v.x FROM v JOIN accounts a ON a.id = v.account_id \
+               WHERE a.parent IS NOT NULL \
              ) u GROUP BY account_id, kind, grp_id, origin, category, hour \
              ON CONFLICT (account_id, kind, grp_id, origin, category, hour) DO UPDATE SET \
              successes = usage_rollup.successes + EXCLUDED.successes, \
-             failures = usage_rollup.failures + EXCLUDED.failures",
+             failures = usage_rollup.failures + EXCLUDED.failures, \
+             rate_limited = usage_rollup.rate_limited + EXCLUDED.rate_limited, \
+             usage_exceeded = usage_rollup.usage_exceeded + EXCLUDED.usage_exceeded",
         )
         .bind(&keys)
         .bind(&accounts)
@@ -63,6 +70,8 @@ pub(super) async fn record(conn: &mut PgConnection, rows: &[UsageRecord]) -> Sto
         .bind(&hours)
         .bind(&successes)
         .bind(&failures)
+        .bind(&limited)
+        .bind(&exceeded)
         .execute(&mut *conn)
         .await
         .map_err(|e| map_err(e, "usage"))?;
@@ -120,6 +129,8 @@ fn total(r: &PgRow) -> StoreResult<GroupTotal> {
         group: r.try_get("grp_id").map_err(g)?,
         successes: sql::to_u64(r.try_get("s").map_err(g)?, "usage_rollup.successes")?,
         failures: sql::to_u64(r.try_get("f").map_err(g)?, "usage_rollup.failures")?,
+        rate_limited: sql::to_u64(r.try_get("l").map_err(g)?, "usage_rollup.rate_limited")?,
+        usage_exceeded: sql::to_u64(r.try_get("x").map_err(g)?, "usage_rollup.usage_exceeded")?,
     })
 }
 
@@ -140,18 +151,23 @@ pub(super) async fn ranked(
         scoped(qb, scope);
         qb.push(" AND hour = ").push_bind(hour);
     };
-    let base = "SELECT grp_id, successes AS s, failures AS f FROM usage_rollup";
+    let base = "SELECT grp_id, successes AS s, failures AS f, rate_limited AS l, \
+                usage_exceeded AS x FROM usage_rollup";
     let mut out = Vec::new();
     let below = match after {
         Some((volume, group)) => {
             let volume = sql::to_i64(*volume)?;
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(base);
             select(&mut qb);
-            qb.push(" AND successes + failures = ")
+            qb.push(" AND ")
+                .push(sql::VOLUME)
+                .push(" = ")
                 .push_bind(volume)
                 .push(" AND grp_id > ")
                 .push_bind(group.clone())
-                .push(" ORDER BY successes + failures DESC, grp_id LIMIT ")
+                .push(" ORDER BY ")
+                .push(sql::VOLUME)
+                .push(" DESC, grp_id LIMIT ")
                 .push_bind(limit(n));
             let rows = qb
                 .build()
@@ -169,9 +185,14 @@ pub(super) async fn ranked(
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(base);
         select(&mut qb);
         if let Some(volume) = below {
-            qb.push(" AND successes + failures < ").push_bind(volume);
+            qb.push(" AND ")
+                .push(sql::VOLUME)
+                .push(" < ")
+                .push_bind(volume);
         }
-        qb.push(" ORDER BY successes + failures DESC, grp_id LIMIT ")
+        qb.push(" ORDER BY ")
+            .push(sql::VOLUME)
+            .push(" DESC, grp_id LIMIT ")
             .push_bind(limit(n - out.len()));
         let rows = qb
             .build()
@@ -197,8 +218,10 @@ pub(super) async fn rows(
     if groups.is_empty() {
         return Ok(Vec::new());
     }
-    let mut qb: QueryBuilder<Postgres> =
-        QueryBuilder::new("SELECT grp_id, hour, successes, failures FROM usage_rollup");
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT grp_id, hour, successes, failures, rate_limited, usage_exceeded \
+         FROM usage_rollup",
+    );
     scoped(&mut qb, scope);
     qb.push(" AND grp_id = ANY(")
         .push_bind(groups.to_vec())
@@ -226,6 +249,14 @@ pub(super) async fn rows(
                     "usage_rollup.successes",
                 )?,
                 failures: sql::to_u64(r.try_get("failures").map_err(g)?, "usage_rollup.failures")?,
+                rate_limited: sql::to_u64(
+                    r.try_get("rate_limited").map_err(g)?,
+                    "usage_rollup.rate_limited",
+                )?,
+                usage_exceeded: sql::to_u64(
+                    r.try_get("usage_exceeded").map_err(g)?,
+                    "usage_rollup.usage_exceeded",
+                )?,
             })
         })
         .collect()
@@ -242,25 +273,34 @@ pub(super) async fn totals(
     n: usize,
 ) -> StoreResult<Vec<GroupTotal>> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-        "SELECT grp_id, SUM(successes)::bigint AS s, SUM(failures)::bigint AS f FROM usage_rollup",
+        "SELECT grp_id, SUM(successes)::bigint AS s, SUM(failures)::bigint AS f, \
+         SUM(rate_limited)::bigint AS l, SUM(usage_exceeded)::bigint AS x FROM usage_rollup",
     );
     scoped(&mut qb, scope);
     qb.push(" AND hour >= ")
         .push_bind(from)
         .push(" AND hour < ")
         .push_bind(to)
-        .push(" GROUP BY grp_id HAVING SUM(successes) + SUM(failures) > 0");
+        .push(" GROUP BY grp_id HAVING ")
+        .push(sql::VOLUME_SUM)
+        .push(" > 0");
     if let Some((volume, group)) = after {
         let volume = sql::to_i64(*volume)?;
-        qb.push(" AND (SUM(successes) + SUM(failures) < ")
+        qb.push(" AND (")
+            .push(sql::VOLUME_SUM)
+            .push(" < ")
             .push_bind(volume)
-            .push(" OR (SUM(successes) + SUM(failures) = ")
+            .push(" OR (")
+            .push(sql::VOLUME_SUM)
+            .push(" = ")
             .push_bind(volume)
             .push(" AND grp_id > ")
             .push_bind(group.clone())
             .push("))");
     }
-    qb.push(" ORDER BY SUM(successes) + SUM(failures) DESC, grp_id LIMIT ")
+    qb.push(" ORDER BY ")
+        .push(sql::VOLUME_SUM)
+        .push(" DESC, grp_id LIMIT ")
         .push_bind(limit(n));
     let rows = qb
         .build()

@@ -15,8 +15,9 @@ use crate::store::{GroupTotal, RollupRow, RollupScope, StoreResult, UsageRecord}
 pub(super) async fn record(conn: &mut SqliteConnection, rows: &[UsageRecord]) -> StoreResult<()> {
     let flush = rollup::flush_rows(rows)?;
     for chunk in flush.chunks(USAGE_CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("WITH v(key_id, account_id, origin, category, hour, s, f) AS (");
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "WITH v(key_id, account_id, origin, category, hour, s, f, l, x) AS (",
+        );
         qb.push_values(chunk, |mut b, r: &FlushRow| {
             b.push_bind(r.key_id.as_str().to_owned())
                 .push_bind(r.account_id.as_str().to_owned())
@@ -24,24 +25,30 @@ pub(super) async fn record(conn: &mut SqliteConnection, rows: &[UsageRecord]) ->
                 .push_bind(r.category.clone())
                 .push_bind(us(r.hour))
                 .push_bind(r.successes)
-                .push_bind(r.failures);
+                .push_bind(r.failures)
+                .push_bind(r.rate_limited)
+                .push_bind(r.usage_exceeded);
         });
         qb.push(
             ") INSERT INTO usage_rollup (account_id, kind, grp_id, origin, category, hour, \
-             successes, failures) \
-             SELECT account_id, kind, grp_id, origin, category, hour, SUM(s), SUM(f) FROM ( \
+             successes, failures, rate_limited, usage_exceeded) \
+             SELECT account_id, kind, grp_id, origin, category, hour, SUM(s), SUM(f), SUM(l), \
+               SUM(x) FROM ( \
              SELECT v.account_id AS account_id, 'key' AS kind, v.key_id AS grp_id, \
-               v.origin AS origin, v.category AS category, v.hour AS hour, v.s AS s, v.f AS f \
-               FROM v \
-             UNION ALL SELECT v.account_id, 'app', k.app_id, v.origin, v.category, v.hour, v.s, v.f \
-               FROM v JOIN keys k ON k.id = v.key_id WHERE k.app_id IS NOT NULL \
+               v.origin AS origin, v.category AS category, v.hour AS hour, v.s AS s, v.f AS f, \
+               v.l AS l, v.x AS x FROM v \
+             UNION ALL SELECT v.account_id, 'app', k.app_id, v.origin, v.category, v.hour, v.s, v.f, \
+               v.l, v.x FROM v JOIN keys k ON k.id = v.key_id WHERE k.app_id IS NOT NULL \
              UNION ALL SELECT v.account_id, 'account', v.account_id, v.origin, v.category, v.hour, \
-               v.s, v.f FROM v \
+               v.s, v.f, v.l, v.x FROM v \
              UNION ALL SELECT a.parent, 'account', v.account_id, v.origin, v.category, v.hour, \
-               v.s, v.f FROM v JOIN accounts a ON a.id = v.account_id WHERE a.parent IS NOT NULL \
+               v.s, v.f, v.l, v.x FROM v JOIN accounts a ON a.id = v.account_id \
+               WHERE a.parent IS NOT NULL \
              ) WHERE true GROUP BY account_id, kind, grp_id, origin, category, hour \
              ON CONFLICT (account_id, kind, grp_id, origin, category, hour) DO UPDATE SET \
-             successes = successes + excluded.successes, failures = failures + excluded.failures",
+             successes = successes + excluded.successes, failures = failures + excluded.failures, \
+             rate_limited = rate_limited + excluded.rate_limited, \
+             usage_exceeded = usage_exceeded + excluded.usage_exceeded",
         );
         qb.build()
             .execute(&mut *conn)
@@ -114,6 +121,8 @@ fn total(r: &SqliteRow) -> StoreResult<GroupTotal> {
         group: r.try_get("grp_id").map_err(g)?,
         successes: sql::to_u64(r.try_get("s").map_err(g)?, "usage_rollup.successes")?,
         failures: sql::to_u64(r.try_get("f").map_err(g)?, "usage_rollup.failures")?,
+        rate_limited: sql::to_u64(r.try_get("l").map_err(g)?, "usage_rollup.rate_limited")?,
+        usage_exceeded: sql::to_u64(r.try_get("x").map_err(g)?, "usage_rollup.usage_exceeded")?,
     })
 }
 
@@ -134,14 +143,17 @@ pub(super) async fn ranked(
         scoped(qb, scope);
         qb.push(" AND hour = ").push_bind(us(hour));
     };
-    let base = "SELECT grp_id, successes AS s, failures AS f FROM usage_rollup";
+    let base = "SELECT grp_id, successes AS s, failures AS f, rate_limited AS l, \
+                usage_exceeded AS x FROM usage_rollup";
     let mut out = Vec::new();
     let below = match after {
         Some((volume, group)) => {
             let volume = sql::to_i64(*volume)?;
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(base);
             select(&mut qb);
-            qb.push(" AND successes + failures = ")
+            qb.push(" AND ")
+                .push(sql::VOLUME)
+                .push(" = ")
                 .push_bind(volume)
                 .push(" AND grp_id > ")
                 .push_bind(group.clone())
@@ -163,9 +175,14 @@ pub(super) async fn ranked(
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(base);
         select(&mut qb);
         if let Some(volume) = below {
-            qb.push(" AND successes + failures < ").push_bind(volume);
+            qb.push(" AND ")
+                .push(sql::VOLUME)
+                .push(" < ")
+                .push_bind(volume);
         }
-        qb.push(" ORDER BY successes + failures DESC, grp_id LIMIT ")
+        qb.push(" ORDER BY ")
+            .push(sql::VOLUME)
+            .push(" DESC, grp_id LIMIT ")
             .push_bind(limit(n - out.len()));
         let rows = qb
             .build()
@@ -190,8 +207,10 @@ pub(super) async fn rows(
 ) -> StoreResult<Vec<RollupRow>> {
     let mut out = Vec::new();
     for chunk in groups.chunks(USAGE_CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT grp_id, hour, successes, failures FROM usage_rollup");
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT grp_id, hour, successes, failures, rate_limited, usage_exceeded \
+             FROM usage_rollup",
+        );
         scoped(&mut qb, scope);
         qb.push(" AND grp_id IN (");
         let mut sep = qb.separated(", ");
@@ -218,6 +237,14 @@ pub(super) async fn rows(
                     "usage_rollup.successes",
                 )?,
                 failures: sql::to_u64(r.try_get("failures").map_err(g)?, "usage_rollup.failures")?,
+                rate_limited: sql::to_u64(
+                    r.try_get("rate_limited").map_err(g)?,
+                    "usage_rollup.rate_limited",
+                )?,
+                usage_exceeded: sql::to_u64(
+                    r.try_get("usage_exceeded").map_err(g)?,
+                    "usage_rollup.usage_exceeded",
+                )?,
             });
         }
     }
@@ -235,25 +262,34 @@ pub(super) async fn totals(
     n: usize,
 ) -> StoreResult<Vec<GroupTotal>> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT grp_id, SUM(successes) AS s, SUM(failures) AS f FROM usage_rollup",
+        "SELECT grp_id, SUM(successes) AS s, SUM(failures) AS f, SUM(rate_limited) AS l, \
+         SUM(usage_exceeded) AS x FROM usage_rollup",
     );
     scoped(&mut qb, scope);
     qb.push(" AND hour >= ")
         .push_bind(us(from))
         .push(" AND hour < ")
         .push_bind(us(to))
-        .push(" GROUP BY grp_id HAVING SUM(successes) + SUM(failures) > 0");
+        .push(" GROUP BY grp_id HAVING ")
+        .push(sql::VOLUME_SUM)
+        .push(" > 0");
     if let Some((volume, group)) = after {
         let volume = sql::to_i64(*volume)?;
-        qb.push(" AND (SUM(successes) + SUM(failures) < ")
+        qb.push(" AND (")
+            .push(sql::VOLUME_SUM)
+            .push(" < ")
             .push_bind(volume)
-            .push(" OR (SUM(successes) + SUM(failures) = ")
+            .push(" OR (")
+            .push(sql::VOLUME_SUM)
+            .push(" = ")
             .push_bind(volume)
             .push(" AND grp_id > ")
             .push_bind(group.clone())
             .push("))");
     }
-    qb.push(" ORDER BY SUM(successes) + SUM(failures) DESC, grp_id LIMIT ")
+    qb.push(" ORDER BY ")
+        .push(sql::VOLUME_SUM)
+        .push(" DESC, grp_id LIMIT ")
         .push_bind(limit(n));
     let rows = qb
         .build()

@@ -11,7 +11,7 @@
 //   events follow), `: heartbeat` comments; the first connection is cut
 //   after its first event, so the console's reconnect is exercised.
 // - GET /usage with group_by=app or group_by=account (issue 13's
-//   contract `{"items":[{"id","name","successes","failures","series"}],
+//   contract `{"items":[{"id","name","successes","failures","rate_limited","usage_exceeded","series"}],
 //   "next_cursor"}`): computed from the real server's group_by=key answer
 //   for the same filters, each key counted under its application (app_id)
 //   or account.
@@ -141,13 +141,17 @@ export function startPlaneMock(upstream, port) {
       const rec = await upstreamJson(`/apikeys/${encodeURIComponent(k.id)}`, auth);
       if (rec.status !== 200) continue;
       const gid = groupBy === 'app' ? rec.body.app_id || rec.body.application || '(no application)' : rec.body.account_id;
-      const g = groups.get(gid) || { id: gid, name: gid, successes: 0, failures: 0, series: new Map() };
+      const g = groups.get(gid) || { id: gid, name: gid, successes: 0, failures: 0, rate_limited: 0, usage_exceeded: 0, series: new Map() };
       g.successes += k.successes;
       g.failures += k.failures;
+      g.rate_limited += k.rate_limited || 0;
+      g.usage_exceeded += k.usage_exceeded || 0;
       for (const p of k.series) {
-        const s = g.series.get(p.at) || { at: p.at, successes: 0, failures: 0 };
+        const s = g.series.get(p.at) || { at: p.at, successes: 0, failures: 0, rate_limited: 0, usage_exceeded: 0 };
         s.successes += p.successes;
         s.failures += p.failures;
+        s.rate_limited += p.rate_limited || 0;
+        s.usage_exceeded += p.usage_exceeded || 0;
         g.series.set(p.at, s);
       }
       groups.set(gid, g);
