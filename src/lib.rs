@@ -57,6 +57,8 @@ pub use ratelimit::{
     InvalidLimits, LimitOwner, LimitStatus, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS,
     RateLimit,
 };
+#[cfg(feature = "redis")]
+pub use ratelimit::{FailurePolicy, RedisLimits, RedisLimitsError};
 pub use secret::Secret;
 pub use service::{
     AccountPage, AccountUpdated, Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted,

@@ -144,6 +144,12 @@ pub(crate) enum Decision {
         previous: Option<PhcString>,
         generation: u32,
     },
+    /// Accepted, but a rate limit shared through Redis has no leased call
+    /// on this instance: lease for the grant's limits, then decide again
+    /// (made by the caller from an acceptance whose admission needs it;
+    /// counted nowhere until decided).
+    #[cfg(feature = "redis")]
+    NeedLease { grant: Arc<Grant> },
 }
 
 impl Decision {
@@ -157,6 +163,8 @@ impl Decision {
             Decision::Reject(Refusal::Unknown | Refusal::SessionEnded) => None,
             Decision::Reject(_) => Some(false),
             Decision::NeedStore | Decision::NeedHash { .. } => None,
+            #[cfg(feature = "redis")]
+            Decision::NeedLease { .. } => None,
         }
     }
 }

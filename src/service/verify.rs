@@ -23,6 +23,7 @@ use crate::hash::Checked;
 use crate::id::{AccountId, KeyId, SessionId};
 use crate::limiter::Settled;
 use crate::principal::{Grant, Principal};
+use crate::ratelimit::meter::{Applied, Exceeded};
 use crate::store::PhcString;
 use crate::usage::time_to_nanos;
 
@@ -30,6 +31,16 @@ use crate::usage::time_to_nanos;
 /// (a feed reset, a revocation) may make a read stale once; beyond that it
 /// is refused rather than looping.
 const MAX_READS: u32 = 2;
+
+/// At most this many lease round trips in one verification (a concurrent
+/// request may spend a leased call first; beyond that it is refused as
+/// unavailable rather than looping).
+#[cfg(feature = "redis")]
+const MAX_LEASES: u32 = 3;
+
+/// The admission of an accepted decision by the rate limits and credits
+/// (`Ok(None)` for any other decision).
+type Admitted = std::result::Result<Option<Applied>, Exceeded>;
 
 /// What a bearer value holds, by its marker.
 enum Bearer {
@@ -250,13 +261,13 @@ impl Keyward {
             ctx,
             || secret.well_formed(),
         );
-        let Some(decision) = decided else {
+        let Some((decision, admitted)) = decided else {
             crate::hint::cold_path();
             return Some(Err(MalformedCredential::Checksum.into()));
         };
         match decision {
             Decision::Accept { grant, secret } => Some(crate::metrics::verified_warm(principal(
-                id, grant, None, secret, ctx, now,
+                id, grant, None, secret, ctx, admitted,
             ))),
             Decision::Reject(refusal) => {
                 crate::hint::cold_path();
@@ -266,13 +277,19 @@ impl Keyward {
                 crate::hint::cold_path();
                 None
             }
+            #[cfg(feature = "redis")]
+            Decision::NeedLease { .. } => {
+                crate::hint::cold_path();
+                None
+            }
         }
     }
 
-    /// Finds the key's entry, decides, and counts the outcome in the key's
-    /// usage (under the entry's lock, so in its in-place counter). `None`,
-    /// counted nowhere, when the decision is not an acceptance and the
-    /// presented secret is not `well_formed`.
+    /// Finds the key's entry, decides, admits an acceptance (rate limits,
+    /// credits), and counts the outcome in the key's usage (under the
+    /// entry's lock, so in its in-place counter). `None`, counted nowhere,
+    /// when the decision is not an acceptance and the presented secret is
+    /// not `well_formed`.
     #[inline(always)]
     fn decide_key<F: FnOnce() -> Tag>(
         &self,
@@ -281,17 +298,29 @@ impl Keyward {
         judge: &Judge,
         ctx: VerifyContext<'_>,
         well_formed: impl FnOnce() -> bool,
-    ) -> Option<Decision> {
+    ) -> Option<(Decision, Admitted)> {
         let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&id, |found| {
-            let decision = decide::key(found, presented, judge);
+            let mut decision = decide::key(found, presented, judge);
             if !matches!(decision, Decision::Accept { .. }) && !well_formed() {
                 crate::hint::cold_path();
                 return None;
             }
+            let admitted = admit(&mut decision, &ctx, judge.now);
             self.after_decision(found, &decision, judge, &tally);
-            Some(decision)
+            Some((decision, admitted))
         })
+    }
+
+    /// The verification's lease step: leases calls from Redis for the
+    /// grant's shared limits that hold none here (one round trip each).
+    #[cfg(feature = "redis")]
+    #[cold]
+    async fn lease(&self, grant: &Grant, ctx: &VerifyContext<'_>) {
+        let now = self.now_nanos();
+        for cell in grant.meters.to_lease(ctx.limit, now) {
+            cell.fetch(|| self.now_nanos()).await;
+        }
     }
 
     /// What follows a decision, under the entry's lock: its usage, counted
@@ -426,6 +455,8 @@ impl Keyward {
         let mut read_at = None;
         let mut reads = 0;
         let mut hashed = false;
+        #[cfg(feature = "redis")]
+        let mut leases = 0;
         loop {
             let now = self.now_nanos();
             let judge = Judge {
@@ -433,10 +464,19 @@ impl Keyward {
                 ..self.judge(now, &ctx)
             };
             let decided = self.decide_key(id, Presented::Tag(|| tag), &judge, ctx, || true);
-            match decided.unwrap_or(Decision::Reject(Refusal::WrongSecret)) {
+            let (decision, admitted) =
+                decided.unwrap_or((Decision::Reject(Refusal::WrongSecret), Ok(None)));
+            match decision {
                 Decision::Accept { grant, secret } => {
-                    return principal(id, grant, None, secret, ctx, now);
+                    return principal(id, grant, None, secret, ctx, admitted);
                 }
+                #[cfg(feature = "redis")]
+                Decision::NeedLease { grant } if leases < MAX_LEASES => {
+                    leases += 1;
+                    self.lease(&grant, &ctx).await;
+                }
+                #[cfg(feature = "redis")]
+                Decision::NeedLease { .. } => return Err(Error::LimitsUnavailable),
                 Decision::Reject(refusal) => return Err(refusal.error()),
                 Decision::NeedStore if reads < MAX_READS => {
                     reads += 1;
@@ -596,8 +636,10 @@ impl Keyward {
         let entry = self.inner.sessions.get(&sid)?;
         let judge = self.judge(now, &ctx);
         match self.decide_session(&entry, digest, &judge, ctx) {
-            Decision::NeedStore | Decision::NeedHash { .. } => None,
-            decided => Some(session_outcome(sid, &entry, decided, ctx, now)),
+            (Decision::NeedStore | Decision::NeedHash { .. }, _) => None,
+            #[cfg(feature = "redis")]
+            (Decision::NeedLease { .. }, _) => None,
+            (decided, admitted) => Some(session_outcome(sid, &entry, decided, admitted, ctx)),
         }
     }
 
@@ -611,6 +653,8 @@ impl Keyward {
     ) -> Result<Principal> {
         let mut read_at = None;
         let mut reads = 0;
+        #[cfg(feature = "redis")]
+        let mut leases = 0;
         loop {
             let now = self.now_nanos();
             let judge = Judge {
@@ -618,10 +662,10 @@ impl Keyward {
                 ..self.judge(now, &ctx)
             };
             let entry = self.inner.sessions.get(&sid);
-            let decision = match &entry {
+            let (decision, admitted) = match &entry {
                 Some(e) => self.decide_session(e, &digest, &judge, ctx),
                 None if read_at.is_some() => return Err(Error::Unauthorized),
-                None => Decision::NeedStore,
+                None => (Decision::NeedStore, Ok(None)),
             };
             match (decision, entry) {
                 (Decision::NeedStore, _) if reads < MAX_READS => {
@@ -630,7 +674,14 @@ impl Keyward {
                     self.load_session(sid, started).await?;
                     read_at = Some(started);
                 }
-                (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx, now),
+                #[cfg(feature = "redis")]
+                (Decision::NeedLease { grant }, _) if leases < MAX_LEASES => {
+                    leases += 1;
+                    self.lease(&grant, &ctx).await;
+                }
+                #[cfg(feature = "redis")]
+                (Decision::NeedLease { .. }, _) => return Err(Error::LimitsUnavailable),
+                (decided, Some(e)) => return session_outcome(sid, &e, decided, admitted, ctx),
                 (_, None) => return Err(Error::Unauthorized),
             }
         }
@@ -648,20 +699,21 @@ impl Keyward {
         Ok(())
     }
 
-    /// The session's decision on its cached entry and its key's, counted in
-    /// the key's usage.
+    /// The session's decision on its cached entry and its key's, admitted
+    /// like a key's and counted in the key's usage.
     fn decide_session(
         &self,
         entry: &SessionEntry,
         digest: &[u8; 32],
         judge: &Judge,
         ctx: VerifyContext<'_>,
-    ) -> Decision {
+    ) -> (Decision, Admitted) {
         let tally = self.inner.usage.tally(ctx.origin, ctx.category, judge.now);
         self.inner.keys.find(&entry.key_id, |found| {
-            let decision = decide::session(entry, digest, found, judge);
+            let mut decision = decide::session(entry, digest, found, judge);
+            let admitted = admit(&mut decision, &ctx, judge.now);
             self.after_decision(found, &decision, judge, &tally);
-            decision
+            (decision, admitted)
         })
     }
 
@@ -759,9 +811,26 @@ fn warn_no_client_address() {
     }
 }
 
-/// A principal for key `id` with `grant`, once the request is admitted
-/// by the rate limits and credits of the key, its application and its
-/// account (the one metering hook of every accepted verification).
+/// Admits an accepted decision at `now` by the rate limits and credits of
+/// the key, its application and its account (the one metering hook of
+/// every accepted verification, run under the entry's lock with the
+/// decision). An acceptance whose shared limit needs a lease becomes
+/// [`Decision::NeedLease`], having taken nothing.
+#[inline(always)]
+fn admit(decision: &mut Decision, ctx: &VerifyContext<'_>, now: i64) -> Admitted {
+    let Decision::Accept { grant, .. } = decision else {
+        return Ok(None);
+    };
+    let admitted = grant.meters.admit(ctx.limit, ctx.cost, now);
+    #[cfg(feature = "redis")]
+    if matches!(admitted, Err(Exceeded::NeedLease)) {
+        let grant = Arc::clone(grant);
+        *decision = Decision::NeedLease { grant };
+    }
+    admitted
+}
+
+/// A principal for key `id` with `grant`, once admitted.
 #[inline]
 fn principal(
     id: KeyId,
@@ -769,12 +838,9 @@ fn principal(
     session_id: Option<SessionId>,
     secret: SecretRef,
     ctx: VerifyContext<'_>,
-    now: i64,
+    admitted: Admitted,
 ) -> Result<Principal> {
-    let limit_status = grant
-        .meters
-        .admit(ctx.limit, ctx.cost, now)
-        .map_err(crate::ratelimit::meter::Exceeded::error)?;
+    let limit_status = admitted.map_err(Exceeded::error)?;
     Ok(Principal {
         key_id: id,
         home: grant,
@@ -791,15 +857,17 @@ fn session_outcome(
     sid: SessionId,
     entry: &SessionEntry,
     decided: Decision,
+    admitted: Admitted,
     ctx: VerifyContext<'_>,
-    now: i64,
 ) -> Result<Principal> {
     match decided {
         Decision::Accept { grant, secret } => {
-            principal(entry.key_id, grant, Some(sid), secret, ctx, now)
+            principal(entry.key_id, grant, Some(sid), secret, ctx, admitted)
         }
         Decision::Reject(refusal) => Err(refusal.error()),
         Decision::NeedStore | Decision::NeedHash { .. } => Err(Error::Unauthorized),
+        #[cfg(feature = "redis")]
+        Decision::NeedLease { .. } => Err(Error::LimitsUnavailable),
     }
 }
 
