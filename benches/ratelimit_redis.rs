@@ -103,14 +103,15 @@ async fn run(url: &str, limit: u32, length: Duration) -> Outcome {
         .await
         .expect("account");
     let issued = kw
-        .issue_key(Actor::System, &account.id, NewKey::new("k").permissions(perms))
+        .issue_key(
+            Actor::System,
+            &account.id,
+            NewKey::new("k").permissions(perms),
+        )
         .await
         .expect("key");
-    let limits = Limits::new().ratelimit(RateLimit::new(
-        Label::from_static("requests"),
-        limit,
-        1000,
-    ));
+    let limits =
+        Limits::new().ratelimit(RateLimit::new(Label::from_static("requests"), limit, 1000));
     kw.set_limits(Actor::System, &LimitOwner::Key(issued.key.id), limits)
         .await
         .expect("limits");

@@ -53,12 +53,12 @@ pub use limiter::AttemptLimit;
 pub use origin::{AllowedOrigin, InvalidOrigin, normalize_origin, normalize_origin_pattern};
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
+#[cfg(feature = "redis")]
+pub use ratelimit::{FailurePolicy, RedisLimits, RedisLimitsError};
 pub use ratelimit::{
     InvalidLimits, LimitOwner, LimitStatus, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS,
     RateLimit,
 };
-#[cfg(feature = "redis")]
-pub use ratelimit::{FailurePolicy, RedisLimits, RedisLimitsError};
 pub use secret::Secret;
 pub use service::{
     AccountPage, AccountUpdated, Actor, AppDeleted, AppPage, AppUpdated, BuildError, Deleted,

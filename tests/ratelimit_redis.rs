@@ -20,8 +20,8 @@ use std::time::Duration as StdDuration;
 
 use keyward::store::KeyStore;
 use keyward::{
-    Actor, Credits, Error, IssuedKey, Keyward, Label, LimitOwner, Limits, ManualClock,
-    MemoryStore, NewAccount, RateLimit, RedisLimits, VerifyContext,
+    Actor, Credits, Error, IssuedKey, Keyward, Label, LimitOwner, Limits, ManualClock, MemoryStore,
+    NewAccount, RateLimit, RedisLimits, VerifyContext,
 };
 use store_support::{FAST_HASH, drop_schema, issue, perms, pg_store, pg_url, schema_name};
 
@@ -255,7 +255,7 @@ async fn outage_instance(
     redis: &OwnRedis,
     policy: impl FnOnce(RedisLimits) -> RedisLimits,
 ) -> (Keyward, ManualClock, IssuedKey) {
-    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    let clock = ManualClock::default();
     let limits = limits(&redis.url(), &prefix())
         .await
         .instances(2)
@@ -329,14 +329,20 @@ async fn fail_open_follows_the_local_share_and_recovers_without_restart() {
     // Down: the local share, 10 / 2 instances = 5, then refusals.
     let (n, refusal) = admitted(&kw, &k, 20).await;
     assert_eq!(n, 5, "fail-open admits the local share");
-    assert!(matches!(refusal, Some(Error::RateLimited { .. })), "{refusal:?}");
+    assert!(
+        matches!(refusal, Some(Error::RateLimited { .. })),
+        "{refusal:?}"
+    );
     redis.up();
     until_recovered(&kw, &clock, &k, &redis.url()).await;
     // Shared again: the restarted Redis kept nothing, so the full limit
     // (beyond the spent local share) is admitted: 10 in all.
     let (n, refusal) = admitted(&kw, &k, 20).await;
     assert_eq!(n + 1, 10, "the shared limit again, not the local share");
-    assert!(matches!(refusal, Some(Error::RateLimited { .. })), "{refusal:?}");
+    assert!(
+        matches!(refusal, Some(Error::RateLimited { .. })),
+        "{refusal:?}"
+    );
 }
 
 #[tokio::test]
@@ -359,9 +365,16 @@ async fn fail_closed_refuses_with_503_on_both_frameworks_and_recovers() {
     // A wrong secret is still a 401, not a 503 (limits apply only after
     // the secret is proved).
     let wrong = kw
-        .verify(k.key.id.as_str(), "kw_sk_not-the-secret", VerifyContext::new())
+        .verify(
+            k.key.id.as_str(),
+            "kw_sk_not-the-secret",
+            VerifyContext::new(),
+        )
         .await;
-    assert!(matches!(wrong, Err(Error::Unauthorized | Error::Malformed(_))), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(Error::Unauthorized | Error::Malformed(_))),
+        "{wrong:?}"
+    );
     redis.up();
     until_recovered(&kw, &clock, &k, &redis.url()).await;
     let (n, _) = admitted(&kw, &k, 20).await;
@@ -392,7 +405,12 @@ async fn http_answers(kw: &Keyward, k: &IssuedKey) -> (Resp, Resp) {
         .headers()
         .iter()
         .filter(|(n, _)| keep(n.as_str()))
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     headers.sort();
     let status = res.status().as_u16();
@@ -420,7 +438,12 @@ async fn http_answers(kw: &Keyward, k: &IssuedKey) -> (Resp, Resp) {
         .headers()
         .iter()
         .filter(|(n, _)| keep(n.as_str()))
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     headers.sort();
     let status = res.status().as_u16();

@@ -49,6 +49,8 @@ pub(crate) struct Applied {
 }
 
 /// Why an accepted credential's request is refused.
+// `UsageExceeded` names the error code it becomes, not the enum.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exceeded {
     /// A rate limit: which, and when to retry (milliseconds).
@@ -80,9 +82,8 @@ impl Exceeded {
                 retry_after_ms,
             },
             Exceeded::UsageExceeded => crate::error::Error::UsageExceeded,
-            // A lease still missing after the verification's lease step (a
-            // concurrent request spent it each time): refused as unavailable
-            // rather than waiting on.
+            // Fail-closed while Redis is down (a missing lease is resolved
+            // by the verification's lease step before this is reached).
             #[cfg(feature = "redis")]
             Exceeded::NeedLease | Exceeded::Unavailable => crate::error::Error::LimitsUnavailable,
         }
@@ -360,6 +361,29 @@ impl Meters {
             }
         }
         out
+    }
+
+    /// Why a request is refused after its lease step ran out of attempts
+    /// (concurrent requests spent each leased call first): the first
+    /// shared limit still without a call, as rate limited for one interval;
+    /// unavailable if none (never waited on).
+    #[cfg(feature = "redis")]
+    #[cold]
+    pub(crate) fn contended(&self, route: Option<Label>, now: i64) -> Exceeded {
+        for m in self.0.iter().flat_map(|m| m.iter()) {
+            for l in m.limits.iter() {
+                if let Some(s) = &l.shared
+                    && (l.spec.auto_apply || route == Some(l.spec.name))
+                    && s.needs_lease(now)
+                {
+                    return Exceeded::RateLimited {
+                        status: status(&l.spec, 0, l.interval),
+                        retry_after_ms: ceil_ms(l.interval),
+                    };
+                }
+            }
+        }
+        Exceeded::Unavailable
     }
 
     /// The status `applied` describes.

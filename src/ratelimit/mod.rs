@@ -23,6 +23,6 @@ pub(crate) mod shared;
 
 pub use meter::LimitStatus;
 pub use owner::LimitOwner;
+pub use policy::{InvalidLimits, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS, RateLimit};
 #[cfg(feature = "redis")]
 pub use shared::{FailurePolicy, RedisLimits, RedisLimitsError};
-pub use policy::{InvalidLimits, Limits, MAX_DURATION_MS, MAX_LIMIT, MAX_RATE_LIMITS, RateLimit};

@@ -34,7 +34,7 @@ const MAX_READS: u32 = 2;
 
 /// At most this many lease round trips in one verification (a concurrent
 /// request may spend a leased call first; beyond that it is refused as
-/// unavailable rather than looping).
+/// rate limited rather than looping: other requests took the calls).
 #[cfg(feature = "redis")]
 const MAX_LEASES: u32 = 3;
 
@@ -476,7 +476,9 @@ impl Keyward {
                     self.lease(&grant, &ctx).await;
                 }
                 #[cfg(feature = "redis")]
-                Decision::NeedLease { .. } => return Err(Error::LimitsUnavailable),
+                Decision::NeedLease { grant } => {
+                    return Err(grant.meters.contended(ctx.limit, now).error());
+                }
                 Decision::Reject(refusal) => return Err(refusal.error()),
                 Decision::NeedStore if reads < MAX_READS => {
                     reads += 1;
@@ -680,7 +682,9 @@ impl Keyward {
                     self.lease(&grant, &ctx).await;
                 }
                 #[cfg(feature = "redis")]
-                (Decision::NeedLease { .. }, _) => return Err(Error::LimitsUnavailable),
+                (Decision::NeedLease { grant }, _) => {
+                    return Err(grant.meters.contended(ctx.limit, now).error());
+                }
                 (decided, Some(e)) => return session_outcome(sid, &e, decided, admitted, ctx),
                 (_, None) => return Err(Error::Unauthorized),
             }

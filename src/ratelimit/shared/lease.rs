@@ -77,12 +77,6 @@ impl SharedCell {
         }
     }
 
-    /// The calls asked for per lease.
-    #[cfg(test)]
-    pub(crate) fn lease(&self) -> u32 {
-        self.lease
-    }
-
     /// One call at `now`: a leased token, a local refusal while Redis
     /// refused, the failure policy while Redis is down, else
     /// [`Take::NeedLease`].
@@ -104,7 +98,11 @@ impl SharedCell {
                 let left = u32::try_from(before - 1).unwrap_or(0);
                 return Take::Allowed {
                     remaining: self.remaining.load(Ordering::Relaxed).saturating_add(left),
-                    reset: self.reset_at.load(Ordering::Relaxed).saturating_sub(now).max(0),
+                    reset: self
+                        .reset_at
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(now)
+                        .max(0),
                 };
             }
         } else {
@@ -172,8 +170,10 @@ impl SharedCell {
                     u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
                     Ordering::Relaxed,
                 );
-                self.reset_at
-                    .store(now.saturating_add(reset_us.saturating_mul(1000)), Ordering::Relaxed);
+                self.reset_at.store(
+                    now.saturating_add(reset_us.saturating_mul(1000)),
+                    Ordering::Relaxed,
+                );
                 // The lease's end before its tokens: a concurrent take never
                 // sees the new tokens under the old lease's end.
                 self.lease_until
@@ -181,8 +181,10 @@ impl SharedCell {
                 self.tokens.fetch_add(granted, Ordering::Relaxed);
             }
             Some(Leased::Denied { retry_us }) => {
-                self.denied_until
-                    .store(now.saturating_add(retry_us.saturating_mul(1000)), Ordering::Relaxed);
+                self.denied_until.store(
+                    now.saturating_add(retry_us.saturating_mul(1000)),
+                    Ordering::Relaxed,
+                );
             }
             None => {}
         }
@@ -208,8 +210,11 @@ impl SharedCell {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (backend, key, interval_us) =
-            (Arc::clone(&self.backend), self.key.clone(), self.interval_us);
+        let (backend, key, interval_us) = (
+            Arc::clone(&self.backend),
+            self.key.clone(),
+            self.interval_us,
+        );
         runtime.spawn(async move { backend.give_back(&key, interval_us, n).await });
     }
 }

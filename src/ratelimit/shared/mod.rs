@@ -46,15 +46,15 @@ pub struct RedisLimitsError(#[source] redis::RedisError);
 /// # Accuracy
 ///
 /// The lease size is `max(1, min(limit, burst) / (100 × instances))`:
-/// exactly one call (no lease ahead) for small limits such as 5 per
-/// minute or 100 per second over 4 instances, and at most 1% of the limit
-/// spread over the expected instances for large ones. The call that
-/// fetched a lease spends its first token at once, so at any moment the
-/// instances together hold at most `instances × (lease − 1)` tokens taken
-/// from Redis but not yet spent; on top of what the GCRA cell itself
-/// allows in a window, that is the overshoot: at most about 1% of the
-/// limit for large limits, none for small ones (see BENCHMARKS.md for the
-/// measured figure: 4 instances on one 100-per-second limit).
+/// one call for small limits such as 5 per minute or 100 per second over 4
+/// instances, and at most 1% of the limit spread over the expected
+/// instances for large ones. Leased calls are already counted in Redis, so
+/// the only overshoot is calls taken in one window and spent in the next:
+/// at most `instances × lease` in any window beyond what the GCRA cell
+/// itself allows (1% of a large limit; one call per instance for small
+/// ones, where the request that leased spends the call at once). Measured
+/// in BENCHMARKS.md: 4 instances on one 100-per-second limit accept at
+/// most 102 calls in any second.
 ///
 /// # Outages
 ///
@@ -310,8 +310,7 @@ impl Backend {
         let mut conn = self.conn.clone();
         let mut call = self.give_back.key(key);
         call.arg(interval_us).arg(n);
-        let result =
-            tokio::time::timeout(self.timeout, call.invoke_async::<i64>(&mut conn)).await;
+        let result = tokio::time::timeout(self.timeout, call.invoke_async::<i64>(&mut conn)).await;
         if !matches!(result, Ok(Ok(_))) {
             tracing::debug!(target: "keyward::limits", "returning unused leased calls to Redis failed; the cell replenishes on its own");
         }
@@ -327,8 +326,12 @@ impl Backend {
         if !self.down.swap(true, Ordering::Relaxed) {
             crate::metrics::limits_backend_outage();
             let policy = match self.policy {
-                FailurePolicy::Open => "fail-open: each instance enforces its local share of every shared limit",
-                FailurePolicy::Closed => "fail-closed: requests under shared limits are refused with 503 limits_unavailable",
+                FailurePolicy::Open => {
+                    "fail-open: each instance enforces its local share of every shared limit"
+                }
+                FailurePolicy::Closed => {
+                    "fail-closed: requests under shared limits are refused with 503 limits_unavailable"
+                }
             };
             tracing::warn!(target: "keyward::limits", error = %error, policy, "Redis for shared rate limits is unreachable");
         }
