@@ -5,8 +5,9 @@
 //! KEYWARD_DATABASE_URL=sqlite://keyward.db cargo run --example actix_server --features actix,sqlite
 //! ```
 //!
-//! `KEYWARD_HEADER_READ_TIMEOUT_SECS` (default 10, at most 10), as
-//! `server.rs`.
+//! `KEYWARD_HEADER_READ_TIMEOUT_SECS` (default 10, at most 10) and
+//! `KEYWARD_REDIS_URL` (feature `redis`: rate limits shared through that
+//! Redis), as `server.rs`.
 
 mod support;
 

@@ -10,6 +10,8 @@
 //!
 //! `KEYWARD_HEADER_READ_TIMEOUT_SECS` (default 10, at most 10) closes
 //! connections that do not send a whole request head in time.
+//! `KEYWARD_REDIS_URL` (with feature `redis`) shares rate limits with the
+//! other instances through that Redis.
 
 mod support;
 

@@ -59,6 +59,13 @@ pub enum Error {
     /// or its account are spent until their refill (429 `usage_exceeded`).
     #[error("usage credits exhausted")]
     UsageExceeded,
+    /// The secret is correct; a rate limit shared through Redis applies and
+    /// Redis is unreachable with [`RedisLimits::fail_closed`] (503
+    /// `limits_unavailable`).
+    ///
+    /// [`RedisLimits::fail_closed`]: https://docs.rs/keyward/latest/keyward/struct.RedisLimits.html#method.fail_closed
+    #[error("shared rate limits unavailable")]
+    LimitsUnavailable,
     /// The principal lacks a permission (403).
     #[error("missing permission {permission}")]
     Forbidden {

@@ -53,6 +53,8 @@ pub use limiter::AttemptLimit;
 pub use origin::{AllowedOrigin, InvalidOrigin, normalize_origin, normalize_origin_pattern};
 pub use permission::{InvalidPermission, Permission, PermissionSet};
 pub use principal::Principal;
+#[cfg(feature = "redis")]
+pub use ratelimit::{FailurePolicy, RedisLimits, RedisLimitsError};
 pub use ratelimit::{
     InvalidLimits, LimitOwner, LimitStatus, Limits, LimitsChange, MAX_DURATION_MS, MAX_LIMIT,
     MAX_RATE_LIMITS, RateLimit,

@@ -14,6 +14,8 @@
 //! | `keyward_feed_lag_seconds` | histogram | — (age of a change when the feed's poll of the revocation log found it first) |
 //! | `keyward_store_seconds` | histogram | `op` (the [`KeyStore`](crate::store::KeyStore) method: `get_key`, `record_usage`, ...) |
 //! | `keyward_store_errors_total` | counter | `op` |
+//! | `keyward_limits_backend_errors_total` | counter | — (failed round trips to the Redis of shared rate limits, feature `redis`) |
+//! | `keyward_limits_backend_outages_total` | counter | — (times that Redis became unreachable) |
 //!
 //! `outcome` is one of `ok`, `unauthorized`, `inactive`, `expired`,
 //! `client_not_allowed`, `too_many_attempts`, `unavailable`, `error`:
@@ -230,6 +232,22 @@ pub(crate) fn feed_lag(seconds: f64) {
     metrics::histogram!("keyward_feed_lag_seconds").record(seconds.max(0.0));
     #[cfg(not(feature = "metrics"))]
     let _ = seconds;
+}
+
+/// A round trip to the Redis of shared rate limits failed.
+#[cfg(feature = "redis")]
+#[inline(always)]
+pub(crate) fn limits_backend_error() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("keyward_limits_backend_errors_total").increment(1);
+}
+
+/// The Redis of shared rate limits became unreachable (an outage began).
+#[cfg(feature = "redis")]
+#[inline(always)]
+pub(crate) fn limits_backend_outage() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("keyward_limits_backend_outages_total").increment(1);
 }
 
 /// The PostgreSQL change feed's listener reconnected.

@@ -55,12 +55,41 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
-/// Opens the store and builds the service.
+/// Opens the store and builds the service; with `KEYWARD_REDIS_URL` set
+/// (feature `redis`), rate limits are shared through that Redis by every
+/// instance (fail-open; `KEYWARD_REDIS_FAIL_CLOSED=1` for 503s while it
+/// is unreachable, `KEYWARD_INSTANCES` the expected instance count).
 pub(crate) async fn keyward() -> Result<Keyward, Box<dyn Error>> {
     let url = database_url();
     let store = keyward::store::connect(&url).await?;
     tracing::info!(store = %url.split('?').next().unwrap_or_default(), "store opened");
-    Ok(Keyward::builder().shared_store(store).build()?)
+    let builder = Keyward::builder().shared_store(store);
+    let redis = std::env::var("KEYWARD_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    #[cfg(feature = "redis")]
+    let builder = match redis {
+        Some(url) => {
+            let mut limits = keyward::RedisLimits::connect(&url).await?;
+            if let Some(n) = std::env::var("KEYWARD_INSTANCES")
+                .ok()
+                .and_then(|n| n.parse().ok())
+            {
+                limits = limits.instances(n);
+            }
+            if std::env::var("KEYWARD_REDIS_FAIL_CLOSED").as_deref() == Ok("1") {
+                limits = limits.fail_closed();
+            }
+            tracing::info!(?limits, "rate limits shared through Redis");
+            builder.redis_limits(limits)
+        }
+        None => builder,
+    };
+    #[cfg(not(feature = "redis"))]
+    if redis.is_some() {
+        return Err("KEYWARD_REDIS_URL is set: build the example with feature `redis`".into());
+    }
+    Ok(builder.build()?)
 }
 
 /// On first start (no `admin` account): creates it with every permission

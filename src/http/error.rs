@@ -222,6 +222,16 @@ impl HttpError {
                 "usage_exceeded",
                 "usage credits exhausted until their refill",
             ),
+            Error::LimitsUnavailable => {
+                let mut r = Self::new(
+                    cfg,
+                    503,
+                    "limits_unavailable",
+                    "rate limits cannot be checked right now; retry later",
+                );
+                r.inner.retry_after = Some(cfg.unavailable_retry_after_secs.max(1));
+                r
+            }
             Error::Forbidden { permission } => Self::insufficient_scope(cfg, permission.as_str()),
             Error::AccountNotAllowed => Self::new(
                 cfg,

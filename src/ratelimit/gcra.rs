@@ -21,6 +21,13 @@ pub(crate) enum Take {
     Allowed { remaining: u32, reset: i64 },
     /// Refused: nanoseconds until one call is allowed again.
     Denied { retry_after: i64 },
+    /// A shared limit without a leased call here: lease from Redis, then
+    /// decide again.
+    #[cfg(feature = "redis")]
+    NeedLease,
+    /// A shared limit while Redis is down, fail-closed.
+    #[cfg(feature = "redis")]
+    Unavailable,
 }
 
 impl Cell {

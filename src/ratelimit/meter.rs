@@ -49,6 +49,8 @@ pub(crate) struct Applied {
 }
 
 /// Why an accepted credential's request is refused.
+// `UsageExceeded` names the error code it becomes, not the enum.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exceeded {
     /// A rate limit: which, and when to retry (milliseconds).
@@ -58,6 +60,13 @@ pub(crate) enum Exceeded {
     },
     /// An owner's credits are spent.
     UsageExceeded,
+    /// A shared limit has no leased call on this instance: the
+    /// verification leases from Redis and decides again.
+    #[cfg(feature = "redis")]
+    NeedLease,
+    /// A shared limit while Redis is down, fail-closed.
+    #[cfg(feature = "redis")]
+    Unavailable,
 }
 
 impl Exceeded {
@@ -73,6 +82,10 @@ impl Exceeded {
                 retry_after_ms,
             },
             Exceeded::UsageExceeded => crate::error::Error::UsageExceeded,
+            // Fail-closed while Redis is down (a missing lease is resolved
+            // by the verification's lease step before this is reached).
+            #[cfg(feature = "redis")]
+            Exceeded::NeedLease | Exceeded::Unavailable => crate::error::Error::LimitsUnavailable,
         }
     }
 }
@@ -83,6 +96,31 @@ struct Live {
     spec: RateLimit,
     interval: i64,
     cell: Arc<Cell>,
+    /// Shared through Redis (the cell is then unused).
+    #[cfg(feature = "redis")]
+    shared: Option<Arc<crate::ratelimit::shared::lease::SharedCell>>,
+}
+
+impl Live {
+    /// One call at `now`.
+    #[inline]
+    fn take(&self, now: i64) -> Take {
+        #[cfg(feature = "redis")]
+        if let Some(s) = &self.shared {
+            return s.take(now);
+        }
+        self.cell.take(self.interval, self.spec.burst, now)
+    }
+
+    /// Gives back one call taken at `now`.
+    #[cold]
+    fn give_back(&self, now: i64) {
+        #[cfg(feature = "redis")]
+        if let Some(s) = &self.shared {
+            return s.give_back(now);
+        }
+        self.cell.give_back(self.interval, now);
+    }
 }
 
 /// An owner's credits as this instance sees them.
@@ -203,6 +241,7 @@ pub(crate) struct Meter {
 impl Meter {
     /// A meter for `limits`, keeping the state of `previous` (same-named
     /// limits keep their cells; unchanged credits their count).
+    #[cfg(test)]
     pub(crate) fn new(
         owner: LimitOwner,
         version: u64,
@@ -210,23 +249,46 @@ impl Meter {
         credits: Option<Arc<LiveCredits>>,
         previous: Option<&Meter>,
     ) -> Self {
+        Self::with_backend(owner, version, ratelimits, credits, previous, None)
+    }
+
+    /// [`new`](Self::new), the limits shared through `backend` when given.
+    pub(crate) fn with_backend(
+        owner: LimitOwner,
+        version: u64,
+        ratelimits: &[RateLimit],
+        credits: Option<Arc<LiveCredits>>,
+        previous: Option<&Meter>,
+        backend: Option<&Backend>,
+    ) -> Self {
+        #[cfg(not(feature = "redis"))]
+        let _ = backend;
         let limits = ratelimits
             .iter()
             .map(|spec| {
                 let kept = previous.and_then(|p| {
-                    p.limits
-                        .iter()
-                        .find(|l| {
-                            l.spec.name == spec.name
-                                && l.spec.duration_ms == spec.duration_ms
-                                && l.spec.limit == spec.limit
+                    p.limits.iter().find(|l| {
+                        l.spec.name == spec.name
+                            && l.spec.duration_ms == spec.duration_ms
+                            && l.spec.limit == spec.limit
+                    })
+                });
+                #[cfg(feature = "redis")]
+                let shared = backend.map(|b| {
+                    kept.and_then(|l| l.shared.clone())
+                        .filter(|_| kept.is_some_and(|l| l.spec.burst == spec.burst))
+                        .unwrap_or_else(|| {
+                            Arc::new(crate::ratelimit::shared::lease::SharedCell::new(
+                                b, &owner, spec,
+                            ))
                         })
-                        .map(|l| Arc::clone(&l.cell))
                 });
                 Live {
                     spec: spec.clone(),
                     interval: spec.interval_nanos(),
-                    cell: kept.unwrap_or_else(|| Arc::new(Cell::with_tat(0))),
+                    cell: kept.map_or_else(|| Arc::new(Cell::with_tat(0)), |l| Arc::clone(&l.cell)),
+                    #[cfg(feature = "redis")]
+                    shared,
                 }
             })
             .collect();
@@ -247,6 +309,13 @@ impl Meter {
             .map(|l| l.cell.tat())
     }
 }
+
+/// The Redis backend shared limits use (nothing without feature `redis`).
+#[cfg(feature = "redis")]
+pub(crate) type Backend = Arc<crate::ratelimit::shared::Backend>;
+/// The Redis backend shared limits use (nothing without feature `redis`).
+#[cfg(not(feature = "redis"))]
+pub(crate) type Backend = ();
 
 /// The meters a key's grant holds (its own, its application's, its
 /// account's), shared with every principal it hands out. Compared by
@@ -270,6 +339,51 @@ impl Meters {
             None => Ok(None),
             Some(m) => admit(m, route, cost, now),
         }
+    }
+
+    /// The shared limits `route` applies that hold no leased call at
+    /// `now` (for the verification's lease step).
+    #[cfg(feature = "redis")]
+    pub(crate) fn to_lease(
+        &self,
+        route: Option<Label>,
+        now: i64,
+    ) -> Vec<Arc<crate::ratelimit::shared::lease::SharedCell>> {
+        let mut out = Vec::new();
+        for m in self.0.iter().flat_map(|m| m.iter()) {
+            for l in m.limits.iter() {
+                if let Some(s) = &l.shared
+                    && (l.spec.auto_apply || route == Some(l.spec.name))
+                    && s.needs_lease(now)
+                {
+                    out.push(Arc::clone(s));
+                }
+            }
+        }
+        out
+    }
+
+    /// Why a request is refused after its lease step ran out of attempts
+    /// (concurrent requests spent each leased call first): the first
+    /// shared limit still without a call, as rate limited for one interval;
+    /// unavailable if none (never waited on).
+    #[cfg(feature = "redis")]
+    #[cold]
+    pub(crate) fn contended(&self, route: Option<Label>, now: i64) -> Exceeded {
+        for m in self.0.iter().flat_map(|m| m.iter()) {
+            for l in m.limits.iter() {
+                if let Some(s) = &l.shared
+                    && (l.spec.auto_apply || route == Some(l.spec.name))
+                    && s.needs_lease(now)
+                {
+                    return Exceeded::RateLimited {
+                        status: status(&l.spec, 0, l.interval),
+                        retry_after_ms: ceil_ms(l.interval),
+                    };
+                }
+            }
+        }
+        Exceeded::Unavailable
     }
 
     /// The status `applied` describes.
@@ -331,7 +445,7 @@ pub(crate) fn admit(
             if !(l.spec.auto_apply || route == Some(l.spec.name)) {
                 continue;
             }
-            match l.cell.take(l.interval, l.spec.burst, now) {
+            match l.take(now) {
                 Take::Allowed { remaining, reset } => {
                     if n < MAX_APPLIED {
                         taken[n] = (mi as u8, li as u8);
@@ -352,6 +466,16 @@ pub(crate) fn admit(
                         status: status(&l.spec, 0, retry_after),
                         retry_after_ms: ceil_ms(retry_after),
                     });
+                }
+                #[cfg(feature = "redis")]
+                Take::NeedLease => {
+                    give_back_limits(meters, &taken[..n], now);
+                    return Err(Exceeded::NeedLease);
+                }
+                #[cfg(feature = "redis")]
+                Take::Unavailable => {
+                    give_back_limits(meters, &taken[..n], now);
+                    return Err(Exceeded::Unavailable);
                 }
             }
         }
@@ -375,8 +499,7 @@ pub(crate) fn admit(
 #[cold]
 fn give_back_limits(meters: &[Arc<Meter>], taken: &[(u8, u8)], now: i64) {
     for &(mi, li) in taken {
-        let l = &meters[mi as usize].limits[li as usize];
-        l.cell.give_back(l.interval, now);
+        meters[mi as usize].limits[li as usize].give_back(now);
     }
 }
 

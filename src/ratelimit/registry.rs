@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use super::meter::{LiveCredits, Meter};
+use super::meter::{Backend, LiveCredits, Meter};
 use super::owner::LimitOwner;
 use crate::store::StoredLimits;
 
@@ -15,9 +15,20 @@ use crate::store::StoredLimits;
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     meters: Mutex<HashMap<LimitOwner, Weak<Meter>>>,
+    /// Where limits are shared (Redis), if anywhere.
+    backend: Option<Backend>,
 }
 
 impl Registry {
+    /// A registry whose meters share their limits through `backend`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(backend: Backend) -> Self {
+        Self {
+            meters: Mutex::default(),
+            backend: Some(backend),
+        }
+    }
+
     /// The meter for `stored` read at `now`: the current one when its
     /// version is unchanged, else a new one keeping what it can.
     pub(crate) fn meter(&self, stored: &StoredLimits, now: i64) -> Arc<Meter> {
@@ -34,12 +45,13 @@ impl Registry {
                 _ => Arc::new(LiveCredits::new(c, stored.remaining, now)),
             }
         });
-        let meter = Arc::new(Meter::new(
+        let meter = Arc::new(Meter::with_backend(
             stored.owner,
             stored.version,
             &stored.limits.ratelimits,
             credits,
             previous.as_deref(),
+            self.backend.as_ref(),
         ));
         if map.len() > 1024 && map.len().is_power_of_two() {
             map.retain(|_, w| w.strong_count() > 0);

@@ -51,6 +51,8 @@ pub struct KeywardBuilder {
     flush_interval: Option<std::time::Duration>,
     #[cfg(feature = "import")]
     legacy: Option<super::LegacyKeys>,
+    #[cfg(feature = "redis")]
+    redis_limits: Option<crate::ratelimit::RedisLimits>,
 }
 
 impl Default for KeywardBuilder {
@@ -71,6 +73,8 @@ impl Default for KeywardBuilder {
             flush_interval: Some(std::time::Duration::from_secs(10)),
             #[cfg(feature = "import")]
             legacy: None,
+            #[cfg(feature = "redis")]
+            redis_limits: None,
         }
     }
 }
@@ -180,6 +184,26 @@ impl KeywardBuilder {
         self
     }
 
+    /// Shares every rate limit with the other instances through Redis
+    /// (feature `redis`; default: each instance enforces its limits
+    /// in-process). Credits stay in the store.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use keyward::{Keyward, MemoryStore, RedisLimits};
+    /// let kw = Keyward::builder()
+    ///     .store(MemoryStore::new())
+    ///     .redis_limits(RedisLimits::connect("redis://127.0.0.1:6379").await?.fail_closed())
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis_limits(mut self, limits: crate::ratelimit::RedisLimits) -> Self {
+        self.redis_limits = Some(limits);
+        self
+    }
+
     /// Builds the service. Inside a Tokio runtime it also starts the usage
     /// flusher and, when the store has a change feed, the task that applies
     /// other instances' changes to the caches; both stop when the last
@@ -221,7 +245,10 @@ impl KeywardBuilder {
                 accounts: AccountCache::default(),
                 usage,
                 limiter: AttemptLimiter::new(self.attempt_limit),
-                meters: crate::ratelimit::registry::Registry::default(),
+                meters: meters_registry(
+                    #[cfg(feature = "redis")]
+                    self.redis_limits,
+                ),
                 hash_slots: Semaphore::new(self.max_concurrent_hashes),
                 refusals: Default::default(),
                 #[cfg(feature = "import")]
@@ -238,6 +265,17 @@ impl KeywardBuilder {
         }
         Ok(kw)
     }
+}
+
+/// The meters' registry: in-process, or shared through Redis.
+fn meters_registry(
+    #[cfg(feature = "redis")] redis: Option<crate::ratelimit::RedisLimits>,
+) -> crate::ratelimit::registry::Registry {
+    #[cfg(feature = "redis")]
+    if let Some(r) = redis {
+        return crate::ratelimit::registry::Registry::shared(r.into_backend());
+    }
+    crate::ratelimit::registry::Registry::default()
 }
 
 async fn flush_loop(inner: Weak<Inner>, every: std::time::Duration) {

@@ -153,6 +153,12 @@ pub(crate) enum Decision {
         previous: Option<PhcString>,
         generation: u32,
     },
+    /// Accepted, but a rate limit shared through Redis has no leased call
+    /// on this instance: lease for the grant's limits, then decide again
+    /// (made by the caller from an acceptance whose admission needs it;
+    /// counted nowhere until decided).
+    #[cfg(feature = "redis")]
+    NeedLease { grant: Arc<Grant> },
 }
 
 impl Decision {
@@ -173,6 +179,8 @@ impl Decision {
             }
             Decision::Reject(_) => Some(Outcome::Failure),
             Decision::NeedStore | Decision::NeedHash { .. } => None,
+            #[cfg(feature = "redis")]
+            Decision::NeedLease { .. } => None,
         }
     }
 
@@ -190,6 +198,13 @@ impl Decision {
                     secret,
                     applied,
                 },
+                // A shared limit with no leased call here: lease, then
+                // decide again (nothing was taken).
+                #[cfg(feature = "redis")]
+                Err(Exceeded::NeedLease) => {
+                    crate::hint::cold_path();
+                    Decision::NeedLease { grant }
+                }
                 Err(exceeded) => {
                     crate::hint::cold_path();
                     Decision::Reject(Refusal::Exceeded(exceeded))

@@ -31,6 +31,12 @@ use crate::usage::time_to_nanos;
 /// is refused rather than looping.
 const MAX_READS: u32 = 2;
 
+/// At most this many lease round trips in one verification (a concurrent
+/// request may spend a leased call first; beyond that it is refused as
+/// rate limited rather than looping: other requests took the calls).
+#[cfg(feature = "redis")]
+const MAX_LEASES: u32 = 3;
+
 /// What a bearer value holds, by its marker.
 enum Bearer {
     Session,
@@ -270,6 +276,11 @@ impl Keyward {
                 crate::hint::cold_path();
                 None
             }
+            #[cfg(feature = "redis")]
+            Decision::NeedLease { .. } => {
+                crate::hint::cold_path();
+                None
+            }
         }
     }
 
@@ -298,6 +309,17 @@ impl Keyward {
             self.after_decision(found, &decision, judge, &tally);
             Some(decision)
         })
+    }
+
+    /// The verification's lease step: leases calls from Redis for the
+    /// grant's shared limits that hold none here (one round trip each).
+    #[cfg(feature = "redis")]
+    #[cold]
+    async fn lease(&self, grant: &Grant, ctx: &VerifyContext<'_>) {
+        let now = self.now_nanos();
+        for cell in grant.meters.to_lease(ctx.limit, now) {
+            cell.fetch(|| self.now_nanos()).await;
+        }
     }
 
     /// What follows a decision, under the entry's lock: its usage, counted
@@ -432,6 +454,8 @@ impl Keyward {
         let mut read_at = None;
         let mut reads = 0;
         let mut hashed = false;
+        #[cfg(feature = "redis")]
+        let mut leases = 0;
         loop {
             let now = self.now_nanos();
             let judge = Judge {
@@ -446,6 +470,15 @@ impl Keyward {
                     applied,
                 } => {
                     return Ok(principal(id, grant, None, secret, applied, ctx));
+                }
+                #[cfg(feature = "redis")]
+                Decision::NeedLease { grant } if leases < MAX_LEASES => {
+                    leases += 1;
+                    self.lease(&grant, &ctx).await;
+                }
+                #[cfg(feature = "redis")]
+                Decision::NeedLease { grant } => {
+                    return Err(grant.meters.contended(ctx.limit, now).error());
                 }
                 Decision::Reject(refusal) => return Err(refusal.error()),
                 Decision::NeedStore if reads < MAX_READS => {
@@ -622,6 +655,8 @@ impl Keyward {
     ) -> Result<Principal> {
         let mut read_at = None;
         let mut reads = 0;
+        #[cfg(feature = "redis")]
+        let mut leases = 0;
         loop {
             let now = self.now_nanos();
             let judge = Judge {
@@ -641,6 +676,15 @@ impl Keyward {
                     self.load_session(sid, started).await?;
                     read_at = Some(started);
                 }
+                #[cfg(feature = "redis")]
+                (Decision::NeedLease { grant }, _) if leases < MAX_LEASES => {
+                    leases += 1;
+                    self.lease(&grant, &ctx).await;
+                }
+                #[cfg(feature = "redis")]
+                (Decision::NeedLease { grant }, _) => {
+                    return Err(grant.meters.contended(ctx.limit, now).error());
+                }
                 (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx),
                 (_, None) => return Err(Error::Unauthorized),
             }
@@ -659,8 +703,8 @@ impl Keyward {
         Ok(())
     }
 
-    /// The session's decision on its cached entry and its key's, counted in
-    /// the key's usage.
+    /// The session's decision on its cached entry and its key's, admitted
+    /// like a key's and counted in the key's usage.
     fn decide_session(
         &self,
         entry: &SessionEntry,
@@ -815,6 +859,8 @@ fn session_outcome(
         )),
         Decision::Reject(refusal) => Err(refusal.error()),
         Decision::NeedStore | Decision::NeedHash { .. } => Err(Error::Unauthorized),
+        #[cfg(feature = "redis")]
+        Decision::NeedLease { .. } => Err(Error::LimitsUnavailable),
     }
 }
 
