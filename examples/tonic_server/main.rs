@@ -4,13 +4,16 @@
 //! `127.0.0.1:50051`).
 //!
 //! ```sh
-//! cargo run --example tonic_server --features tower,sqlite
+//! cargo run --example tonic_server --features tower
 //! ```
 //!
 //! On first start it creates the `greeter` account and prints a key
 //! holding `readGreetings` once. Clients send it as gRPC metadata,
 //! `authorization: Bearer kw_ak_…` (the single-string form) or
 //! `x-api-key` + `x-api-secret`:
+//!
+//! With the service's `.proto` (in `greeter.rs`'s docs) saved as
+//! `greeter.proto`:
 //!
 //! ```sh
 //! grpcurl -plaintext -H 'authorization: Bearer kw_ak_…' -d '{"name":"you"}' \
@@ -33,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let url =

@@ -30,7 +30,7 @@
 //! ```
 //!
 //! For a tonic server, `RequireLayer::new(&http, "…").grpc()` as a layer
-//! of `tonic::transport::Server::builder()` (see `examples/tonic_server.rs`).
+//! of `tonic::transport::Server::builder()` (see `examples/tonic_server/`).
 //!
 //! The client address (for keys restricted to networks, the audit log and
 //! usage) comes from a [`SocketAddr`] in the request extensions by
