@@ -31,8 +31,11 @@ mod service;
 mod session;
 mod usage;
 
-#[cfg(any(feature = "axum", feature = "actix"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
+#[cfg(any(feature = "axum", feature = "actix", feature = "tower"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "axum", feature = "actix", feature = "tower")))
+)]
 pub mod http;
 pub mod store;
 

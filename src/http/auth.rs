@@ -210,6 +210,8 @@ pub(crate) enum Verification<'a> {
     /// Verified and counted, for another account (`x-account-id`), which
     /// must be read.
     ActFor(Principal, AccountId),
+    // Read by `outcome` (the management API's callers).
+    #[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
     /// The caches could not decide and nothing was counted: the store or
     /// argon2 must.
     Cold(Attempt<'a>),
@@ -244,6 +246,7 @@ impl Later {
     }
 }
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 impl Verification<'_> {
     /// The outcome, awaiting what the caches could not decide. Callers on
     /// the request path box this when it is not `Done`, so that their own
@@ -401,6 +404,7 @@ pub(crate) async fn find_later<'a>(
         .await
 }
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 /// The request's principal; 401 when it presented no credentials.
 pub(crate) async fn require(
     kw: &Keyward,

@@ -369,12 +369,20 @@ impl HttpError {
         h
     }
 
-    /// Logs the rejection once (target `keyward::rejection`) and returns
-    /// the response parts; adapters call this.
-    pub(crate) fn render(self) -> crate::http::Response {
+    /// Logs a rejection below 500 (target `keyward::rejection`; store
+    /// failures were logged where they were mapped): every adapter's
+    /// response calls this once.
+    pub(crate) fn log(&self) {
         if self.inner.status < 500 {
             tracing::debug!(target: "keyward::rejection", status = self.inner.status, code = self.inner.code, message = %self.inner.message, "request rejected");
         }
+    }
+
+    /// Logs the rejection once (target `keyward::rejection`) and returns
+    /// the response parts; adapters call this.
+    #[cfg(any(feature = "axum", feature = "actix"))]
+    pub(crate) fn render(self) -> crate::http::Response {
+        self.log();
         crate::http::Response {
             status: self.inner.status,
             headers: self.headers(),

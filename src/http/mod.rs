@@ -1,6 +1,7 @@
-//! HTTP adapters for axum (feature `axum`) and actix-web (feature `actix`),
-//! with one framework-neutral core so both give the same answers byte for
-//! byte.
+//! HTTP adapters for axum (feature `axum`), actix-web (feature `actix`)
+//! and any tower service of `http::Request<B>`, such as tonic or plain
+//! hyper (feature `tower`), with one framework-neutral core so all give
+//! the same answers byte for byte.
 //!
 //! # The state
 //!
@@ -52,13 +53,18 @@
 //! networks beyond the caller's key, 409 `protected` for the
 //! application's own keys.
 
+// The management API and its documents: the axum and actix-web adapters.
+#[cfg(any(feature = "axum", feature = "actix"))]
 mod api;
 mod auth;
+#[cfg(any(feature = "axum", feature = "actix"))]
 mod body;
 mod config;
 mod error;
 mod headers;
+#[cfg(any(feature = "axum", feature = "actix"))]
 mod host_user;
+#[cfg(any(feature = "axum", feature = "actix"))]
 mod openapi;
 mod openapi_fields;
 mod ratelimit;
@@ -78,11 +84,16 @@ pub mod actix;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) use api::Response;
 pub use auth::RequiredPermission;
 pub use config::HttpConfig;
 pub use error::{HttpError, MAX_BODY_BYTES};
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub use host_user::HostUser;
 pub use ratelimit::rate_limit_headers;
 pub use route_usage::RouteUsage;
@@ -92,12 +103,16 @@ pub use state::KeywardHttp;
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use console::{CONTENT_SECURITY_POLICY, ConsoleConfig, console_asset_bytes};
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
 /// `(method, path)` of every route of the management API, paths relative
 /// to where it is mounted, `{id}` for the key id.
 pub fn management_routes() -> impl Iterator<Item = (&'static str, &'static str)> {
     api::ROUTES.iter().map(|(m, p, _)| (*m, *p))
 }
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
 /// The OpenAPI 3.1 document served at `GET /openapi.json`.
 pub fn openapi_document() -> serde_json::Value {
     openapi::document()

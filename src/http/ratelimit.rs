@@ -76,6 +76,7 @@ pub(crate) fn push_headers(h: &mut Vec<(&'static str, String)>, s: &LimitStatus)
     ));
 }
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 /// Adds the `RateLimit` and `Credits` schemas to the OpenAPI document, and
 /// `ratelimits` / `credits` to the create and update bodies of keys,
 /// applications and accounts.
