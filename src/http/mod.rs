@@ -66,6 +66,7 @@ mod headers;
 mod host_user;
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod openapi;
+#[cfg(any(feature = "axum", feature = "actix"))]
 mod openapi_fields;
 mod ratelimit;
 mod route_usage;

@@ -62,15 +62,15 @@ pub(crate) fn gather(h: &HeaderMap) -> RequestHeaders<'_> {
     RequestHeaders::gather(h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
 }
 
-/// The client address: the peer `peer` finds in the extensions, or behind
-/// a trusted proxy the `X-Forwarded-For` client.
+/// The client: the peer `peer` finds in the extensions, or behind a
+/// trusted proxy the `X-Forwarded-For` client (and its `x-call-origin`).
 #[inline]
-pub(crate) fn client_ip(
+pub(crate) fn client(
     cfg: &HttpConfig,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
-) -> Option<IpAddr> {
-    headers::client_ip(cfg, peer, || {
+) -> headers::Client {
+    headers::client(cfg, peer, || {
         headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
@@ -374,7 +374,7 @@ impl Guard {
             None => {
                 let (headers, ext) = (req.headers(), req.extensions());
                 let found = auth::find_now(&self.http, &gather(headers), &self.usage, |cfg| {
-                    client_ip(cfg, headers, (self.peer)(ext))
+                    client(cfg, headers, (self.peer)(ext))
                 });
                 match found {
                     Found::Principal(p) => p,
@@ -481,7 +481,7 @@ where
             later,
             &guard.usage,
             || gather(headers),
-            |cfg| client_ip(cfg, headers, (guard.peer)(ext)),
+            |cfg| client(cfg, headers, (guard.peer)(ext)),
         )
         .await
     };
