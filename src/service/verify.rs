@@ -112,6 +112,9 @@ impl Keyward {
     /// an id remembered as missing, a malformed credential), `None` when
     /// the store or argon2 is needed — then call [`verify`](Self::verify).
     /// A decided outcome is counted in the key's usage like any other.
+    /// With rate limits shared through Redis it is also `None` when this
+    /// instance holds no leased call for one of the key's limits (counted
+    /// nowhere: `verify` leases and decides).
     ///
     /// For synchronous hooks (a gRPC interceptor, a custom middleware)
     /// and for the HTTP adapters, which answer most requests this way.

@@ -36,10 +36,10 @@ pub struct RedisLimitsError(#[source] redis::RedisError);
 /// `redis`), for [`KeywardBuilder::redis_limits`].
 ///
 /// Each limit is one GCRA cell in Redis (keyed by owner, limit name and
-/// spec), changed only by atomic server-side scripts ([`scripts`]). An
+/// spec), changed only by atomic server-side Lua scripts. An
 /// instance does not ask Redis on every call: it *leases* calls — takes
-/// `n` at once from the cell — and spends them locally with atomics
-/// ([`lease`]); a call that finds no leased token makes one round trip
+/// `n` at once from the cell — and spends them locally with atomics;
+/// a call that finds no leased token makes one round trip
 /// (the verification's `NeedLease` step), and unused tokens go back to the
 /// cell when the lease ages out or the meter is dropped.
 ///
