@@ -82,8 +82,14 @@ async fn verifications_flushes_and_queues_are_recorded() {
     assert!(value(&text, "keyward_usage_flushed_rows_total") >= 1.0);
     assert!(value(&text, "keyward_cached_keys") >= 1.0);
     // Store calls, timed per operation: the fresh instance read the key
-    // (its account too) and wrote the usage batch.
-    for op in ["get_key", "get_account", "record_usage", "insert_key"] {
+    // (with its application and limits, in one call; its account too) and
+    // wrote the usage batch.
+    for op in [
+        "get_key_for_verify",
+        "get_account",
+        "record_usage",
+        "insert_key",
+    ] {
         assert!(
             value(
                 &text,
@@ -92,6 +98,11 @@ async fn verifications_flushes_and_queues_are_recorded() {
             "{op}: {text}"
         );
     }
-    assert!(value(&text, r#"keyward_store_errors_total{op="get_key"}"#) >= 1.0);
+    assert!(
+        value(
+            &text,
+            r#"keyward_store_errors_total{op="get_key_for_verify"}"#
+        ) >= 1.0
+    );
     assert!(!text.contains(key.secret.expose()) && !text.contains(key.key.id.as_str()));
 }

@@ -21,9 +21,9 @@ use crate::origin::AllowedOrigin;
 use crate::ratelimit::LimitOwner;
 use crate::session::Session;
 use crate::store::{
-    AccountQuery, AppExpectation, AppQuery, Change, EventQuery, GroupTotal, ImportedKey, KeyQuery,
-    KeyStore, RollupRow, RollupScope, SequencedEvent, StoreResult, StoredKey, StoredLimits,
-    UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, AppExpectation, AppQuery, Change, EventQuery, GroupTotal, ImportedKey,
+    KeyForVerify, KeyQuery, KeyStore, RollupRow, RollupScope, SequencedEvent, StoreResult,
+    StoredKey, StoredLimits, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 
 /// A store whose every call is timed. Forwards everything, including the
@@ -87,6 +87,9 @@ impl KeyStore for Timed {
     }
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
         timed!("get_key", self.0.get_key(id))
+    }
+    async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
+        timed!("get_key_for_verify", self.0.get_key_for_verify(id))
     }
     async fn update_key(
         &self,

@@ -178,16 +178,18 @@ impl Keyward {
     /// The meters of a key read from the store: its own, its
     /// application's, its account's.
     pub(crate) async fn load_meters(&self, stored: &StoredKey) -> Result<Meters> {
-        let mut owners = Vec::with_capacity(3);
-        owners.push(LimitOwner::Key(stored.key.id));
-        if let Some(app) = stored.key.app_id {
-            owners.push(LimitOwner::App(app));
-        }
-        owners.push(LimitOwner::Account(stored.key.account_id));
+        let owners = crate::store::limit_owners(&stored.key);
         let found = self.inner.store.get_limits(&owners).await?;
+        Ok(self.meters_of(stored, &found))
+    }
+
+    /// The meters of `stored` given the stored limits `found` of its
+    /// owners (read with the key, or by [`load_meters`](Self::load_meters)).
+    pub(crate) fn meters_of(&self, stored: &StoredKey, found: &[StoredLimits]) -> Meters {
         if found.is_empty() {
-            return Ok(Meters::NONE);
+            return Meters::NONE;
         }
+        let owners = crate::store::limit_owners(&stored.key);
         let now = self.now_nanos();
         let mut meters = Vec::with_capacity(found.len());
         for owner in &owners {
@@ -198,7 +200,7 @@ impl Keyward {
                 meters.push(self.inner.meters.meter(s, now));
             }
         }
-        Ok(Meters((!meters.is_empty()).then(|| Arc::from(meters))))
+        Meters((!meters.is_empty()).then(|| Arc::from(meters)))
     }
 
     /// Writes the credits spent on this instance and re-reads the stored

@@ -12,7 +12,7 @@ use crate::id::{AccountId, KeyId};
 use crate::permission::PermissionSet;
 use crate::principal::Grant;
 use crate::ratelimit::meter::Meters;
-use crate::store::StoredKey;
+use crate::store::{KeyForVerify, StoredKey};
 use crate::usage::time_to_nanos;
 
 /// The start of a store read: its time, and the change feed's count of
@@ -61,12 +61,16 @@ impl Keyward {
     /// as missing for W).
     pub(crate) async fn load_key(&self, id: &KeyId) -> Result<bool> {
         let start = self.read_start();
-        let Some(stored) = self.inner.store.get_key(id).await? else {
+        // One store call for the key, its application's status and its
+        // owners' limits; the account comes from its cache (W).
+        let Some(loaded) = self.inner.store.get_key_for_verify(id).await? else {
             self.inner.keys.mark_missing(id, start.at);
             return Ok(false);
         };
-        self.store_entry(&stored, None, start.at, Some(start.changes))
+        let account = self
+            .cached_account(&loaded.stored.key.account_id, self.inner.window_nanos)
             .await?;
+        self.put_loaded(&loaded, account.as_ref(), start);
         Ok(true)
     }
 
@@ -76,21 +80,30 @@ impl Keyward {
     /// one period later: see `decide::refresh_due`).
     pub(crate) async fn refresh_key(&self, id: &KeyId) -> Result<()> {
         let start = self.read_start();
-        let Some(stored) = self.inner.store.get_key(id).await? else {
+        let Some(loaded) = self.inner.store.get_key_for_verify(id).await? else {
             self.inner.keys.mark_missing(id, start.at);
             return Ok(());
         };
         let account = self
-            .cached_account(&stored.key.account_id, self.inner.window_nanos / 40)
+            .cached_account(&loaded.stored.key.account_id, self.inner.window_nanos / 40)
             .await?;
-        let switched = self.switched_off(&stored, account.as_ref()).await?;
-        let meters = self.load_meters(&stored).await?;
-        let stored = switched.as_ref().unwrap_or(&stored);
+        self.put_loaded(&loaded, account.as_ref(), start);
+        Ok(())
+    }
+
+    /// Puts a key read for verification at `start` in the key cache, with
+    /// its account as cached, switched off with its account or
+    /// application, metered by the limits read with it.
+    fn put_loaded(&self, loaded: &KeyForVerify, account: Option<&CachedAccount>, start: ReadStart) {
+        let stored = &loaded.stored;
+        let off = account_is_off(account) || loaded.app_active == Some(false);
+        let switched = off.then(|| inactive(stored));
+        let meters = self.meters_of(stored, &loaded.limits);
+        let stored = switched.as_ref().unwrap_or(stored);
         self.inner.keys.upsert(
-            entry_for(stored, account.as_ref(), start.at, None, meters),
+            entry_for(stored, account, start.at, None, meters),
             Some(start.changes),
         );
-        Ok(())
     }
 
     /// Puts `stored` in the key cache as read at `read_at`, with `tag` as
@@ -107,9 +120,9 @@ impl Keyward {
         self.store_entry(stored, tag, read_at, None).await
     }
 
-    /// Puts `stored`, read at `read_at` (with the feed's count of changes
-    /// then, when known), in the key cache with its account's permissions
-    /// and switched off with its account or application.
+    /// Puts `stored`, written at `read_at`, in the key cache with its
+    /// account's permissions and switched off with its account or
+    /// application (read here: the write did not read them).
     async fn store_entry(
         &self,
         stored: &StoredKey,
@@ -164,9 +177,8 @@ impl Keyward {
         stored: &StoredKey,
         account: Option<&CachedAccount>,
     ) -> Result<Option<StoredKey>> {
-        let account_off = account.is_some_and(|c| c.account.status == AccountStatus::Inactive);
         let off = match stored.key.app_id {
-            _ if account_off => true,
+            _ if account_is_off(account) => true,
             Some(app) => !self.app_is_active(&app).await?,
             None => false,
         };
@@ -179,6 +191,11 @@ impl Keyward {
         let app = self.inner.store.get_app(id).await?;
         Ok(app.is_some_and(|a| a.status == crate::app::AppStatus::Active))
     }
+}
+
+/// Whether the cached account is switched off.
+fn account_is_off(account: Option<&CachedAccount>) -> bool {
+    account.is_some_and(|c| c.account.status == AccountStatus::Inactive)
 }
 
 /// `stored` with its status inactive.

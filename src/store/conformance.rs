@@ -72,7 +72,8 @@ pub use keys::{
     update_key_replaces_record,
 };
 pub use limits::{
-    limits_round_trip_replace_and_remove, spend_credits_subtracts_and_refills_once_per_period,
+    key_for_verify_joins_app_status_and_limits, limits_round_trip_replace_and_remove,
+    spend_credits_subtracts_and_refills_once_per_period,
 };
 pub use origins::allowed_origins_insert_list_delete;
 pub use rollup::usage_rollup_matches_brute_force;
@@ -181,6 +182,7 @@ macro_rules! store_conformance_tests {
             allowed_origins_insert_list_delete,
             limits_round_trip_replace_and_remove,
             spend_credits_subtracts_and_refills_once_per_period,
+            key_for_verify_joins_app_status_and_limits,
         );
     };
 }

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{
-    AccountQuery, AppExpectation, AppQuery, EventQuery, ImportedKey, KeyQuery, KeyStore,
-    SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
+    AccountQuery, AppExpectation, AppQuery, EventQuery, ImportedKey, KeyForVerify, KeyQuery,
+    KeyStore, SequencedEvent, StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::{ApiKey, KeyStatus};
@@ -209,6 +209,23 @@ impl KeyStore for MemoryStore {
 
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>> {
         Ok(self.lock()?.keys.get(id).cloned())
+    }
+
+    async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
+        let g = self.lock()?;
+        let Some(stored) = g.keys.get(id).cloned() else {
+            return Ok(None);
+        };
+        let app_active = stored.key.app_id.map(|app| {
+            g.apps
+                .get(&app)
+                .is_some_and(|a| a.status == AppStatus::Active)
+        });
+        let limits = super::limit_owners(&stored.key)
+            .iter()
+            .filter_map(|o| g.limits.get(o).cloned())
+            .collect();
+        Ok(Some(KeyForVerify::new(stored, app_active, limits)))
     }
 
     async fn update_key(

@@ -114,6 +114,46 @@ pub struct StoredKey {
     pub session_epoch: u32,
 }
 
+/// What a cold verification reads about a key
+/// ([`KeyStore::get_key_for_verify`]): the key, its application's status
+/// and the limits that apply to it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct KeyForVerify {
+    /// The key.
+    pub stored: StoredKey,
+    /// Whether its application exists and is active; `None` for a key in
+    /// no application.
+    pub app_active: Option<bool>,
+    /// The stored limits of the key, its application and its account
+    /// ([`limit_owners`]; owners without limits have no entry).
+    pub limits: Vec<StoredLimits>,
+}
+
+impl KeyForVerify {
+    /// The record for `stored`, its application's status and `limits`.
+    pub fn new(stored: StoredKey, app_active: Option<bool>, limits: Vec<StoredLimits>) -> Self {
+        Self {
+            stored,
+            app_active,
+            limits,
+        }
+    }
+}
+
+/// The owners whose limits apply to `key`, in the order they are metered:
+/// the key, its application (if any), its account.
+pub fn limit_owners(key: &ApiKey) -> Vec<crate::ratelimit::LimitOwner> {
+    use crate::ratelimit::LimitOwner;
+    let mut owners = Vec::with_capacity(3);
+    owners.push(LimitOwner::Key(key.id));
+    if let Some(app) = key.app_id {
+        owners.push(LimitOwner::App(app));
+    }
+    owners.push(LimitOwner::Account(key.account_id));
+    owners
+}
+
 /// A key imported from another system ([`KeyStore::insert_imported_keys`]):
 /// the key, the id it had there and the alias its old key string is found
 /// by.
@@ -658,6 +698,29 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// The key with this id.
     async fn get_key(&self, id: &KeyId) -> StoreResult<Option<StoredKey>>;
+
+    /// The key with this id, its application's status and the limits of
+    /// its owners ([`limit_owners`]): everything a cold verification reads
+    /// besides the account (which the service caches across keys). The
+    /// default composes [`get_key`](Self::get_key),
+    /// [`get_app`](Self::get_app) (only for a key in an application) and
+    /// [`get_limits`](Self::get_limits), so a store written before it
+    /// exists works unchanged; the SQL stores answer in one query.
+    async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
+        let Some(stored) = self.get_key(id).await? else {
+            return Ok(None);
+        };
+        let app_active = match stored.key.app_id {
+            Some(app) => Some(
+                self.get_app(&app)
+                    .await?
+                    .is_some_and(|a| a.status == AppStatus::Active),
+            ),
+            None => None,
+        };
+        let limits = self.get_limits(&limit_owners(&stored.key)).await?;
+        Ok(Some(KeyForVerify::new(stored, app_active, limits)))
+    }
 
     /// Replaces a key whose stored version is `expected_version` with `key`
     /// (whose `version` is the new one) and appends `event`. `last_used_at`

@@ -28,8 +28,8 @@ use super::migrations::postgres_impl as migrations;
 use super::sql::{self, AppRow, EventRow, KeyColumns, KeyRow, map_err};
 use super::{
     AccountQuery, ActorFilter, AppExpectation, AppQuery, Change, EventQuery, GroupTotal,
-    ImportedKey, KeyQuery, KeyStore, RollupRow, RollupScope, SequencedEvent, StoreError,
-    StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    ImportedKey, KeyForVerify, KeyQuery, KeyStore, RollupRow, RollupScope, SequencedEvent,
+    StoreError, StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use crate::account::{Account, AccountStatus};
 use crate::api_key::ApiKey;
@@ -741,6 +741,40 @@ impl KeyStore for PostgresStore {
         .await
         .map_err(|e| map_err(e, "read"))?;
         row.map(|r| key_row(&r)?.into_stored()).transpose()
+    }
+
+    async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
+        // `apps.id` and `keys.id` are "C", the other ids the default
+        // collation: each join compares in the collation of the index it
+        // looks up.
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            sql::key_for_verify_query(
+                KEY_COLUMNS,
+                "a.id = k.app_id COLLATE \"C\"",
+                "k.id COLLATE \"default\"",
+            ) + "$1"
+        });
+        let rows = sqlx::query(sqlx::AssertSqlSafe(QUERY.as_str()))
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let stored = key_row(first)?.into_stored()?;
+        let app_status: Option<String> = first
+            .try_get("app_status")
+            .map_err(|e| map_err(e, "decode"))?;
+        let app_active = stored
+            .key
+            .app_id
+            .map(|_| app_status.as_deref() == Some(AppStatus::Active.as_str()));
+        let mut limits = Vec::new();
+        for r in &rows {
+            limits.extend(super::postgres_limits::joined(r, "l_")?);
+        }
+        Ok(Some(KeyForVerify::new(stored, app_active, limits)))
     }
 
     async fn update_key(

@@ -228,6 +228,36 @@ macro_rules! key_bind_columns {
 }
 pub(crate) use key_bind_columns;
 
+/// The `SELECT` of [`KeyStore::get_key_for_verify`](super::KeyStore::get_key_for_verify)
+/// for a backend whose key columns are `key_columns` and whose joins need
+/// `app_join` and `key_owner` (collations): the key joined with its
+/// application's status and the `owner_limits` rows of its owners, one
+/// row per limits row (at least one). The limits columns are aliased
+/// `l_<column>`.
+pub(crate) fn key_for_verify_query(key_columns: &str, app_join: &str, key_owner: &str) -> String {
+    let k: Vec<String> = key_columns
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| format!("k.{c}"))
+        .collect();
+    let l: Vec<String> = super::limits::row::COLUMNS
+        .split(',')
+        .map(str::trim)
+        .map(|c| format!("l.{c} AS l_{c}"))
+        .collect();
+    format!(
+        "SELECT {}, a.status AS app_status, {} \
+         FROM keys k LEFT JOIN apps a ON {app_join} \
+         LEFT JOIN owner_limits l ON (l.owner_kind = 'key' AND l.owner_id = {key_owner}) \
+         OR (l.owner_kind = 'app' AND l.owner_id = k.app_id) \
+         OR (l.owner_kind = 'account' AND l.owner_id = k.account_id) \
+         WHERE k.id = ",
+        k.join(", "),
+        l.join(", ")
+    )
+}
+
 /// `(id, version)` rows of keys, validated.
 pub(crate) fn key_versions(rows: &[(String, i64)]) -> StoreResult<Vec<(KeyId, u64)>> {
     rows.iter()

@@ -9,17 +9,31 @@ use super::{StoreResult, StoredLimits};
 use crate::ratelimit::LimitOwner;
 
 fn decode(r: &SqliteRow) -> StoreResult<StoredLimits> {
+    decode_prefixed(r, "")
+}
+
+/// The limits in `r`'s columns named `<prefix><column>`; for a row
+/// without limits (a `LEFT JOIN` that found none) `None`.
+pub(super) fn joined(r: &SqliteRow, prefix: &str) -> StoreResult<Option<StoredLimits>> {
+    let kind: Option<String> = r
+        .try_get(format!("{prefix}owner_kind").as_str())
+        .map_err(|e| map_err(e, "decode"))?;
+    kind.map(|_| decode_prefixed(r, prefix)).transpose()
+}
+
+fn decode_prefixed(r: &SqliteRow, prefix: &str) -> StoreResult<StoredLimits> {
     let g = |e| map_err(e, "decode");
+    let c = |name: &str| format!("{prefix}{name}");
     LimitsRow {
-        kind: r.try_get("owner_kind").map_err(g)?,
-        id: r.try_get("owner_id").map_err(g)?,
-        ratelimits: r.try_get("ratelimits").map_err(g)?,
-        credits_set: r.try_get("credits_set").map_err(g)?,
-        remaining: r.try_get("credits_remaining").map_err(g)?,
-        interval: r.try_get("refill_interval").map_err(g)?,
-        amount: r.try_get("refill_amount").map_err(g)?,
-        period: r.try_get("credits_period").map_err(g)?,
-        version: r.try_get("version").map_err(g)?,
+        kind: r.try_get(c("owner_kind").as_str()).map_err(g)?,
+        id: r.try_get(c("owner_id").as_str()).map_err(g)?,
+        ratelimits: r.try_get(c("ratelimits").as_str()).map_err(g)?,
+        credits_set: r.try_get(c("credits_set").as_str()).map_err(g)?,
+        remaining: r.try_get(c("credits_remaining").as_str()).map_err(g)?,
+        interval: r.try_get(c("refill_interval").as_str()).map_err(g)?,
+        amount: r.try_get(c("refill_amount").as_str()).map_err(g)?,
+        period: r.try_get(c("credits_period").as_str()).map_err(g)?,
+        version: r.try_get(c("version").as_str()).map_err(g)?,
     }
     .stored()
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use keyward::store::{
-    AccountQuery, AppExpectation, AppQuery, Change, EventQuery, KeyQuery, KeyStore, StoreResult,
-    StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    AccountQuery, AppExpectation, AppQuery, Change, EventQuery, KeyForVerify, KeyQuery, KeyStore,
+    StoreResult, StoredKey, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 use keyward::{
     Account, AccountId, AllowedOrigin, ApiKey, App, AppId, AuditEvent, KeyId, Session, SessionId,
@@ -46,6 +46,9 @@ pub struct Counting {
     /// Every read call: keys (joined or not), accounts, applications,
     /// limits.
     store_reads: AtomicU64,
+    /// Answer `get_key_for_verify` as a store without it does: `get_key`,
+    /// `get_app`, `get_limits`, one call each.
+    split_key_reads: AtomicBool,
     feed: Feed,
     silent: Arc<AtomicBool>,
     /// A change to send on the scripted feed while the next key read is
@@ -63,6 +66,7 @@ impl Counting {
             key_reads: AtomicU64::new(0),
             account_reads: AtomicU64::new(0),
             store_reads: AtomicU64::new(0),
+            split_key_reads: AtomicBool::new(false),
             feed: Feed::Forwarded,
             silent: Arc::default(),
             racing: Mutex::default(),
@@ -77,6 +81,7 @@ impl Counting {
             key_reads: AtomicU64::new(0),
             account_reads: AtomicU64::new(0),
             store_reads: AtomicU64::new(0),
+            split_key_reads: AtomicBool::new(false),
             feed: Feed::Scripted(broadcast::channel(4096).0),
             silent: Arc::default(),
             racing: Mutex::default(),
@@ -126,6 +131,12 @@ impl Counting {
     /// instance (neither changes nor catch-ups).
     pub fn silence(&self) {
         self.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, answers `get_key_for_verify` as a store written before
+    /// it existed (the trait's default: one call per record).
+    pub fn split_key_reads(&self) {
+        self.split_key_reads.store(true, Ordering::SeqCst);
     }
 
     /// Store reads so far (every call that reads a key, an account, an
@@ -182,6 +193,30 @@ impl KeyStore for Counting {
         self.key_reads.fetch_add(1, Ordering::SeqCst);
         self.store_reads.fetch_add(1, Ordering::SeqCst);
         let read = self.inner.get_key(id).await;
+        self.race_key_read().await;
+        read
+    }
+    async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
+        if self.split_key_reads.load(Ordering::SeqCst) {
+            let Some(stored) = self.get_key(id).await? else {
+                return Ok(None);
+            };
+            let app_active = match stored.key.app_id {
+                Some(app) => Some(
+                    self.get_app(&app)
+                        .await?
+                        .is_some_and(|a| a.status == keyward::AppStatus::Active),
+                ),
+                None => None,
+            };
+            let limits = self
+                .get_limits(&keyward::store::limit_owners(&stored.key))
+                .await?;
+            return Ok(Some(KeyForVerify::new(stored, app_active, limits)));
+        }
+        self.key_reads.fetch_add(1, Ordering::SeqCst);
+        self.store_reads.fetch_add(1, Ordering::SeqCst);
+        let read = self.inner.get_key_for_verify(id).await;
         self.race_key_read().await;
         read
     }

@@ -1,11 +1,14 @@
 //! Rate limits and credits (`owner_limits`).
 
-use super::fixtures::{app_id, at, event, events_of, insert_account, key_id};
+use super::fixtures::{
+    app, app_id, at, event, events_of, insert_account, insert_app, insert_key, key_id, plain_key,
+};
+use crate::app::AppStatus;
 use crate::audit::AuditAction;
 use crate::context::Label;
 use crate::credits::{Credits, Refill, RefillInterval};
 use crate::ratelimit::{LimitOwner, Limits, RateLimit};
-use crate::store::{KeyStore, StoredLimits};
+use crate::store::{AppExpectation, KeyStore, StoredLimits};
 
 /// Limits round-trip every field per owner (a key, an application, an
 /// account: owners of different kinds never mix); a write replaces them
@@ -114,5 +117,92 @@ pub async fn spend_credits_subtracts_and_refills_once_per_period(store: &dyn Key
     assert_eq!(
         store.spend_credits(&absent, 1, 0).await.expect("spend"),
         None
+    );
+}
+
+/// `get_key_for_verify` answers what `get_key`, `get_app` and `get_limits`
+/// answer together: the key, its application's status (`None` outside
+/// any, `Some(false)` once switched off) and the limits of the key, its
+/// application and its account (none for owners without; never another
+/// key's or account's); an absent key is `Ok(None)`.
+pub async fn key_for_verify_joins_app_status_and_limits(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let other = insert_account(store).await;
+    let x = app(a.id, "Web", at(1, 0));
+    insert_app(store, &x).await;
+    let mut k = plain_key(a.id, "in app", at(2, 0));
+    k.key.app_id = Some(x.id);
+    insert_key(store, &k).await;
+    let bare = plain_key(a.id, "bare", at(2, 1));
+    insert_key(store, &bare).await;
+    let ev = || event(AuditAction::KeyUpdated, a.id, None, at(3, 0));
+
+    let got = store
+        .get_key_for_verify(&bare.key.id)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!((got.stored, got.app_active), (bare.clone(), None));
+    assert!(got.limits.is_empty(), "{:?}", got.limits);
+
+    let rates =
+        |n| Limits::new().ratelimit(RateLimit::new(Label::from_static("requests"), n, 1000));
+    let own = StoredLimits::new(LimitOwner::Key(k.key.id), rates(1), 1);
+    let of_app = StoredLimits::new(
+        LimitOwner::App(x.id),
+        Limits::new().credits(Credits::new(9).refill(Refill::new(RefillInterval::Daily, 9))),
+        2,
+    );
+    let of_account = StoredLimits::new(LimitOwner::Account(a.id), rates(3), 3);
+    let foreign = [
+        StoredLimits::new(LimitOwner::Key(bare.key.id), rates(4), 4),
+        StoredLimits::new(LimitOwner::Account(other.id), rates(5), 5),
+        StoredLimits::new(LimitOwner::App(app_id()), rates(6), 6),
+    ];
+    for l in [&own, &of_app, &of_account].into_iter().chain(&foreign) {
+        store.put_limits(l, &ev()).await.expect("put");
+    }
+    let got = store
+        .get_key_for_verify(&k.key.id)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!((&got.stored, got.app_active), (&k, Some(true)));
+    let mut limits = got.limits.clone();
+    limits.sort_by_key(|l| l.version);
+    assert_eq!(limits, vec![own, of_app, of_account.clone()]);
+
+    let mut off = x.clone();
+    off.status = AppStatus::Inactive;
+    let expected = AppExpectation::new(AppStatus::Active, vec![(k.key.id, k.version)]);
+    store
+        .update_app(
+            &off,
+            &expected,
+            &event(AuditAction::AppDeactivated, a.id, None, at(4, 0)),
+        )
+        .await
+        .expect("switched off");
+    let got = store
+        .get_key_for_verify(&k.key.id)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(got.app_active, Some(false));
+    assert_eq!(got.stored.version, k.version + 1);
+    let got = store
+        .get_key_for_verify(&bare.key.id)
+        .await
+        .expect("read")
+        .expect("present");
+    let mut limits = got.limits;
+    limits.sort_by_key(|l| l.version);
+    assert_eq!(limits, vec![of_account, foreign[0].clone()]);
+    assert!(
+        store
+            .get_key_for_verify(&key_id())
+            .await
+            .expect("read")
+            .is_none()
     );
 }
