@@ -18,7 +18,8 @@ const LABEL: &str = r"^(?=.*\S)[^\u0000-\u0008\u000A-\u001F\u007F-\u009F\u00AD\u
 
 /// Free text (descriptions): no controls but newline and tab, no bidi
 /// controls; may be empty.
-const TEXT: &str = r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]*$";
+const TEXT: &str =
+    r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]*$";
 
 fn label(max: usize) -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": max, "pattern": LABEL })

@@ -500,7 +500,25 @@ async fn insert_event(conn: &mut PgConnection, e: &AuditEvent, channel: &str) ->
 
 /// Inserts a key's row inside the caller's transaction;
 /// [`StoreError::Conflict`] if the id exists.
+/// Holds `key`'s application row `FOR SHARE` until the transaction ends,
+/// so a key written into an application (created there, moved there)
+/// serializes with that application's switch-off, which locks the row
+/// `FOR UPDATE` and then compares the keys it judged: whichever commits
+/// second sees the other's write (the switch-off then answers Conflict and
+/// is judged again).
+async fn lock_app_shared(conn: &mut PgConnection, key: &StoredKey) -> StoreResult<()> {
+    if let Some(app) = &key.key.app_id {
+        sqlx::query("SELECT 1 FROM apps WHERE id = $1 FOR SHARE")
+            .bind(app.as_str())
+            .fetch_optional(conn)
+            .await
+            .map_err(|e| map_err(e, "read"))?;
+    }
+    Ok(())
+}
+
 async fn insert_key_row(conn: &mut PgConnection, key: &StoredKey) -> StoreResult<()> {
+    lock_app_shared(&mut *conn, key).await?;
     let c = KeyColumns::of(key)?;
     let k = &key.key;
     let query = sqlx::query(concat!(
@@ -786,6 +804,7 @@ impl KeyStore for PostgresStore {
         let c = KeyColumns::of(key)?;
         let k = &key.key;
         let mut tx = self.begin().await?;
+        lock_app_shared(&mut tx, key).await?;
         let query = sqlx::query(
             "UPDATE keys SET account_id = $1, name = $2, name_lower = $3, description = $4, \
              application = $5, permissions = $6::jsonb, status = $7, protected = $8, \
