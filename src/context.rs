@@ -75,6 +75,7 @@ impl Label {
 
     /// `s` as a label, or `None` when it is not one; allocation-free (for
     /// header values).
+    #[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
     #[inline]
     pub(crate) fn parse(s: &str) -> Option<Self> {
         Self::try_const(s)
