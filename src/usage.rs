@@ -8,6 +8,11 @@
 //! else (another bucket while the word is busy, a full word, keys not in
 //! the cache) goes to a sharded table. A flush moves the words into the
 //! table and drains it.
+//!
+//! Four outcomes are counted apart: successes, failures, and — for a
+//! valid credential refused by a rate limit or by spent credits —
+//! `rate_limited` and `usage_exceeded`. The hot word holds the first two;
+//! refusals by limits go to the table.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};

@@ -118,7 +118,8 @@ function chart(box, data, label) {
 }
 
 function totalsTable(caption, rows, nameHeader) {
-  return h('table', { class: 'totals' },
+  // Its own horizontal scroll on narrow screens, never the page's.
+  return h('div', { class: 'table-scroll' }, h('table', { class: 'totals' },
     h('caption', {}, caption),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, nameHeader), h('th', { scope: 'col' }, 'Successes'), h('th', { scope: 'col' }, 'Failures'),
       h('th', { scope: 'col' }, 'Rate limited'), h('th', { scope: 'col' }, 'Over credits'))),
@@ -126,7 +127,7 @@ function totalsTable(caption, rows, nameHeader) {
       h('th', { scope: 'row' }, r.name, r.sub ? h('span', { class: 'sub' }, r.sub) : null),
       h('td', { class: 'num' }, String(r.successes)), h('td', { class: 'num' }, String(r.failures)),
       h('td', { class: 'num' }, String(r.rate_limited || 0)), h('td', { class: 'num' }, String(r.usage_exceeded || 0))))
-      : h('tr', {}, h('td', { colspan: 5, class: 'empty' }, 'No calls in this range.'))));
+      : h('tr', {}, h('td', { colspan: 5, class: 'empty' }, 'No calls in this range.')))));
 }
 
 function group(rows, keyOf, nameOf) {

@@ -264,7 +264,8 @@ test('usage by key: calls on the demo API show under API only, the MCP count fol
   for (;;) {
     await page.locator('#origin-filter label', { hasText: 'API only' }).click();
     await sleep(500);
-    if (await row.count() && (await row.locator('td').allTextContents()).join(' ') === '3 0') break;
+    // Successes, failures, rate limited, over credits.
+    if (await row.count() && (await row.locator('td').allTextContents()).join(' ') === '3 0 0 0') break;
     if (Date.now() > deadline) assert.fail(`usage never showed the 3 API calls: ${await page.locator('main').textContent()}`);
     await page.locator('#origin-filter label', { hasText: 'All' }).click();
     await sleep(1000);
