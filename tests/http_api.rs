@@ -1645,7 +1645,7 @@ async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)>
     let app_id = app["id"].as_str().unwrap().to_owned();
     // Multiple credentials per application.
     let mut creds = Vec::new();
-    for name in ["web", "batch"] {
+    for name in ["web", "batch", "worker"] {
         let k = step(
             "seed: add credential",
             c.send(req("POST", "/apikeys").key(&admin).json(
@@ -1659,14 +1659,14 @@ async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)>
             secret: k["secret"].as_str().unwrap().into(),
         });
     }
-    let (web, batch) = (&creds[0], &creds[1]);
+    let (web, batch, worker) = (&creds[0], &creds[1], &creds[2]);
     let listed = step(
         "seed: list its keys",
         c.send(req("GET", format!("/apikeys?app_id={app_id}")).key(&admin))
             .await,
         200,
     );
-    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
     // One credential switched off on its own first.
     step(
         "seed: batch off",
@@ -1715,6 +1715,11 @@ async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)>
         401,
     );
     step(
+        "seed: worker, app off",
+        c.send(req("GET", "/applications").key(worker)).await,
+        401,
+    );
+    step(
         "seed: batch, app off",
         c.send(req("GET", "/applications").key(batch)).await,
         401,
@@ -1736,10 +1741,53 @@ async fn seed_flows<C: Client>(fx: &Fixture, c: &C) -> Vec<(&'static str, Resp)>
         200,
     );
     step(
+        "seed: worker, app on",
+        c.send(req("GET", "/applications").key(worker)).await,
+        200,
+    );
+    step(
         "seed: batch, app on",
         c.send(req("GET", "/applications").key(batch)).await,
         401,
     );
+    // A key for browsers: 200 from its origin, the same 401 from another.
+    let k = step(
+        "seed: browser key",
+        c.send(req("POST", "/apikeys").key(&admin).json(json!({
+            "name": "spa",
+            "permissions": ["readApplications"],
+            "allowed_origins": ["https://app.example.com"]
+        })))
+        .await,
+        201,
+    );
+    let spa = Cred {
+        id: k["id"].as_str().unwrap().into(),
+        secret: k["secret"].as_str().unwrap().into(),
+    };
+    step(
+        "seed: browser key, its origin",
+        c.send(
+            req("GET", "/applications")
+                .key(&spa)
+                .header("origin", "https://app.example.com"),
+        )
+        .await,
+        200,
+    );
+    let other = c
+        .send(
+            req("GET", "/applications")
+                .key(&spa)
+                .header("origin", "https://other.example.com"),
+        )
+        .await;
+    let inactive = c.send(req("GET", "/applications").key(batch)).await;
+    assert_eq!(
+        other.body, inactive.body,
+        "[{n}] the same 401 as an inactive key"
+    );
+    step("seed: browser key, another origin", other, 401);
 
     // A customer account, a child of the vendor.
     let child = step(
