@@ -15,6 +15,20 @@ use std::time::Duration;
 use keyward::{Actor, KeyUpdate, NewApp, NewKey};
 use sqlx::Connection;
 
+/// Opens a transaction on `conn` holding the application's row
+/// `FOR UPDATE`, as the store's `update_app` holds it until it commits.
+async fn begin_switch_off(conn: &mut sqlx::PgConnection, app: &keyward::AppId) {
+    sqlx::query("BEGIN")
+        .execute(&mut *conn)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT status FROM apps WHERE id = $1 FOR UPDATE")
+        .bind(app.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .expect("lock");
+}
+
 #[tokio::test]
 async fn a_key_moved_into_an_app_waits_for_its_switch_off_in_progress() {
     let Some(url) = common::pg_url() else { return };
@@ -36,15 +50,7 @@ async fn a_key_moved_into_an_app_waits_for_its_switch_off_in_progress() {
     .execute(&mut switch_off)
     .await
     .expect("search path");
-    sqlx::query("BEGIN")
-        .execute(&mut switch_off)
-        .await
-        .expect("begin");
-    sqlx::query("SELECT status FROM apps WHERE id = $1 FOR UPDATE")
-        .bind(app.id.as_str())
-        .fetch_one(&mut switch_off)
-        .await
-        .expect("lock");
+    begin_switch_off(&mut switch_off, &app.id).await;
 
     let mover = kw.clone();
     let id = key.key.id;
@@ -71,15 +77,7 @@ async fn a_key_moved_into_an_app_waits_for_its_switch_off_in_progress() {
     assert_eq!(moved.expect("moved").key.app_id, Some(app.id));
 
     // A key created into the application takes the same lock.
-    sqlx::query("BEGIN")
-        .execute(&mut switch_off)
-        .await
-        .expect("begin");
-    sqlx::query("SELECT status FROM apps WHERE id = $1 FOR UPDATE")
-        .bind(app.id.as_str())
-        .fetch_one(&mut switch_off)
-        .await
-        .expect("lock");
+    begin_switch_off(&mut switch_off, &app.id).await;
     let creator = kw.clone();
     let account_id = account.id;
     let created = tokio::spawn(async move {
