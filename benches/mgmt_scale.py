@@ -54,6 +54,7 @@ def usage_cursor(kind, volume, group):
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+first_app = get("/apps?limit=1")["items"][0]["id"]
 week_ago = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() - 7 * 86400))
 requests = [
     ("GET /apikeys (first page)", "/apikeys?limit=50"),
@@ -66,7 +67,6 @@ requests = [
     ("GET /apikeys?q=orion (page at 90 %)", f"/apikeys?limit=50&q=orion&cursor={deep_key}"),
     ("GET /apikeys?q=billing (14 % match)", "/apikeys?limit=50&q=billing"),
     ("GET /apikeys?q=9999 (digits, ~0.05 %)", "/apikeys?limit=50&q=9999"),
-    ("GET /apikeys?q=zz (2 chars, no match: scan)", "/apikeys?limit=50&q=zz"),
     ("GET /apikeys/{id}", f"/apikeys/{event_key}"),
     ("GET /apikeys/{id}/events (the key with the events)", f"/apikeys/{event_key}/events?limit=50"),
     ("GET /apikeys/{id}/events (page at 50 %)", f"/apikeys/{event_key}/events?limit=50&cursor={deep_event}"),
@@ -74,6 +74,12 @@ requests = [
     ("GET /events (account, first page)", "/events?limit=50"),
     ("GET /events?key_id= (the key with the events)", f"/events?limit=50&key_id={event_key}"),
     ("GET /events (page at 50 %)", f"/events?limit=50&key_id={event_key}&cursor={deep_event}"),
+    ("GET /apps (first page of 10,000)", "/apps?limit=50"),
+    ("GET /apps?q=application 42 (title search)", "/apps?limit=50&q=" + q("application 42")),
+    ("GET /apps?status=active", "/apps?limit=50&status=active"),
+    ("GET /apps/{id} (with its key counts)", f"/apps/{first_app}"),
+    ("GET /accounts (1,000 children)", "/accounts?limit=50"),
+    ("GET /accounts?q=customer 99", "/accounts?limit=50&q=" + q("customer 99")),
     ("GET /usage (top 50 keys, 24 h)", "/usage?limit=50"),
     ("GET /usage (keys, page at volume 10, ~90 %)", f"/usage?limit=50&cursor={usage_cursor('key', 10, 'kw_0')}"),
     ("GET /usage?origin=mcp&category=realtime", "/usage?limit=50&origin=mcp&category=realtime"),

@@ -414,7 +414,9 @@ fn table(fx: &Fixture) -> Vec<Case> {
         case("create, beyond the account", req("POST", "/apikeys").key(admin).json(json!({"name": "x", "permissions": ["launchRockets"]})), 403).code("permission_not_held"),
         // --- list
         case("list", req("GET", "/apikeys").key(admin), 200),
-        case("list, filters", req("GET", "/apikeys?q=ad&status=active&application=billing&limit=5").key(admin), 200),
+        case("list, filters", req("GET", "/apikeys?q=adm&status=active&application=billing&limit=5").key(admin), 200),
+        case("list, empty search", req("GET", "/apikeys?q=").key(admin), 200),
+        case("list, search of 2 characters", req("GET", "/apikeys?q=ad").key(admin), 422).code("invalid_value"),
         case("list, limit 0", req("GET", "/apikeys?limit=0").key(admin), 422).code("invalid_value"),
         case("list, limit 101", req("GET", "/apikeys?limit=101").key(admin), 422).code("invalid_value"),
         case("list, limit not a number", req("GET", "/apikeys?limit=ten").key(admin), 422).code("invalid_value"),

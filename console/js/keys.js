@@ -40,7 +40,7 @@ function filtersFromHash() {
 export function renderKeys(main, ctx) {
   const preset = filtersFromHash();
   const state = { q: '', status: '', cursors: [null] };
-  const search = h('input', { type: 'search', id: 'key-search', name: 'q', placeholder: 'Name or id', autocomplete: 'off' });
+  const search = h('input', { type: 'search', id: 'key-search', name: 'q', placeholder: 'Name (3+ characters)', minlength: 3, autocomplete: 'off' });
   const statusName = uid('status');
   const toggle = h('fieldset', { class: 'segmented', id: 'status-filter' },
     h('legend', {}, 'Status'),
@@ -99,7 +99,12 @@ export function renderKeys(main, ctx) {
   let timer = null;
   search.addEventListener('input', () => {
     clearTimeout(timer);
-    timer = setTimeout(() => { state.q = search.value.trim(); state.cursors = [null]; load(); }, 250);
+    timer = setTimeout(() => {
+      const q = search.value.trim();
+      // The API searches names by trigram: one or two characters are not a search.
+      if (q && [...q].length < 3) { pageInfo.textContent = 'Type at least 3 characters to search.'; return; }
+      state.q = q; state.cursors = [null]; load();
+    }, 250);
   });
   ctx.onLeave(() => clearTimeout(timer));
   toggle.addEventListener('change', (ev) => { state.status = ev.target.value; state.cursors = [null]; load(); });

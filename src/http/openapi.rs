@@ -19,6 +19,18 @@ fn q(name: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "schema": schema })
 }
 
+/// `q` of `GET /apikeys`: empty (no filter) or 3–200 characters
+/// (`service::validate::key_search`).
+fn key_search() -> Value {
+    use crate::service::validate::{MAX_NAME, MIN_KEY_SEARCH};
+    json!({
+        "type": "string",
+        "maxLength": MAX_NAME,
+        "pattern": format!(r"^$|^[\s\S]{{{MIN_KEY_SEARCH},}}$"),
+        "description": format!("Name contains (case-insensitive), at least {MIN_KEY_SEARCH} characters")
+    })
+}
+
 fn common() -> Value {
     json!({
         "400": err("Malformed request or authentication headers"),
@@ -203,14 +215,14 @@ pub(crate) fn document() -> Value {
                 "get": {
                     "operationId": "listKeys", "summary": "List keys (readApiKeys)",
                     "parameters": [
-                        q("q", json!({ "type": "string" })),
+                        q("q", key_search()),
                         q("status", json!({ "type": "string", "enum": ["active", "inactive"] })),
                         q("application", json!({ "type": "string" })),
                         q("app_id", json!({ "type": "string" })),
                         q("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 50 })),
                         q("cursor", json!({ "type": "string" }))
                     ],
-                    "responses": with_common(json!({ "200": ok("A page of keys", "KeyPage"), "422": err("Invalid limit or cursor") }))
+                    "responses": with_common(json!({ "200": ok("A page of keys", "KeyPage"), "422": err("Invalid limit or cursor, or a search shorter than 3 characters") }))
                 }
             },
             "/apikeys/{id}": {

@@ -23,7 +23,7 @@ use crate::session::Session;
 use crate::store::{
     AccountQuery, AppExpectation, AppQuery, Change, EventQuery, GroupTotal, ImportedKey,
     KeyForVerify, KeyQuery, KeyStore, RollupRow, RollupScope, SequencedEvent, StoreResult,
-    StoredKey, StoredLimits, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
+    StoredKey, StoredLimits, UsageGroupKind, UsageQuery, UsageRecord, UsageTotal, UsageTotalsQuery,
 };
 
 /// A store whose every call is timed. Forwards everything, including the
@@ -241,6 +241,13 @@ impl KeyStore for Timed {
             "usage_group_totals",
             self.0.usage_group_totals(scope, from, to, after, limit)
         )
+    }
+    async fn group_names(
+        &self,
+        kind: UsageGroupKind,
+        ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        timed!("group_names", self.0.group_names(kind, ids))
     }
     async fn get_limits(&self, owners: &[LimitOwner]) -> StoreResult<Vec<StoredLimits>> {
         timed!("get_limits", self.0.get_limits(owners))

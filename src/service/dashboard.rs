@@ -419,6 +419,9 @@ impl Keyward {
         } else {
             None
         };
+        let ids: Vec<String> = groups.iter().map(|(t, _)| t.group.clone()).collect();
+        let mut names: std::collections::HashMap<String, String> =
+            store.group_names(kind, &ids).await?.into_iter().collect();
         let mut items = Vec::with_capacity(groups.len());
         for (t, rows) in groups {
             let mut series: Vec<UsagePoint> = Vec::new();
@@ -440,7 +443,7 @@ impl Keyward {
                     }),
                 }
             }
-            let name = self.group_name(kind, &t.group).await?;
+            let name = names.remove(&t.group);
             items.push(UsageGroup {
                 id: t.group,
                 name,
@@ -452,26 +455,6 @@ impl Keyward {
             });
         }
         Ok(UsagePage { items, next_cursor })
-    }
-
-    /// A group's display name: the key's name, the application's title,
-    /// the account's name.
-    async fn group_name(&self, kind: UsageGroupKind, id: &str) -> Result<Option<String>> {
-        let store = &self.inner.store;
-        Ok(match kind {
-            UsageGroupKind::Key => match KeyId::new(id) {
-                Ok(k) => store.get_key(&k).await?.map(|k| k.key.name),
-                Err(_) => None,
-            },
-            UsageGroupKind::App => match AppId::new(id) {
-                Ok(a) => store.get_app(&a).await?.map(|a| a.title),
-                Err(_) => None,
-            },
-            _ => match AccountId::new(id) {
-                Ok(a) => store.get_account(&a).await?.map(|a| a.name),
-                Err(_) => None,
-            },
-        })
     }
 }
 

@@ -302,7 +302,8 @@ pub struct Deleted {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ListKeys {
-    /// Name contains (case-insensitive).
+    /// Name contains (case-insensitive): 3–200 characters, or empty for
+    /// no filter.
     pub q: Option<String>,
     /// Status filter.
     pub status: Option<KeyStatus>,
@@ -495,7 +496,8 @@ impl Keyward {
     /// A page of `account`'s keys.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad limit or cursor,
+    /// [`Error::InvalidInput`] for a bad limit or cursor, or a search
+    /// `q` shorter than 3 characters (or longer than 200),
     /// [`Error::Forbidden`], [`Error::NotFound`] for a foreign account,
     /// [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.list_keys", skip_all, fields(account_id = %account), err(level = "debug", Display))]
@@ -506,6 +508,10 @@ impl Keyward {
         list: ListKeys,
     ) -> Result<KeyPage> {
         let limit = page_limit(list.limit)?;
+        let q = list.q.filter(|q| !q.is_empty());
+        if let Some(q) = &q {
+            super::validate::key_search(q)?;
+        }
         let after = match &list.cursor {
             Some(c) => {
                 let (at, id) = decode_cursor(c)?;
@@ -519,7 +525,7 @@ impl Keyward {
         };
         actor.authorize(account, &Permission::read_api_keys(), "account")?;
         let query = KeyQuery {
-            name_contains: list.q.filter(|q| !q.is_empty()),
+            name_contains: q,
             status: list.status,
             application: list.application,
             app_id: list.app_id,

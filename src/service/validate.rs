@@ -20,6 +20,9 @@ pub(crate) const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub(crate) const MAX_CIDRS: usize = 100;
 /// Most allowed browser origins per key.
 pub(crate) const MAX_ORIGINS: usize = 100;
+/// Shortest key-name search: the stores search names through a trigram
+/// index, and a shorter needle has no trigram (it would scan every key).
+pub(crate) const MIN_KEY_SEARCH: usize = 3;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidInput {
@@ -58,6 +61,27 @@ fn label(field: &'static str, s: &str, max: usize) -> Result<()> {
                 "must not contain format characters (U+{:04X}: bidi controls, zero-width characters, BOM)",
                 u32::from(c)
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// A key-name search needle (`q` of `GET /apikeys`): 3–200 characters
+/// (no name is longer), so that it always has a trigram to search by.
+pub(crate) fn key_search(q: &str) -> Result<()> {
+    let len = q.chars().count();
+    if len < MIN_KEY_SEARCH {
+        return Err(invalid(
+            "q",
+            format!(
+                "must be at least {MIN_KEY_SEARCH} characters (or absent): a shorter search cannot use the name index"
+            ),
+        ));
+    }
+    if len > MAX_NAME {
+        return Err(invalid(
+            "q",
+            format!("must be at most {MAX_NAME} characters"),
         ));
     }
     Ok(())

@@ -76,7 +76,7 @@ pub use limits::{
     spend_credits_subtracts_and_refills_once_per_period,
 };
 pub use origins::allowed_origins_insert_list_delete;
-pub use rollup::usage_rollup_matches_brute_force;
+pub use rollup::{group_names_of_keys_apps_and_accounts, usage_rollup_matches_brute_force};
 pub use sessions::{
     delete_session_then_not_found, insert_session_for_absent_key_is_not_found,
     insert_session_with_a_stale_epoch_is_not_found, purge_expired_sessions_removes_only_expired,
@@ -173,6 +173,7 @@ macro_rules! store_conformance_tests {
             record_usage_sums_and_advances_last_used,
             usage_filters_by_key_origin_and_time,
             usage_rollup_matches_brute_force,
+            group_names_of_keys_apps_and_accounts,
             insert_app_round_trips_and_conflicts,
             app_counts_and_lists_its_keys,
             list_apps_filters_orders_and_paginates,

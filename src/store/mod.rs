@@ -1002,6 +1002,38 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
         ))
     }
 
+    /// The display names of these usage groups, for one dashboard page in
+    /// one read: key names, application titles or account names, as
+    /// `(id, name)` (ids of nothing are left out). The default reads them
+    /// one by one.
+    async fn group_names(
+        &self,
+        kind: UsageGroupKind,
+        ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut names = Vec::with_capacity(ids.len());
+        for id in ids {
+            let name = match kind {
+                UsageGroupKind::Key => match KeyId::new(id) {
+                    Ok(k) => self.get_key(&k).await?.map(|k| k.key.name),
+                    Err(_) => None,
+                },
+                UsageGroupKind::App => match AppId::new(id) {
+                    Ok(a) => self.get_app(&a).await?.map(|a| a.title),
+                    Err(_) => None,
+                },
+                UsageGroupKind::Account => match AccountId::new(id) {
+                    Ok(a) => self.get_account(&a).await?.map(|a| a.name),
+                    Err(_) => None,
+                },
+            };
+            if let Some(name) = name {
+                names.push((id.clone(), name));
+            }
+        }
+        Ok(names)
+    }
+
     /// The stored limits of these owners (absent owners have none). The
     /// default has none, so a store written before limits existed serves
     /// keys unlimited.

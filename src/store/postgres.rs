@@ -1459,6 +1459,24 @@ impl KeyStore for PostgresStore {
         rollup::totals(&self.pool, scope, from, to, after, limit).await
     }
 
+    async fn group_names(
+        &self,
+        kind: super::UsageGroupKind,
+        ids: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (table, column) = sql::group_name_column(kind);
+        sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {column} FROM {table} WHERE id = ANY($1)"
+        )))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map_err(e, "read"))
+    }
+
     async fn usage_totals(&self, q: &UsageTotalsQuery) -> StoreResult<Vec<UsageTotal>> {
         // One statement per filter combination over the (account, hour)
         // index range; grouped and ordered by volume in the database.

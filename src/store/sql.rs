@@ -78,6 +78,16 @@ pub(crate) fn to_u32(v: i64, what: &str) -> StoreResult<u32> {
     u32::try_from(v).map_err(|_| corrupt(what))
 }
 
+/// Where a usage group's display name is stored: `(table, column)`, both
+/// keyed by `id`.
+pub(crate) fn group_name_column(kind: super::UsageGroupKind) -> (&'static str, &'static str) {
+    match kind {
+        super::UsageGroupKind::Key => ("keys", "name"),
+        super::UsageGroupKind::App => ("apps", "title"),
+        super::UsageGroupKind::Account => ("accounts", "name"),
+    }
+}
+
 /// The text stored for a status.
 pub(crate) fn status_str(s: KeyStatus) -> &'static str {
     s.as_str()

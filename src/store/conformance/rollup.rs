@@ -293,3 +293,46 @@ pub async fn usage_rollup_matches_brute_force(store: &dyn KeyStore) {
         }
     }
 }
+
+/// `group_names`: key names, application titles and account names of the
+/// ids asked for, in one call; ids of nothing are left out.
+pub async fn group_names_of_keys_apps_and_accounts(store: &dyn KeyStore) {
+    let a = super::fixtures::insert_account(store).await;
+    let k = plain_key(a.id, "billing-export", at(1, 0));
+    insert_key(store, &k).await;
+    let ap = app(a.id, "Mobile checkout", at(2, 0));
+    insert_app(store, &ap).await;
+    let absent = super::fixtures::key_id().to_string();
+
+    let keys = store
+        .group_names(
+            UsageGroupKind::Key,
+            &[k.key.id.to_string(), absent.clone(), "not an id".into()],
+        )
+        .await
+        .expect("group_names keys");
+    assert_eq!(keys, vec![(k.key.id.to_string(), "billing-export".into())]);
+
+    let apps = store
+        .group_names(UsageGroupKind::App, &[ap.id.to_string(), absent.clone()])
+        .await
+        .expect("group_names apps");
+    assert_eq!(apps, vec![(ap.id.to_string(), "Mobile checkout".into())]);
+
+    let accounts = store
+        .group_names(
+            UsageGroupKind::Account,
+            &[a.id.to_string(), k.key.id.to_string()],
+        )
+        .await
+        .expect("group_names accounts");
+    assert_eq!(accounts, vec![(a.id.to_string(), a.name.clone())]);
+
+    assert!(
+        store
+            .group_names(UsageGroupKind::Key, &[])
+            .await
+            .expect("group_names of nothing")
+            .is_empty()
+    );
+}
