@@ -495,6 +495,14 @@ async fn refusals_are_recorded_once_per_key_cause_and_minute() {
         let r = app.send(req("GET", "/apikeys").key(&w.no_read)).await;
         assert_eq!(r.status, 403);
     }
+    // Through a session of the same key: recorded under the key too.
+    let login = app.send(req("POST", "/auth/login").key(&w.no_read)).await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let r = app.send(req("GET", "/apikeys").bearer(&token)).await;
+        assert_eq!(r.status, 403);
+    }
     // A key that exists and one that does not are refused alike.
     let first = refusals[0].contract(CONTRACT);
     assert!(refusals.iter().all(|r| r.status == 401 || r.status == 429));
@@ -550,7 +558,7 @@ async fn refusals_are_recorded_once_per_key_cause_and_minute() {
     );
     let refused = of_action(keyward::AuditAction::ManagementRefused).await;
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].details["count"], 7);
+    assert_eq!(refused[0].details["count"], 7 + 3);
     assert_eq!(refused[0].details["cause"], "insufficient_scope");
     // Nothing secret, nothing about the unknown id.
     let everything = serde_json::to_string(

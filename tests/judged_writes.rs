@@ -157,6 +157,72 @@ async fn delete_of_a_key_widened_meanwhile_is_refused(inner: Arc<dyn KeyStore>) 
     assert_eq!(r.count(AuditAction::KeyDeleted).await, 1);
 }
 
+/// `rotate_key`: widened after the weaker actor read it, the key's
+/// rotation is judged again and refused (no new secret for a key beyond
+/// the actor); renamed meanwhile (nothing stronger), the rotation is judged
+/// again and goes through, keeping the new name, and only the new secret
+/// verifies.
+async fn rotation_rejudges_a_key_changed_meanwhile(inner: Arc<dyn KeyStore>) {
+    let r = race(inner).await;
+    let target = r
+        .issue(NewKey::new("target").permissions(perms(&["readApplications"])))
+        .await;
+    let (strong, id) = (r.strong.clone(), target.key.id);
+    r.store.before_next_write(move || async move {
+        strong
+            .update_key(
+                Actor::System,
+                &id,
+                KeyUpdate::new().permissions(perms(&["readApplications", "writeApplications"])),
+            )
+            .await
+            .expect("widened");
+    });
+    let e =
+        r.kw.rotate_key(Actor::Principal(&r.weak), &id, None)
+            .await
+            .expect_err("a stronger key rotated");
+    assert!(lacks_write_applications(&e), "{e:?}");
+    assert_eq!(r.count(AuditAction::KeyRotated).await, 0);
+    assert!(
+        r.strong
+            .verify(id.as_str(), target.secret.expose(), VerifyContext::new())
+            .await
+            .is_ok(),
+        "the refused rotation changed the secret"
+    );
+
+    let peer = r
+        .issue(NewKey::new("peer").permissions(perms(&["readApplications"])))
+        .await;
+    let (strong, id) = (r.strong.clone(), peer.key.id);
+    r.store.before_next_write(move || async move {
+        strong
+            .update_key(Actor::System, &id, KeyUpdate::new().name("peer, renamed"))
+            .await
+            .expect("renamed");
+    });
+    let rotated =
+        r.kw.rotate_key(Actor::Principal(&r.weak), &id, None)
+            .await
+            .expect("judged again and rotated");
+    assert_eq!(rotated.key.name, "peer, renamed");
+    assert_eq!(r.count(AuditAction::KeyRotated).await, 1);
+    let fresh = common::service(r.store.clone(), None, 30);
+    assert!(
+        fresh
+            .verify(id.as_str(), rotated.secret.expose(), VerifyContext::new())
+            .await
+            .is_ok()
+    );
+    assert!(
+        fresh
+            .verify(id.as_str(), peer.secret.expose(), VerifyContext::new())
+            .await
+            .is_err()
+    );
+}
+
 /// `update_app`: a stronger key joined the application (issued into it,
 /// or a protected one) after the weaker actor read its keys; the switch-off
 /// is judged again with it and refused, so that key keeps working.
@@ -452,6 +518,7 @@ macro_rules! on_every_store {
 
 on_every_store!(
     delete_of_a_key_widened_meanwhile_is_refused,
+    rotation_rejudges_a_key_changed_meanwhile,
     switch_off_of_an_app_a_stronger_key_joined_is_refused,
     switch_off_rejudged_within_the_bound_goes_through,
     stale_rename_does_not_reactivate_an_app,

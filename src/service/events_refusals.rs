@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use super::Keyward;
 use crate::audit::{ActorKind, AuditAction, AuditActor, AuditEvent};
-use crate::credential::{parse_combined_key, parse_key_id};
+use crate::credential::{parse_combined_key, parse_key_id, parse_session_token};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
 use crate::store::StoreError;
@@ -106,7 +106,10 @@ impl Keyward {
     }
 
     /// Counts a refusal of a bearer credential: the single-string key form
-    /// names its key; a session token names none (ignored).
+    /// names its key; a session token, the key its session was opened
+    /// with, when this instance holds the session (a refused management
+    /// call of a live session: it was just verified). Nothing is read from
+    /// the store here.
     pub(crate) fn note_refused_bearer(
         &self,
         what: Refused,
@@ -116,6 +119,10 @@ impl Keyward {
     ) {
         if let Ok((id, _)) = parse_combined_key(token, &self.inner.prefix) {
             self.note_refusal(what, id, cause, client_ip);
+        } else if let Ok((session, _)) = parse_session_token(token, &self.inner.prefix)
+            && let Some(entry) = self.inner.sessions.get(&session)
+        {
+            self.note_refusal(what, entry.key_id, cause, client_ip);
         }
     }
 

@@ -14,6 +14,7 @@ use super::{Actor, Keyward, validate};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::audit::AuditAction;
 use crate::credential::{SecretMaterial, new_key_id, new_key_secret, parse_key_secret};
+use crate::digest::Tag;
 use crate::error::{Error, Result};
 use crate::id::{AccountId, AppId, KeyId};
 use crate::permission::{Permission, PermissionSet};
@@ -753,7 +754,9 @@ impl Keyward {
     /// [`Error::InvalidInput`] for a negative or too long grace period,
     /// [`Error::PermissionNotHeld`], [`Error::RestrictionNotHeld`],
     /// [`Error::Protected`], [`Error::Forbidden`], [`Error::NotFound`],
-    /// [`Error::Conflict`], [`Error::Unavailable`].
+    /// [`Error::Conflict`] when the key kept changing (a key changed
+    /// between the read and the write is read and judged again, a few
+    /// times), [`Error::Unavailable`].
     #[tracing::instrument(name = "keyward.rotate_key", skip_all, fields(key_id = %id), err(level = "debug", Display))]
     pub async fn rotate_key(
         &self,
@@ -774,6 +777,36 @@ impl Keyward {
                 ),
             });
         }
+        // The new secret is drawn and hashed once (argon2 is the costly
+        // part), after the first judgement; a re-judgement reuses it.
+        let fresh = tokio::sync::OnceCell::new();
+        let (key, until) =
+            rejudged(|| self.rotate_key_judged(actor, id, grace, now, read_at, &fresh)).await?;
+        let Some((secret, _, _)) = fresh.into_inner() else {
+            return Err(Error::Conflict("key"));
+        };
+        let everywhere = self.effective_by(now);
+        Ok(Rotated {
+            key,
+            secret,
+            previous_secret_expires_at: until,
+            effective_by: until.map_or(everywhere, |u| u.max(everywhere)),
+        })
+    }
+
+    /// One attempt of [`rotate_key`](Self::rotate_key): reads the key,
+    /// judges the rotation on it, and writes the secret of `fresh` (drawn
+    /// and hashed on the first attempt that gets this far) if the key is
+    /// still the one judged ([`Error::Conflict`] otherwise).
+    async fn rotate_key_judged(
+        &self,
+        actor: Actor<'_>,
+        id: &KeyId,
+        grace: Duration,
+        now: OffsetDateTime,
+        read_at: i64,
+        fresh: &tokio::sync::OnceCell<(Secret, Tag, PhcString)>,
+    ) -> Result<(ApiKey, Option<OffsetDateTime>)> {
         let mut stored = self
             .stored_for(actor, id, &Permission::write_api_keys())
             .await?;
@@ -787,12 +820,17 @@ impl Keyward {
             Some(&stored.key.allowed_cidrs),
             Some(&stored.key.allowed_origins),
         )?;
-        let secret = new_key_secret(&self.inner.prefix);
-        let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
-        let tag = self.inner.digester.tag(material);
-        let hash = self.hash_secret(material).await?;
+        let (_, tag, hash) = fresh
+            .get_or_try_init(|| async {
+                let secret = new_key_secret(&self.inner.prefix);
+                let material = parse_key_secret(secret.expose().as_bytes(), &self.inner.prefix)?;
+                let tag = self.inner.digester.tag(material);
+                let hash = self.hash_secret(material).await?;
+                Ok::<_, Error>((secret, tag, hash))
+            })
+            .await?;
         let until = (grace > Duration::ZERO).then(|| now + grace);
-        let old = std::mem::replace(&mut stored.secret_hash, hash);
+        let old = std::mem::replace(&mut stored.secret_hash, hash.clone());
         stored.previous = until.map(|valid_until| PreviousSecret {
             hash: old,
             valid_until,
@@ -815,14 +853,8 @@ impl Keyward {
             .store
             .update_key(&stored, expected, &event)
             .await?;
-        self.cache_key(&stored, Some(tag), read_at).await?;
-        let everywhere = self.effective_by(now);
-        Ok(Rotated {
-            key: stored.key,
-            secret,
-            previous_secret_expires_at: until,
-            effective_by: until.map_or(everywhere, |u| u.max(everywhere)),
-        })
+        self.cache_key(&stored, Some(*tag), read_at).await?;
+        Ok((stored.key, until))
     }
 
     /// Deletes a key and its sessions. Protected keys are deleted only by
