@@ -11,7 +11,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::judged::rejudged;
-use super::keys::{decode_cursor, encode_cursor, page_limit};
+use super::page::{cursor_position, cut_page, page_limit};
 use super::{Actor, Keyward, may_manage, validate};
 use crate::account::{Account, AccountStatus, AccountUpdate, NewAccount};
 use crate::audit::AuditAction;
@@ -209,17 +209,7 @@ impl Keyward {
         list: ListAccounts,
     ) -> Result<AccountPage> {
         let limit = page_limit(list.limit)?;
-        let after = match &list.cursor {
-            Some(c) => {
-                let (at, id) = decode_cursor(c)?;
-                let id = AccountId::new(&id).map_err(|_| Error::InvalidInput {
-                    field: "cursor",
-                    reason: "not a cursor returned by this API".into(),
-                })?;
-                Some((at, id))
-            }
-            None => None,
-        };
+        let after = cursor_position(list.cursor.as_deref(), |id| AccountId::new(id).ok())?;
         actor.authorize(parent, &Permission::read_accounts(), "account")?;
         let query = AccountQuery {
             name_contains: list.q.filter(|q| !q.is_empty()),
@@ -228,14 +218,7 @@ impl Keyward {
             limit: limit + 1,
         };
         let mut items = self.inner.store.list_accounts(parent, &query).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items
-                .last()
-                .map(|a| encode_cursor(a.created_at, a.id.as_str()))
-        } else {
-            None
-        };
+        let next_cursor = cut_page(&mut items, limit, |a| (a.created_at, a.id.as_str()));
         Ok(AccountPage { items, next_cursor })
     }
 

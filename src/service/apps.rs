@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::bounds::Ceiling;
 use super::judged::rejudged;
-use super::keys::{decode_cursor, encode_cursor, page_limit};
+use super::page::{cursor_position, cut_page, page_limit};
 use super::{Actor, Keyward, validate};
 use crate::app::{App, AppStatus, AppUpdate, NewApp};
 use crate::audit::AuditAction;
@@ -192,17 +192,7 @@ impl Keyward {
         list: ListApps,
     ) -> Result<AppPage> {
         let limit = page_limit(list.limit)?;
-        let after = match &list.cursor {
-            Some(c) => {
-                let (at, id) = decode_cursor(c)?;
-                let id = AppId::new(&id).map_err(|_| Error::InvalidInput {
-                    field: "cursor",
-                    reason: "not a cursor returned by this API".into(),
-                })?;
-                Some((at, id))
-            }
-            None => None,
-        };
+        let after = cursor_position(list.cursor.as_deref(), |id| AppId::new(id).ok())?;
         actor.authorize(account, &Permission::read_api_keys(), "account")?;
         let query = AppQuery {
             title_contains: list.q.filter(|q| !q.is_empty()),
@@ -211,14 +201,7 @@ impl Keyward {
             limit: limit + 1,
         };
         let mut items = self.inner.store.list_apps(account, &query).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items
-                .last()
-                .map(|a| encode_cursor(a.created_at, a.id.as_str()))
-        } else {
-            None
-        };
+        let next_cursor = cut_page(&mut items, limit, |a| (a.created_at, a.id.as_str()));
         Ok(AppPage { items, next_cursor })
     }
 

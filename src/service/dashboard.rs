@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{OffsetDateTime, Time};
 
-use super::keys::page_limit;
+use super::page::page_limit;
 use super::{Actor, Keyward};
 use crate::context::Label;
 use crate::error::{Error, Result};

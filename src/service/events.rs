@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::audit::EventPage;
-use super::keys::{decode_cursor, encode_cursor, page_limit};
+use super::page::{cut_page, decode_cursor, page_limit};
 use super::{Actor, Keyward};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
@@ -152,12 +152,7 @@ impl Keyward {
         query.before = before;
         query.limit = limit + 1;
         let mut items = self.inner.store.list_events(&query).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|e| encode_cursor(e.at, &e.id))
-        } else {
-            None
-        };
+        let next_cursor = cut_page(&mut items, limit, |e| (e.at, e.id.as_str()));
         Ok(EventPage { items, next_cursor })
     }
 

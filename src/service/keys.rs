@@ -1,8 +1,6 @@
 //! Key management: issue, get, list, update, deactivate, activate, rotate,
 //! delete.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ipnet::IpNet;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -10,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::bounds::Ceiling;
 use super::judged::rejudged;
+use super::page::{cursor_position, cut_page, page_limit};
 use super::{Actor, Keyward, validate};
 use crate::api_key::{ApiKey, KeyStatus};
 use crate::audit::AuditAction;
@@ -20,7 +19,6 @@ use crate::id::{AccountId, AppId, KeyId};
 use crate::permission::{Permission, PermissionSet};
 use crate::secret::Secret;
 use crate::store::{KeyQuery, PhcString, PreviousSecret, StoreError, StoredKey};
-use crate::usage::{nanos_to_time, time_to_nanos};
 
 /// What [`Keyward::issue_key`] needs. Build with [`NewKey::new`] and the
 /// setters.
@@ -377,36 +375,6 @@ pub struct KeyPage {
     pub next_cursor: Option<String>,
 }
 
-pub(crate) fn encode_cursor(at: OffsetDateTime, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}.{}", time_to_nanos(at), id))
-}
-
-pub(crate) fn decode_cursor(c: &str) -> Result<(OffsetDateTime, String)> {
-    let bad = || Error::InvalidInput {
-        field: "cursor",
-        reason: "not a cursor returned by this API".into(),
-    };
-    if c.len() > 200 {
-        return Err(bad());
-    }
-    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (nanos, id) = raw.split_once('.').ok_or_else(bad)?;
-    let nanos: i64 = nanos.parse().map_err(|_| bad())?;
-    Ok((nanos_to_time(nanos), id.to_owned()))
-}
-
-pub(crate) fn page_limit(limit: usize) -> Result<usize> {
-    if (1..=100).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(Error::InvalidInput {
-            field: "limit",
-            reason: "must be between 1 and 100".into(),
-        })
-    }
-}
-
 impl Keyward {
     /// Issues a key for `account`. The secret is returned once; only its
     /// argon2id hash is stored.
@@ -513,17 +481,7 @@ impl Keyward {
         if let Some(q) = &q {
             super::validate::key_search(q)?;
         }
-        let after = match &list.cursor {
-            Some(c) => {
-                let (at, id) = decode_cursor(c)?;
-                let id = KeyId::new(&id).map_err(|_| Error::InvalidInput {
-                    field: "cursor",
-                    reason: "not a cursor returned by this API".into(),
-                })?;
-                Some((at, id))
-            }
-            None => None,
-        };
+        let after = cursor_position(list.cursor.as_deref(), |id| KeyId::new(id).ok())?;
         actor.authorize(account, &Permission::read_api_keys(), "account")?;
         let query = KeyQuery {
             name_contains: q,
@@ -534,14 +492,7 @@ impl Keyward {
             limit: limit + 1,
         };
         let mut items = self.inner.store.list_keys(account, &query).await?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items
-                .last()
-                .map(|k| encode_cursor(k.created_at, k.id.as_str()))
-        } else {
-            None
-        };
+        let next_cursor = cut_page(&mut items, limit, |k| (k.created_at, k.id.as_str()));
         Ok(KeyPage { items, next_cursor })
     }
 

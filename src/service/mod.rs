@@ -21,6 +21,7 @@ mod keys;
 mod legacy;
 mod limits;
 mod loader;
+mod page;
 mod sessions;
 pub(crate) mod validate;
 mod verify;
