@@ -133,6 +133,15 @@ define_id!(
     /// bits). Not a secret: it names the key in URLs, logs and audit events.
     KeyId, "key id", 31, 32
 );
+impl KeyId {
+    /// The id folded into one word (see `InlineStr::fold`): a per-key value
+    /// that stays the same across re-reads, cheap on the warm path.
+    #[inline]
+    pub(crate) fn fold(&self) -> u64 {
+        self.0.fold()
+    }
+}
+
 define_id!(
     /// Identifies a session, `<prefix>_ses_<17 base62>`. Not a secret: the
     /// bearer token is.
