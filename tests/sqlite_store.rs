@@ -248,3 +248,89 @@ async fn schema_1_events_read_back_with_their_actor_kind() {
     assert_eq!(events[1].actor.kind, keyward::ActorKind::System);
     store.close().await;
 }
+
+/// Migration 0014 on a database of keys made before it: their search rows
+/// get the key's account and creation time, so a name search (which now
+/// reads them) still finds every key, in order, and only the account's.
+#[tokio::test]
+async fn keys_from_before_0014_are_found_by_name_search() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db_url(&dir);
+    let before = dir.path().join("before");
+    std::fs::create_dir(&before).expect("dir");
+    let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    for entry in std::fs::read_dir(all).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if name.as_str() < "0014" && name.ends_with(".sql") {
+            std::fs::copy(&path, before.join(&name)).expect("copy");
+        }
+    }
+    {
+        let opts = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .expect("url")
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("pool");
+        sqlx::migrate::Migrator::new(before.as_path())
+            .await
+            .expect("migrator")
+            .run(&pool)
+            .await
+            .expect("schema 13");
+        for (id, account, name, at) in [
+            ("kw_00000000000000003", "acme", "Billing export", 3),
+            ("kw_00000000000000001", "acme", "nightly billing", 1),
+            ("kw_00000000000000002", "globex", "billing", 2),
+            ("kw_00000000000000004", "acme", "mobile", 4),
+        ] {
+            sqlx::query(
+                "INSERT INTO keys (id, account_id, name, name_lower, description, application, \
+                 permissions, status, protected, created_at, updated_at, allowed_cidrs, metadata, \
+                 secret_hash, generation, version) \
+                 VALUES (?, ?, ?, ?, '', NULL, '[]', 'active', 0, ?, ?, '[]', '{}', 'x', 0, 1)",
+            )
+            .bind(id)
+            .bind(account)
+            .bind(name)
+            .bind(name.to_lowercase())
+            .bind(at)
+            .bind(at)
+            .execute(&pool)
+            .await
+            .expect("key");
+        }
+        pool.close().await;
+    }
+    let store = SqliteStore::connect(&url).await.expect("connect");
+    let acme = keyward::AccountId::new("acme").expect("id");
+    let found = |after| {
+        let store = store.clone();
+        async move {
+            let q = keyward::store::KeyQuery {
+                name_contains: Some("BILLING".into()),
+                after,
+                limit: 10,
+                ..Default::default()
+            };
+            store
+                .list_keys(&acme, &q)
+                .await
+                .expect("search")
+                .into_iter()
+                .map(|k| k.id.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found(None).await,
+        ["kw_00000000000000001", "kw_00000000000000003"]
+    );
+    let first = keyward::KeyId::new("kw_00000000000000001").expect("id");
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(1000).expect("time");
+    assert_eq!(found(Some((at, first))).await, ["kw_00000000000000003"]);
+}
