@@ -358,7 +358,7 @@ fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
 
 /// [`sql::APP_COLUMNS`] for PostgreSQL: `apps.id` is `COLLATE "C"` and
 /// `keys.app_id` is not, so the key counts compare in the default
-/// collation, that of the `keys_by_app` index (else each count is a scan
+/// collation, that of the `keys_by_app_status` index (else each count is a scan
 /// of every key).
 fn app_columns() -> &'static str {
     static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
