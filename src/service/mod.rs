@@ -21,6 +21,7 @@ mod keys;
 mod legacy;
 mod limits;
 mod loader;
+mod refresher;
 mod sessions;
 pub(crate) mod validate;
 mod verify;
@@ -108,6 +109,8 @@ pub(crate) struct Inner {
     pub(crate) window_nanos: i64,
     /// When keys in use are refreshed ahead of expiry.
     pub(crate) refresh_slots: decide::RefreshSlots,
+    /// The queue of keys due for refresh, and its task.
+    pub(crate) refresher: refresher::Refresher,
     pub(crate) session_ttl: Duration,
     pub(crate) max_grace: Duration,
     pub(crate) keys: KeyCache,
