@@ -257,3 +257,79 @@ async fn many_keys_across_many_boundaries_none_refused() {
 async fn ten_thousand_keys_across_a_hundred_boundaries_none_refused() {
     none_refused(10_000, 100_000, 60).await;
 }
+
+/// Without a change feed, the keys due for refresh are re-read together:
+/// 300 warm keys in use take a few batched store calls per step instead
+/// of one read each, none of them needs the store on its request, and
+/// every key is still re-read within W (a deactivation made by another
+/// instance, with no feed to tell this one, reaches its cache).
+#[tokio::test]
+async fn keys_due_together_are_refreshed_in_batches() {
+    const N: usize = 300;
+    let clock = ManualClock::default();
+    let memory = Arc::new(MemoryStore::new());
+    let issuer = common::service(memory.clone(), Some(clock.clone()), W_SECS);
+    let (account, first) = common::account_and_key(&issuer).await;
+    let mut keys = vec![first];
+    for i in 1..N {
+        keys.push(common::issue(&issuer, &account.id, &format!("k{i}")).await);
+    }
+    let store = common::counting::Counting::forwarding(memory);
+    let kw = common::service(store.clone(), Some(clock.clone()), W_SECS);
+    for k in &keys {
+        kw.verify(k.key.id.as_str(), k.secret.expose(), VerifyContext::new())
+            .await
+            .expect("warm");
+    }
+    clock.advance(Duration::seconds(1));
+    // Every third key is switched off elsewhere.
+    let off: Vec<bool> = (0..N).map(|i| i % 3 == 0).collect();
+    for (k, _) in keys.iter().zip(&off).filter(|(_, off)| **off) {
+        issuer
+            .deactivate_key(keyward::Actor::System, &k.key.id)
+            .await
+            .expect("deactivate");
+    }
+    let (reads, calls, batches) = (
+        store.key_reads(),
+        store.key_and_account_calls(),
+        store.key_batches(),
+    );
+    let step = Duration::seconds(W_SECS) / 40;
+    for n in 0..40 {
+        clock.advance(step);
+        for (k, off) in keys.iter().zip(&off) {
+            let decided =
+                kw.verify_cached(k.key.id.as_str(), k.secret.expose(), VerifyContext::new());
+            if !off {
+                assert!(
+                    matches!(decided, Some(Ok(_))),
+                    "at {}/40 W: a key in use needed the store",
+                    n + 1
+                );
+            }
+        }
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for (k, _) in keys.iter().zip(&off).filter(|(_, off)| **off) {
+        let decided = kw.verify_cached(k.key.id.as_str(), k.secret.expose(), VerifyContext::new());
+        assert!(
+            matches!(decided, Some(Err(_))),
+            "a deactivated key's entry was not re-read within W: {decided:?}"
+        );
+    }
+    let (reads, calls, batches) = (
+        store.key_reads() - reads,
+        store.key_and_account_calls() - calls,
+        store.key_batches() - batches,
+    );
+    assert!(reads >= N as u64, "only {reads} keys re-read of {N}");
+    assert!(batches > 0, "no batched read");
+    // At most a batch and an account read per step (40), not one per key.
+    assert!(
+        calls <= 2 * 40,
+        "{calls} store calls ({batches} batches) re-read {reads} keys"
+    );
+}

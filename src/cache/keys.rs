@@ -367,10 +367,12 @@ impl KeyCache {
     }
 
     /// Claims the background refresh of `id`: `false` when one is already
-    /// under way (or too many are).
+    /// queued or under way (or too many are: 65 536, a few batch windows'
+    /// worth at a million keys in use and W = 30 s; a key refused a claim
+    /// asks again on its next request).
     pub(crate) fn begin_refresh(&self, id: &KeyId) -> bool {
         let mut g = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
-        g.len() < 4096 && g.insert(*id)
+        g.len() < 65_536 && g.insert(*id)
     }
 
     /// Ends the background refresh of `id`.

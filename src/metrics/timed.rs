@@ -91,6 +91,9 @@ impl KeyStore for Timed {
     async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
         timed!("get_key_for_verify", self.0.get_key_for_verify(id))
     }
+    async fn get_keys_for_verify(&self, ids: &[KeyId]) -> StoreResult<Vec<KeyForVerify>> {
+        timed!("get_keys_for_verify", self.0.get_keys_for_verify(ids))
+    }
     async fn update_key(
         &self,
         key: &StoredKey,

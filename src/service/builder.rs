@@ -31,6 +31,10 @@ pub enum BuildError {
     /// A duration is zero, negative or out of range.
     #[error("invalid {0}: must be positive")]
     Duration(&'static str),
+    /// The refresh batch window is W/40 or more: refreshes would start
+    /// too late to be done before their entries expire.
+    #[error("invalid refresh batch window: must be below W/40")]
+    RefreshBatchWindow,
 }
 
 /// Configures a [`Keyward`].
@@ -49,6 +53,7 @@ pub struct KeywardBuilder {
     max_cached_keys: usize,
     max_cached_sessions: usize,
     flush_interval: Option<std::time::Duration>,
+    refresh_batch_window: Option<std::time::Duration>,
     #[cfg(feature = "import")]
     legacy: Option<super::LegacyKeys>,
     #[cfg(feature = "redis")]
@@ -71,6 +76,7 @@ impl Default for KeywardBuilder {
             max_cached_keys: 2_000_000,
             max_cached_sessions: 1_000_000,
             flush_interval: Some(std::time::Duration::from_secs(10)),
+            refresh_batch_window: None,
             #[cfg(feature = "import")]
             legacy: None,
             #[cfg(feature = "redis")]
@@ -174,6 +180,39 @@ impl KeywardBuilder {
         self
     }
 
+    /// How long the background refresher gathers keys due for refresh
+    /// before reading them from the store together (default W/100, at
+    /// most 250 ms; zero: read what is queued at once). Without a change
+    /// feed that vouches for cached keys (SQLite, or a memory store shared
+    /// by nobody), every key in use is re-read shortly before it is W old,
+    /// in the background; the keys due within one window are read in one
+    /// [`KeyStore::get_keys_for_verify`] call, with each of their
+    /// accounts read once. A longer window makes fewer, larger reads; it
+    /// must stay below W/40, the least time a refresh has before its
+    /// entry expires ([`build`](Self::build) fails otherwise).
+    ///
+    /// ```
+    /// use keyward::{Keyward, MemoryStore};
+    /// let kw = Keyward::builder()
+    ///     .store(MemoryStore::new())
+    ///     .refresh_batch_window(std::time::Duration::from_millis(100))
+    ///     .build()?;
+    /// # let _ = kw;
+    /// assert!(
+    ///     Keyward::builder()
+    ///         .store(MemoryStore::new())
+    ///         .propagation_window(time::Duration::seconds(30))
+    ///         .refresh_batch_window(std::time::Duration::from_secs(1))
+    ///         .build()
+    ///         .is_err()
+    /// );
+    /// # Ok::<_, keyward::BuildError>(())
+    /// ```
+    pub fn refresh_batch_window(mut self, window: std::time::Duration) -> Self {
+        self.refresh_batch_window = Some(window);
+        self
+    }
+
     /// Accepts the old key strings of keys imported from another system
     /// ([`Keyward::import_keys`]): which strings they are and how each finds
     /// its key (feature `import`).
@@ -207,7 +246,9 @@ impl KeywardBuilder {
     /// Builds the service. Inside a Tokio runtime it also starts the usage
     /// flusher and, when the store has a change feed, the task that applies
     /// other instances' changes to the caches; both stop when the last
-    /// handle is dropped.
+    /// handle is dropped. The background refresher (see
+    /// [`refresh_batch_window`](Self::refresh_batch_window)) starts with
+    /// the first refresh made inside a runtime, and stops likewise.
     ///
     /// # Errors
     /// [`BuildError`] for a missing store or invalid settings.
@@ -226,6 +267,12 @@ impl KeywardBuilder {
         }
         let window_nanos = i64::try_from(self.window.whole_nanoseconds())
             .map_err(|_| BuildError::Duration("propagation window"))?;
+        let w = std::time::Duration::from_nanos(window_nanos.unsigned_abs());
+        let batch_window = match self.refresh_batch_window {
+            Some(b) if b >= w / 40 => return Err(BuildError::RefreshBatchWindow),
+            Some(b) => b,
+            None => super::refresher::default_batch_window(w),
+        };
         let feed = store.subscribe();
         let usage = Arc::new(UsageAggregator::default());
         let kw = Keyward {
@@ -238,6 +285,7 @@ impl KeywardBuilder {
                 window: self.window,
                 window_nanos,
                 refresh_slots: super::decide::RefreshSlots::for_window(window_nanos),
+                refresher: super::refresher::Refresher::new(batch_window),
                 session_ttl: self.session_ttl,
                 max_grace: self.max_grace,
                 keys: KeyCache::new(self.max_cached_keys, Arc::clone(&usage)),

@@ -19,8 +19,8 @@ use crate::usage::time_to_nanos;
 /// applied changes then (an entry whose read raced a change is never
 /// vouched for by the feed).
 #[derive(Debug, Clone, Copy)]
-struct ReadStart {
-    at: i64,
+pub(super) struct ReadStart {
+    pub(super) at: i64,
     changes: u64,
 }
 
@@ -33,7 +33,11 @@ impl Keyward {
     }
 
     /// The account, from the cache when read less than `max_age` ago.
-    async fn cached_account(&self, id: &AccountId, max_age: i64) -> Result<Option<CachedAccount>> {
+    pub(super) async fn cached_account(
+        &self,
+        id: &AccountId,
+        max_age: i64,
+    ) -> Result<Option<CachedAccount>> {
         let now = self.now_nanos();
         if let Some(hit) = self.inner.accounts.get_fresh(id, now, max_age) {
             return Ok(Some(hit));
@@ -49,7 +53,7 @@ impl Keyward {
     }
 
     /// Now, for a store read about to start.
-    fn read_start(&self) -> ReadStart {
+    pub(super) fn read_start(&self) -> ReadStart {
         ReadStart {
             changes: self.inner.keys.vouch().changes(),
             at: self.now_nanos(),
@@ -74,27 +78,15 @@ impl Keyward {
         Ok(true)
     }
 
-    /// Re-reads `id` ahead of its entry's expiry: the key, and its account
-    /// unless read within W/40 (the new entry's freshness is the older of
-    /// the two reads, and must be about now for its next refresh to come
-    /// one period later: see `decide::refresh_due`).
-    pub(crate) async fn refresh_key(&self, id: &KeyId) -> Result<()> {
-        let start = self.read_start();
-        let Some(loaded) = self.inner.store.get_key_for_verify(id).await? else {
-            self.inner.keys.mark_missing(id, start.at);
-            return Ok(());
-        };
-        let account = self
-            .cached_account(&loaded.stored.key.account_id, self.inner.window_nanos / 40)
-            .await?;
-        self.put_loaded(&loaded, account.as_ref(), start);
-        Ok(())
-    }
-
     /// Puts a key read for verification at `start` in the key cache, with
     /// its account as cached, switched off with its account or
     /// application, metered by the limits read with it.
-    fn put_loaded(&self, loaded: &KeyForVerify, account: Option<&CachedAccount>, start: ReadStart) {
+    pub(super) fn put_loaded(
+        &self,
+        loaded: &KeyForVerify,
+        account: Option<&CachedAccount>,
+        start: ReadStart,
+    ) {
         let stored = &loaded.stored;
         let off = account_is_off(account) || loaded.app_active == Some(false);
         let switched = off.then(|| inactive(stored));

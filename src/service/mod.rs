@@ -22,6 +22,7 @@ mod legacy;
 mod limits;
 mod loader;
 mod page;
+mod refresher;
 mod sessions;
 pub(crate) mod validate;
 mod verify;
@@ -109,6 +110,8 @@ pub(crate) struct Inner {
     pub(crate) window_nanos: i64,
     /// When keys in use are refreshed ahead of expiry.
     pub(crate) refresh_slots: decide::RefreshSlots,
+    /// The queue of keys due for refresh, and its task.
+    pub(crate) refresher: refresher::Refresher,
     pub(crate) session_ttl: Duration,
     pub(crate) max_grace: Duration,
     pub(crate) keys: KeyCache,

@@ -357,8 +357,10 @@ impl Keyward {
     }
 
     /// Re-reads a key that is in use and nearly W old, in the background,
-    /// so that its requests never wait for the store. Needs a Tokio
-    /// runtime (none: the entry expires and the next request reads it).
+    /// so that its requests never wait for the store: queues it for the
+    /// instance's refresher task, which reads the keys due together in
+    /// batches (see `refresher`). Needs a Tokio runtime (none: the entry
+    /// expires and the next request reads it).
     #[cold]
     #[inline(never)]
     fn refresh_ahead(&self, id: KeyId) {
@@ -368,13 +370,7 @@ impl Keyward {
         if !self.inner.keys.begin_refresh(&id) {
             return;
         }
-        let kw = self.clone();
-        runtime.spawn(async move {
-            if let Err(e) = kw.refresh_key(&id).await {
-                tracing::debug!(target: "keyward::verify", key_id = %id, error = %e, "refresh ahead failed; the entry expires at W");
-            }
-            kw.inner.keys.end_refresh(&id);
-        });
+        self.queue_refresh(&runtime, id);
     }
 
     /// Verifies the single-string key form (see

@@ -72,8 +72,8 @@ pub use keys::{
     update_key_replaces_record,
 };
 pub use limits::{
-    key_for_verify_joins_app_status_and_limits, limits_round_trip_replace_and_remove,
-    spend_credits_subtracts_and_refills_once_per_period,
+    key_for_verify_joins_app_status_and_limits, keys_for_verify_reads_many_as_one_each,
+    limits_round_trip_replace_and_remove, spend_credits_subtracts_and_refills_once_per_period,
 };
 pub use origins::allowed_origins_insert_list_delete;
 pub use rollup::{group_names_of_keys_apps_and_accounts, usage_rollup_matches_brute_force};
@@ -184,6 +184,7 @@ macro_rules! store_conformance_tests {
             limits_round_trip_replace_and_remove,
             spend_credits_subtracts_and_refills_once_per_period,
             key_for_verify_joins_app_status_and_limits,
+            keys_for_verify_reads_many_as_one_each,
         );
     };
 }

@@ -722,6 +722,23 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
         Ok(Some(KeyForVerify::new(stored, app_active, limits)))
     }
 
+    /// The keys among `ids` that exist, each exactly as
+    /// [`get_key_for_verify`](Self::get_key_for_verify) returns it; absent
+    /// ids are left out, and the order is unspecified. `ids` are distinct.
+    /// The service's background refresher re-reads the keys due for
+    /// refresh in one call. The default calls `get_key_for_verify` for
+    /// each id, so a store written before it exists works unchanged; the
+    /// SQL stores answer in one query per 500 ids.
+    async fn get_keys_for_verify(&self, ids: &[KeyId]) -> StoreResult<Vec<KeyForVerify>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(k) = self.get_key_for_verify(id).await? {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
     /// Replaces a key whose stored version is `expected_version` with `key`
     /// (whose `version` is the new one) and appends `event`. `last_used_at`
     /// never moves back: the later of the stored and the given value is

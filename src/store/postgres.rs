@@ -328,6 +328,47 @@ const KEY_COLUMNS: &str = "id, account_id, name, description, application, \
      generation, previous_hash, previous_valid_until, version, session_epoch, app_id, \
      allowed_origins::text AS allowed_origins";
 
+/// The joined read of keys for verification, `WHERE k.id {condition}`.
+/// `apps.id` and `keys.id` are "C", the other ids the default collation:
+/// each join compares in the collation of the index it looks up.
+fn key_for_verify_query(condition: &str) -> String {
+    sql::key_for_verify_query(
+        KEY_COLUMNS,
+        "a.id = k.app_id COLLATE \"C\"",
+        "k.id COLLATE \"default\"",
+        condition,
+    )
+}
+
+/// The keys in rows of [`key_for_verify_query`]: one or more rows per key
+/// (one per limits row), in any order.
+fn keys_for_verify(rows: &[PgRow]) -> StoreResult<Vec<KeyForVerify>> {
+    let mut out: Vec<KeyForVerify> = Vec::new();
+    let mut at = std::collections::HashMap::<String, usize>::new();
+    for r in rows {
+        let id: String = r.try_get("id").map_err(|e| map_err(e, "decode"))?;
+        let i = match at.get(&id) {
+            Some(&i) => i,
+            None => {
+                let stored = key_row(r)?.into_stored()?;
+                let app_status: Option<String> =
+                    r.try_get("app_status").map_err(|e| map_err(e, "decode"))?;
+                let app_active = stored
+                    .key
+                    .app_id
+                    .map(|_| app_status.as_deref() == Some(AppStatus::Active.as_str()));
+                out.push(KeyForVerify::new(stored, app_active, Vec::new()));
+                at.insert(id, out.len() - 1);
+                out.len() - 1
+            }
+        };
+        out[i]
+            .limits
+            .extend(super::postgres_limits::joined(r, "l_")?);
+    }
+    Ok(out)
+}
+
 fn key_row(r: &PgRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
     Ok(KeyRow {
@@ -762,37 +803,30 @@ impl KeyStore for PostgresStore {
     }
 
     async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
-        // `apps.id` and `keys.id` are "C", the other ids the default
-        // collation: each join compares in the collation of the index it
-        // looks up.
-        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            sql::key_for_verify_query(
-                KEY_COLUMNS,
-                "a.id = k.app_id COLLATE \"C\"",
-                "k.id COLLATE \"default\"",
-            ) + "$1"
-        });
+        static QUERY: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| key_for_verify_query("= $1"));
         let rows = sqlx::query(sqlx::AssertSqlSafe(QUERY.as_str()))
             .bind(id.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_err(e, "read"))?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let stored = key_row(first)?.into_stored()?;
-        let app_status: Option<String> = first
-            .try_get("app_status")
-            .map_err(|e| map_err(e, "decode"))?;
-        let app_active = stored
-            .key
-            .app_id
-            .map(|_| app_status.as_deref() == Some(AppStatus::Active.as_str()));
-        let mut limits = Vec::new();
-        for r in &rows {
-            limits.extend(super::postgres_limits::joined(r, "l_")?);
+        Ok(keys_for_verify(&rows)?.pop())
+    }
+
+    async fn get_keys_for_verify(&self, ids: &[KeyId]) -> StoreResult<Vec<KeyForVerify>> {
+        static QUERY: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| key_for_verify_query("= ANY($1)"));
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(sql::KEYS_PER_READ) {
+            let chunk: Vec<&str> = chunk.iter().map(KeyId::as_str).collect();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(QUERY.as_str()))
+                .bind(&chunk)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+            out.extend(keys_for_verify(&rows)?);
         }
-        Ok(Some(KeyForVerify::new(stored, app_active, limits)))
+        Ok(out)
     }
 
     async fn update_key(

@@ -243,8 +243,16 @@ pub(crate) use key_bind_columns;
 /// `app_join` and `key_owner` (collations): the key joined with its
 /// application's status and the `owner_limits` rows of its owners, one
 /// row per limits row (at least one). The limits columns are aliased
-/// `l_<column>`.
-pub(crate) fn key_for_verify_query(key_columns: &str, app_join: &str, key_owner: &str) -> String {
+/// `l_<column>`. `condition` follows `WHERE k.id `: `= ?` for one key,
+/// `IN (?, …)` or `= ANY($1)` for several
+/// ([`KeyStore::get_keys_for_verify`](super::KeyStore::get_keys_for_verify)),
+/// so both reads are this one query.
+pub(crate) fn key_for_verify_query(
+    key_columns: &str,
+    app_join: &str,
+    key_owner: &str,
+    condition: &str,
+) -> String {
     let k: Vec<String> = key_columns
         .split(',')
         .map(str::trim)
@@ -262,11 +270,16 @@ pub(crate) fn key_for_verify_query(key_columns: &str, app_join: &str, key_owner:
          LEFT JOIN owner_limits l ON (l.owner_kind = 'key' AND l.owner_id = {key_owner}) \
          OR (l.owner_kind = 'app' AND l.owner_id = k.app_id) \
          OR (l.owner_kind = 'account' AND l.owner_id = k.account_id) \
-         WHERE k.id = ",
+         WHERE k.id {condition}",
         k.join(", "),
         l.join(", ")
     )
 }
+
+/// Most ids in one `IN (...)` / `= ANY(...)` read of
+/// [`KeyStore::get_keys_for_verify`](super::KeyStore::get_keys_for_verify);
+/// more are read in chunks of this size.
+pub(crate) const KEYS_PER_READ: usize = 500;
 
 /// `(id, version)` rows of keys, validated.
 pub(crate) fn key_versions(rows: &[(String, i64)]) -> StoreResult<Vec<(KeyId, u64)>> {

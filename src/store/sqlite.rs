@@ -319,6 +319,38 @@ const KEY_COLUMNS: &str = "id, account_id, name, description, application, permi
      secret_hash, generation, previous_hash, previous_valid_until, version, session_epoch, app_id, \
      allowed_origins";
 
+/// The joined read of keys for verification, `WHERE k.id {condition}`.
+fn key_for_verify_query(condition: &str) -> String {
+    sql::key_for_verify_query(KEY_COLUMNS, "a.id = k.app_id", "k.id", condition)
+}
+
+/// The keys in rows of [`key_for_verify_query`]: one or more rows per key
+/// (one per limits row), in any order.
+fn keys_for_verify(rows: &[SqliteRow]) -> StoreResult<Vec<KeyForVerify>> {
+    let mut out: Vec<KeyForVerify> = Vec::new();
+    let mut at = std::collections::HashMap::<String, usize>::new();
+    for r in rows {
+        let id: String = r.try_get("id").map_err(|e| map_err(e, "decode"))?;
+        let i = match at.get(&id) {
+            Some(&i) => i,
+            None => {
+                let stored = key_row(r)?.into_stored()?;
+                let app_status: Option<String> =
+                    r.try_get("app_status").map_err(|e| map_err(e, "decode"))?;
+                let app_active = stored
+                    .key
+                    .app_id
+                    .map(|_| app_status.as_deref() == Some(AppStatus::Active.as_str()));
+                out.push(KeyForVerify::new(stored, app_active, Vec::new()));
+                at.insert(id, out.len() - 1);
+                out.len() - 1
+            }
+        };
+        out[i].limits.extend(super::sqlite_limits::joined(r, "l_")?);
+    }
+    Ok(out)
+}
+
 fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
     let g = |e| map_err(e, "decode");
     Ok(KeyRow {
@@ -698,30 +730,32 @@ impl KeyStore for SqliteStore {
     }
 
     async fn get_key_for_verify(&self, id: &KeyId) -> StoreResult<Option<KeyForVerify>> {
-        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            sql::key_for_verify_query(KEY_COLUMNS, "a.id = k.app_id", "k.id") + "?"
-        });
+        static QUERY: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| key_for_verify_query("= ?"));
         let rows = sqlx::query(sqlx::AssertSqlSafe(QUERY.as_str()))
             .bind(id.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_err(e, "read"))?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let stored = key_row(first)?.into_stored()?;
-        let app_status: Option<String> = first
-            .try_get("app_status")
-            .map_err(|e| map_err(e, "decode"))?;
-        let app_active = stored
-            .key
-            .app_id
-            .map(|_| app_status.as_deref() == Some(AppStatus::Active.as_str()));
-        let mut limits = Vec::new();
-        for r in &rows {
-            limits.extend(super::sqlite_limits::joined(r, "l_")?);
+        Ok(keys_for_verify(&rows)?.pop())
+    }
+
+    async fn get_keys_for_verify(&self, ids: &[KeyId]) -> StoreResult<Vec<KeyForVerify>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(sql::KEYS_PER_READ) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let query = key_for_verify_query(&format!("IN ({marks})"));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(query));
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            let rows = q
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map_err(e, "read"))?;
+            out.extend(keys_for_verify(&rows)?);
         }
-        Ok(Some(KeyForVerify::new(stored, app_active, limits)))
+        Ok(out)
     }
 
     async fn update_key(

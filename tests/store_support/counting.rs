@@ -42,6 +42,10 @@ impl std::fmt::Debug for Hook {
 pub struct Counting {
     inner: Arc<dyn KeyStore>,
     key_reads: AtomicU64,
+    /// `get_keys_for_verify` calls (their keys count in `key_reads`).
+    key_batches: AtomicU64,
+    /// Ids asked of `get_keys_for_verify` (counted in `key_reads` too).
+    batched_ids: AtomicU64,
     account_reads: AtomicU64,
     /// Every read call: keys (joined or not), accounts, applications,
     /// limits.
@@ -64,6 +68,8 @@ impl Counting {
         Arc::new(Self {
             inner,
             key_reads: AtomicU64::new(0),
+            key_batches: AtomicU64::new(0),
+            batched_ids: AtomicU64::new(0),
             account_reads: AtomicU64::new(0),
             store_reads: AtomicU64::new(0),
             split_key_reads: AtomicBool::new(false),
@@ -79,6 +85,8 @@ impl Counting {
         Arc::new(Self {
             inner,
             key_reads: AtomicU64::new(0),
+            key_batches: AtomicU64::new(0),
+            batched_ids: AtomicU64::new(0),
             account_reads: AtomicU64::new(0),
             store_reads: AtomicU64::new(0),
             split_key_reads: AtomicBool::new(false),
@@ -163,9 +171,24 @@ impl Counting {
         self.account_reads.load(Ordering::SeqCst)
     }
 
-    /// Key reads so far.
+    /// Keys read so far: one per `get_key`/`get_key_for_verify` call, one
+    /// per id asked of `get_keys_for_verify`.
     pub fn key_reads(&self) -> u64 {
         self.key_reads.load(Ordering::SeqCst)
+    }
+
+    /// `get_keys_for_verify` calls so far (the background refresher's
+    /// batches).
+    pub fn key_batches(&self) -> u64 {
+        self.key_batches.load(Ordering::SeqCst)
+    }
+
+    /// Store calls that read keys or accounts so far: one per key read
+    /// alone, per batch and per account read.
+    pub fn key_and_account_calls(&self) -> u64 {
+        self.key_reads() - self.batched_ids.load(Ordering::SeqCst)
+            + self.key_batches()
+            + self.account_reads()
     }
 }
 
@@ -217,6 +240,23 @@ impl KeyStore for Counting {
         self.key_reads.fetch_add(1, Ordering::SeqCst);
         self.store_reads.fetch_add(1, Ordering::SeqCst);
         let read = self.inner.get_key_for_verify(id).await;
+        self.race_key_read().await;
+        read
+    }
+    async fn get_keys_for_verify(&self, ids: &[KeyId]) -> StoreResult<Vec<KeyForVerify>> {
+        if self.split_key_reads.load(Ordering::SeqCst) {
+            let mut out = Vec::new();
+            for id in ids {
+                out.extend(self.get_key_for_verify(id).await?);
+            }
+            return Ok(out);
+        }
+        let n = ids.len() as u64;
+        self.key_reads.fetch_add(n, Ordering::SeqCst);
+        self.batched_ids.fetch_add(n, Ordering::SeqCst);
+        self.key_batches.fetch_add(1, Ordering::SeqCst);
+        self.store_reads.fetch_add(1, Ordering::SeqCst);
+        let read = self.inner.get_keys_for_verify(ids).await;
         self.race_key_read().await;
         read
     }

@@ -62,7 +62,9 @@ pub fn service(store: Arc<dyn KeyStore>, clock: Option<ManualClock>, w_secs: i64
         .propagation_window(time::Duration::seconds(w_secs))
         .flush_interval(None);
     match clock {
-        Some(c) => b.clock(c),
+        // Simulated time: real time barely passes, so the refresher reads
+        // what is queued at once (no batch window to wait out).
+        Some(c) => b.clock(c).refresh_batch_window(std::time::Duration::ZERO),
         None => b,
     }
     .build()

@@ -206,3 +206,95 @@ pub async fn key_for_verify_joins_app_status_and_limits(store: &dyn KeyStore) {
             .is_none()
     );
 }
+
+/// `get_keys_for_verify` returns the keys that exist among the ids, each
+/// exactly as `get_key_for_verify` does (application status, limits of
+/// every owner), and leaves absent ids out, also past one chunk of ids.
+pub async fn keys_for_verify_reads_many_as_one_each(store: &dyn KeyStore) {
+    let a = insert_account(store).await;
+    let b = insert_account(store).await;
+    let on = app(a.id, "On", at(1, 0));
+    insert_app(store, &on).await;
+    let off_app = app(a.id, "Off", at(1, 1));
+    insert_app(store, &off_app).await;
+    let mut in_app = plain_key(a.id, "in app", at(2, 0));
+    in_app.key.app_id = Some(on.id);
+    insert_key(store, &in_app).await;
+    let mut in_off_app = plain_key(a.id, "in off app", at(2, 1));
+    in_off_app.key.app_id = Some(off_app.id);
+    insert_key(store, &in_off_app).await;
+    let bare = plain_key(b.id, "bare", at(2, 2));
+    insert_key(store, &bare).await;
+    let ev = || event(AuditAction::KeyUpdated, a.id, None, at(3, 0));
+    let rates =
+        |n| Limits::new().ratelimit(RateLimit::new(Label::from_static("requests"), n, 1000));
+    for l in [
+        StoredLimits::new(LimitOwner::Key(in_app.key.id), rates(1), 1),
+        StoredLimits::new(LimitOwner::App(on.id), rates(2), 2),
+        StoredLimits::new(LimitOwner::Account(a.id), rates(3), 3),
+        StoredLimits::new(LimitOwner::Key(bare.key.id), rates(4), 4),
+    ] {
+        store.put_limits(&l, &ev()).await.expect("put");
+    }
+    let mut switched = off_app.clone();
+    switched.status = AppStatus::Inactive;
+    let expected = AppExpectation::new(
+        AppStatus::Active,
+        vec![(in_off_app.key.id, in_off_app.version)],
+    );
+    store
+        .update_app(
+            &switched,
+            &expected,
+            &event(AuditAction::AppDeactivated, a.id, None, at(4, 0)),
+        )
+        .await
+        .expect("switched off");
+
+    let present = [in_app.key.id, in_off_app.key.id, bare.key.id];
+    let mut ids: Vec<_> = (0..600).map(|_| key_id()).collect();
+    ids.insert(0, present[0]);
+    ids.insert(300, present[1]);
+    ids.push(present[2]);
+    let sorted = |mut v: Vec<crate::store::KeyForVerify>| {
+        v.sort_by_key(|k| k.stored.key.id);
+        for k in &mut v {
+            k.limits.sort_by_key(|l| l.version);
+        }
+        v
+    };
+    let got = sorted(store.get_keys_for_verify(&ids).await.expect("read"));
+    let mut each = Vec::new();
+    for id in &present {
+        each.push(
+            store
+                .get_key_for_verify(id)
+                .await
+                .expect("read")
+                .expect("present"),
+        );
+    }
+    let each = sorted(each);
+    assert_eq!(got, each);
+    let of = |id| got.iter().find(|k| k.stored.key.id == id).expect("read");
+    assert_eq!(of(in_app.key.id).app_active, Some(true));
+    assert_eq!(of(in_app.key.id).limits.len(), 3);
+    assert_eq!(of(in_off_app.key.id).app_active, Some(false));
+    assert_eq!(of(in_off_app.key.id).limits.len(), 1);
+    assert_eq!(of(bare.key.id).app_active, None);
+    assert_eq!(of(bare.key.id).limits.len(), 1);
+    assert!(
+        store
+            .get_keys_for_verify(&ids[1..300])
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_keys_for_verify(&[])
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
