@@ -142,7 +142,49 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
-struct Server(Child);
+/// A running example server. Its stdout and stderr are read as it writes
+/// them (a debug log fills an undrained pipe's 64 KiB, and the server's
+/// threads then block in `write`, holding whatever they hold).
+struct Server(Child, Option<Drained>);
+
+/// The server's output, read by one thread per pipe.
+struct Drained {
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        if let Some(mut p) = pipe {
+            let mut bytes = Vec::new();
+            let _ = p.read_to_end(&mut bytes);
+            out = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        out
+    })
+}
+
+impl Server {
+    fn spawned(mut child: Child) -> Self {
+        let drained = Drained {
+            stdout: drain(child.stdout.take()),
+            stderr: drain(child.stderr.take()),
+        };
+        Self(child, Some(drained))
+    }
+
+    /// Everything the server wrote, once it has exited.
+    fn output(&mut self) -> (String, String) {
+        match self.1.take() {
+            Some(d) => (
+                d.stdout.join().unwrap_or_default(),
+                d.stderr.join().unwrap_or_default(),
+            ),
+            None => Default::default(),
+        }
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -444,7 +486,7 @@ fn start_with(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut server = Server(child);
+    let mut server = Server::spawned(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = call(port, "GET", "/openapi.json", &[], None) {
@@ -452,10 +494,7 @@ fn start_with(
             return server;
         }
         if server.0.try_wait().unwrap().is_some() {
-            let mut stderr = String::new();
-            if let Some(mut e) = server.0.stderr.take() {
-                let _ = e.read_to_string(&mut stderr);
-            }
+            let (_, stderr) = server.output();
             panic!("{example} exited early: {stderr}");
         }
         assert!(Instant::now() < deadline, "{example} not ready after 60 s");
@@ -484,22 +523,7 @@ fn stop(mut server: Server, example: &str) -> (std::process::ExitStatus, String,
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    server
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    server
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (stdout, stderr) = server.output();
     (status, stdout, stderr)
 }
 

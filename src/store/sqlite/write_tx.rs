@@ -8,6 +8,9 @@
 //! fails with "store unavailable" (seen at about 900,000 keys in the
 //! management benchmark's populate step, 8 concurrent writers). Waiting in
 //! a FIFO queue first leaves the busy timeout for other processes only.
+//! A turn is waited for at most as long as the busy timeout: a writer stuck
+//! holding its turn (a task whose runtime stopped polling it) must not
+//! block every other writer forever.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -18,14 +21,29 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::store::StoreResult;
 use crate::store::sql::map_err;
 
+/// The longest wait for a turn: the busy timeout's (see
+/// [`WriteTurns::begin`]).
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The queue of one store's writers (shared by its clones).
 #[derive(Debug, Clone, Default)]
 pub(super) struct WriteTurns(Arc<Mutex<()>>);
 
 impl WriteTurns {
-    /// Waits for this store's turn to write, then `BEGIN IMMEDIATE`.
+    /// Waits for this store's turn to write (at most [`TURN_WAIT`]), then
+    /// `BEGIN IMMEDIATE`.
     pub(super) async fn begin(&self, pool: &SqlitePool) -> StoreResult<WriteTx> {
-        let turn = self.0.clone().lock_owned().await;
+        let turn = match tokio::time::timeout(TURN_WAIT, self.0.clone().lock_owned()).await {
+            Ok(turn) => Some(turn),
+            Err(_) => {
+                // A writer holds its turn this long only when it is stuck
+                // (for example a task of a runtime that stopped polling):
+                // wait on SQLite's lock and its busy timeout instead, as
+                // without turns, rather than forever.
+                tracing::warn!(target: "keyward::store", "SQLite write turn not granted within 5 s; waiting for the database lock instead");
+                None
+            }
+        };
         let tx = pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -38,7 +56,7 @@ impl WriteTurns {
 /// (rolled back).
 pub(super) struct WriteTx {
     tx: sqlx::Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<()>,
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
