@@ -208,11 +208,16 @@ impl SqliteStore {
             .await
             .map_err(|e| map_err(e, "read"))?;
         let mut page = Vec::with_capacity(q.limit.min(matches.len()));
-        for chunk in matches.chunks(RARE_NAME_CHUNK) {
+        let mut rest = &matches[..];
+        while !rest.is_empty() {
             let wanted = q.limit.saturating_sub(page.len());
             if wanted == 0 {
                 break;
             }
+            // As many keys as the page still needs (most matches pass the
+            // other filters), at least a few, at most a chunk.
+            let (chunk, after) = rest.split_at(wanted.clamp(16, RARE_NAME_CHUNK).min(rest.len()));
+            rest = after;
             let mut qb: QueryBuilder<Sqlite> =
                 QueryBuilder::new(format!("SELECT {KEY_COLUMNS} FROM keys WHERE id IN ("));
             let mut ids = qb.separated(", ");
