@@ -218,8 +218,13 @@ impl SqliteStore {
             // other filters), at least a few, at most a chunk.
             let (chunk, after) = rest.split_at(wanted.clamp(16, RARE_NAME_CHUNK).min(rest.len()));
             rest = after;
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {KEY_COLUMNS} FROM keys WHERE id IN ("));
+            // By id (the primary key's index, named by SQLite): left to
+            // itself, the planner walks the account's index for the ORDER
+            // BY and probes every key against the ids (230 ms for a page
+            // deep in a 1,000,000-key account).
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "SELECT {KEY_COLUMNS} FROM keys INDEXED BY sqlite_autoindex_keys_1 WHERE id IN ("
+            ));
             let mut ids = qb.separated(", ");
             for id in chunk {
                 ids.push_bind(id.clone());
