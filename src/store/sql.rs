@@ -238,6 +238,37 @@ macro_rules! key_bind_columns {
 }
 pub(crate) use key_bind_columns;
 
+/// The keys in rows of [`key_for_verify_query`]: one or more rows per key
+/// (one per limits row), in any order. `id`, `key` and `limits` read a
+/// row's key id, its record with its application's status, and its
+/// limits row: each store
+/// decodes its own rows.
+pub(crate) fn group_keys_for_verify<R>(
+    rows: &[R],
+    id: impl Fn(&R) -> StoreResult<String>,
+    key: impl Fn(&R) -> StoreResult<(StoredKey, Option<String>)>,
+    limits: impl Fn(&R) -> StoreResult<Option<super::StoredLimits>>,
+) -> StoreResult<Vec<super::KeyForVerify>> {
+    let mut out: Vec<super::KeyForVerify> = Vec::new();
+    let mut at = HashMap::<String, usize>::new();
+    for r in rows {
+        let i = match at.entry(id(r)?) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let (stored, app_status) = key(r)?;
+                let app_active = stored
+                    .key
+                    .app_id
+                    .map(|_| app_status.as_deref() == Some(AppStatus::Active.as_str()));
+                out.push(super::KeyForVerify::new(stored, app_active, Vec::new()));
+                *e.insert(out.len() - 1)
+            }
+        };
+        out[i].limits.extend(limits(r)?);
+    }
+    Ok(out)
+}
+
 /// The `SELECT` of [`KeyStore::get_key_for_verify`](super::KeyStore::get_key_for_verify)
 /// for a backend whose key columns are `key_columns` and whose joins need
 /// `app_join` and `key_owner` (collations): the key joined with its

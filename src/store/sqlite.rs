@@ -337,28 +337,15 @@ fn key_for_verify_query(condition: &str) -> String {
 /// The keys in rows of [`key_for_verify_query`]: one or more rows per key
 /// (one per limits row), in any order.
 fn keys_for_verify(rows: &[SqliteRow]) -> StoreResult<Vec<KeyForVerify>> {
-    let mut out: Vec<KeyForVerify> = Vec::new();
-    let mut at = std::collections::HashMap::<String, usize>::new();
-    for r in rows {
-        let id: String = r.try_get("id").map_err(|e| map_err(e, "decode"))?;
-        let i = match at.get(&id) {
-            Some(&i) => i,
-            None => {
-                let stored = key_row(r)?.into_stored()?;
-                let app_status: Option<String> =
-                    r.try_get("app_status").map_err(|e| map_err(e, "decode"))?;
-                let app_active = stored
-                    .key
-                    .app_id
-                    .map(|_| app_status.as_deref() == Some(AppStatus::Active.as_str()));
-                out.push(KeyForVerify::new(stored, app_active, Vec::new()));
-                at.insert(id, out.len() - 1);
-                out.len() - 1
-            }
-        };
-        out[i].limits.extend(super::sqlite_limits::joined(r, "l_")?);
-    }
-    Ok(out)
+    sql::group_keys_for_verify(
+        rows,
+        |r| r.try_get("id").map_err(|e| map_err(e, "decode")),
+        |r| {
+            let app_status = r.try_get("app_status").map_err(|e| map_err(e, "decode"))?;
+            Ok((key_row(r)?.into_stored()?, app_status))
+        },
+        |r| super::sqlite_limits::joined(r, "l_"),
+    )
 }
 
 fn key_row(r: &SqliteRow) -> StoreResult<KeyRow> {
