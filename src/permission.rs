@@ -1,6 +1,5 @@
 //! [`Permission`] names and [`PermissionSet`]s.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -141,9 +140,17 @@ impl<'de> Deserialize<'de> for Permission {
 }
 
 /// An ordered set of permissions.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Kept as a sorted slice: sets are small, and a verification checks one
+/// name against its principal's set on every request (a scan of a few
+/// names is cheaper than a tree walk).
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct PermissionSet(BTreeSet<Permission>);
+pub struct PermissionSet(Vec<Permission>);
+
+/// Sets up to this size are searched front to back, larger ones by
+/// bisection.
+const SCAN_LEN: usize = 8;
 
 impl PermissionSet {
     /// The empty set.
@@ -169,38 +176,74 @@ impl PermissionSet {
         names
             .into_iter()
             .map(|n| Permission::new(n.as_ref()))
-            .collect::<Result<BTreeSet<_>, _>>()
-            .map(Self)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::sorted)
+    }
+
+    /// The set of `v`'s permissions (sorted, duplicates dropped).
+    fn sorted(mut v: Vec<Permission>) -> Self {
+        v.sort_unstable();
+        v.dedup();
+        Self(v)
+    }
+
+    /// Where `name` is, or where it would go.
+    #[inline]
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|p| (*p.0).cmp(name))
     }
 
     /// Whether `p` is in the set.
     pub fn contains(&self, p: &Permission) -> bool {
-        self.0.contains(p)
+        self.contains_name(p.as_str())
     }
 
     /// Whether the set contains a permission named `name`.
+    #[inline]
     pub fn contains_name(&self, name: &str) -> bool {
-        self.0.contains(name)
+        if self.0.len() <= SCAN_LEN {
+            self.0.iter().any(|p| *p.0 == *name)
+        } else {
+            self.position(name).is_ok()
+        }
     }
 
     /// Adds `p`; returns whether it was new.
     pub fn insert(&mut self, p: Permission) -> bool {
-        self.0.insert(p)
+        match self.position(p.as_str()) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, p);
+                true
+            }
+        }
     }
 
     /// Whether every permission of `self` is in `other`.
     pub fn is_subset(&self, other: &Self) -> bool {
-        self.0.is_subset(&other.0)
+        self.0.iter().all(|p| other.contains(p))
     }
 
     /// The permissions in both sets.
     pub fn intersection(&self, other: &Self) -> Self {
-        Self(self.0.intersection(&other.0).cloned().collect())
+        Self(
+            self.0
+                .iter()
+                .filter(|p| other.contains(p))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// The permissions of `self` missing from `other`.
     pub fn difference(&self, other: &Self) -> Self {
-        Self(self.0.difference(&other.0).cloned().collect())
+        Self(
+            self.0
+                .iter()
+                .filter(|p| !other.contains(p))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Number of permissions.
@@ -219,6 +262,12 @@ impl PermissionSet {
     }
 }
 
+impl<'de> Deserialize<'de> for PermissionSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Permission>::deserialize(d).map(Self::sorted)
+    }
+}
+
 impl fmt::Debug for PermissionSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.0.iter()).finish()
@@ -227,13 +276,13 @@ impl fmt::Debug for PermissionSet {
 
 impl FromIterator<Permission> for PermissionSet {
     fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        Self::sorted(iter.into_iter().collect())
     }
 }
 
 impl<'a> IntoIterator for &'a PermissionSet {
     type Item = &'a Permission;
-    type IntoIter = std::collections::btree_set::Iter<'a, Permission>;
+    type IntoIter = std::slice::Iter<'a, Permission>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
     }

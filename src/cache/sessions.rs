@@ -21,6 +21,8 @@ pub(crate) struct SecretRef {
 /// A cached session.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionEntry {
+    /// The session's id, shared with the principals it grants.
+    pub(crate) id: std::sync::Arc<SessionId>,
     pub(crate) key_id: KeyId,
     pub(crate) digest: [u8; 32],
     pub(crate) expires_at: i64,

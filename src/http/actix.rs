@@ -45,7 +45,7 @@ use crate::context::Label;
 use crate::http::api::{self, Response};
 use crate::http::auth::{self, Later};
 use crate::http::body::Body;
-use crate::http::headers::{self, RequestHeaders};
+use crate::http::headers::{self, Hv, RequestHeaders};
 use crate::http::{HttpConfig, HttpError, KeywardHttp, MAX_BODY_BYTES, RouteUsage};
 use crate::permission::Permission;
 use crate::principal::Principal;
@@ -611,6 +611,7 @@ async fn serve(path: &'static str, req: HttpRequest, payload: web::Payload) -> H
         id: req.match_info().get("id"),
         query: req.query_string(),
         headers: gather(req.headers()),
+        content_type: Hv::of(req.headers().get_all("content-type").map(|v| v.as_bytes())),
         client_ip: client_ip(cfg, &req),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
         user: user.as_ref(),

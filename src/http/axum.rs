@@ -50,7 +50,7 @@ use crate::context::Label;
 use crate::http::api::{self, Response};
 use crate::http::auth::{self, Found, Later};
 use crate::http::body::Body;
-use crate::http::headers::{self, RequestHeaders};
+use crate::http::headers::{self, Hv, RequestHeaders};
 use crate::http::{
     HttpConfig, HttpError, KeywardHttp, MAX_BODY_BYTES, RequiredPermission, RouteUsage,
 };
@@ -687,6 +687,13 @@ async fn serve(http: &KeywardHttp, path: &'static str, req: Request) -> AxumResp
         id: id.as_deref(),
         query: parts.uri.query().unwrap_or(""),
         headers: gather(&parts.headers),
+        content_type: Hv::of(
+            parts
+                .headers
+                .get_all(header::CONTENT_TYPE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        ),
         client_ip: client_ip(cfg, &parts.headers, &parts.extensions),
         body: bytes.as_deref().map_or(Body::TooLarge, Body::Read),
         user: parts.extensions.get::<crate::http::HostUser>(),

@@ -30,50 +30,123 @@ impl<'a> Hv<'a> {
     }
 }
 
-/// The headers keyward reads, gathered by an adapter.
+/// The headers keyward authenticates with, gathered by an adapter.
+///
+/// Stored as one optional value per header plus a bit per header sent
+/// more than once: 120 bytes, so that moving it (into the verification's
+/// state) is inline rather than a `memcpy` call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestHeaders<'a> {
-    pub(crate) api_key: Hv<'a>,
-    pub(crate) api_secret: Hv<'a>,
-    pub(crate) authorization: Hv<'a>,
-    pub(crate) account_id: Hv<'a>,
-    pub(crate) content_type: Hv<'a>,
-    pub(crate) origin: Hv<'a>,
-    pub(crate) referer: Hv<'a>,
+    /// The first value of each [`Header`] sent.
+    values: [Option<&'a [u8]>; Header::COUNT],
+    /// Bit `h` set: header `h` was sent more than once.
+    many: u8,
+}
+
+/// A header in [`RequestHeaders`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// `x-api-key`.
+    ApiKey,
+    /// `x-api-secret`.
+    ApiSecret,
+    /// `authorization`.
+    Authorization,
+    /// `x-account-id`.
+    AccountId,
+    /// `origin`.
+    Origin,
+    /// `referer`.
+    Referer,
     /// `x-call-origin`: believed only from a trusted proxy.
-    pub(crate) call_origin: Hv<'a>,
+    CallOrigin,
+}
+
+impl Header {
+    const COUNT: usize = 7;
+
+    /// The header a lower-case name is, if keyward reads it.
+    #[inline]
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "x-api-key" => Header::ApiKey,
+            "x-api-secret" => Header::ApiSecret,
+            "authorization" => Header::Authorization,
+            "x-account-id" => Header::AccountId,
+            "origin" => Header::Origin,
+            "referer" => Header::Referer,
+            "x-call-origin" => Header::CallOrigin,
+            _ => return None,
+        })
+    }
+}
+
+impl<'a> Hv<'a> {
+    /// The values of one header, in order.
+    pub(crate) fn of(values: impl Iterator<Item = &'a [u8]>) -> Self {
+        let mut hv = Hv::Absent;
+        for v in values {
+            hv.push(v);
+        }
+        hv
+    }
 }
 
 impl<'a> RequestHeaders<'a> {
+    /// No headers.
+    pub(crate) const NONE: Self = RequestHeaders {
+        values: [None; Header::COUNT],
+        many: 0,
+    };
+
     /// From every `(lower-case name, value)` of the request, in one pass:
     /// cheaper than one map lookup per header keyward reads.
     #[inline]
     pub(crate) fn gather(all: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
-        let mut h = RequestHeaders {
-            api_key: Hv::Absent,
-            api_secret: Hv::Absent,
-            authorization: Hv::Absent,
-            account_id: Hv::Absent,
-            content_type: Hv::Absent,
-            origin: Hv::Absent,
-            referer: Hv::Absent,
-            call_origin: Hv::Absent,
-        };
+        let mut h = Self::NONE;
         for (name, v) in all {
-            let slot = match name {
-                "x-api-key" => &mut h.api_key,
-                "x-api-secret" => &mut h.api_secret,
-                "authorization" => &mut h.authorization,
-                "x-account-id" => &mut h.account_id,
-                "content-type" => &mut h.content_type,
-                "origin" => &mut h.origin,
-                "referer" => &mut h.referer,
-                "x-call-origin" => &mut h.call_origin,
-                _ => continue,
-            };
-            slot.push(v);
+            if let Some(header) = Header::named(name) {
+                h.push(header, v);
+            }
         }
         h
+    }
+
+    /// One more value of `header`.
+    #[inline]
+    fn push(&mut self, header: Header, v: &'a [u8]) {
+        let slot = &mut self.values[header as usize];
+        if slot.is_some() {
+            self.many |= 1 << header as u8;
+        } else {
+            *slot = Some(v);
+        }
+    }
+
+    /// The values of `header`.
+    #[inline]
+    pub(crate) fn get(&self, header: Header) -> Hv<'a> {
+        if self.many & (1 << header as u8) != 0 {
+            return Hv::Many;
+        }
+        match self.values[header as usize] {
+            Some(v) => Hv::One(v),
+            None => Hv::Absent,
+        }
+    }
+
+    /// These headers with `header` set to `v` (for tests).
+    #[cfg(test)]
+    pub(crate) fn with(mut self, header: Header, v: Hv<'a>) -> Self {
+        let bit = 1 << header as u8;
+        self.many &= !bit;
+        self.values[header as usize] = None;
+        match v {
+            Hv::Absent => {}
+            Hv::One(v) => self.values[header as usize] = Some(v),
+            Hv::Many => self.many |= bit,
+        }
+        self
     }
 
     /// The request's browser origin, for keys with allowed origins: its
@@ -82,7 +155,7 @@ impl<'a> RequestHeaders<'a> {
     /// (which no allowed origin matches).
     #[inline]
     pub(crate) fn browser_origin(&self) -> Option<&'a str> {
-        match (self.origin, self.referer) {
+        match (self.get(Header::Origin), self.get(Header::Referer)) {
             (Hv::Absent, Hv::Absent) => None,
             (Hv::One(o), _) => std::str::from_utf8(o).ok().map(str::trim),
             (Hv::Absent, Hv::One(r)) => std::str::from_utf8(r)
@@ -218,9 +291,9 @@ pub(crate) fn credentials<'a>(
     cfg: &HttpConfig,
     h: &RequestHeaders<'a>,
 ) -> Result<Option<Credentials<'a>>, HttpError> {
-    let key = single(cfg, "x-api-key", h.api_key)?;
-    let secret = single(cfg, "x-api-secret", h.api_secret)?;
-    let auth = single(cfg, "authorization", h.authorization)?;
+    let key = single(cfg, "x-api-key", h.get(Header::ApiKey))?;
+    let secret = single(cfg, "x-api-secret", h.get(Header::ApiSecret))?;
+    let auth = single(cfg, "authorization", h.get(Header::Authorization))?;
     let token = match auth {
         Some(v) => bearer(cfg, v)?,
         None => None,
@@ -247,13 +320,22 @@ pub(crate) fn credentials<'a>(
     }
 }
 
-/// The `x-account-id` header, if sent.
-#[inline]
+/// The `x-account-id` header, if sent (inline: most requests send none).
+#[inline(always)]
 pub(crate) fn account_id(
     cfg: &HttpConfig,
     h: &RequestHeaders<'_>,
 ) -> Result<Option<AccountId>, HttpError> {
-    let Some(v) = single(cfg, "x-account-id", h.account_id)? else {
+    match h.get(Header::AccountId) {
+        Hv::Absent => Ok(None),
+        v => sent_account_id(cfg, v),
+    }
+}
+
+/// [`account_id`] of a request that sent the header.
+#[cold]
+fn sent_account_id(cfg: &HttpConfig, v: Hv<'_>) -> Result<Option<AccountId>, HttpError> {
+    let Some(v) = single(cfg, "x-account-id", v)? else {
         return Ok(None);
     };
     let s =
@@ -324,7 +406,7 @@ pub(crate) fn call_origin(h: &RequestHeaders<'_>, client: &Client) -> Option<cra
     if !client.via_trusted_proxy {
         return None;
     }
-    match h.call_origin {
+    match h.get(Header::CallOrigin) {
         Hv::One(v) => {
             crate::hint::cold_path();
             crate::Label::parse(std::str::from_utf8(v.trim_ascii()).ok()?)
@@ -366,16 +448,10 @@ mod tests {
     use super::*;
 
     fn h<'a>(key: Hv<'a>, secret: Hv<'a>, auth: Hv<'a>) -> RequestHeaders<'a> {
-        RequestHeaders {
-            api_key: key,
-            api_secret: secret,
-            authorization: auth,
-            account_id: Hv::Absent,
-            content_type: Hv::Absent,
-            origin: Hv::Absent,
-            referer: Hv::Absent,
-            call_origin: Hv::Absent,
-        }
+        RequestHeaders::NONE
+            .with(Header::ApiKey, key)
+            .with(Header::ApiSecret, secret)
+            .with(Header::Authorization, auth)
     }
 
     #[test]
@@ -493,10 +569,7 @@ mod tests {
         let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
         let direct: IpAddr = "203.0.113.9".parse().expect("ip");
         let cfg = HttpConfig::default().trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
-        let with = |v: Hv<'static>| RequestHeaders {
-            call_origin: v,
-            ..h(Hv::Absent, Hv::Absent, Hv::Absent)
-        };
+        let with = |v: Hv<'static>| RequestHeaders::NONE.with(Header::CallOrigin, v);
         let via = client(&cfg, Some(proxy), std::iter::empty);
         let not = client(&cfg, Some(direct), std::iter::empty);
         assert!(via.via_trusted_proxy && !not.via_trusted_proxy);
@@ -514,6 +587,25 @@ mod tests {
         let none = client(&HttpConfig::default(), Some(proxy), std::iter::empty);
         assert_eq!(call_origin(&with(Hv::One(b"mcp")), &none), None);
         let gathered = RequestHeaders::gather([("x-call-origin", &b"mcp"[..])].into_iter());
-        assert_eq!(gathered.call_origin, Hv::One(b"mcp"));
+        assert_eq!(gathered.get(Header::CallOrigin), Hv::One(b"mcp"));
+    }
+
+    #[test]
+    fn gathering_tells_one_value_from_several_and_stays_small() {
+        let g = RequestHeaders::gather(
+            [
+                ("x-api-key", &b"a"[..]),
+                ("origin", b"https://a.example"),
+                ("x-api-key", b"b"),
+                ("x-api-key", b"c"),
+                ("content-type", b"application/json"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(g.get(Header::ApiKey), Hv::Many);
+        assert_eq!(g.get(Header::Origin), Hv::One(b"https://a.example"));
+        assert_eq!(g.get(Header::ApiSecret), Hv::Absent);
+        // Moved into the verification's state: inline up to 128 bytes.
+        assert!(size_of::<RequestHeaders<'_>>() <= 128);
     }
 }

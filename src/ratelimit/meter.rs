@@ -42,13 +42,21 @@ pub struct LimitStatus {
 /// [`LimitStatus`] is built from the grant's meters when asked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Applied {
-    meter: u8,
+    /// One more than the meter's index: never zero, so `Option<Applied>`
+    /// needs no tag of its own (it is kept in every principal).
+    meter: std::num::NonZeroU8,
     limit: u8,
     remaining: u32,
     /// Windows are at most 31 days (2.7e9 ms): a `u32` holds any reset,
-    /// and keeps the principal at 128 bytes (moved inline, without a
-    /// `memcpy` call).
+    /// and keeps the principal small (see `principal::layout`).
     reset_ms: u32,
+}
+
+impl Applied {
+    /// The index of the meter in the grant's meters.
+    fn meter(self) -> usize {
+        usize::from(self.meter.get() - 1)
+    }
 }
 
 /// Why an accepted credential's request is refused.
@@ -394,7 +402,7 @@ impl Meters {
         let l = self
             .0
             .as_ref()?
-            .get(usize::from(applied.meter))?
+            .get(applied.meter())?
             .limits
             .get(usize::from(applied.limit))?;
         Some(LimitStatus {
@@ -456,7 +464,10 @@ pub(crate) fn admit(
                     }
                     if closest.is_none_or(|c| remaining < c.remaining) {
                         closest = Some(Applied {
-                            meter: mi as u8,
+                            // A grant has at most three meters (key,
+                            // application, account).
+                            meter: std::num::NonZeroU8::new((mi as u8).saturating_add(1))
+                                .unwrap_or(std::num::NonZeroU8::MAX),
                             limit: li as u8,
                             remaining,
                             reset_ms: u32::try_from(ceil_ms(reset)).unwrap_or(u32::MAX),

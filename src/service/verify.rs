@@ -640,7 +640,7 @@ impl Keyward {
         let judge = self.judge(now, &ctx);
         match self.decide_session(&entry, digest, &judge, ctx) {
             Decision::NeedStore | Decision::NeedHash { .. } => None,
-            decided => Some(session_outcome(sid, &entry, decided, ctx)),
+            decided => Some(session_outcome(&entry, decided, ctx)),
         }
     }
 
@@ -684,7 +684,7 @@ impl Keyward {
                 (Decision::NeedLease { grant }, _) => {
                     return Err(grant.meters.contended(ctx.limit, now).error());
                 }
-                (decided, Some(e)) => return session_outcome(sid, &e, decided, ctx),
+                (decided, Some(e)) => return session_outcome(&e, decided, ctx),
                 (_, None) => return Err(Error::Unauthorized),
             }
         }
@@ -820,7 +820,7 @@ fn warn_no_client_address() {
 fn principal(
     id: KeyId,
     grant: Arc<Grant>,
-    session_id: Option<SessionId>,
+    session_id: Option<Arc<SessionId>>,
     secret: SecretRef,
     limit_status: Option<crate::ratelimit::meter::Applied>,
     ctx: VerifyContext<'_>,
@@ -838,7 +838,6 @@ fn principal(
 
 /// A session's decided outcome (`Unauthorized` when still undecided).
 fn session_outcome(
-    sid: SessionId,
     entry: &SessionEntry,
     decided: Decision,
     ctx: VerifyContext<'_>,
@@ -851,7 +850,7 @@ fn session_outcome(
         } => Ok(principal(
             entry.key_id,
             grant,
-            Some(sid),
+            Some(Arc::clone(&entry.id)),
             secret,
             applied,
             ctx,
@@ -866,6 +865,7 @@ fn session_outcome(
 /// The cache entry for a stored session read at `read_at`.
 pub(crate) fn session_entry(s: &crate::session::Session, read_at: i64) -> SessionEntry {
     SessionEntry {
+        id: Arc::new(s.id),
         key_id: s.key_id,
         digest: s.token_digest,
         expires_at: time_to_nanos(s.expires_at),

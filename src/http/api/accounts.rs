@@ -75,7 +75,7 @@ async fn create(
     let map = body::object(
         cfg,
         req.body,
-        req.headers.content_type,
+        req.content_type,
         &super::limits::fields(CREATE_FIELDS),
         false,
     )?;
@@ -140,7 +140,7 @@ async fn update(
     let map = body::object(
         cfg,
         req.body,
-        req.headers.content_type,
+        req.content_type,
         &super::limits::fields(UPDATE_FIELDS),
         false,
     )?;

@@ -107,7 +107,7 @@ pub(super) async fn handle(
             Ok(Response::json(200, &json!({ "items": items })))
         }
         Op::AddOrigin => {
-            let map = body::object(cfg, req.body, req.headers.content_type, &["origin"], false)?;
+            let map = body::object(cfg, req.body, req.content_type, &["origin"], false)?;
             let mut f = Fields { cfg, map };
             let origin = f.required_string("origin")?;
             let entry = kw

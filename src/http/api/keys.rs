@@ -132,7 +132,7 @@ async fn create(
     let map = body::object(
         cfg,
         req.body,
-        req.headers.content_type,
+        req.content_type,
         &super::limits::fields(CREATE_FIELDS),
         false,
     )?;
@@ -300,7 +300,7 @@ async fn update(
     let map = body::object(
         cfg,
         req.body,
-        req.headers.content_type,
+        req.content_type,
         &super::limits::fields(UPDATE_FIELDS),
         false,
     )?;
@@ -356,7 +356,7 @@ async fn rotate(
     let map = body::object(
         cfg,
         req.body,
-        req.headers.content_type,
+        req.content_type,
         &["grace_period_seconds"],
         true,
     )?;

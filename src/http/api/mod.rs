@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::http::body::Body;
 use crate::http::config::HttpConfig;
 use crate::http::error::HttpError;
-use crate::http::headers::RequestHeaders;
+use crate::http::headers::{Hv, RequestHeaders};
 use crate::http::host_user::HostUser;
 use crate::service::Keyward;
 
@@ -109,6 +109,8 @@ pub(crate) struct Request<'a> {
     /// The raw query string (without `?`).
     pub(crate) query: &'a str,
     pub(crate) headers: RequestHeaders<'a>,
+    /// The `Content-Type` values (of a request with a body).
+    pub(crate) content_type: Hv<'a>,
     pub(crate) client_ip: Option<IpAddr>,
     pub(crate) body: Body<'a>,
     /// The person the host's authentication put on the request, if any.

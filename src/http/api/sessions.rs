@@ -24,13 +24,7 @@ pub(super) async fn login(
     let svc = |e| HttpError::from_service(cfg, e);
     // No body, an empty one, or a JSON object naming the key and secret;
     // never a body beside header credentials (which would win?).
-    let map = body::object(
-        cfg,
-        req.body,
-        req.headers.content_type,
-        &["key", "secret"],
-        true,
-    )?;
+    let map = body::object(cfg, req.body, req.content_type, &["key", "secret"], true)?;
     let principal = match headers::credentials(cfg, &req.headers)? {
         Some(_) if !map.is_empty() => {
             return Err(HttpError::invalid_request(
