@@ -19,17 +19,6 @@ pub(crate) enum Hv<'a> {
     Many,
 }
 
-impl<'a> Hv<'a> {
-    /// One more value of the header.
-    #[inline]
-    fn push(&mut self, v: &'a [u8]) {
-        *self = match *self {
-            Hv::Absent => Hv::One(v),
-            Hv::One(_) | Hv::Many => Hv::Many,
-        };
-    }
-}
-
 /// The headers keyward authenticates with, gathered by an adapter.
 ///
 /// Stored as one optional value per header plus a bit per header sent
@@ -81,14 +70,14 @@ impl Header {
     }
 }
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 impl<'a> Hv<'a> {
-    /// The values of one header, in order.
+    /// The values of one header, in order (for the management API).
     pub(crate) fn of(values: impl Iterator<Item = &'a [u8]>) -> Self {
-        let mut hv = Hv::Absent;
-        for v in values {
-            hv.push(v);
-        }
-        hv
+        values.fold(Hv::Absent, |hv, v| match hv {
+            Hv::Absent => Hv::One(v),
+            Hv::One(_) | Hv::Many => Hv::Many,
+        })
     }
 }
 
