@@ -53,6 +53,12 @@ pub(crate) struct Applied {
 }
 
 impl Applied {
+    /// `meter` as stored for the meter at `index` (a grant has at most
+    /// three: key, application, account).
+    fn meter_at(index: usize) -> std::num::NonZeroU8 {
+        std::num::NonZeroU8::MIN.saturating_add(index as u8)
+    }
+
     /// The index of the meter in the grant's meters.
     fn meter(self) -> usize {
         usize::from(self.meter.get() - 1)
@@ -464,10 +470,7 @@ pub(crate) fn admit(
                     }
                     if closest.is_none_or(|c| remaining < c.remaining) {
                         closest = Some(Applied {
-                            // A grant has at most three meters (key,
-                            // application, account).
-                            meter: std::num::NonZeroU8::new((mi as u8).saturating_add(1))
-                                .unwrap_or(std::num::NonZeroU8::MAX),
+                            meter: Applied::meter_at(mi),
                             limit: li as u8,
                             remaining,
                             reset_ms: u32::try_from(ceil_ms(reset)).unwrap_or(u32::MAX),
