@@ -130,6 +130,52 @@ async fn expiry_and_client_networks_apply() {
     assert!(matches!(e, Error::KeyExpired), "{e:?}");
 }
 
+/// A key's browser-origin and network allowlists still hold on an
+/// instance that first verified it cold (by argon2): recording the verified
+/// secret must not drop the allowlists with the hash it replaces.
+#[tokio::test]
+async fn allowlists_hold_after_a_cold_verification() {
+    let f = fixture().await;
+    let other = common::service(&f.store, &f.clock);
+    for (name, allowed, refused) in [
+        (
+            "origins",
+            ctx().browser_origin("https://app.example.com"),
+            ctx().browser_origin("https://evil.example.net"),
+        ),
+        (
+            "networks",
+            ctx().client_ip("10.1.2.3".parse().expect("ip")),
+            ctx().client_ip("192.0.2.1".parse().expect("ip")),
+        ),
+    ] {
+        let new = NewKey::new(name);
+        let new = if name == "origins" {
+            new.allowed_origins(vec!["https://app.example.com".into()])
+        } else {
+            new.allowed_cidrs(vec!["10.0.0.0/8".parse().expect("cidr")])
+        };
+        let k =
+            f.kw.issue_key(Actor::System, &f.account.id, new)
+                .await
+                .expect("issued");
+        // Cold on `other`: argon2 accepts, then the tag is recorded.
+        other
+            .verify(k.key.id.as_str(), k.secret.expose(), allowed)
+            .await
+            .expect("allowed, cold");
+        other
+            .verify(k.key.id.as_str(), k.secret.expose(), allowed)
+            .await
+            .expect("allowed, warm");
+        let e = other
+            .verify(k.key.id.as_str(), k.secret.expose(), refused)
+            .await
+            .expect_err("refused, warm");
+        assert!(matches!(e, Error::ClientNotAllowed), "{name}: {e:?}");
+    }
+}
+
 #[tokio::test]
 async fn rotation_with_and_without_grace() {
     let f = fixture().await;

@@ -3,12 +3,12 @@
 //! vouches that nothing it holds has changed since ([`Vouch`]).
 
 mod accounts;
-mod index;
 mod keys;
 mod sessions;
+mod table;
 mod vouch;
 
 pub(crate) use accounts::{AccountCache, CachedAccount};
-pub(crate) use keys::{Extra, Found, KeyCache, KeyEntry, SecretSlot};
+pub(crate) use keys::{Cached, Extra, Found, KeyCache, KeyEntry, LoadedKey, SecretSlot};
 pub(crate) use sessions::{SecretRef, SessionCache, SessionEntry};
 pub(crate) use vouch::Vouch;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
-use crate::cache::{Found, KeyEntry, SecretRef, SessionEntry};
+use crate::cache::{Cached, Found, KeyEntry, SecretRef, SessionEntry};
 use crate::context::{Label, VerifyContext};
 use crate::digest::{Tag, tags_equal};
 use crate::error::Error;
@@ -310,7 +310,7 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
             // loads: the CPU computes it while the entry is still arriving
             // from memory (the main cost of a verification among many keys).
             let tag = tag();
-            if !judge.current(e) {
+            if !judge.current(&e) {
                 crate::hint::cold_path();
                 return Decision::NeedStore;
             }
@@ -320,7 +320,7 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
             }
         }
         Presented::Session(opened) => {
-            if !judge.current(e) {
+            if !judge.current(&e) {
                 return Decision::NeedStore;
             }
             if !still_valid(e, opened, judge.now) {
@@ -347,15 +347,9 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
 /// accepted secret is verified and none matches) or the hashes argon2
 /// must try.
 #[inline(always)]
-fn proved(e: &KeyEntry, tag: &Tag, now: i64) -> Result<SecretRef, Decision> {
+fn proved(e: Cached<'_>, tag: &Tag, now: i64) -> Result<SecretRef, Decision> {
     let current = e.tag().map(|t| tags_equal(&t, tag));
-    let previous = match e.extra {
-        None => None,
-        Some(_) => {
-            crate::hint::cold_path();
-            e.previous_at(now)
-        }
-    };
+    let previous = e.previous_at(now);
     let previous_match = previous.and_then(|slot| slot.tag.map(|t| tags_equal(&t, tag)));
     if current == Some(true) {
         return Ok(SecretRef {
@@ -384,7 +378,7 @@ fn proved(e: &KeyEntry, tag: &Tag, now: i64) -> Result<SecretRef, Decision> {
 /// [`proved`] when argon2 must decide. Out of line: it clones hashes.
 #[cold]
 #[inline(never)]
-fn need_hash(e: &KeyEntry, current_cold: bool, previous: Option<PhcString>) -> Decision {
+fn need_hash(e: Cached<'_>, current_cold: bool, previous: Option<PhcString>) -> Decision {
     Decision::NeedHash {
         current: if current_cold {
             e.current_hash().cloned()
@@ -400,7 +394,7 @@ fn need_hash(e: &KeyEntry, current_cold: bool, previous: Option<PhcString>) -> D
 /// generation, or the previous one while its grace period lasts; and the
 /// key's session epoch unchanged (no deactivation, no expiry moved after it
 /// passed, since the session opened).
-fn still_valid(e: &KeyEntry, opened: SecretRef, now: i64) -> bool {
+fn still_valid(e: Cached<'_>, opened: SecretRef, now: i64) -> bool {
     let secret_ok = opened.generation == e.generation
         || (opened.generation.wrapping_add(1) == e.generation && e.previous_at(now).is_some());
     secret_ok && opened.epoch == e.session_epoch()
@@ -410,7 +404,7 @@ fn still_valid(e: &KeyEntry, opened: SecretRef, now: i64) -> bool {
 /// client's network and browser origin allowed (checked in this order, and
 /// only after the secret).
 #[inline]
-fn state(e: &KeyEntry, judge: &Judge) -> Result<(), Refusal> {
+fn state(e: Cached<'_>, judge: &Judge) -> Result<(), Refusal> {
     if !e.active() {
         Err(Refusal::Inactive)
     } else if judge.now >= e.expires_at {

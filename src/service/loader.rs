@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Keyward;
 use crate::account::{Account, AccountStatus};
 use crate::api_key::KeyStatus;
-use crate::cache::{CachedAccount, Extra, KeyEntry, SecretSlot};
+use crate::cache::{CachedAccount, Extra, LoadedKey, SecretSlot};
 use crate::digest::Tag;
 use crate::error::Result;
 use crate::id::{AccountId, KeyId};
@@ -145,7 +145,7 @@ fn entry_for(
     read_at: i64,
     tag: Option<Tag>,
     meters: Meters,
-) -> KeyEntry {
+) -> LoadedKey {
     match account {
         Some(a) => entry_from(
             stored,
@@ -204,7 +204,7 @@ pub(crate) fn entry_from(
     fetched_at: i64,
     tag: Option<Tag>,
     meters: Meters,
-) -> KeyEntry {
+) -> LoadedKey {
     let k = &stored.key;
     let previous = stored.previous.as_ref().map(|p| {
         (
@@ -231,7 +231,7 @@ pub(crate) fn entry_from(
                 session_epoch: stored.session_epoch,
             })
         });
-    KeyEntry::new(
+    LoadedKey::new(
         k.id,
         Arc::new(Grant {
             account: k.account_id,

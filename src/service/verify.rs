@@ -343,7 +343,7 @@ impl Keyward {
                     .count(tally, Some(&e.usage), e.key_id, &e.grant.account, outcome);
             }
             if matches!(decision, Decision::Accept { .. })
-                && decide::refresh_due(e, judge, &self.inner.refresh_slots)
+                && decide::refresh_due(&e, judge, &self.inner.refresh_slots)
             {
                 self.refresh_ahead(e.key_id);
             }
