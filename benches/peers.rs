@@ -161,6 +161,12 @@ fn populate(rt: &tokio::runtime::Runtime, n: usize) -> (Keyward, Vec<(String, St
         }
         all
     });
+    let (len, bytes) = kw.cache_stats();
+    eprintln!(
+        "{len} keys cached: {:.1} MiB of cache tables and entries, {} bytes per key",
+        bytes as f64 / (1024.0 * 1024.0),
+        bytes / len.max(1)
+    );
     (kw, creds)
 }
 
