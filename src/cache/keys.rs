@@ -37,6 +37,29 @@ pub(crate) struct SecretSlot {
 }
 
 impl Extra {
+    /// The previous secret's slot while a grace period is open at `now`.
+    #[inline]
+    pub(crate) fn previous_at(&self, now: i64) -> Option<&SecretSlot> {
+        let (slot, until) = self.previous.as_ref()?;
+        (now < *until).then_some(slot)
+    }
+
+    /// Whether `ip` may use the key (any, without an allowlist).
+    fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
+        self.allowed.is_empty() || ip.is_some_and(|ip| self.allowed.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Whether a request from the browser origin `origin` (`None`: it
+    /// sent neither `Origin` nor `Referer`) may use the key.
+    fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        self.origins.is_empty()
+            || origin.is_some_and(|o| {
+                self.origins
+                    .iter()
+                    .any(|p| crate::origin::origin_matches(p, o))
+            })
+    }
+
     /// Whether nothing in it is needed any more (then the key drops it).
     fn is_empty(&self) -> bool {
         self.current_hash.is_none()
@@ -186,8 +209,7 @@ impl<'a> Cached<'a> {
     /// The previous secret's slot while a grace period is open at `now`.
     #[inline]
     pub(crate) fn previous_at(&self, now: i64) -> Option<&'a SecretSlot> {
-        let (slot, until) = self.extra()?.previous.as_ref()?;
-        (now < *until).then_some(slot)
+        self.extra()?.previous_at(now)
     }
 
     /// The hash of the current secret while no verification has replaced
@@ -196,22 +218,17 @@ impl<'a> Cached<'a> {
         self.extra()?.current_hash.as_ref()
     }
 
-    /// Whether `ip` may use the key. Inline: for most keys (no `Extra`)
-    /// it is one comparison.
-    #[inline]
+    /// Whether `ip` may use the key.
     pub(crate) fn ip_allowed(&self, ip: Option<IpAddr>) -> bool {
-        let allowed: &[IpNet] = self.extra().map_or(&[], |e| &e.allowed);
-        allowed.is_empty() || ip.is_some_and(|ip| allowed.iter().any(|n| n.contains(&ip)))
+        self.extra().is_none_or(|e| e.ip_allowed(ip))
     }
 
-    /// Whether a request from the browser origin `origin` (`None`: it
-    /// sent neither `Origin` nor `Referer`) may use the key. Inline: for
-    /// most keys (no `Extra`) it is one comparison.
+    /// Whether a client at `ip`, from the browser origin `origin`, may use
+    /// the key. Inline: for most keys (no `Extra`) it is one test.
     #[inline]
-    pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
-        let allowed = self.extra().map_or(&[][..], |e| &e.origins);
-        allowed.is_empty()
-            || origin.is_some_and(|o| allowed.iter().any(|p| crate::origin::origin_matches(p, o)))
+    pub(crate) fn admits(&self, ip: Option<IpAddr>, origin: Option<&str>) -> bool {
+        self.extra()
+            .is_none_or(|e| e.ip_allowed(ip) && e.origin_allowed(origin))
     }
 }
 
@@ -405,6 +422,7 @@ impl KeyCache {
         (h, (h as usize) % SHARDS)
     }
 
+    #[inline]
     fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
         self.shards[shard].read().unwrap_or_else(|e| e.into_inner())
     }

@@ -349,19 +349,22 @@ pub(crate) fn key<F: FnOnce() -> Tag>(
 #[inline(always)]
 fn proved(e: Cached<'_>, tag: &Tag, now: i64) -> Result<SecretRef, Decision> {
     let current = e.tag().map(|t| tags_equal(&t, tag));
-    let previous = e.previous_at(now);
+    // The extras once (most keys have none: one test of a flag).
+    let extra = e.extra();
+    let previous = extra.and_then(|x| x.previous_at(now));
+    let epoch = extra.map_or(0, |x| x.session_epoch);
     let previous_match = previous.and_then(|slot| slot.tag.map(|t| tags_equal(&t, tag)));
     if current == Some(true) {
         return Ok(SecretRef {
             generation: e.generation,
-            epoch: e.session_epoch(),
+            epoch,
         });
     }
     crate::hint::cold_path();
     if previous_match == Some(true) {
         return Ok(SecretRef {
             generation: e.generation.wrapping_sub(1),
-            epoch: e.session_epoch(),
+            epoch,
         });
     }
     let previous_cold = previous.is_some() && previous_match.is_none();
@@ -409,7 +412,7 @@ fn state(e: Cached<'_>, judge: &Judge) -> Result<(), Refusal> {
         Err(Refusal::Inactive)
     } else if judge.now >= e.expires_at {
         Err(Refusal::Expired)
-    } else if !e.ip_allowed(judge.ip) || !e.origin_allowed(judge.origin) {
+    } else if !e.admits(judge.ip, judge.origin) {
         Err(Refusal::ClientNotAllowed)
     } else {
         Ok(())
