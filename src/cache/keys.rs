@@ -516,8 +516,7 @@ impl KeyCache {
         let may =
             loaded.entry.vouchable() && seen.is_some_and(|seen| self.vouch.unchanged_since(seen));
         loaded = loaded.vouchable_if(may);
-        let grant = Arc::clone(&loaded.entry.grant);
-        loaded.entry.grant = intern(&mut shard.grants, grant);
+        loaded.entry.grant = intern(&mut shard.grants, loaded.entry.grant);
         let id = loaded.entry.key_id;
         if !shard.missing.is_empty() {
             shard.missing.remove(&id);

@@ -159,12 +159,9 @@ impl<V, S: Default> Table<V, S> {
 
     fn grow(&mut self, rehash: &impl Fn(&V) -> u64) {
         let old_len = self.slots.len();
+        // Always larger: below 8 slots the minimum is 8, from 8 on an
+        // eighth is at least one slot.
         let new_len = (old_len + old_len / 8).max(MIN_CAPACITY);
-        let new_len = if new_len == old_len {
-            old_len + 1
-        } else {
-            new_len
-        };
         self.ctrl = vec![EMPTY; new_len].into_boxed_slice();
         let old = std::mem::replace(
             &mut self.slots,
